@@ -1,0 +1,20 @@
+//! logrelay: one binary that ships syslog across a fleet.
+//!
+//! Module map (what each module owns; data flows top to bottom):
+//!
+//! - [`cli`]: the command line (`client | relay | server | check | stats`).
+//! - [`config`]: TOML -> validated [`config::Config`]; embedded defaults per mode.
+//! - [`message`]: [`message::Message`], `Facility`, `Severity`, `Batch` and the
+//!   acknowledgement token every layer passes along.
+//! - [`syslog`]: PRI, RFC 3164 and RFC 5424 parsers, RFC 6587 framing codecs,
+//!   output formats.
+//! - [`filter`]: the filter language: parser into `Expr`, evaluation.
+//! - [`template`]: `${MACRO}` templates, compiled once, path-safe rendering.
+#![deny(unsafe_code)]
+
+pub mod cli;
+pub mod config;
+pub mod filter;
+pub mod message;
+pub mod syslog;
+pub mod template;

@@ -1,0 +1,514 @@
+//! The one type every layer speaks: [`Message`], its [`Facility`] and
+//! [`Severity`], the [`Batch`] that moves between tasks, and the
+//! acknowledgement token ([`Ack`]) that flows back to the source.
+//!
+//! Text fields are `bytes::Bytes`: parsers slice them out of the received
+//! buffer without copying, and a relay forwards the original bytes (`raw`)
+//! untouched. Text is kept as bytes, never validated as UTF-8: invalid
+//! sequences are data, not errors (SPEC.md, "Nothing is dropped for being
+//! malformed").
+
+use std::fmt;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use chrono::{DateTime, FixedOffset, Utc};
+
+/// Syslog facility (RFC 5424 section 6.2.1, table 1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[repr(u8)]
+pub enum Facility {
+    Kern = 0,
+    User = 1,
+    Mail = 2,
+    Daemon = 3,
+    Auth = 4,
+    Syslog = 5,
+    Lpr = 6,
+    News = 7,
+    Uucp = 8,
+    Cron = 9,
+    Authpriv = 10,
+    Ftp = 11,
+    Ntp = 12,
+    Security = 13,
+    Console = 14,
+    SolarisCron = 15,
+    Local0 = 16,
+    Local1 = 17,
+    Local2 = 18,
+    Local3 = 19,
+    Local4 = 20,
+    Local5 = 21,
+    Local6 = 22,
+    Local7 = 23,
+}
+
+impl Facility {
+    pub const ALL: [Facility; 24] = [
+        Facility::Kern,
+        Facility::User,
+        Facility::Mail,
+        Facility::Daemon,
+        Facility::Auth,
+        Facility::Syslog,
+        Facility::Lpr,
+        Facility::News,
+        Facility::Uucp,
+        Facility::Cron,
+        Facility::Authpriv,
+        Facility::Ftp,
+        Facility::Ntp,
+        Facility::Security,
+        Facility::Console,
+        Facility::SolarisCron,
+        Facility::Local0,
+        Facility::Local1,
+        Facility::Local2,
+        Facility::Local3,
+        Facility::Local4,
+        Facility::Local5,
+        Facility::Local6,
+        Facility::Local7,
+    ];
+
+    /// The facility with syslog number `n` (0..=23).
+    pub fn from_number(n: u8) -> Option<Facility> {
+        Facility::ALL.get(usize::from(n)).copied()
+    }
+
+    pub fn number(self) -> u8 {
+        self as u8
+    }
+
+    /// The canonical name, as the filter language and templates print it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Facility::Kern => "kern",
+            Facility::User => "user",
+            Facility::Mail => "mail",
+            Facility::Daemon => "daemon",
+            Facility::Auth => "auth",
+            Facility::Syslog => "syslog",
+            Facility::Lpr => "lpr",
+            Facility::News => "news",
+            Facility::Uucp => "uucp",
+            Facility::Cron => "cron",
+            Facility::Authpriv => "authpriv",
+            Facility::Ftp => "ftp",
+            Facility::Ntp => "ntp",
+            Facility::Security => "security",
+            Facility::Console => "console",
+            Facility::SolarisCron => "solaris-cron",
+            Facility::Local0 => "local0",
+            Facility::Local1 => "local1",
+            Facility::Local2 => "local2",
+            Facility::Local3 => "local3",
+            Facility::Local4 => "local4",
+            Facility::Local5 => "local5",
+            Facility::Local6 => "local6",
+            Facility::Local7 => "local7",
+        }
+    }
+
+    /// Parses a name (case-insensitive, with the aliases `authpriv` users
+    /// know from other tools: `security` is facility 13 as in RFC 5424,
+    /// `auth-priv`/`auth_priv` and `cron2`/`solaris_cron` are accepted) or
+    /// a number 0..=23.
+    pub fn from_name(s: &str) -> Option<Facility> {
+        if let Ok(n) = s.parse::<u8>() {
+            return Facility::from_number(n);
+        }
+        let lower = s.to_ascii_lowercase();
+        let canonical = match lower.as_str() {
+            "auth-priv" | "auth_priv" => "authpriv",
+            "solaris_cron" | "cron2" | "clock" => "solaris-cron",
+            "log_audit" | "audit" => "security",
+            "log_alert" => "console",
+            other => other,
+        };
+        Facility::ALL.iter().copied().find(|f| f.name() == canonical)
+    }
+}
+
+impl fmt::Display for Facility {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Syslog severity (RFC 5424 section 6.2.1, table 2). Ordered by number:
+/// `Emerg < Alert < ... < Debug`, so "at least as severe as warning" is
+/// `severity <= Severity::Warning`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[repr(u8)]
+pub enum Severity {
+    Emerg = 0,
+    Alert = 1,
+    Crit = 2,
+    Err = 3,
+    Warning = 4,
+    Notice = 5,
+    Info = 6,
+    Debug = 7,
+}
+
+impl Severity {
+    pub const ALL: [Severity; 8] = [
+        Severity::Emerg,
+        Severity::Alert,
+        Severity::Crit,
+        Severity::Err,
+        Severity::Warning,
+        Severity::Notice,
+        Severity::Info,
+        Severity::Debug,
+    ];
+
+    pub fn from_number(n: u8) -> Option<Severity> {
+        Severity::ALL.get(usize::from(n)).copied()
+    }
+
+    pub fn number(self) -> u8 {
+        self as u8
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Severity::Emerg => "emerg",
+            Severity::Alert => "alert",
+            Severity::Crit => "crit",
+            Severity::Err => "err",
+            Severity::Warning => "warning",
+            Severity::Notice => "notice",
+            Severity::Info => "info",
+            Severity::Debug => "debug",
+        }
+    }
+
+    /// Parses a name (case-insensitive; aliases `error`, `warn`, `panic`,
+    /// `emergency`, `critical`, `informational`) or a number 0..=7.
+    pub fn from_name(s: &str) -> Option<Severity> {
+        if let Ok(n) = s.parse::<u8>() {
+            return Severity::from_number(n);
+        }
+        let lower = s.to_ascii_lowercase();
+        let canonical = match lower.as_str() {
+            "error" => "err",
+            "warn" => "warning",
+            "panic" | "emergency" => "emerg",
+            "critical" => "crit",
+            "informational" => "info",
+            other => other,
+        };
+        Severity::ALL.iter().copied().find(|s| s.name() == canonical)
+    }
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The PRI value of RFC 5424 section 6.2.1: facility * 8 + severity.
+pub fn pri(facility: Facility, severity: Severity) -> u8 {
+    facility.number() * 8 + severity.number()
+}
+
+/// One SD-ELEMENT of RFC 5424 section 6.3: an SD-ID and its parameters,
+/// with PARAM-VALUE escapes (`\"`, `\\`, `\]`) already removed.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct SdElement {
+    pub id: Bytes,
+    pub params: Vec<(Bytes, Bytes)>,
+}
+
+/// How well the text parsed; stats count everything but `Syslog`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum ParseQuality {
+    /// A well-formed RFC 5424 or RFC 3164 message.
+    #[default]
+    Syslog,
+    /// Not syslog at all: the whole text is the message (a plain line).
+    Plain,
+    /// Syslog-looking but broken: what could be parsed was kept, the rest
+    /// became the message.
+    Malformed,
+}
+
+/// A message on its way through logrelay.
+#[derive(Clone, Debug)]
+pub struct Message {
+    /// From the message itself, else the reception time.
+    pub timestamp: DateTime<FixedOffset>,
+    /// When logrelay received it.
+    pub received: DateTime<Utc>,
+    pub host: Bytes,
+    pub program: Bytes,
+    /// Empty when the sender gave none (RFC 5424 NILVALUE or no `[pid]`).
+    pub pid: Bytes,
+    pub facility: Facility,
+    pub severity: Severity,
+    /// Empty when the sender gave none.
+    pub msgid: Bytes,
+    pub structured_data: Vec<SdElement>,
+    pub message: Bytes,
+    /// The name of the source that received it.
+    pub source: Arc<str>,
+    /// The peer address, for network sources.
+    pub source_ip: Option<IpAddr>,
+    /// The bytes as received (one frame, without framing).
+    pub raw: Bytes,
+    pub quality: ParseQuality,
+    /// Resolved when every destination has this message durably.
+    pub ack: Option<Ack>,
+}
+
+impl Message {
+    /// A message with `text` as its whole content and every other field
+    /// defaulted: the starting point parsers fill in.
+    pub fn new(raw: Bytes, received: DateTime<Utc>, source: Arc<str>) -> Message {
+        Message {
+            timestamp: received.fixed_offset(),
+            received,
+            host: Bytes::new(),
+            program: Bytes::new(),
+            pid: Bytes::new(),
+            facility: Facility::User,
+            severity: Severity::Notice,
+            msgid: Bytes::new(),
+            structured_data: Vec::new(),
+            message: raw.clone(),
+            source,
+            source_ip: None,
+            raw,
+            quality: ParseQuality::Plain,
+            ack: None,
+        }
+    }
+
+    /// The value of parameter `param` of SD-ELEMENT `id`, if present.
+    pub fn sd_param(&self, id: &[u8], param: &[u8]) -> Option<&Bytes> {
+        self.structured_data
+            .iter()
+            .filter(|e| e.id.as_ref() == id)
+            .flat_map(|e| e.params.iter())
+            .find(|(k, _)| k.as_ref() == param)
+            .map(|(_, v)| v)
+    }
+}
+
+/// The zone dates are shown in (templates, `line` and `rfc3164` output,
+/// RFC 3164 input that carries no zone). Config spelling: `"UTC"`,
+/// `"local"` or a fixed offset `"+02:00"` / `"-0530"`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum TimeZone {
+    #[default]
+    Utc,
+    Local,
+    Fixed(FixedOffset),
+}
+
+impl TimeZone {
+    pub fn parse(s: &str) -> Option<TimeZone> {
+        let t = s.trim();
+        if t.eq_ignore_ascii_case("utc") || t == "Z" || t == "z" {
+            return Some(TimeZone::Utc);
+        }
+        if t.eq_ignore_ascii_case("local") {
+            return Some(TimeZone::Local);
+        }
+        let (sign, rest) = match t.as_bytes().first()? {
+            b'+' => (1, &t[1..]),
+            b'-' => (-1, &t[1..]),
+            _ => return None,
+        };
+        let digits: String = rest.chars().filter(|c| *c != ':').collect();
+        if digits.len() != 4 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        let hours: i32 = digits[..2].parse().ok()?;
+        let minutes: i32 = digits[2..].parse().ok()?;
+        if hours > 23 || minutes > 59 {
+            return None;
+        }
+        FixedOffset::east_opt(sign * (hours * 3600 + minutes * 60)).map(TimeZone::Fixed)
+    }
+
+    /// `t` shown in this zone.
+    pub fn convert(&self, t: &DateTime<FixedOffset>) -> DateTime<FixedOffset> {
+        match self {
+            TimeZone::Utc => t.with_timezone(&Utc).fixed_offset(),
+            TimeZone::Local => t.with_timezone(&chrono::Local).fixed_offset(),
+            TimeZone::Fixed(off) => t.with_timezone(off),
+        }
+    }
+
+    /// The offset this zone has at instant `t` (for zone-less input).
+    pub fn offset_at(&self, t: &DateTime<Utc>) -> FixedOffset {
+        match self {
+            TimeZone::Utc => chrono::Offset::fix(&Utc),
+            TimeZone::Local => *t.with_timezone(&chrono::Local).offset(),
+            TimeZone::Fixed(off) => *off,
+        }
+    }
+}
+
+/// A group of messages that moves between tasks as one unit, so channel
+/// and syscall costs are paid once per batch.
+#[derive(Debug, Default)]
+pub struct Batch {
+    pub messages: Vec<Message>,
+}
+
+impl Batch {
+    pub fn with_capacity(n: usize) -> Batch {
+        Batch {
+            messages: Vec::with_capacity(n),
+        }
+    }
+    pub fn len(&self) -> usize {
+        self.messages.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.messages.is_empty()
+    }
+}
+
+/// The outcome a source learns about one unit it handed to the pipeline.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AckStatus {
+    /// Every destination that took the messages has them durably (or a
+    /// filter decided no destination wants them).
+    Delivered,
+    /// At least one destination gave up on at least one message: the
+    /// source must not advance past it (it will be read again).
+    Failed,
+}
+
+/// The acknowledgement token a message carries back to its source
+/// (DESIGN.md, "Acknowledgements").
+///
+/// A source creates one [`AckTracker`] per unit it can commit (a file
+/// offset range, a RELP transaction) and gives each message of that unit a
+/// clone of its [`Ack`]. Clones travel with copies of the message to every
+/// destination; a destination drops its clone once the message is durable,
+/// or calls [`Ack::fail`] first when it gives up. When the last clone is
+/// gone the tracker's receiver learns the status, so the source can commit
+/// the contiguous prefix of delivered units.
+#[derive(Clone, Debug)]
+pub struct Ack(Arc<AckInner>);
+
+#[derive(Debug)]
+struct AckInner {
+    failed: AtomicBool,
+    done: std::sync::Mutex<Option<tokio::sync::oneshot::Sender<AckStatus>>>,
+}
+
+impl Drop for AckInner {
+    fn drop(&mut self) {
+        let status = if self.failed.load(Ordering::Acquire) {
+            AckStatus::Failed
+        } else {
+            AckStatus::Delivered
+        };
+        let sender = match self.done.get_mut() {
+            Ok(slot) => slot.take(),
+            Err(poisoned) => poisoned.into_inner().take(),
+        };
+        if let Some(tx) = sender {
+            // The source may have gone away (shutdown): nothing to tell.
+            let _ = tx.send(status);
+        }
+    }
+}
+
+/// The source's side of an [`Ack`]: resolves once every clone is dropped.
+pub type AckTracker = tokio::sync::oneshot::Receiver<AckStatus>;
+
+impl Ack {
+    /// A new token and the receiver that resolves when all its clones are gone.
+    pub fn new() -> (Ack, AckTracker) {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let inner = AckInner {
+            failed: AtomicBool::new(false),
+            done: std::sync::Mutex::new(Some(tx)),
+        };
+        (Ack(Arc::new(inner)), rx)
+    }
+
+    /// Marks the unit failed: its source will not commit past it.
+    pub fn fail(&self) {
+        self.0.failed.store(true, Ordering::Release);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn facility_names_and_numbers_round_trip() {
+        for f in Facility::ALL {
+            assert_eq!(Facility::from_name(f.name()), Some(f));
+            assert_eq!(Facility::from_number(f.number()), Some(f));
+            assert_eq!(Facility::from_name(&f.number().to_string()), Some(f));
+        }
+        assert_eq!(Facility::from_name("LOCAL7"), Some(Facility::Local7));
+        assert_eq!(Facility::from_name("solaris-cron").map(Facility::number), Some(15));
+        assert_eq!(Facility::from_name("security").map(Facility::number), Some(13));
+        assert_eq!(Facility::from_name("local8"), None);
+        assert_eq!(Facility::from_number(24), None);
+    }
+
+    #[test]
+    fn severity_names_aliases_and_order() {
+        for s in Severity::ALL {
+            assert_eq!(Severity::from_name(s.name()), Some(s));
+            assert_eq!(Severity::from_number(s.number()), Some(s));
+        }
+        assert_eq!(Severity::from_name("error"), Some(Severity::Err));
+        assert_eq!(Severity::from_name("warn"), Some(Severity::Warning));
+        assert_eq!(Severity::from_name("panic"), Some(Severity::Emerg));
+        assert_eq!(Severity::from_name("WARNING"), Some(Severity::Warning));
+        assert_eq!(Severity::from_name("8"), None);
+        assert!(Severity::Err < Severity::Warning);
+        assert_eq!(pri(Facility::Local4, Severity::Notice), 165);
+    }
+
+    #[test]
+    fn time_zone_spellings() {
+        assert_eq!(TimeZone::parse("UTC"), Some(TimeZone::Utc));
+        assert_eq!(TimeZone::parse("local"), Some(TimeZone::Local));
+        let plus2 = FixedOffset::east_opt(7200).map(TimeZone::Fixed);
+        assert_eq!(TimeZone::parse("+02:00"), plus2);
+        assert_eq!(TimeZone::parse("+0200"), plus2);
+        let minus = FixedOffset::east_opt(-(5 * 3600 + 30 * 60)).map(TimeZone::Fixed);
+        assert_eq!(TimeZone::parse("-05:30"), minus);
+        assert_eq!(TimeZone::parse("Europe/Paris"), None);
+        assert_eq!(TimeZone::parse("+25:00"), None);
+    }
+
+    #[test]
+    fn ack_resolves_delivered_when_every_clone_drops() {
+        let (ack, mut rx) = Ack::new();
+        let copy = ack.clone();
+        drop(ack);
+        assert!(rx.try_recv().is_err(), "one clone is still out");
+        drop(copy);
+        assert_eq!(rx.try_recv(), Ok(AckStatus::Delivered));
+    }
+
+    #[test]
+    fn ack_fail_from_any_clone_fails_the_unit() {
+        let (ack, mut rx) = Ack::new();
+        let copy = ack.clone();
+        copy.fail();
+        drop(copy);
+        drop(ack);
+        assert_eq!(rx.try_recv(), Ok(AckStatus::Failed));
+    }
+}
