@@ -357,6 +357,70 @@ impl TimeZone {
     }
 }
 
+/// Writes `t` in `zone` as ISODATE (RFC 3339):
+/// `2026-11-27T07:01:49+00:00`, with `.ffffff` (microseconds) only when the
+/// instant has a sub-second part. Used by `${ISODATE}` and the `line` format.
+pub fn write_isodate(t: &DateTime<FixedOffset>, zone: &TimeZone, out: &mut Vec<u8>) {
+    use chrono::{Datelike, Timelike};
+    let t = zone.convert(t);
+    let year = t.year().clamp(0, 9999) as u32;
+    push_digits(out, year, 4);
+    out.push(b'-');
+    push_digits(out, t.month(), 2);
+    out.push(b'-');
+    push_digits(out, t.day(), 2);
+    out.push(b'T');
+    push_digits(out, t.hour(), 2);
+    out.push(b':');
+    push_digits(out, t.minute(), 2);
+    out.push(b':');
+    push_digits(out, t.second(), 2);
+    let micros = t.nanosecond() % 1_000_000_000 / 1000;
+    if micros != 0 {
+        out.push(b'.');
+        push_digits(out, micros, 6);
+    }
+    let offset = t.offset().local_minus_utc();
+    out.push(if offset < 0 { b'-' } else { b'+' });
+    let offset = offset.unsigned_abs() / 60;
+    push_digits(out, offset / 60, 2);
+    out.push(b':');
+    push_digits(out, offset % 60, 2);
+}
+
+/// Appends `n` as exactly `width` decimal digits (zero-padded; higher
+/// digits beyond `width` are cut).
+pub fn push_digits(out: &mut Vec<u8>, mut n: u32, width: usize) {
+    let start = out.len();
+    out.resize(start + width, b'0');
+    for slot in out[start..].iter_mut().rev() {
+        *slot = b'0' + (n % 10) as u8;
+        n /= 10;
+    }
+}
+
+/// Appends `text` so that it stays on one line: LF becomes `\n`, CR
+/// becomes `\r`, other C0 control characters but TAB become `\xHH`.
+/// Everything else, invalid UTF-8 included, is copied as is.
+pub fn push_escaped_line(out: &mut Vec<u8>, text: &[u8]) {
+    let mut rest = text;
+    while let Some(i) = rest.iter().position(|&b| b < 0x20 && b != b'\t') {
+        out.extend_from_slice(&rest[..i]);
+        match rest[i] {
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            other => {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                out.extend_from_slice(b"\\x");
+                out.push(HEX[usize::from(other >> 4)]);
+                out.push(HEX[usize::from(other & 15)]);
+            }
+        }
+        rest = &rest[i + 1..];
+    }
+    out.extend_from_slice(rest);
+}
+
 /// A group of messages that moves between tasks as one unit, so channel
 /// and syscall costs are paid once per batch.
 #[derive(Debug, Default)]
@@ -490,6 +554,28 @@ mod tests {
         assert_eq!(TimeZone::parse("-05:30"), minus);
         assert_eq!(TimeZone::parse("Europe/Paris"), None);
         assert_eq!(TimeZone::parse("+25:00"), None);
+    }
+
+    #[test]
+    fn isodate_with_and_without_fraction() {
+        let t = DateTime::parse_from_rfc3339("2003-10-11T22:14:15.003+02:00").expect("valid");
+        let mut out = Vec::new();
+        write_isodate(&t, &TimeZone::Utc, &mut out);
+        assert_eq!(out, b"2003-10-11T20:14:15.003000+00:00");
+        out.clear();
+        write_isodate(&t, &TimeZone::parse("+02:00").expect("zone"), &mut out);
+        assert_eq!(out, b"2003-10-11T22:14:15.003000+02:00");
+        out.clear();
+        let t = DateTime::parse_from_rfc3339("1985-04-12T23:20:50-05:30").expect("valid");
+        write_isodate(&t, &TimeZone::parse("-05:30").expect("zone"), &mut out);
+        assert_eq!(out, b"1985-04-12T23:20:50-05:30");
+    }
+
+    #[test]
+    fn escaped_line_keeps_one_line() {
+        let mut out = Vec::new();
+        push_escaped_line(&mut out, b"a\nb\r\tc\x00\xff");
+        assert_eq!(out, b"a\\nb\\r\tc\\x00\xff");
     }
 
     #[test]
