@@ -129,7 +129,10 @@ impl Facility {
             "log_alert" => "console",
             other => other,
         };
-        Facility::ALL.iter().copied().find(|f| f.name() == canonical)
+        Facility::ALL
+            .iter()
+            .copied()
+            .find(|f| f.name() == canonical)
     }
 }
 
@@ -203,7 +206,10 @@ impl Severity {
             "informational" => "info",
             other => other,
         };
-        Severity::ALL.iter().copied().find(|s| s.name() == canonical)
+        Severity::ALL
+            .iter()
+            .copied()
+            .find(|s| s.name() == canonical)
     }
 }
 
@@ -522,8 +528,14 @@ mod tests {
             assert_eq!(Facility::from_name(&f.number().to_string()), Some(f));
         }
         assert_eq!(Facility::from_name("LOCAL7"), Some(Facility::Local7));
-        assert_eq!(Facility::from_name("solaris-cron").map(Facility::number), Some(15));
-        assert_eq!(Facility::from_name("security").map(Facility::number), Some(13));
+        assert_eq!(
+            Facility::from_name("solaris-cron").map(Facility::number),
+            Some(15)
+        );
+        assert_eq!(
+            Facility::from_name("security").map(Facility::number),
+            Some(13)
+        );
         assert_eq!(Facility::from_name("local8"), None);
         assert_eq!(Facility::from_number(24), None);
     }

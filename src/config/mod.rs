@@ -1,1 +1,540 @@
-//! config
+//! Configuration: TOML text -> [`raw::RawConfig`] (serde, unknown keys
+//! rejected) -> validated [`Config`] (addresses parsed, sizes and
+//! durations converted, regexes, globs, templates and filters compiled,
+//! names in `[[paths]]` resolved). Nothing is bound or opened here, so a
+//! config can be checked completely before the first port is bound.
+//!
+//! Every error is an [`Error`] that prints `FILE:LINE:COL: KEY: what is
+//! wrong`; [`defaults`] holds the embedded config of each mode.
+
+pub mod defaults;
+pub mod locate;
+pub mod raw;
+pub mod units;
+mod validate;
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use crate::filter::{FilterId, Filters};
+use crate::message::{Facility, Severity, TimeZone};
+use crate::syslog::format::Format;
+use crate::syslog::framing::{Framing, Oversize};
+use crate::template::Template;
+
+/// The role a process plays; chooses the defaults of `[global]` and the
+/// embedded config.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Mode {
+    Client,
+    Relay,
+    Server,
+}
+
+impl Mode {
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Client => "client",
+            Mode::Relay => "relay",
+            Mode::Server => "server",
+        }
+    }
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A config error, located in its file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct Error {
+    /// The file name, or `<embedded MODE default>`.
+    pub file: String,
+    pub line: usize,
+    pub column: usize,
+    /// The dotted key, e.g. `sources.net.listen`; empty for syntax errors.
+    pub key: String,
+    pub message: String,
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}: ", self.file, self.line, self.column)?;
+        if !self.key.is_empty() {
+            write!(f, "{}: ", self.key)?;
+        }
+        f.write_str(&self.message)
+    }
+}
+
+/// A validated configuration: what the pipeline is built from.
+#[derive(Debug)]
+pub struct Config {
+    /// Where it came from (file path or `<embedded MODE default>`).
+    pub origin: String,
+    pub mode: Mode,
+    pub global: Global,
+    pub sources: Vec<Source>,
+    pub filters: Filters,
+    /// `(name, expression)` of each filter as written, for printing.
+    pub filter_defs: Vec<(String, String)>,
+    pub destinations: Vec<Destination>,
+    pub paths: Vec<PathSpec>,
+    /// Things that are legal but probably not meant (printed by `check`).
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Global {
+    pub hostname: String,
+    pub state_dir: PathBuf,
+    pub control: PathBuf,
+    pub metrics: Option<SocketAddr>,
+    pub time_zone: TimeZone,
+    pub user: Option<String>,
+    pub group: Option<String>,
+    pub batch_size: usize,
+    pub queue_batches: usize,
+    pub shutdown_grace: Duration,
+}
+
+/// How a source labels what it parses.
+#[derive(Debug, Clone)]
+pub struct ParseDefaults {
+    pub program: Bytes,
+    pub facility: Facility,
+    pub severity: Severity,
+    pub time_zone: TimeZone,
+    pub max_message_bytes: usize,
+    pub oversize: Oversize,
+}
+
+#[derive(Debug, Clone)]
+pub struct Source {
+    pub name: Arc<str>,
+    pub kind: SourceKind,
+    pub parse: ParseDefaults,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartAt {
+    Beginning,
+    End,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LongLines {
+    Split,
+    Truncate,
+}
+
+#[derive(Debug, Clone)]
+pub struct Multiline {
+    pub start: Option<regex::bytes::Regex>,
+    pub indented: bool,
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct FileSourceConfig {
+    pub paths: Vec<String>,
+    pub include: globset::GlobSet,
+    pub exclude: globset::GlobSet,
+    pub start_at: StartAt,
+    pub poll_interval: Duration,
+    pub long_lines: LongLines,
+    pub partial_line_timeout: Duration,
+    pub max_open_files: usize,
+    pub checkpoint_interval: Duration,
+    pub multiline: Option<Multiline>,
+}
+
+#[derive(Debug, Clone)]
+pub struct StreamListen {
+    pub listen: SocketAddr,
+    pub max_connections: usize,
+    pub idle_timeout: Duration,
+    pub framing: Framing,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct TlsConfig {
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+    pub ca: Option<PathBuf>,
+    pub verify_client: bool,
+    pub peer_names: Vec<String>,
+    /// SHA-256 fingerprints, 32 bytes each.
+    pub fingerprints: Vec<[u8; 32]>,
+    pub verify_hostname: bool,
+}
+
+#[derive(Debug, Clone)]
+pub enum SourceKind {
+    File(FileSourceConfig),
+    Pipe {
+        path: PathBuf,
+    },
+    UnixDgram {
+        path: PathBuf,
+        mode: u32,
+    },
+    UnixStream {
+        path: PathBuf,
+        mode: u32,
+        max_connections: usize,
+    },
+    Tcp(StreamListen),
+    Udp {
+        listen: SocketAddr,
+        receive_buffer: usize,
+    },
+    Tls {
+        stream: StreamListen,
+        tls: TlsConfig,
+    },
+    Relp {
+        stream: StreamListen,
+        window: usize,
+        tls: Option<TlsConfig>,
+    },
+    Stdin,
+}
+
+impl SourceKind {
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            SourceKind::File(_) => "file",
+            SourceKind::Pipe { .. } => "pipe",
+            SourceKind::UnixDgram { .. } => "unix_dgram",
+            SourceKind::UnixStream { .. } => "unix_stream",
+            SourceKind::Tcp(_) => "tcp",
+            SourceKind::Udp { .. } => "udp",
+            SourceKind::Tls { .. } => "tls",
+            SourceKind::Relp { .. } => "relp",
+            SourceKind::Stdin => "stdin",
+        }
+    }
+
+    /// Where it listens or reads, for `check` and the start-up log.
+    pub fn describe(&self) -> String {
+        match self {
+            SourceKind::File(f) => f.paths.join(", "),
+            SourceKind::Pipe { path }
+            | SourceKind::UnixDgram { path, .. }
+            | SourceKind::UnixStream { path, .. } => path.display().to_string(),
+            SourceKind::Tcp(s)
+            | SourceKind::Tls { stream: s, .. }
+            | SourceKind::Relp { stream: s, .. } => s.listen.to_string(),
+            SourceKind::Udp { listen, .. } => listen.to_string(),
+            SourceKind::Stdin => "standard input".to_owned(),
+        }
+    }
+}
+
+/// How records are rendered: a named format or a template.
+#[derive(Debug, Clone)]
+pub enum Output {
+    Format(Format, TimeZone),
+    Template(Template),
+}
+
+#[derive(Debug, Clone)]
+pub struct FileDestConfig {
+    pub path: Template,
+    /// `path` as written, for messages.
+    pub path_text: String,
+    pub output: Output,
+    pub dir_mode: u32,
+    pub file_mode: u32,
+    pub owner: Option<String>,
+    pub group: Option<String>,
+    pub fsync: bool,
+    pub max_open_files: usize,
+    pub idle_timeout: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WhenFull {
+    Block,
+    DropNewest,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FsyncPolicy {
+    EveryBatch,
+    Interval(Duration),
+}
+
+#[derive(Debug, Clone)]
+pub struct DiskBufferConfig {
+    pub max_bytes: u64,
+    pub path: PathBuf,
+    pub fsync: FsyncPolicy,
+    pub when_full: WhenFull,
+    pub segment_bytes: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Balance {
+    /// In order; back to the first as soon as it is healthy again.
+    Failover,
+    HashHost,
+    RoundRobin,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    Relp,
+    Tcp,
+    Tls,
+    Udp,
+}
+
+/// `host:port` of a forwarding target; the host may be a name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerAddr {
+    pub host: String,
+    pub port: u16,
+}
+
+impl fmt::Display for ServerAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{}:{}", self.host, self.port)
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ForwardDestConfig {
+    pub protocol: Protocol,
+    pub servers: Vec<ServerAddr>,
+    pub balance: Balance,
+    pub output: Output,
+    /// Stream framing (`OctetCounting` or `Lf`); unused by UDP and RELP.
+    pub framing: Framing,
+    pub window: usize,
+    pub tls: Option<TlsConfig>,
+    pub disk_buffer: Option<DiskBufferConfig>,
+    pub max_backoff: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Partition {
+    None,
+    Daily,
+}
+
+#[derive(Debug, Clone)]
+pub enum DestinationKind {
+    File(FileDestConfig),
+    Stdout {
+        output: Output,
+    },
+    Sqlite {
+        path: PathBuf,
+        table: String,
+        batch_size: usize,
+    },
+    Postgres {
+        url: String,
+        table: String,
+        batch_size: usize,
+        partition: Partition,
+        tls: Option<TlsConfig>,
+        disk_buffer: Option<DiskBufferConfig>,
+    },
+    Forward(ForwardDestConfig),
+}
+
+impl DestinationKind {
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            DestinationKind::File(_) => "file",
+            DestinationKind::Stdout { .. } => "stdout",
+            DestinationKind::Sqlite { .. } => "sqlite",
+            DestinationKind::Postgres { .. } => "postgres",
+            DestinationKind::Forward(f) => match f.protocol {
+                Protocol::Relp => "relp",
+                Protocol::Tcp => "tcp",
+                Protocol::Tls => "tls",
+                Protocol::Udp => "udp",
+            },
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            DestinationKind::File(f) => f.path_text.clone(),
+            DestinationKind::Stdout { .. } => "standard output".to_owned(),
+            DestinationKind::Sqlite { path, table, .. } => {
+                format!("{} table {table}", path.display())
+            }
+            DestinationKind::Postgres { url, table, .. } => {
+                format!("{} table {table}", redact_url(url))
+            }
+            DestinationKind::Forward(f) => {
+                let servers: Vec<String> = f.servers.iter().map(ToString::to_string).collect();
+                let mut text = servers.join(", ");
+                if f.servers.len() > 1 {
+                    let how = match f.balance {
+                        Balance::Failover => "failover",
+                        Balance::HashHost => "hash_host",
+                        Balance::RoundRobin => "round_robin",
+                    };
+                    text.push_str(&format!(" ({how})"));
+                }
+                if let Some(buffer) = &f.disk_buffer {
+                    text.push_str(&format!(", disk buffer {} bytes", buffer.max_bytes));
+                }
+                text
+            }
+        }
+    }
+}
+
+/// Hides the password of a `postgres://user:password@host/db` URL.
+fn redact_url(url: &str) -> String {
+    let Some(scheme_end) = url.find("://") else {
+        return url.to_owned();
+    };
+    let rest = &url[scheme_end + 3..];
+    match (rest.find('@'), rest.find(':')) {
+        (Some(at), Some(colon)) if colon < at => {
+            format!(
+                "{}{}:***{}",
+                &url[..scheme_end + 3],
+                &rest[..colon],
+                &rest[at..]
+            )
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Destination {
+    pub name: Arc<str>,
+    pub kind: DestinationKind,
+}
+
+/// One `[[paths]]` entry with names resolved to indexes.
+#[derive(Debug, Clone)]
+pub struct PathSpec {
+    pub sources: Vec<usize>,
+    pub filters: Vec<FilterId>,
+    pub destinations: Vec<usize>,
+    pub is_final: bool,
+}
+
+impl Config {
+    /// Reads and validates `path`.
+    pub fn load(path: &Path, mode: Mode) -> Result<Config, Error> {
+        let origin = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| Error {
+            file: origin.clone(),
+            line: 1,
+            column: 1,
+            key: String::new(),
+            message: format!("cannot read the config file: {e}"),
+        })?;
+        Config::parse(&text, &origin, mode)
+    }
+
+    /// The embedded default config of `mode`.
+    pub fn embedded(mode: Mode) -> Result<Config, Error> {
+        let origin = format!("<embedded {mode} default>");
+        Config::parse(defaults::text(mode), &origin, mode)
+    }
+
+    /// Validates config `text`; `origin` names it in errors.
+    pub fn parse(text: &str, origin: &str, mode: Mode) -> Result<Config, Error> {
+        validate::validate(text, origin, mode)
+    }
+
+    /// The resolved pipeline, as `logrelay check` prints it.
+    pub fn describe(&self) -> String {
+        let mut out = String::new();
+        out.push_str(&format!("{}: ok ({} mode)\n", self.origin, self.mode));
+        out.push_str(&format!(
+            "global: hostname {}, state_dir {}, control {}{}\n",
+            self.global.hostname,
+            self.global.state_dir.display(),
+            self.global.control.display(),
+            self.global
+                .metrics
+                .map(|m| format!(", metrics {m}"))
+                .unwrap_or_default()
+        ));
+        out.push_str("sources:\n");
+        for s in &self.sources {
+            out.push_str(&format!(
+                "  {} ({}): {}\n",
+                s.name,
+                s.kind.type_name(),
+                s.kind.describe()
+            ));
+        }
+        if !self.filter_defs.is_empty() {
+            out.push_str("filters:\n");
+            for (name, expr) in &self.filter_defs {
+                out.push_str(&format!("  {name}: {}\n", expr.trim()));
+            }
+        }
+        out.push_str("destinations:\n");
+        for d in &self.destinations {
+            out.push_str(&format!(
+                "  {} ({}): {}\n",
+                d.name,
+                d.kind.type_name(),
+                d.kind.describe()
+            ));
+        }
+        out.push_str("paths:\n");
+        for (i, p) in self.paths.iter().enumerate() {
+            let sources: Vec<&str> = p.sources.iter().map(|&s| &*self.sources[s].name).collect();
+            let filters: Vec<&str> = p
+                .filters
+                .iter()
+                .filter_map(|id| {
+                    let names = self.filter_defs.iter().map(|(name, _)| name.as_str());
+                    names
+                        .into_iter()
+                        .find(|name| self.filters.id(name) == Some(*id))
+                })
+                .collect();
+            let dests: Vec<&str> = p
+                .destinations
+                .iter()
+                .map(|&d| &*self.destinations[d].name)
+                .collect();
+            let filters = if filters.is_empty() {
+                "(all)".to_owned()
+            } else {
+                filters.join(" and ")
+            };
+            out.push_str(&format!(
+                "  {}: {} -> {} -> {}{}\n",
+                i + 1,
+                sources.join(", "),
+                filters,
+                dests.join(", "),
+                if p.is_final { " (final)" } else { "" }
+            ));
+        }
+        for w in &self.warnings {
+            out.push_str(&format!("warning: {w}\n"));
+        }
+        out
+    }
+}

@@ -19,7 +19,9 @@ pub struct Error {
 }
 
 impl Filters {
-    pub fn compile<'a>(defs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<Filters, Error> {
+    pub fn compile<'a>(
+        defs: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Result<Filters, Error> {
         let _ = defs.into_iter().count();
         Ok(Filters {})
     }

@@ -1,0 +1,5 @@
+//! Integration tests: the real `logrelay` binary, driven through
+//! [`harness`] (a temp dir, config files, the exit code and output).
+
+mod check;
+mod harness;
