@@ -1,5 +1,7 @@
 //! (in progress: placeholder until the formats land)
 
+use crate::message::{Message, TimeZone};
+
 /// Output formats of SPEC.md.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
@@ -20,5 +22,11 @@ impl Format {
             "raw" => Some(Format::Raw),
             _ => None,
         }
+    }
+
+    /// Appends one record, without trailing newline or framing.
+    pub fn write(&self, msg: &Message, zone: &TimeZone, out: &mut Vec<u8>) {
+        let _ = zone;
+        out.extend_from_slice(&msg.raw);
     }
 }
