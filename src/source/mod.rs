@@ -1,0 +1,304 @@
+//! Sources: where messages enter. Each source is built from a validated
+//! [`config::Source`], bound (listeners opened, sockets and FIFOs created)
+//! by [`Source::bind`] before anything runs, then run as one task
+//! (plus one per connection) that turns bytes into [`Batch`]es of parsed
+//! [`Message`](crate::message::Message)s:
+//!
+//! ```text
+//! socket/FIFO/stdin --bytes--> framing (streams) --frames--> syslog::parse --Batch--> mpsc::Sender<Batch>
+//! ```
+//!
+//! Every read becomes at most one channel send (split only at
+//! `global.batch_size`), never one send per message. A full channel makes
+//! stream sources stop reading (TCP backpressure); datagram sources wait
+//! too, so the kernel's receive buffer absorbs bursts.
+//!
+//! Sources whose runtime is not built yet (file, tls, relp) are reported by
+//! [`Source::bind`] as [`Error::NotBuilt`]; the pipeline decides what to do.
+
+pub mod frames;
+pub mod pipe;
+pub mod stdin;
+pub mod tcp;
+pub mod udp;
+pub mod unix;
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{self, ParseDefaults, SourceKind};
+use crate::message::{Batch, ParseQuality};
+use crate::stats::Counters;
+use crate::syslog::framing::Framing;
+use crate::syslog::{self, ParseContext};
+
+use frames::{DecoderConfig, Frame, FrameStats, SyslogDecoder};
+
+/// What can go wrong in a source.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    #[error("source {name}: the {kind} source is not built yet")]
+    NotBuilt { name: Arc<str>, kind: &'static str },
+    #[error("source {name}: cannot bind {addr}: {source}")]
+    Bind {
+        name: Arc<str>,
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("source {name}: {path}: {what}: {source}")]
+    Path {
+        name: Arc<str>,
+        path: PathBuf,
+        what: &'static str,
+        source: std::io::Error,
+    },
+    #[error("source {name}: {path} exists and is not a {expected}")]
+    NotA {
+        name: Arc<str>,
+        path: PathBuf,
+        expected: &'static str,
+    },
+    #[error("source {name}: {source}")]
+    Io {
+        name: Arc<str>,
+        source: std::io::Error,
+    },
+}
+
+/// What every source needs besides its own settings: its name, how to
+/// label what it parses, where to count, and the batch size.
+#[derive(Debug, Clone)]
+pub struct Context {
+    pub name: Arc<str>,
+    pub parse: ParseDefaults,
+    /// The local hostname, for local sockets and lines without a host.
+    pub hostname: Bytes,
+    pub counters: Arc<Counters>,
+    pub batch_size: usize,
+}
+
+impl Context {
+    /// The parse context of one read: `host` is the peer's address for
+    /// network sources, else the local hostname.
+    pub fn parse_context(&self, source_ip: Option<IpAddr>) -> ParseContext {
+        let hostname = match source_ip {
+            Some(ip) => Bytes::from(ip.to_string()),
+            None => self.hostname.clone(),
+        };
+        ParseContext {
+            received: chrono::Utc::now(),
+            source: self.name.clone(),
+            source_ip,
+            hostname,
+            program: self.parse.program.clone(),
+            facility: self.parse.facility,
+            severity: self.parse.severity,
+            time_zone: self.parse.time_zone,
+        }
+    }
+
+    /// A stream decoder with this source's size limit and `framing`.
+    pub fn decoder(&self, mode: Framing) -> SyslogDecoder {
+        SyslogDecoder::new(DecoderConfig {
+            max_message_bytes: self.parse.max_message_bytes,
+            oversize: self.parse.oversize,
+            mode,
+        })
+    }
+
+    /// Parses `frame` into `batch`, counting.
+    pub fn push(&self, batch: &mut Batch, frame: Bytes, cx: &ParseContext) {
+        let mut msg = syslog::parse(frame, cx);
+        if msg.source_ip.is_none() {
+            msg.source_ip = cx.source_ip;
+        }
+        if msg.quality != ParseQuality::Syslog {
+            Counters::add(&self.counters.malformed, 1);
+        }
+        batch.messages.push(msg);
+    }
+
+    /// Sends `batch` (if not empty); `false` when the pipeline is gone.
+    pub async fn send(&self, out: &mpsc::Sender<Batch>, batch: Batch) -> bool {
+        if batch.is_empty() {
+            return true;
+        }
+        Counters::add(&self.counters.received, batch.len() as u64);
+        out.send(batch).await.is_ok()
+    }
+
+    /// Adds the growth of a decoder's counters since `last` to ours.
+    pub fn count_frames(&self, now: FrameStats, last: &mut FrameStats) {
+        let c = &self.counters;
+        Counters::add(&c.truncated, now.truncated.saturating_sub(last.truncated));
+        Counters::add(&c.discarded, now.discarded.saturating_sub(last.discarded));
+        Counters::add(
+            &c.bad_frames,
+            now.bad_frames.saturating_sub(last.bad_frames),
+        );
+        *last = now;
+    }
+}
+
+/// Decodes every complete frame in `buf` (all of it at `eof`) into batches
+/// of at most `batch_size` and sends them. `false` when the pipeline is gone.
+pub async fn decode_and_send(
+    cx: &Context,
+    decoder: &mut SyslogDecoder,
+    buf: &mut bytes::BytesMut,
+    eof: bool,
+    source_ip: Option<IpAddr>,
+    out: &mpsc::Sender<Batch>,
+) -> bool {
+    use tokio_util::codec::Decoder;
+    let parse_cx = cx.parse_context(source_ip);
+    let mut batch = Batch::with_capacity(16);
+    loop {
+        let next = if eof {
+            decoder.decode_eof(buf)
+        } else {
+            decoder.decode(buf)
+        };
+        // The decoder's error type is io::Error, but it never fails on
+        // data (bad input is data); treat an error as the end of input.
+        let Ok(Some(Frame { data, .. })) = next else {
+            break;
+        };
+        cx.push(&mut batch, data, &parse_cx);
+        if batch.len() >= cx.batch_size {
+            let full = std::mem::replace(&mut batch, Batch::with_capacity(16));
+            if !cx.send(out, full).await {
+                return false;
+            }
+        }
+    }
+    cx.send(out, batch).await
+}
+
+/// Reads a byte stream (a connection, a FIFO, stdin) until end of input,
+/// `idle_timeout` without data (if any), or `cancel`; every read is decoded
+/// and sent as one batch. What a read brought in is always delivered, even
+/// when cancelled. Returns `false` when the pipeline is gone.
+pub async fn read_stream<S>(
+    cx: &Context,
+    mut stream: S,
+    framing: Framing,
+    idle_timeout: Option<std::time::Duration>,
+    source_ip: Option<IpAddr>,
+    out: &mpsc::Sender<Batch>,
+    cancel: &CancellationToken,
+) -> std::io::Result<bool>
+where
+    S: tokio::io::AsyncRead + Unpin,
+{
+    use tokio::io::AsyncReadExt;
+    const READ_SIZE: usize = 64 * 1024;
+    let mut decoder = cx.decoder(framing);
+    let mut last = FrameStats::default();
+    let mut buf = bytes::BytesMut::with_capacity(READ_SIZE);
+    loop {
+        buf.reserve(READ_SIZE);
+        let read = async {
+            match idle_timeout {
+                Some(limit) => tokio::time::timeout(limit, stream.read_buf(&mut buf))
+                    .await
+                    .unwrap_or(Ok(0)),
+                None => stream.read_buf(&mut buf).await,
+            }
+        };
+        let n = tokio::select! {
+            biased;
+            n = read => n,
+            () = cancel.cancelled() => Ok(0),
+        };
+        let (eof, result) = match n {
+            Ok(0) => (true, Ok(())),
+            Ok(_) => (false, Ok(())),
+            Err(e) => (true, Err(e)),
+        };
+        let alive = decode_and_send(cx, &mut decoder, &mut buf, eof, source_ip, out).await;
+        cx.count_frames(decoder.stats(), &mut last);
+        result?;
+        if !alive {
+            return Ok(false);
+        }
+        if eof {
+            return Ok(true);
+        }
+    }
+}
+
+/// A source, bound and ready to run.
+#[derive(Debug)]
+pub enum Source {
+    Tcp(tcp::TcpSource),
+    Udp(udp::UdpSource),
+    UnixDgram(unix::UnixDgramSource),
+    UnixStream(unix::UnixStreamSource),
+    Pipe(pipe::PipeSource),
+    Stdin(stdin::StdinSource),
+}
+
+impl Source {
+    /// Opens what `config` describes (binds, creates the socket or FIFO).
+    pub async fn bind(config: &config::Source, cx: Context) -> Result<Source, Error> {
+        match &config.kind {
+            SourceKind::Tcp(listen) => tcp::TcpSource::bind(listen, cx).await.map(Source::Tcp),
+            SourceKind::Udp {
+                listen,
+                receive_buffer,
+            } => udp::UdpSource::bind(*listen, *receive_buffer, cx).map(Source::Udp),
+            SourceKind::UnixDgram { path, mode } => {
+                unix::UnixDgramSource::bind(path, *mode, cx).map(Source::UnixDgram)
+            }
+            SourceKind::UnixStream {
+                path,
+                mode,
+                max_connections,
+            } => unix::UnixStreamSource::bind(path, *mode, *max_connections, cx)
+                .map(Source::UnixStream),
+            SourceKind::Pipe { path } => pipe::PipeSource::open(path, cx).map(Source::Pipe),
+            SourceKind::Stdin => Ok(Source::Stdin(stdin::StdinSource::new(cx))),
+            SourceKind::File(_) | SourceKind::Tls { .. } | SourceKind::Relp { .. } => {
+                Err(Error::NotBuilt {
+                    name: config.name.clone(),
+                    kind: config.kind.type_name(),
+                })
+            }
+        }
+    }
+
+    /// Where it listens, for the log and the ready line.
+    pub fn local_addr(&self) -> String {
+        match self {
+            Source::Tcp(s) => s.local_addr().map(|a: SocketAddr| a.to_string()),
+            Source::Udp(s) => s.local_addr().map(|a: SocketAddr| a.to_string()),
+            Source::UnixDgram(s) => Ok(s.path().display().to_string()),
+            Source::UnixStream(s) => Ok(s.path().display().to_string()),
+            Source::Pipe(s) => Ok(s.path().display().to_string()),
+            Source::Stdin(_) => Ok("stdin".to_owned()),
+        }
+        .unwrap_or_else(|e| format!("?({e})"))
+    }
+
+    pub async fn run(
+        self,
+        out: mpsc::Sender<Batch>,
+        cancel: CancellationToken,
+    ) -> Result<(), Error> {
+        match self {
+            Source::Tcp(s) => s.run(out, cancel).await,
+            Source::Udp(s) => s.run(out, cancel).await,
+            Source::UnixDgram(s) => s.run(out, cancel).await,
+            Source::UnixStream(s) => s.run(out, cancel).await,
+            Source::Pipe(s) => s.run(out, cancel).await,
+            Source::Stdin(s) => s.run(out, cancel).await,
+        }
+    }
+}

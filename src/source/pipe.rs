@@ -1,0 +1,96 @@
+//! Named pipes (FIFOs): programs write lines to a path; LF framing. Bytes
+//! enter, [`Batch`]es leave; messages without a host get the local hostname.
+//!
+//! The FIFO is created (mode 0620: owner reads, group writes) when the path
+//! does not exist; an existing path must already be a FIFO. It is opened
+//! read+write (`O_RDWR`, Linux semantics): we hold a writer ourselves, so
+//! the read side never sees end-of-file when the last writer closes and
+//! writers coming and going lose nothing (POSIX guarantees writes of up to
+//! `PIPE_BUF` bytes are not interleaved).
+
+use std::os::unix::fs::FileTypeExt;
+use std::path::{Path, PathBuf};
+
+use tokio::net::unix::pipe;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::{read_stream, Context, Error};
+use crate::message::Batch;
+use crate::syslog::framing::Framing;
+
+#[derive(Debug)]
+pub struct PipeSource {
+    path: PathBuf,
+    receiver: pipe::Receiver,
+    cx: Context,
+}
+
+impl PipeSource {
+    pub fn open(path: &Path, cx: Context) -> Result<PipeSource, Error> {
+        let path_error = |what, source| Error::Path {
+            name: cx.name.clone(),
+            path: path.to_owned(),
+            what,
+            source,
+        };
+        match std::fs::metadata(path) {
+            Ok(meta) if meta.file_type().is_fifo() => {}
+            Ok(_) => {
+                return Err(Error::NotA {
+                    name: cx.name.clone(),
+                    path: path.to_owned(),
+                    expected: "FIFO",
+                })
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                mkfifo(path, 0o620).map_err(|e| path_error("cannot create the FIFO", e))?;
+            }
+            Err(e) => return Err(path_error("cannot inspect", e)),
+        }
+        let receiver = pipe::OpenOptions::new()
+            .read_write(true)
+            .open_receiver(path)
+            .map_err(|e| path_error("cannot open the FIFO", e))?;
+        Ok(PipeSource {
+            path: path.to_owned(),
+            receiver,
+            cx,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub async fn run(
+        self,
+        out: mpsc::Sender<Batch>,
+        cancel: CancellationToken,
+    ) -> Result<(), Error> {
+        let PipeSource { receiver, cx, .. } = self;
+        read_stream(&cx, receiver, Framing::Lf, None, None, &out, &cancel)
+            .await
+            .map(|_| ())
+            .map_err(|source| Error::Io {
+                name: cx.name.clone(),
+                source,
+            })
+    }
+}
+
+/// mkfifo(3). The one unsafe call of the crate: std has no FIFO creation,
+/// and the `libc` crate is already in the dependency tree (through tokio).
+#[allow(unsafe_code)]
+fn mkfifo(path: &Path, mode: u32) -> std::io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidInput, "NUL in path"))?;
+    // SAFETY: `c_path` is a valid NUL-terminated string that outlives the call.
+    let rc = unsafe { libc::mkfifo(c_path.as_ptr(), mode as libc::mode_t) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}

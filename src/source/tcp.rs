@@ -1,0 +1,112 @@
+//! Syslog over TCP (RFC 6587): one listener task, one task per connection.
+//! Bytes enter, [`Batch`]es of parsed messages leave.
+//!
+//! Connections are bounded by a `Semaphore` (`max_connections`): over the
+//! limit a connection is accepted and closed at once, and counted, so a
+//! flood cannot exhaust file descriptors or memory. A connection that sends
+//! nothing for `idle_timeout` is closed (what it sent is delivered). The
+//! peer's address is `source_ip`, and the host of messages that carry none.
+//!
+//! Backpressure: a connection waits for room in the channel before reading
+//! again, so a slow destination makes TCP stop reading and the sender's
+//! window fills.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::{read_stream, Context, Error};
+use crate::config::StreamListen;
+use crate::message::Batch;
+use crate::stats::Counters;
+
+#[derive(Debug)]
+pub struct TcpSource {
+    listener: TcpListener,
+    settings: StreamListen,
+    cx: Context,
+}
+
+impl TcpSource {
+    pub async fn bind(settings: &StreamListen, cx: Context) -> Result<TcpSource, Error> {
+        let listener = TcpListener::bind(settings.listen)
+            .await
+            .map_err(|source| Error::Bind {
+                name: cx.name.clone(),
+                addr: settings.listen.to_string(),
+                source,
+            })?;
+        Ok(TcpSource {
+            listener,
+            settings: settings.clone(),
+            cx,
+        })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    pub async fn run(
+        self,
+        out: mpsc::Sender<Batch>,
+        cancel: CancellationToken,
+    ) -> Result<(), Error> {
+        let TcpSource {
+            listener,
+            settings,
+            cx,
+        } = self;
+        let cx = Arc::new(cx);
+        let permits = Arc::new(Semaphore::new(settings.max_connections.max(1)));
+        let connections = TaskTracker::new();
+        loop {
+            let accepted = tokio::select! {
+                biased;
+                () = cancel.cancelled() => break,
+                accepted = listener.accept() => accepted,
+            };
+            let (stream, peer) = match accepted {
+                Ok(pair) => pair,
+                Err(e) => {
+                    // EMFILE, ECONNABORTED...: keep serving the others;
+                    // pause briefly so a descriptor shortage is not a busy loop.
+                    tracing::warn!(source = %cx.name, error = %e, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let Ok(permit) = permits.clone().try_acquire_owned() else {
+                Counters::add(&cx.counters.refused, 1);
+                tracing::debug!(source = %cx.name, %peer, "max_connections reached: connection closed");
+                drop(stream);
+                continue;
+            };
+            Counters::add(&cx.counters.connections, 1);
+            let _ = stream.set_nodelay(true);
+            let cx = cx.clone();
+            let out = out.clone();
+            let cancel = cancel.clone();
+            let framing = settings.framing;
+            let idle = settings.idle_timeout;
+            connections.spawn(async move {
+                let idle = (!idle.is_zero()).then_some(idle);
+                let peer_ip = Some(peer.ip());
+                if let Err(e) = read_stream(&cx, stream, framing, idle, peer_ip, &out, &cancel).await {
+                    tracing::debug!(source = %cx.name, %peer, error = %e, "connection ended with an error");
+                }
+                drop(permit);
+            });
+        }
+        // Stop accepting (the listener closes here), then let every
+        // connection deliver what it has read.
+        drop(listener);
+        connections.close();
+        connections.wait().await;
+        Ok(())
+    }
+}

@@ -1,0 +1,236 @@
+//! Local unix sockets: `unix_dgram` (a `/dev/log` replacement: one
+//! datagram is one message, as glibc's `syslog(3)` and `logger -u` send)
+//! and `unix_stream` (framed like TCP, one task per connection). Bytes
+//! enter, [`Batch`]es leave. Messages that carry no host get the local
+//! hostname.
+//!
+//! Binding removes a stale socket file left by an earlier run (only a
+//! socket: any other file there is an error, never deleted), then sets the
+//! file's permissions to `mode` so unprivileged programs can log. The
+//! socket file is removed again when the source stops.
+
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use tokio::net::{UnixDatagram, UnixListener};
+use tokio::sync::{mpsc, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::udp::{datagram_frame, MAX_DATAGRAM};
+use super::{read_stream, Context, Error};
+use crate::message::Batch;
+use crate::stats::Counters;
+use crate::syslog::framing::Framing;
+
+/// Removes a socket file left at `path`; refuses to touch anything else.
+fn clear_stale_socket(path: &Path, name: &Arc<str>) -> Result<(), Error> {
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_socket() => {
+            std::fs::remove_file(path).map_err(|source| Error::Path {
+                name: name.clone(),
+                path: path.to_owned(),
+                what: "cannot remove the stale socket",
+                source,
+            })
+        }
+        Ok(_) => Err(Error::NotA {
+            name: name.clone(),
+            path: path.to_owned(),
+            expected: "socket",
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(source) => Err(Error::Path {
+            name: name.clone(),
+            path: path.to_owned(),
+            what: "cannot inspect",
+            source,
+        }),
+    }
+}
+
+fn set_mode(path: &Path, mode: u32, name: &Arc<str>) -> Result<(), Error> {
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(|source| {
+        Error::Path {
+            name: name.clone(),
+            path: path.to_owned(),
+            what: "cannot set the socket's mode",
+            source,
+        }
+    })
+}
+
+/// Removes the socket file when the source is done with it.
+#[derive(Debug)]
+struct SocketFile(PathBuf);
+
+impl Drop for SocketFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+#[derive(Debug)]
+pub struct UnixDgramSource {
+    socket: UnixDatagram,
+    file: SocketFile,
+    cx: Context,
+}
+
+impl UnixDgramSource {
+    pub fn bind(path: &Path, mode: u32, cx: Context) -> Result<UnixDgramSource, Error> {
+        clear_stale_socket(path, &cx.name)?;
+        let socket = UnixDatagram::bind(path).map_err(|source| Error::Bind {
+            name: cx.name.clone(),
+            addr: path.display().to_string(),
+            source,
+        })?;
+        let file = SocketFile(path.to_owned());
+        set_mode(path, mode, &cx.name)?;
+        Ok(UnixDgramSource { socket, file, cx })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.file.0
+    }
+
+    pub async fn run(
+        self,
+        out: mpsc::Sender<Batch>,
+        cancel: CancellationToken,
+    ) -> Result<(), Error> {
+        let UnixDgramSource { socket, file, cx } = self;
+        let mut buf = BytesMut::with_capacity(MAX_DATAGRAM * 4);
+        let parse_cx = cx.parse_context(None);
+        loop {
+            buf.reserve(MAX_DATAGRAM);
+            let first = tokio::select! {
+                biased;
+                () = cancel.cancelled() => break,
+                r = socket.recv_buf(&mut buf) => r,
+            };
+            let mut batch = Batch::with_capacity(16);
+            let mut next = first;
+            let parse_cx = super::ParseContext {
+                received: chrono::Utc::now(),
+                ..parse_cx.clone()
+            };
+            loop {
+                match next {
+                    Ok(n) => {
+                        let datagram = buf.split_to(n).freeze();
+                        if let Some(frame) = datagram_frame(&cx, datagram) {
+                            cx.push(&mut batch, frame, &parse_cx);
+                        }
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                    Err(e) => {
+                        tracing::debug!(source = %cx.name, error = %e, "recv failed");
+                        break;
+                    }
+                }
+                if batch.len() >= cx.batch_size {
+                    break;
+                }
+                buf.reserve(MAX_DATAGRAM);
+                next = socket.try_recv_buf(&mut buf);
+            }
+            if !cx.send(&out, batch).await {
+                break;
+            }
+        }
+        drop(socket);
+        drop(file);
+        Ok(())
+    }
+}
+
+#[derive(Debug)]
+pub struct UnixStreamSource {
+    listener: UnixListener,
+    file: SocketFile,
+    max_connections: usize,
+    cx: Context,
+}
+
+impl UnixStreamSource {
+    pub fn bind(
+        path: &Path,
+        mode: u32,
+        max_connections: usize,
+        cx: Context,
+    ) -> Result<UnixStreamSource, Error> {
+        clear_stale_socket(path, &cx.name)?;
+        let listener = UnixListener::bind(path).map_err(|source| Error::Bind {
+            name: cx.name.clone(),
+            addr: path.display().to_string(),
+            source,
+        })?;
+        let file = SocketFile(path.to_owned());
+        set_mode(path, mode, &cx.name)?;
+        Ok(UnixStreamSource {
+            listener,
+            file,
+            max_connections,
+            cx,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.file.0
+    }
+
+    pub async fn run(
+        self,
+        out: mpsc::Sender<Batch>,
+        cancel: CancellationToken,
+    ) -> Result<(), Error> {
+        let UnixStreamSource {
+            listener,
+            file,
+            max_connections,
+            cx,
+        } = self;
+        let cx = Arc::new(cx);
+        let permits = Arc::new(Semaphore::new(max_connections.max(1)));
+        let connections = TaskTracker::new();
+        loop {
+            let accepted = tokio::select! {
+                biased;
+                () = cancel.cancelled() => break,
+                accepted = listener.accept() => accepted,
+            };
+            let stream = match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    tracing::warn!(source = %cx.name, error = %e, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let Ok(permit) = permits.clone().try_acquire_owned() else {
+                Counters::add(&cx.counters.refused, 1);
+                drop(stream);
+                continue;
+            };
+            Counters::add(&cx.counters.connections, 1);
+            let cx = cx.clone();
+            let out = out.clone();
+            let cancel = cancel.clone();
+            connections.spawn(async move {
+                // Local peers: no idle timeout, framing detected per connection.
+                if let Err(e) = read_stream(&cx, stream, Framing::Auto, None, None, &out, &cancel).await {
+                    tracing::debug!(source = %cx.name, error = %e, "connection ended with an error");
+                }
+                drop(permit);
+            });
+        }
+        drop(listener);
+        drop(file);
+        connections.close();
+        connections.wait().await;
+        Ok(())
+    }
+}
