@@ -1,0 +1,450 @@
+//! Files: each message is rendered (format or template) as one record +
+//! `\n` and appended to the file its templated path names
+//! (`/var/log/remote/${HOST}/${PROGRAM}.log`). Batches enter; acks are
+//! released once the record is written (after fsync when `fsync = true`).
+//!
+//! - Paths are rendered with `Template::render_path` (values are made
+//!   path-safe there); on top of that, a rendered path must stay below the
+//!   template's static prefix directory (the literal text before the first
+//!   macro, up to its last `/`) and hold no `..`: otherwise the message is
+//!   counted (`dropped_bad_path`) and skipped. A path without macros is
+//!   not rendered at all.
+//! - Records of one batch are grouped per file: one `write(2)` per file per
+//!   batch. Files are opened `O_APPEND|O_CREAT` (mode `file_mode` when
+//!   created, directories `dir_mode`), optionally chowned (only when
+//!   running as root), kept in a cache of at most `max_open_files` (least
+//!   recently used closed first), closed after `idle_timeout` unused, and
+//!   all closed on SIGHUP so logrotate's renames take effect.
+//! - All file I/O runs on the blocking pool (`spawn_blocking`), one batch
+//!   at a time, so async threads never wait on a disk.
+
+use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::fs::{DirBuilder, File, OpenOptions};
+use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, watch};
+
+use super::{render, Error};
+use crate::config::FileDestConfig;
+use crate::message::{Ack, Batch};
+use crate::stats::{Counters, DropReason};
+
+#[derive(Debug)]
+pub struct FileDest {
+    name: Arc<str>,
+    config: FileDestConfig,
+    counters: Arc<Counters>,
+    reopen: watch::Receiver<u64>,
+}
+
+impl FileDest {
+    pub fn new(
+        name: Arc<str>,
+        config: FileDestConfig,
+        counters: Arc<Counters>,
+        reopen: watch::Receiver<u64>,
+    ) -> FileDest {
+        FileDest {
+            name,
+            config,
+            counters,
+            reopen,
+        }
+    }
+
+    pub async fn run(self, mut input: mpsc::Receiver<Batch>) -> Result<(), Error> {
+        let FileDest {
+            name,
+            config,
+            counters,
+            mut reopen,
+        } = self;
+        let idle = config.idle_timeout;
+        let mut writer = Writer::new(name.clone(), config, counters);
+        // Sweep for idle files a few times per idle_timeout.
+        let sweep = (idle / 4).clamp(Duration::from_millis(100), Duration::from_secs(5));
+        let mut ticker = tokio::time::interval(sweep);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut hup_open = true;
+        loop {
+            enum Job {
+                Batch(Batch),
+                Reopen,
+                Sweep,
+            }
+            let job = tokio::select! {
+                batch = input.recv() => match batch {
+                    Some(batch) => Job::Batch(batch),
+                    None => break,
+                },
+                changed = reopen.changed(), if hup_open => match changed {
+                    Ok(()) => Job::Reopen,
+                    Err(_) => { hup_open = false; continue; }
+                },
+                _ = ticker.tick() => Job::Sweep,
+            };
+            let task = tokio::task::spawn_blocking(move || {
+                match job {
+                    Job::Batch(batch) => writer.write_batch(batch),
+                    Job::Reopen => writer.close_all("reopen (SIGHUP)"),
+                    Job::Sweep => writer.close_idle(),
+                }
+                writer
+            });
+            writer = task.await.map_err(|e| Error::Panicked {
+                name: name.clone(),
+                detail: e.to_string(),
+            })?;
+        }
+        tokio::task::spawn_blocking(move || writer.close_all("shutdown"))
+            .await
+            .map_err(|e| Error::Panicked {
+                name,
+                detail: e.to_string(),
+            })
+    }
+}
+
+struct OpenFile {
+    file: File,
+    last_used: Instant,
+}
+
+/// Records for one file within a batch.
+struct Group {
+    path: PathBuf,
+    records: Vec<u8>,
+    count: u64,
+    acks: Vec<Ack>,
+}
+
+/// The blocking side: the open-file cache and the batch writer.
+struct Writer {
+    name: Arc<str>,
+    config: FileDestConfig,
+    counters: Arc<Counters>,
+    /// The whole path when the template has no macro.
+    static_path: Option<PathBuf>,
+    /// Rendered paths must stay below this directory.
+    prefix: PathBuf,
+    owner: Option<(Option<u32>, Option<u32>)>,
+    files: HashMap<PathBuf, OpenFile>,
+    path_buf: Vec<u8>,
+}
+
+impl Writer {
+    fn new(name: Arc<str>, config: FileDestConfig, counters: Arc<Counters>) -> Writer {
+        let (static_path, prefix) = split_template_path(&config.path_text);
+        let owner = resolve_owner(&name, config.owner.as_deref(), config.group.as_deref());
+        Writer {
+            name,
+            config,
+            counters,
+            static_path,
+            prefix,
+            owner,
+            files: HashMap::new(),
+            path_buf: Vec::with_capacity(256),
+        }
+    }
+
+    fn write_batch(&mut self, batch: Batch) {
+        let mut groups: Vec<Group> = Vec::new();
+        let mut index: HashMap<PathBuf, usize> = HashMap::new();
+        let mut bad_paths = 0u64;
+        for mut msg in batch.messages {
+            let path = match &self.static_path {
+                Some(path) => path.clone(),
+                None => {
+                    self.path_buf.clear();
+                    self.config.path.render_path(&msg, &mut self.path_buf);
+                    match checked_path(&self.path_buf, &self.prefix) {
+                        Some(path) => path,
+                        None => {
+                            if bad_paths == 0 {
+                                tracing::warn!(
+                                    destination = %self.name,
+                                    path = %String::from_utf8_lossy(&self.path_buf),
+                                    "rendered path is empty or leaves the destination directory: message skipped"
+                                );
+                            }
+                            bad_paths += 1;
+                            continue;
+                        }
+                    }
+                }
+            };
+            let slot = match index.get(&path) {
+                Some(&i) => i,
+                None => {
+                    index.insert(path.clone(), groups.len());
+                    groups.push(Group {
+                        path,
+                        records: Vec::with_capacity(4096),
+                        count: 0,
+                        acks: Vec::new(),
+                    });
+                    groups.len() - 1
+                }
+            };
+            let group = &mut groups[slot];
+            render(&self.config.output, &msg, &mut group.records);
+            group.count += 1;
+            if let Some(ack) = msg.ack.take() {
+                group.acks.push(ack);
+            }
+        }
+        self.counters.dropped(DropReason::BadPath, bad_paths);
+        for group in groups {
+            match self.append(&group.path, &group.records) {
+                Ok(()) => Counters::add(&self.counters.written, group.count),
+                Err(e) => {
+                    for ack in &group.acks {
+                        ack.fail();
+                    }
+                    self.counters.dropped(DropReason::Io, group.count);
+                    tracing::error!(
+                        destination = %self.name, path = %group.path.display(), error = %e,
+                        lost = group.count, "cannot write"
+                    );
+                    // A broken handle (disk replaced, file system remounted)
+                    // must not stay cached.
+                    self.files.remove(&group.path);
+                }
+            }
+            // Acks are released here, after the write (and fsync).
+            drop(group.acks);
+        }
+    }
+
+    fn append(&mut self, path: &Path, records: &[u8]) -> std::io::Result<()> {
+        let fsync = self.config.fsync;
+        let file = self.open(path)?;
+        file.last_used = Instant::now();
+        file.file.write_all(records)?;
+        if fsync {
+            file.file.sync_data()?;
+        }
+        Ok(())
+    }
+
+    fn open(&mut self, path: &Path) -> std::io::Result<&mut OpenFile> {
+        if !self.files.contains_key(path) {
+            if self.files.len() >= self.config.max_open_files.max(1) {
+                self.evict_oldest();
+            }
+            let file = self.create(path)?;
+            self.files.insert(
+                path.to_owned(),
+                OpenFile {
+                    file,
+                    last_used: Instant::now(),
+                },
+            );
+        }
+        self.files
+            .get_mut(path)
+            .ok_or_else(|| std::io::Error::other("file cache lost an entry"))
+    }
+
+    fn create(&self, path: &Path) -> std::io::Result<File> {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            if !parent.is_dir() {
+                DirBuilder::new()
+                    .recursive(true)
+                    .mode(self.config.dir_mode)
+                    .create(parent)?;
+            }
+        }
+        let existed = path.exists();
+        let file = OpenOptions::new()
+            .append(true)
+            .create(true)
+            .mode(self.config.file_mode)
+            .open(path)?;
+        if !existed {
+            // The mode given to open(2) is filtered by the umask; the
+            // configured mode is what the user asked for.
+            file.set_permissions(std::fs::Permissions::from_mode(self.config.file_mode))?;
+            if let Some((uid, gid)) = self.owner {
+                std::os::unix::fs::fchown(&file, uid, gid)?;
+            }
+        }
+        Ok(file)
+    }
+
+    fn evict_oldest(&mut self) {
+        let oldest = self
+            .files
+            .iter()
+            .min_by_key(|(_, f)| f.last_used)
+            .map(|(p, _)| p.clone());
+        if let Some(path) = oldest {
+            self.files.remove(&path);
+        }
+    }
+
+    fn close_idle(&mut self) {
+        let idle = self.config.idle_timeout;
+        if idle.is_zero() {
+            return;
+        }
+        let now = Instant::now();
+        self.files
+            .retain(|_, f| now.duration_since(f.last_used) < idle);
+    }
+
+    fn close_all(&mut self, why: &str) {
+        if !self.files.is_empty() {
+            tracing::debug!(destination = %self.name, files = self.files.len(), "closing files: {why}");
+        }
+        self.files.clear();
+    }
+}
+
+/// `(whole path if the template has no macro, static prefix directory)`.
+fn split_template_path(path_text: &str) -> (Option<PathBuf>, PathBuf) {
+    match path_text.find("${") {
+        None => {
+            let path = PathBuf::from(path_text);
+            let parent = path.parent().map(Path::to_owned).unwrap_or_default();
+            (Some(path), parent)
+        }
+        Some(first_macro) => {
+            let literal = &path_text[..first_macro];
+            let dir = match literal.rfind('/') {
+                Some(0) => "/",
+                Some(i) => &literal[..i],
+                None => "",
+            };
+            (None, PathBuf::from(dir))
+        }
+    }
+}
+
+/// The rendered `path` if it is non-empty, has no NUL, lies below
+/// `prefix` and has no `.`/`..` component below it; else `None`.
+fn checked_path(path: &[u8], prefix: &Path) -> Option<PathBuf> {
+    if path.is_empty() || path.contains(&0) {
+        return None;
+    }
+    let path = Path::new(OsStr::from_bytes(path));
+    let below = path.strip_prefix(prefix).ok()?;
+    let mut components = 0;
+    for c in below.components() {
+        match c {
+            Component::Normal(_) => components += 1,
+            _ => return None,
+        }
+    }
+    if components == 0 || path.as_os_str().as_bytes().ends_with(b"/") {
+        return None;
+    }
+    Some(path.to_owned())
+}
+
+/// The uid and gid to give new files, when running as root; `None` when
+/// nothing was asked or we cannot chown (not root: skipped, logged once).
+fn resolve_owner(
+    name: &str,
+    owner: Option<&str>,
+    group: Option<&str>,
+) -> Option<(Option<u32>, Option<u32>)> {
+    if owner.is_none() && group.is_none() {
+        return None;
+    }
+    use std::os::unix::fs::MetadataExt;
+    let euid = std::fs::metadata("/proc/self").map(|m| m.uid()).ok();
+    if euid != Some(0) {
+        tracing::info!(destination = %name, "not running as root: owner/group of new files left as is");
+        return None;
+    }
+    let lookup = |db: &str, who: &str| -> Option<u32> {
+        if let Ok(n) = who.parse() {
+            return Some(n);
+        }
+        let text = std::fs::read_to_string(db).ok()?;
+        text.lines().find_map(|line| {
+            let mut fields = line.split(':');
+            (fields.next()? == who).then_some(())?;
+            fields.nth(1)?.parse().ok()
+        })
+    };
+    let uid = owner.and_then(|o| {
+        let uid = lookup("/etc/passwd", o);
+        if uid.is_none() {
+            tracing::warn!(destination = %name, owner = o, "unknown user: owner left as is");
+        }
+        uid
+    });
+    let gid = group.and_then(|g| {
+        let gid = lookup("/etc/group", g);
+        if gid.is_none() {
+            tracing::warn!(destination = %name, group = g, "unknown group: group left as is");
+        }
+        gid
+    });
+    Some((uid, gid))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn static_prefix_is_the_literal_directory_before_the_first_macro() {
+        let cases = [
+            (
+                "/var/log/remote/${HOST}/${PROGRAM}.log",
+                None,
+                "/var/log/remote",
+            ),
+            ("./data/archive/${HOST}.log", None, "./data/archive"),
+            ("/var/log/h-${HOST}/x.log", None, "/var/log"),
+            ("${HOST}.log", None, ""),
+            ("/${HOST}.log", None, "/"),
+            ("/var/log/all.log", Some("/var/log/all.log"), "/var/log"),
+            ("all.log", Some("all.log"), ""),
+        ];
+        for (text, whole, prefix) in cases {
+            let (s, p) = split_template_path(text);
+            assert_eq!(s, whole.map(PathBuf::from), "{text}");
+            assert_eq!(p, PathBuf::from(prefix), "{text}");
+        }
+    }
+
+    #[test]
+    fn rendered_paths_must_stay_below_the_prefix() {
+        let prefix = Path::new("/var/log/remote");
+        let ok = ["/var/log/remote/h/p.log", "/var/log/remote/h.log"];
+        for path in ok {
+            assert!(checked_path(path.as_bytes(), prefix).is_some(), "{path}");
+        }
+        let bad: [&[u8]; 8] = [
+            b"",
+            b"/var/log/remote/../x.log",
+            b"/var/log/remote/h/../../x",
+            b"/var/log/remote",
+            b"/var/log/remote/",
+            b"/var/log/remotex/a",
+            b"/etc/passwd",
+            b"/var/log/remote/a\0b",
+        ];
+        for path in bad {
+            assert!(
+                checked_path(path, prefix).is_none(),
+                "{}",
+                String::from_utf8_lossy(path)
+            );
+        }
+        assert!(checked_path(b"h/p.log", Path::new("")).is_some());
+        assert!(checked_path(b"../p.log", Path::new("")).is_none());
+        assert!(checked_path(b"/abs.log", Path::new("")).is_none());
+    }
+}

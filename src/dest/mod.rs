@@ -1,0 +1,100 @@
+//! Destinations: where messages leave. Each is built from a validated
+//! [`config::Destination`] and run as one task that takes [`Batch`]es from
+//! its bounded channel until the channel closes (every router is gone),
+//! then flushes and returns:
+//!
+//! ```text
+//! mpsc::Receiver<Batch> --> render (Format::write | Template::render) + "\n" --> file(s) | stdout
+//! ```
+//!
+//! A message's [`Ack`](crate::message::Ack) clone is dropped only after its
+//! record was written (after fsync when configured), or marked failed first
+//! when the write failed.
+//!
+//! Destinations whose runtime is not built yet (sqlite, postgres,
+//! forwarding) are reported by [`Destination::new`] as [`Error::NotBuilt`].
+
+pub mod file;
+pub mod stdout;
+
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, watch};
+
+use crate::config::{self, DestinationKind, Output};
+use crate::message::{Batch, Message};
+use crate::stats::Counters;
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    #[error("destination {name}: the {kind} destination is not built yet")]
+    NotBuilt { name: Arc<str>, kind: &'static str },
+    #[error("destination {name}: the writer thread panicked: {detail}")]
+    Panicked { name: Arc<str>, detail: String },
+    #[error("destination {name}: {source}")]
+    Io {
+        name: Arc<str>,
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    /// Whether trying again later may succeed.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Error::Io { .. })
+    }
+}
+
+/// Appends `msg` rendered as `output`, and the record's `\n`.
+pub fn render(output: &Output, msg: &Message, out: &mut Vec<u8>) {
+    match output {
+        Output::Format(format, zone) => format.write(msg, zone, out),
+        Output::Template(template) => template.render(msg, out),
+    }
+    out.push(b'\n');
+}
+
+/// A destination, ready to run.
+#[derive(Debug)]
+pub enum Destination {
+    File(file::FileDest),
+    Stdout(stdout::StdoutDest),
+}
+
+impl Destination {
+    /// `reopen` changes on SIGHUP: file destinations close their files and
+    /// reopen them on the next write (logrotate).
+    pub fn new(
+        config: &config::Destination,
+        counters: Arc<Counters>,
+        reopen: watch::Receiver<u64>,
+    ) -> Result<Destination, Error> {
+        match &config.kind {
+            DestinationKind::File(file) => Ok(Destination::File(file::FileDest::new(
+                config.name.clone(),
+                file.clone(),
+                counters,
+                reopen,
+            ))),
+            DestinationKind::Stdout { output } => Ok(Destination::Stdout(stdout::StdoutDest::new(
+                config.name.clone(),
+                output.clone(),
+                counters,
+            ))),
+            DestinationKind::Sqlite { .. }
+            | DestinationKind::Postgres { .. }
+            | DestinationKind::Forward(_) => Err(Error::NotBuilt {
+                name: config.name.clone(),
+                kind: config.kind.type_name(),
+            }),
+        }
+    }
+
+    pub async fn run(self, input: mpsc::Receiver<Batch>) -> Result<(), Error> {
+        match self {
+            Destination::File(d) => d.run(input).await,
+            Destination::Stdout(d) => d.run(input).await,
+        }
+    }
+}
