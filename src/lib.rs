@@ -10,11 +10,22 @@
 //!   output formats.
 //! - [`filter`]: the filter language: parser into `Expr`, evaluation.
 //! - [`template`]: `${MACRO}` templates, compiled once, path-safe rendering.
+//! - [`source`]: where messages enter (tcp, udp, unix_dgram, unix_stream,
+//!   pipe, stdin): bytes -> framing -> parse -> `Batch`.
+//! - [`dest`]: where messages leave (file, stdout): `Batch` -> rendered
+//!   records -> writes; acks released after the write.
+//! - [`pipeline`]: `Config` -> tasks, bounded channels, routing by
+//!   `[[paths]]`; start-up, signals and shutdown order.
+//! - [`stats`]: per-component counters.
 #![deny(unsafe_code)]
 
 pub mod cli;
 pub mod config;
+pub mod dest;
 pub mod filter;
 pub mod message;
+pub mod pipeline;
+pub mod source;
+pub mod stats;
 pub mod syslog;
 pub mod template;

@@ -1,12 +1,14 @@
-//! `logrelay`: parse the command line, load the config, run; the exit code
+//! `logrelay`: parse the command line, load the config, run the pipeline; the exit code
 //! is chosen here (0 clean, 2 config error, 1 anything else).
 
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::Parser;
 
 use logrelay::cli::{Cli, Command, RunArgs};
 use logrelay::config::{defaults, Config, Mode};
+use logrelay::pipeline;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -55,9 +57,36 @@ fn run(mode: Mode, args: &RunArgs) -> ExitCode {
         Ok(config) => config,
         Err(e) => return config_error(&e),
     };
-    eprintln!(
-        "logrelay: {} mode: config {} is valid, but the runtime pipeline is not built yet",
-        mode, config.origin
-    );
-    ExitCode::from(1)
+    init_tracing();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("logrelay: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let result = runtime.block_on(pipeline::run(config));
+    // A blocking read of stdin cannot be interrupted: do not wait for it.
+    runtime.shutdown_timeout(Duration::from_millis(200));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("logrelay: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Logs go to stderr; `RUST_LOG` filters them (default: info).
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
 }
