@@ -192,22 +192,16 @@ pub(crate) fn compile(
         Expr::Not(e) => Ok(Node::Not(Box::new(compile(e, resolve)?))),
         Expr::FilterRef { name, at } => match resolve(name) {
             Some(i) => Ok(Node::Ref(i)),
-            None => Err((*at, format!("unknown filter `{name}` in filter({name})"))),
+            None => Err((
+                *at,
+                format!("unknown filter `{name}` (no filter of that name is defined)"),
+            )),
         },
         Expr::Compare(c) => compare(c),
     }
 }
 
 fn compare(c: &Comparison) -> Result<Node, CompileError> {
-    let text_field = match &c.field {
-        Field::Host => Some(TextField::Host),
-        Field::Program => Some(TextField::Program),
-        Field::Pid => Some(TextField::Pid),
-        Field::Msgid => Some(TextField::Msgid),
-        Field::Message => Some(TextField::Message),
-        Field::Source => Some(TextField::Source),
-        _ => None,
-    };
     if let (Field::Pid, Some(ord)) = (&c.field, ordering(c.op)) {
         let s = scalar(c)?;
         return match s.text.parse::<u64>() {
@@ -250,12 +244,18 @@ fn compare(c: &Comparison) -> Result<Node, CompileError> {
             };
             Ok(negated(node, negate))
         }
-        _ => {
-            let field = text_field.unwrap_or(TextField::Message);
-            let (test, negate) = text_test(c)?;
-            Ok(negated(Node::Text { field, test }, negate))
-        }
+        Field::Host => text(TextField::Host, c),
+        Field::Program => text(TextField::Program, c),
+        Field::Pid => text(TextField::Pid, c),
+        Field::Msgid => text(TextField::Msgid, c),
+        Field::Message => text(TextField::Message, c),
+        Field::Source => text(TextField::Source, c),
     }
+}
+
+fn text(field: TextField, c: &Comparison) -> Result<Node, CompileError> {
+    let (test, negate) = text_test(c)?;
+    Ok(negated(Node::Text { field, test }, negate))
 }
 
 fn negated(node: Node, negate: bool) -> Node {
