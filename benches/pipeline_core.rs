@@ -21,7 +21,10 @@ const RFC5424: &[u8] = b"<134>1 2026-11-27T05:36:39.123456Z host09 app1 1109 ID4
 
 fn context() -> ParseContext {
     ParseContext {
-        received: Utc.with_ymd_and_hms(2026, 11, 27, 6, 0, 0).single().unwrap_or_default(),
+        received: Utc
+            .with_ymd_and_hms(2026, 11, 27, 6, 0, 0)
+            .single()
+            .unwrap_or_default(),
         source: Arc::from("bench"),
         source_ip: None,
         hostname: Bytes::from_static(b"localhost"),
@@ -34,7 +37,8 @@ fn context() -> ParseContext {
 
 /// The w5 filter of the peer benchmark (shared/bench/peers.sh).
 fn filters() -> Filters {
-    Filters::compile([("f", r#"severity <= warning and program =~ "^app[0-3]$""#)]).expect("filter compiles")
+    Filters::compile([("f", r#"severity <= warning and program =~ "^app[0-3]$""#)])
+        .expect("filter compiles")
 }
 
 fn bench(c: &mut Criterion) {

@@ -164,6 +164,41 @@ fn config_errors_name_file_line_column_and_key() {
             "FILE:3:8: sources.net.cert: cannot read `/nonexistent/cert.pem`: No such file or directory (os error 2)",
         ),
         (
+            "bad regex in a filter",
+            format!("[filters.f]\nexpr = 'program =~ \"a(\"'\n{BASE}"),
+            "FILE:2:20: filters.f.expr: column 12 of the expression: invalid regex: regex parse error: a( ^ error: unclosed group",
+        ),
+        (
+            "unknown macro in a file path",
+            BASE.replace("${HOST}", "${HOTS}"),
+            "FILE:7:16: destinations.out.path: column 8 of the template: unknown macro `${HOTS}`",
+        ),
+        (
+            "unknown macro in a template",
+            BASE.replace("path = ", "template = \"${ISODATE} ${MESAGE}\"\npath = "),
+            "FILE:7:24: destinations.out.template: column 12 of the template: unknown macro `${MESAGE}`",
+        ),
+        (
+            "filter cycle",
+            format!("[filters.a]\nexpr = \"filter(b)\"\n[filters.b]\nexpr = \"severity < err or filter(a)\"\n{BASE}"),
+            "FILE:2:9: filters.a.expr: column 1 of the expression: filter cycle: a -> b -> a",
+        ),
+        (
+            "filter referring to itself",
+            format!("[filters.a]\nexpr = \"host == x or filter(a)\"\n{BASE}"),
+            "FILE:2:22: filters.a.expr: column 14 of the expression: filter cycle: a -> a",
+        ),
+        (
+            "unknown field in a filter",
+            format!("[filters.a]\nexpr = \"hots == x\"\n{BASE}"),
+            "FILE:2:9: filters.a.expr: column 1 of the expression: unknown field `hots`",
+        ),
+        (
+            "path naming a missing filter",
+            format!("[filters.a]\nexpr = \"host == x\"\n{}", BASE.replace("destinations = [\"out\"]\n", "destinations = [\"out\"]\nfilters = [\"b\"]\n")),
+            "FILE:14:12: paths[1].filters[1]: no filter named `b` (defined: a)",
+        ),
+        (
             "no paths",
             "[sources.net]\ntype = \"tcp\"\nlisten = \"127.0.0.1:5514\"\n".to_owned(),
             "FILE:1:1: paths: no [[paths]]: nothing would flow from a source to a destination",
