@@ -5,8 +5,8 @@
 //!
 //! - Paths are rendered with `Template::render_path` (values are made
 //!   path-safe there); on top of that, a rendered path must stay below the
-//!   template's static prefix directory (the literal text before the first
-//!   macro, up to its last `/`) and hold no `..`: otherwise the message is
+//!   template's static directory (`Template::static_dir`: the literal text
+//!   before the first macro, up to its last `/`) and hold no `..`: otherwise the message is
 //!   counted (`dropped_bad_path`) and skipped. A path without macros is
 //!   not rendered at all.
 //! - Records of one batch are grouped per file: one `write(2)` per file per
@@ -140,7 +140,12 @@ struct Writer {
 
 impl Writer {
     fn new(name: Arc<str>, config: FileDestConfig, counters: Arc<Counters>) -> Writer {
-        let (static_path, prefix) = split_template_path(&config.path_text);
+        let template = &config.path;
+        let bytes_path = |b: &[u8]| PathBuf::from(OsStr::from_bytes(b));
+        let static_path = template
+            .is_static()
+            .then(|| bytes_path(template.static_prefix()));
+        let prefix = bytes_path(template.static_dir());
         let owner = resolve_owner(&name, config.owner.as_deref(), config.group.as_deref());
         Writer {
             name,
@@ -308,26 +313,6 @@ impl Writer {
     }
 }
 
-/// `(whole path if the template has no macro, static prefix directory)`.
-fn split_template_path(path_text: &str) -> (Option<PathBuf>, PathBuf) {
-    match path_text.find("${") {
-        None => {
-            let path = PathBuf::from(path_text);
-            let parent = path.parent().map(Path::to_owned).unwrap_or_default();
-            (Some(path), parent)
-        }
-        Some(first_macro) => {
-            let literal = &path_text[..first_macro];
-            let dir = match literal.rfind('/') {
-                Some(0) => "/",
-                Some(i) => &literal[..i],
-                None => "",
-            };
-            (None, PathBuf::from(dir))
-        }
-    }
-}
-
 /// The rendered `path` if it is non-empty, has no NUL, lies below
 /// `prefix` and has no `.`/`..` component below it; else `None`.
 fn checked_path(path: &[u8], prefix: &Path) -> Option<PathBuf> {
@@ -396,28 +381,6 @@ fn resolve_owner(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn static_prefix_is_the_literal_directory_before_the_first_macro() {
-        let cases = [
-            (
-                "/var/log/remote/${HOST}/${PROGRAM}.log",
-                None,
-                "/var/log/remote",
-            ),
-            ("./data/archive/${HOST}.log", None, "./data/archive"),
-            ("/var/log/h-${HOST}/x.log", None, "/var/log"),
-            ("${HOST}.log", None, ""),
-            ("/${HOST}.log", None, "/"),
-            ("/var/log/all.log", Some("/var/log/all.log"), "/var/log"),
-            ("all.log", Some("all.log"), ""),
-        ];
-        for (text, whole, prefix) in cases {
-            let (s, p) = split_template_path(text);
-            assert_eq!(s, whole.map(PathBuf::from), "{text}");
-            assert_eq!(p, PathBuf::from(prefix), "{text}");
-        }
-    }
 
     #[test]
     fn rendered_paths_must_stay_below_the_prefix() {
