@@ -29,7 +29,6 @@
 //!   what is left is abandoned and logged. SIGHUP closes the destination
 //!   files so they are reopened (logrotate).
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -151,6 +150,7 @@ pub async fn run(config: Config) -> Result<(), Error> {
         dest_tasks.push((name, handle));
     }
     let filters = Arc::new(config.filters);
+    let dest_names: Arc<[Arc<str>]> = config.destinations.iter().map(|d| d.name.clone()).collect();
     let cancel = CancellationToken::new();
     let sources = TaskTracker::new();
     let routers = TaskTracker::new();
@@ -178,6 +178,7 @@ pub async fn run(config: Config) -> Result<(), Error> {
             routes,
             filters.clone(),
             dest_senders.clone(),
+            dest_names.clone(),
         ));
         let source_cancel = cancel.child_token();
         let task_name = name.clone();
@@ -240,10 +241,11 @@ async fn route(
     routes: Vec<Route>,
     filters: Arc<Filters>,
     dests: Vec<Option<mpsc::Sender<Batch>>>,
+    dest_names: Arc<[Arc<str>]>,
 ) {
     let mut outs: Vec<Batch> = dests.iter().map(|_| Batch::default()).collect();
     let mut targets: Vec<usize> = Vec::with_capacity(dests.len());
-    let mut gone: HashMap<usize, ()> = HashMap::new();
+    let mut gone = vec![false; dests.len()];
     while let Some(batch) = input.recv().await {
         for msg in batch.messages {
             targets.clear();
@@ -274,9 +276,10 @@ async fn route(
             let batch = std::mem::take(out);
             let Some(tx) = &dests[d] else { continue };
             if let Err(mpsc::error::SendError(lost)) = tx.send(batch).await {
-                if gone.insert(d, ()).is_none() {
+                if !std::mem::replace(&mut gone[d], true) {
+                    let destination = dest_names.get(d).map_or("?", |n| &**n);
                     tracing::error!(
-                        source = %source, destination = d, lost = lost.len(),
+                        source = %source, destination, lost = lost.len(),
                         "destination has stopped: messages for it are lost"
                     );
                 }

@@ -631,3 +631,48 @@ fn sigterm_with_messages_in_flight_writes_every_message() {
         assert_eq!(line, format!("in flight {i:06}").as_bytes());
     }
 }
+
+#[test]
+fn sighup_reopens_files_after_logrotate_renames_them() {
+    let mut server = Server::start(RAW_ALL);
+    server.send_tcp("tcp", b"before rotation\n");
+    let log = server.path("out/all.log");
+    wait_lines(&log, 1);
+    let rotated = server.path("out/all.log.1");
+    std::fs::rename(&log, &rotated).expect("rotate");
+    server.signal("HUP");
+    // The reopen is asynchronous: send until a line lands in the new file.
+    let deadline = std::time::Instant::now() + DEADLINE;
+    let mut sent = 0;
+    while !log.exists() && std::time::Instant::now() < deadline {
+        server.send_tcp("tcp", b"after rotation\n");
+        sent += 1;
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let after = wait_lines(&log, 1);
+    let before = wait_lines(&rotated, 1);
+    assert_eq!(before[0], b"before rotation");
+    assert_eq!(after[0], b"after rotation");
+    // Lines sent before the reopen went to the renamed file: none is lost.
+    server.stop();
+    let total = wait_lines(&log, 0).len() + wait_lines(&rotated, 0).len();
+    assert_eq!(total, sent + 1);
+    assert!(server.stderr().contains("SIGHUP"), "{}", server.stderr());
+}
+
+#[test]
+fn stdin_source_reads_to_the_end_and_exits_0() {
+    let dir = TestDir::new();
+    dir.write(
+        "c.toml",
+        "[sources.in]\ntype = \"stdin\"\n[destinations.out]\ntype = \"file\"\npath = \"out.log\"\nformat = \"raw\"\n[[paths]]\nsources = [\"in\"]\ndestinations = [\"out\"]\n",
+    );
+    let input: Vec<u8> = (0..1000)
+        .flat_map(|i| format!("line {i}\n").into_bytes())
+        .collect();
+    let mut server = Server::spawn(dir, &["server", "-c", "c.toml"], Some(input));
+    assert_eq!(server.wait_exit(), Some(0), "{}", server.stderr());
+    let lines = wait_lines(&server.path("out.log"), 1000);
+    assert_eq!(lines.len(), 1000);
+    assert_eq!(lines[999], b"line 999");
+}
