@@ -16,7 +16,6 @@
 //! Sources whose runtime is not built yet (file, tls, relp) are reported by
 //! [`Source::bind`] as [`Error::NotBuilt`]; the pipeline decides what to do.
 
-pub mod frames;
 pub mod pipe;
 pub mod stdin;
 pub mod tcp;
@@ -34,10 +33,8 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{self, ParseDefaults, SourceKind};
 use crate::message::{Batch, ParseQuality};
 use crate::stats::Counters;
-use crate::syslog::framing::Framing;
+use crate::syslog::framing::{DecoderConfig, Frame, FrameStats, Framing, SyslogDecoder};
 use crate::syslog::{self, ParseContext};
-
-use frames::{DecoderConfig, Frame, FrameStats, SyslogDecoder};
 
 /// What can go wrong in a source.
 #[derive(Debug, thiserror::Error)]

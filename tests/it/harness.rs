@@ -330,23 +330,6 @@ pub fn parsers_merged() -> bool {
     merged
 }
 
-/// Whether the RFC 6587 decoder (octet counting) is in this build.
-pub fn octet_counting_merged() -> bool {
-    use logrelay::source::frames::{DecoderConfig, SyslogDecoder};
-    use tokio_util::codec::Decoder;
-    let mut decoder = SyslogDecoder::new(DecoderConfig {
-        max_message_bytes: 100,
-        oversize: Default::default(),
-        mode: Default::default(),
-    });
-    let mut buf = bytes::BytesMut::from(&b"2 hi"[..]);
-    let merged = matches!(decoder.decode(&mut buf), Ok(Some(f)) if &f.data[..] == b"hi");
-    if !merged {
-        eprintln!("SKIPPED: needs the RFC 6587 decoder (format branch) in main");
-    }
-    merged
-}
-
 /// Whether the output formats (json, line...) are in this build.
 pub fn formats_merged() -> bool {
     use logrelay::message::Message;

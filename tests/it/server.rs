@@ -7,8 +7,8 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 use crate::harness::{
-    files_below, formats_merged, logger, logrelay, octet_counting_merged, parsers_merged,
-    wait_lines, Server, TestDir, DEADLINE,
+    files_below, formats_merged, logger, logrelay, parsers_merged, wait_lines, Server, TestDir,
+    DEADLINE,
 };
 
 /// A server with tcp, udp, unix_dgram and pipe sources writing every
@@ -146,7 +146,6 @@ destinations = ["archive"]
     let udp_port = server.port("udp");
     let socket = server.path("dev.sock").display().to_string();
     let mut sent = Vec::new();
-    let octet = octet_counting_merged();
     for rfc in ["--rfc3164", "--rfc5424"] {
         let mut cases: Vec<(String, Vec<String>)> = vec![
             (
@@ -175,19 +174,17 @@ destinations = ["archive"]
                 vec!["-u".into(), socket.clone(), "--socket-errors=on".into()],
             ),
         ];
-        if octet {
-            cases.push((
-                format!("tcp-octet{rfc}"),
-                vec![
-                    "-T".into(),
-                    "-n".into(),
-                    "127.0.0.1".into(),
-                    "-P".into(),
-                    tcp_port.clone(),
-                    "--octet-count".into(),
-                ],
-            ));
-        }
+        cases.push((
+            format!("tcp-octet{rfc}"),
+            vec![
+                "-T".into(),
+                "-n".into(),
+                "127.0.0.1".into(),
+                "-P".into(),
+                tcp_port.clone(),
+                "--octet-count".into(),
+            ],
+        ));
         for (what, transport) in cases {
             let text = format!("hello {what}");
             let mut args: Vec<&str> = transport.iter().map(String::as_str).collect();
@@ -675,4 +672,21 @@ fn stdin_source_reads_to_the_end_and_exits_0() {
     let lines = wait_lines(&server.path("out.log"), 1000);
     assert_eq!(lines.len(), 1000);
     assert_eq!(lines[999], b"line 999");
+}
+
+#[test]
+fn tcp_detects_octet_counting_per_connection() {
+    let mut server = Server::start(RAW_ALL);
+    server.send_tcp("tcp", b"5 hello6 world!");
+    server.send_tcp("tcp", b"plain line\n");
+    let lines = wait_lines(&server.path("out/all.log"), 3);
+    assert_eq!(
+        sorted(lines),
+        sorted(vec![
+            b"hello".to_vec(),
+            b"plain line".to_vec(),
+            b"world!".to_vec()
+        ])
+    );
+    server.stop();
 }
