@@ -45,6 +45,10 @@ impl PipeSource {
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 mkfifo(path, 0o620).map_err(|e| path_error("cannot create the FIFO", e))?;
+                // mkfifo's mode is filtered by the umask; writers need g+w.
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o620))
+                    .map_err(|e| path_error("cannot set the FIFO's mode", e))?;
             }
             Err(e) => return Err(path_error("cannot inspect", e)),
         }
