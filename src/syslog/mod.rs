@@ -2,8 +2,40 @@
 //! RFC 5424 ([`rfc5424`]) grammars, RFC 6587 framing ([`framing`]) and the
 //! output formats ([`format`]).
 //!
-//! Parsing never fails: [`parse`] always returns a [`Message`]; what could
-//! not be parsed is kept as the message text and `quality` says so.
+//! A frame (bytes, framing already removed) and a [`ParseContext`] enter
+//! [`parse`]; a [`Message`] leaves. Parsing never fails and never panics:
+//! what could not be parsed is kept as the message text, and `quality`
+//! says how well it went (SPEC.md, "Nothing is dropped for being
+//! malformed").
+//!
+//! Detection, in this order (after one trailing `\n` or `\r\n` and any
+//! trailing NUL bytes are removed, which senders such as `logger` and some
+//! network devices append):
+//!
+//! 1. `<PRI>1 ` (a valid PRI, then VERSION 1 and a space): RFC 5424
+//!    (section 6), [`rfc5424::parse`].
+//! 2. Any other valid `<PRI>`: lenient RFC 3164 (section 4.1),
+//!    [`rfc3164::parse`].
+//! 3. No PRI, but a BSD (`Nov 27 07:00:00`) or RFC 3339 (`2026-11-27T...`)
+//!    timestamp at the very start and a TAG after it: RFC 3164 without
+//!    PRI, as found in log files written by syslog daemons
+//!    (`Nov 27 07:00:00 web-1 sshd[811]: ...`). Facility and severity come
+//!    from the context (the source's settings), like for plain lines: RFC
+//!    3164 section 4.3.3 would use `user.notice`, but the source settings
+//!    are what the user configured for that input. The TAG is required
+//!    because application logs also open with timestamps
+//!    (`2026-11-27T07:00:00Z INFO starting`), and taking their second word
+//!    as a hostname would be wrong: without a TAG the line is plain.
+//! 4. Text that starts like a PRI (`<` and a digit) but is not a valid one
+//!    (`<999>`, `<13`): kept whole, quality [`ParseQuality::Malformed`],
+//!    everything else as for a plain line.
+//! 5. Anything else: a plain line ([`ParseQuality::Plain`]): the whole text
+//!    is the message, `host` is [`ParseContext::hostname`], and `program`,
+//!    `facility` and `severity` come from the context.
+//!
+//! Whatever the path, `raw` is the whole frame as received (before the
+//! trailer is removed), and `received`, `source` and `source_ip` come from
+//! the context. Text is never validated as UTF-8.
 
 pub mod format;
 pub mod framing;
@@ -17,29 +49,483 @@ use std::sync::Arc;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 
-use crate::message::{Facility, Message, Severity, TimeZone};
+use crate::message::{Facility, Message, ParseQuality, Severity, TimeZone};
 
 /// What a source knows about a frame besides its bytes.
 #[derive(Clone, Debug)]
 pub struct ParseContext {
+    /// Reception time: the timestamp of messages that carry none, and the
+    /// reference for the year of RFC 3164 timestamps (which carry none).
     pub received: DateTime<Utc>,
     /// The source's name.
     pub source: Arc<str>,
     pub source_ip: Option<IpAddr>,
-    /// Host for messages that carry none (local sockets, plain lines):
-    /// the sender's address or the local hostname.
+    /// Host for messages that carry none (local sockets, plain lines, RFC
+    /// 5424 NILVALUE, RFC 3164 without HOSTNAME): the sender's address or
+    /// the local hostname.
     pub hostname: Bytes,
-    /// Program, facility and severity for lines that are not syslog.
+    /// Program for lines that are not syslog.
     pub program: Bytes,
+    /// Facility and severity for lines that are not syslog and for RFC 3164
+    /// lines without PRI.
     pub facility: Facility,
     pub severity: Severity,
-    /// The zone of RFC 3164 timestamps, which carry none.
+    /// The zone of timestamps that carry none (RFC 3164), taken at
+    /// `received` ([`TimeZone::offset_at`]).
     pub time_zone: TimeZone,
 }
 
-/// Parses one frame: RFC 5424 when it says `<PRI>1 `, RFC 3164 when it
-/// starts with a PRI, else a plain line.
+/// Parses one frame (framing removed): RFC 5424, RFC 3164 or a plain line;
+/// see the module documentation for the detection rules.
 pub fn parse(raw: Bytes, ctx: &ParseContext) -> Message {
-    let _ = ctx;
-    Message::new(raw, ctx.received, ctx.source.clone())
+    let text = strip_trailer(&raw);
+    let bytes: &[u8] = &text;
+    let mut msg = match pri::parse(bytes) {
+        Some((_, _, len)) => {
+            if bytes.get(len..len + 2) == Some(b"1 ") {
+                rfc5424::parse(text, ctx)
+            } else {
+                rfc3164::parse(text, ctx)
+            }
+        }
+        None => {
+            let looks_like_pri =
+                bytes.first() == Some(&b'<') && bytes.get(1).is_some_and(|b| b.is_ascii_digit());
+            if looks_like_pri {
+                let mut msg = plain(text, ctx);
+                msg.quality = ParseQuality::Malformed;
+                msg
+            } else if rfc3164::starts_with_timestamp(bytes) {
+                let msg = rfc3164::parse(text.clone(), ctx);
+                if msg.program.is_empty() || msg.quality != ParseQuality::Syslog {
+                    plain(text, ctx)
+                } else {
+                    msg
+                }
+            } else {
+                plain(text, ctx)
+            }
+        }
+    };
+    msg.raw = raw;
+    msg
+}
+
+/// `raw` without trailing NUL bytes and then one trailing `\n` or `\r\n`.
+fn strip_trailer(raw: &Bytes) -> Bytes {
+    let mut end = raw.len();
+    while end > 0 && raw.get(end - 1) == Some(&0) {
+        end -= 1;
+    }
+    if end > 0 && raw.get(end - 1) == Some(&b'\n') {
+        end -= 1;
+        if end > 0 && raw.get(end - 1) == Some(&b'\r') {
+            end -= 1;
+        }
+    }
+    raw.slice(..end)
+}
+
+/// The starting point of every parser: `text` as the whole message, and
+/// every field the text may not carry taken from the context.
+fn base(text: Bytes, ctx: &ParseContext) -> Message {
+    let mut msg = Message::new(text, ctx.received, ctx.source.clone());
+    msg.source_ip = ctx.source_ip;
+    msg.host = ctx.hostname.clone();
+    msg.facility = ctx.facility;
+    msg.severity = ctx.severity;
+    msg
+}
+
+/// A line that is not syslog: the whole text is the message.
+fn plain(text: Bytes, ctx: &ParseContext) -> Message {
+    let mut msg = base(text, ctx);
+    msg.program = ctx.program.clone();
+    msg.quality = ParseQuality::Plain;
+    msg
+}
+
+/// Shared by the grammar tests: a fixed context and a table row checker
+/// that asserts every parsed field.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use super::*;
+    use crate::message::SdElement;
+    use chrono::FixedOffset;
+
+    pub const RECEIVED: &str = "2026-11-27T07:00:00Z";
+
+    /// Received 2026-11-27T07:00:00Z by source "test" on "localhost"; plain
+    /// lines get program "ctxprog" and local0.info, so tests can tell
+    /// context defaults from parsed values.
+    pub fn ctx() -> ParseContext {
+        ctx_at(RECEIVED)
+    }
+
+    pub fn ctx_at(received: &str) -> ParseContext {
+        ParseContext {
+            received: DateTime::parse_from_rfc3339(received)
+                .expect("test time")
+                .with_timezone(&Utc),
+            source: Arc::from("test"),
+            source_ip: Some(IpAddr::from([192, 0, 2, 7])),
+            hostname: Bytes::from_static(b"localhost"),
+            program: Bytes::from_static(b"ctxprog"),
+            facility: Facility::Local0,
+            severity: Severity::Info,
+            time_zone: TimeZone::Utc,
+        }
+    }
+
+    pub fn time(s: &str) -> DateTime<FixedOffset> {
+        DateTime::parse_from_rfc3339(s).expect("test time")
+    }
+
+    pub type Sd = &'static [(&'static str, &'static [(&'static str, &'static [u8])])];
+
+    /// One table row: the input and every field expected from it.
+    pub struct Case {
+        pub name: &'static str,
+        pub input: &'static [u8],
+        /// RFC 3339; the offset is compared too.
+        pub timestamp: &'static str,
+        pub host: &'static str,
+        pub program: &'static str,
+        pub pid: &'static str,
+        pub facility: Facility,
+        pub severity: Severity,
+        pub msgid: &'static str,
+        pub sd: Sd,
+        pub message: &'static [u8],
+        pub quality: ParseQuality,
+    }
+
+    fn show(b: &[u8]) -> String {
+        String::from_utf8_lossy(b).into_owned()
+    }
+
+    pub fn check(case: &Case, msg: &Message, ctx: &ParseContext) {
+        let n = case.name;
+        let want = time(case.timestamp);
+        assert_eq!(msg.timestamp, want, "{n}: timestamp");
+        assert_eq!(msg.timestamp.offset(), want.offset(), "{n}: offset");
+        assert_eq!(show(&msg.host), case.host, "{n}: host");
+        assert_eq!(show(&msg.program), case.program, "{n}: program");
+        assert_eq!(show(&msg.pid), case.pid, "{n}: pid");
+        assert_eq!(msg.facility, case.facility, "{n}: facility");
+        assert_eq!(msg.severity, case.severity, "{n}: severity");
+        assert_eq!(show(&msg.msgid), case.msgid, "{n}: msgid");
+        let sd: Vec<SdElement> = case
+            .sd
+            .iter()
+            .map(|(id, params)| SdElement {
+                id: Bytes::from_static(id.as_bytes()),
+                params: params
+                    .iter()
+                    .map(|(k, v)| (Bytes::from_static(k.as_bytes()), Bytes::from_static(v)))
+                    .collect(),
+            })
+            .collect();
+        assert_eq!(msg.structured_data, sd, "{n}: structured_data");
+        assert_eq!(show(&msg.message), show(case.message), "{n}: message");
+        assert_eq!(msg.message.as_ref(), case.message, "{n}: message bytes");
+        assert_eq!(msg.quality, case.quality, "{n}: quality");
+        assert_eq!(msg.raw.as_ref(), case.input, "{n}: raw");
+        assert_eq!(msg.received, ctx.received, "{n}: received");
+        assert_eq!(&*msg.source, &*ctx.source, "{n}: source");
+        assert_eq!(msg.source_ip, ctx.source_ip, "{n}: source_ip");
+    }
+
+    /// Runs every row through [`super::parse`].
+    pub fn run(cases: &[Case]) {
+        let ctx = ctx();
+        for case in cases {
+            let msg = super::parse(Bytes::from_static(case.input), &ctx);
+            check(case, &msg, &ctx);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_support::*;
+    use super::*;
+    use crate::message::{
+        Facility::*,
+        ParseQuality::{self, Malformed, Plain},
+        Severity::*,
+    };
+    use proptest::prelude::*;
+
+    const R: &str = "2026-11-27T07:00:00+00:00";
+
+    /// Detection and what every path does with text that is not clean
+    /// syslog.
+    #[test]
+    fn detection_and_bad_input_table() {
+        run(&[
+            Case {
+                name: "plain line from a file",
+                input: b"2026/11/27 07:00:00 [error] 12#12: upstream timed out",
+                timestamp: R,
+                host: "localhost",
+                program: "ctxprog",
+                pid: "",
+                facility: Local0,
+                severity: Info,
+                msgid: "",
+                sd: &[],
+                message: b"2026/11/27 07:00:00 [error] 12#12: upstream timed out",
+                quality: Plain,
+            },
+            Case {
+                name: "garbage",
+                input: b"\x01\x02garbage }{ <>",
+                timestamp: R,
+                host: "localhost",
+                program: "ctxprog",
+                pid: "",
+                facility: Local0,
+                severity: Info,
+                msgid: "",
+                sd: &[],
+                message: b"\x01\x02garbage }{ <>",
+                quality: Plain,
+            },
+            Case {
+                name: "empty frame",
+                input: b"",
+                timestamp: R,
+                host: "localhost",
+                program: "ctxprog",
+                pid: "",
+                facility: Local0,
+                severity: Info,
+                msgid: "",
+                sd: &[],
+                message: b"",
+                quality: Plain,
+            },
+            Case {
+                name: "only a newline",
+                input: b"\r\n",
+                timestamp: R,
+                host: "localhost",
+                program: "ctxprog",
+                pid: "",
+                facility: Local0,
+                severity: Info,
+                msgid: "",
+                sd: &[],
+                message: b"",
+                quality: Plain,
+            },
+            Case {
+                name: "PRI out of range",
+                input: b"<999>Nov 27 07:00:00 host prog: hi",
+                timestamp: R,
+                host: "localhost",
+                program: "ctxprog",
+                pid: "",
+                facility: Local0,
+                severity: Info,
+                msgid: "",
+                sd: &[],
+                message: b"<999>Nov 27 07:00:00 host prog: hi",
+                quality: Malformed,
+            },
+            Case {
+                name: "unterminated PRI",
+                input: b"<13",
+                timestamp: R,
+                host: "localhost",
+                program: "ctxprog",
+                pid: "",
+                facility: Local0,
+                severity: Info,
+                msgid: "",
+                sd: &[],
+                message: b"<13",
+                quality: Malformed,
+            },
+            Case {
+                name: "PRI only",
+                input: b"<13>",
+                timestamp: R,
+                host: "localhost",
+                program: "",
+                pid: "",
+                facility: User,
+                severity: Notice,
+                msgid: "",
+                sd: &[],
+                message: b"",
+                quality: Malformed,
+            },
+            Case {
+                name: "trailing NULs and CRLF are removed, raw keeps them",
+                input: b"<13>Nov 27 07:00:00 host prog: hi\r\n\0\0",
+                timestamp: "2026-11-27T07:00:00+00:00",
+                host: "host",
+                program: "prog",
+                pid: "",
+                facility: User,
+                severity: Notice,
+                msgid: "",
+                sd: &[],
+                message: b"hi",
+                quality: ParseQuality::Syslog,
+            },
+            Case {
+                name: "only one trailing newline is removed",
+                input: b"plain\n\n",
+                timestamp: R,
+                host: "localhost",
+                program: "ctxprog",
+                pid: "",
+                facility: Local0,
+                severity: Info,
+                msgid: "",
+                sd: &[],
+                message: b"plain\n",
+                quality: Plain,
+            },
+            Case {
+                name: "embedded NUL kept",
+                input: b"<13>Nov 27 07:00:00 host prog: a\0b",
+                timestamp: "2026-11-27T07:00:00+00:00",
+                host: "host",
+                program: "prog",
+                pid: "",
+                facility: User,
+                severity: Notice,
+                msgid: "",
+                sd: &[],
+                message: b"a\0b",
+                quality: ParseQuality::Syslog,
+            },
+            Case {
+                name: "invalid UTF-8 plain line",
+                input: b"caf\xe9 \xff\xfe",
+                timestamp: R,
+                host: "localhost",
+                program: "ctxprog",
+                pid: "",
+                facility: Local0,
+                severity: Info,
+                msgid: "",
+                sd: &[],
+                message: b"caf\xe9 \xff\xfe",
+                quality: Plain,
+            },
+            Case {
+                name: "no PRI, BSD timestamp (a syslog daemon's log file)",
+                input: b"Nov 27 06:59:59 web-1 sshd[811]: Accepted publickey for alice\n",
+                timestamp: "2026-11-27T06:59:59+00:00",
+                host: "web-1",
+                program: "sshd",
+                pid: "811",
+                facility: Local0,
+                severity: Info,
+                msgid: "",
+                sd: &[],
+                message: b"Accepted publickey for alice",
+                quality: ParseQuality::Syslog,
+            },
+            Case {
+                name: "no PRI, ISO timestamp (rsyslog RSYSLOG_FileFormat)",
+                input: b"2026-11-27T06:59:59.250+01:00 web-1 cron[9]: job done",
+                timestamp: "2026-11-27T06:59:59.250+01:00",
+                host: "web-1",
+                program: "cron",
+                pid: "9",
+                facility: Local0,
+                severity: Info,
+                msgid: "",
+                sd: &[],
+                message: b"job done",
+                quality: ParseQuality::Syslog,
+            },
+            Case {
+                name: "application log with a timestamp but no TAG is plain",
+                input: b"2026-11-27T06:59:59Z INFO starting server on :8080",
+                timestamp: R,
+                host: "localhost",
+                program: "ctxprog",
+                pid: "",
+                facility: Local0,
+                severity: Info,
+                msgid: "",
+                sd: &[],
+                message: b"2026-11-27T06:59:59Z INFO starting server on :8080",
+                quality: Plain,
+            },
+            Case {
+                name: "RFC 5424 detected only with VERSION 1",
+                input: b"<13>12 is not a version",
+                timestamp: R,
+                host: "localhost",
+                program: "",
+                pid: "",
+                facility: User,
+                severity: Notice,
+                msgid: "",
+                sd: &[],
+                message: b"12 is not a version",
+                quality: Malformed,
+            },
+        ]);
+    }
+
+    #[test]
+    fn context_fields_are_always_set() {
+        let ctx = ctx();
+        for input in [&b"<34>1 - - - - - -"[..], b"<13>x", b"x", b"<9"] {
+            let msg = parse(Bytes::copy_from_slice(input), &ctx);
+            assert_eq!(msg.raw.as_ref(), input);
+            assert_eq!(msg.received, ctx.received);
+            assert_eq!(msg.source_ip, ctx.source_ip);
+            assert_eq!(&*msg.source, "test");
+        }
+    }
+
+    /// A rough timing of the hot path; run with
+    /// `cargo test --release --lib syslog::tests::parse_speed -- --ignored --nocapture`.
+    #[test]
+    #[ignore]
+    fn parse_speed() {
+        let ctx = ctx();
+        let inputs: [&[u8]; 2] = [
+            b"<134>Nov 27 05:36:39 host09 app1[1109]: seq=0000000000 sev=6 lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor incididunt ut labore et dolore magna aliqua ut enim ad minim veniam quis",
+            b"<134>1 2026-11-27T05:36:39.123456Z host09 app1 1109 ID47 [origin@32473 ip=\"10.0.0.9\" seq=\"42\"] seq=0000000000 sev=6 lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor incididunt ut labore et dolore magna",
+        ];
+        for input in inputs {
+            let raw = Bytes::from_static(input);
+            let n = 2_000_000u32;
+            let start = std::time::Instant::now();
+            for _ in 0..n {
+                std::hint::black_box(parse(std::hint::black_box(raw.clone()), &ctx));
+            }
+            let per = start.elapsed() / n;
+            println!("{:?}: {per:?}", String::from_utf8_lossy(&input[..8]));
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn parse_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+            let ctx = ctx();
+            let raw = Bytes::from(bytes);
+            let msg = parse(raw.clone(), &ctx);
+            prop_assert_eq!(msg.raw, raw);
+        }
+
+        #[test]
+        fn parse_never_panics_on_syslog_shaped_text(
+            text in "(<[0-9]{1,3}>)?(1 )?[-0-9TZ:.+ ]{0,40}[ -~\\[\\]\"\\\\=]{0,80}",
+        ) {
+            let ctx = ctx();
+            let _ = parse(Bytes::from(text), &ctx);
+        }
+    }
 }
