@@ -300,6 +300,8 @@ pub struct RawPath {
     pub sources: Vec<String>,
     #[serde(default)]
     pub filters: Vec<String>,
+    /// May be left out only with `final = true`: such a path discards.
+    #[serde(default)]
     pub destinations: Vec<String>,
     #[serde(default, rename = "final")]
     pub is_final: bool,

@@ -6,10 +6,7 @@ use std::io::Write;
 use std::net::TcpStream;
 use std::time::Duration;
 
-use crate::harness::{
-    files_below, formats_merged, logger, logrelay, parsers_merged, wait_lines, Server, TestDir,
-    DEADLINE,
-};
+use crate::harness::{files_below, logger, logrelay, wait_lines, Server, TestDir, DEADLINE};
 
 /// A server with tcp, udp, unix_dgram and pipe sources writing every
 /// message byte-exact (`format = "raw"`) to one static file.
@@ -116,9 +113,6 @@ const FIELDS: &str = "${HOST}|${PROGRAM}|${PID}|${FACILITY}|${SEVERITY}|${MESSAG
 
 #[test]
 fn logger_over_tcp_udp_and_unix_lands_in_host_program_files() {
-    if !parsers_merged() {
-        return;
-    }
     let config = format!(
         r#"
 [global]
@@ -235,9 +229,6 @@ destinations = ["archive"]
 
 #[test]
 fn json_output_has_exact_fields() {
-    if !parsers_merged() || !formats_merged() {
-        return;
-    }
     let mut server = Server::start(
         r#"
 [sources.tcp]
@@ -304,30 +295,17 @@ fn embedded_default_archives_a_tcp_line_under_logrelay_data() {
     );
     server.send_tcp("tcp", b"<13>Nov 27 07:00:00 myhost myprog[42]: archived\n");
     let archive = server.path("logrelay-data/server/archive");
-    if parsers_merged() {
-        let lines = wait_lines(&archive.join("myhost/myprog.log"), 1);
-        assert!(
-            lines[0].ends_with(b"archived"),
-            "{}",
-            String::from_utf8_lossy(&lines[0])
-        );
-    } else {
-        let deadline = std::time::Instant::now() + DEADLINE;
-        while files_below(&archive).is_empty() && std::time::Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let files = files_below(&archive);
-        assert_eq!(files.len(), 1, "{files:?}");
-        wait_lines(&archive.join(&files[0]), 1);
-    }
+    let lines = wait_lines(&archive.join("myhost/myprog.log"), 1);
+    assert!(
+        lines[0].ends_with(b"archived"),
+        "{}",
+        String::from_utf8_lossy(&lines[0])
+    );
     server.stop();
 }
 
 #[test]
 fn routing_matrix_sends_each_message_exactly_where_the_paths_say() {
-    if !parsers_merged() {
-        return;
-    }
     let mut server = Server::start(
         r#"
 [sources.tcp]
@@ -538,10 +516,8 @@ destinations = ["archive"]
         "the normal message was not archived: {:?}",
         files_below(&archive)
     );
-    if parsers_merged() {
-        let lines = wait_lines(&archive.join("good-host/good-prog.log"), 1);
-        assert!(lines[0].ends_with(b"still alive"));
-    }
+    let lines = wait_lines(&archive.join("good-host/good-prog.log"), 1);
+    assert!(lines[0].ends_with(b"still alive"));
     // Nothing outside the archive directory: the temp dir holds only the
     // config and the archive.
     let mut top: Vec<String> = std::fs::read_dir(server.dir.path())
