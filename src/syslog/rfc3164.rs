@@ -47,7 +47,6 @@
 
 use bytes::Bytes;
 use chrono::{DateTime, Datelike, FixedOffset, NaiveDateTime, TimeDelta, Timelike};
-use memchr::memchr;
 
 use super::rfc5424::{digits, fraction, naive, parse_iso_timestamp, to_datetime};
 use super::{base, pri, ParseContext};
@@ -66,8 +65,15 @@ const MONTHS: [&[u8; 3]; 12] = [
 
 /// Parses `text` as RFC 3164. Never fails: see the module documentation.
 pub fn parse(text: Bytes, ctx: &ParseContext) -> Message {
-    let mut msg = base(text.clone(), ctx);
-    let b: &[u8] = &text;
+    let end = text.len();
+    parse_frame(text, end, ctx)
+}
+
+/// [`parse`] of `raw[..end]`, with `raw` kept whole as the message's `raw`.
+#[inline]
+pub(crate) fn parse_frame(raw: Bytes, end: usize, ctx: &ParseContext) -> Message {
+    let mut msg = base(ctx);
+    let b = raw.get(..end).unwrap_or(&raw);
     let mut pos = 0;
     let has_pri = match pri::parse(b) {
         Some((facility, severity, len)) => {
@@ -90,7 +96,7 @@ pub fn parse(text: Bytes, ctx: &ParseContext) -> Message {
         if let Some((end, after)) = word_then_colon(b, pos) {
             stamp = scan_timestamp(b, after);
             if stamp.is_some() {
-                msg.host = text.slice(pos..end);
+                msg.host = raw.slice(pos..end);
                 have_host = true;
             }
         }
@@ -106,7 +112,7 @@ pub fn parse(text: Bytes, ctx: &ParseContext) -> Message {
         pos = skip_spaces(b, pos);
         if !have_host {
             if let Some(end) = hostname(b, pos) {
-                msg.host = text.slice(pos..end);
+                msg.host = raw.slice(pos..end);
                 pos = skip_spaces(b, end);
                 // Cisco ASA device-id: `asa1 : %ASA-6-...`.
                 if b.get(pos..pos + 2) == Some(b": ") {
@@ -116,28 +122,24 @@ pub fn parse(text: Bytes, ctx: &ParseContext) -> Message {
         }
     }
 
-    let have_tag = match parse_tag(b, pos) {
-        Some(tag) => {
-            msg.program = text.slice(pos..tag.program_end);
+    let tag = parse_tag(b, pos);
+    if have_timestamp || (has_pri && tag.is_some()) {
+        if let Some(tag) = tag {
+            msg.program = raw.slice(pos..tag.program_end);
             if let Some((start, end)) = tag.pid {
-                msg.pid = text.slice(start..end);
+                msg.pid = raw.slice(start..end);
             }
             pos = tag.message_start;
-            true
         }
-        None => false,
-    };
-    if have_timestamp || (has_pri && have_tag) {
-        msg.message = text.slice(pos.min(text.len())..);
+        msg.message = raw.slice(pos.min(b.len())..b.len());
         msg.quality = ParseQuality::Syslog;
     } else {
         // Nothing to anchor the fields on: everything after PRI is the
         // message (a Cisco sequence number included).
-        msg.program = Bytes::new();
-        msg.pid = Bytes::new();
-        msg.message = text.slice(after_pri..);
+        msg.message = raw.slice(after_pri.min(b.len())..b.len());
         msg.quality = ParseQuality::Malformed;
     }
+    msg.raw = raw;
     msg
 }
 
@@ -185,12 +187,28 @@ impl Stamp {
                 second,
                 nano,
             } => {
-                let now = ctx.received.with_timezone(&offset).naive_local();
-                let latest = now.checked_add_signed(TimeDelta::days(MAX_FUTURE_DAYS))?;
+                let now = if offset.local_minus_utc() == 0 {
+                    ctx.received.naive_utc()
+                } else {
+                    ctx.received.naive_utc().checked_add_offset(offset)?
+                };
+                let at = |year| naive(year, month, day, hour, minute, second, nano);
+                let not_too_late = |t: &NaiveDateTime| {
+                    now.checked_add_signed(TimeDelta::days(MAX_FUTURE_DAYS))
+                        .is_some_and(|latest| *t <= latest)
+                };
                 let year = now.year();
-                [year + 1, year, year - 1].into_iter().find_map(|y| {
-                    naive(y, month, day, hour, minute, second, nano).filter(|t| *t <= latest)
-                })?
+                // Next year only for January messages received in December.
+                let next = (month == 1 && now.month() == 12)
+                    .then(|| at(year + 1))
+                    .flatten()
+                    .filter(not_too_late);
+                match (next, at(year)) {
+                    (Some(t), _) => t,
+                    // The common case, checked first: not after today.
+                    (None, Some(t)) if t.date() <= now.date() || not_too_late(&t) => t,
+                    _ => at(year - 1)?,
+                }
             }
         };
         to_datetime(local, offset)
@@ -218,6 +236,49 @@ fn scan_timestamp(b: &[u8], pos: usize) -> Option<Stamp> {
 
 /// `Mmm dd [yyyy ]hh:mm:ss[.fff][ UTC]` at `pos`.
 fn scan_bsd(b: &[u8], pos: usize) -> Option<Stamp> {
+    // The usual shape, `Mmm dd hh:mm:ss` or `Mmm  d hh:mm:ss` followed by a
+    // space, read from a fixed window without bounds checks.
+    if let Some(&[m0, m1, m2, b' ', d0, d1, b' ', h0, h1, b':', n0, n1, b':', s0, s1, b' ']) =
+        b.get(pos..pos + 16)
+    {
+        let two = |a: u8, b: u8| {
+            (a.is_ascii_digit() && b.is_ascii_digit())
+                .then(|| u32::from(a - b'0') * 10 + u32::from(b - b'0'))
+        };
+        let day = if d0 == b' ' {
+            two(b'0', d1)
+        } else {
+            two(d0, d1)
+        };
+        if let (Some(month), Some(day), Some(hour), Some(minute), Some(second)) = (
+            month_number(&[m0, m1, m2]),
+            day,
+            two(h0, h1),
+            two(n0, n1),
+            two(s0, s1),
+        ) {
+            let zone_follows = matches!(b.get(pos + 15..pos + 20), Some(b" UTC:" | b" GMT:"));
+            if hour <= 23
+                && minute <= 59
+                && second <= 60
+                && (1..=31).contains(&day)
+                && !zone_follows
+            {
+                return Some(Stamp {
+                    local: Parts::NoYear {
+                        month,
+                        day,
+                        hour,
+                        minute,
+                        second,
+                        nano: 0,
+                    },
+                    offset: None,
+                    end: pos + 15,
+                });
+            }
+        }
+    }
     let month = month_number(b.get(pos..pos + 3)?)?;
     if b.get(pos + 3) != Some(&b' ') {
         return None;
@@ -285,8 +346,25 @@ fn scan_bsd(b: &[u8], pos: usize) -> Option<Stamp> {
 
 /// `Jan`..`Dec` (any case) as 1..=12.
 fn month_number(name: &[u8]) -> Option<u32> {
-    let pos = MONTHS.iter().position(|m| m.eq_ignore_ascii_case(name))?;
-    u32::try_from(pos + 1).ok()
+    let &[a, b, c] = name else {
+        return None;
+    };
+    // ASCII lowercase for letters; other bytes cannot match anyway.
+    Some(match [a | 0x20, b | 0x20, c | 0x20] {
+        [b'j', b'a', b'n'] => 1,
+        [b'f', b'e', b'b'] => 2,
+        [b'm', b'a', b'r'] => 3,
+        [b'a', b'p', b'r'] => 4,
+        [b'm', b'a', b'y'] => 5,
+        [b'j', b'u', b'n'] => 6,
+        [b'j', b'u', b'l'] => 7,
+        [b'a', b'u', b'g'] => 8,
+        [b's', b'e', b'p'] => 9,
+        [b'o', b'c', b't'] => 10,
+        [b'n', b'o', b'v'] => 11,
+        [b'd', b'e', b'c'] => 12,
+        _ => return None,
+    })
 }
 
 /// Skips a Cisco IOS sequence number (`123: `) at `pos`.
@@ -305,7 +383,7 @@ fn skip_cisco_sequence(b: &[u8], pos: usize) -> usize {
 /// A word at `pos` followed by `": "`: the word's end and the offset after
 /// the spaces.
 fn word_then_colon(b: &[u8], pos: usize) -> Option<(usize, usize)> {
-    let len = memchr(b' ', b.get(pos..)?)?;
+    let len = find(b.get(pos..)?, b' ')?;
     let end = pos + len.checked_sub(1)?;
     (end > pos && b.get(end) == Some(&b':')).then(|| (end, skip_spaces(b, end + 1)))
 }
@@ -313,10 +391,17 @@ fn word_then_colon(b: &[u8], pos: usize) -> Option<(usize, usize)> {
 /// The end of the HOSTNAME at `pos`, if the word there is one: followed by
 /// a space, and not a TAG (no `[`, no final `:`).
 fn hostname(b: &[u8], pos: usize) -> Option<usize> {
-    let len = memchr(b' ', b.get(pos..)?)?;
+    let len = find(b.get(pos..)?, b' ')?;
     let word = b.get(pos..pos + len)?;
-    let is_tag = word.last() == Some(&b':') || memchr(b'[', word).is_some();
+    let is_tag = word.last() == Some(&b':') || word.contains(&b'[');
     (len > 0 && !is_tag).then_some(pos + len)
+}
+
+/// The first `byte` in `haystack`. The words searched here are short, so a
+/// plain loop beats memchr's setup.
+#[inline]
+fn find(haystack: &[u8], byte: u8) -> Option<usize> {
+    haystack.iter().position(|&c| c == byte)
 }
 
 fn skip_spaces(b: &[u8], mut pos: usize) -> usize {
@@ -355,7 +440,7 @@ fn parse_tag(b: &[u8], pos: usize) -> Option<Tag> {
             let start = p + 1;
             let window = b.get(start..)?;
             let window = window.get(..=MAX_PID).unwrap_or(window);
-            let len = memchr(b']', window)?;
+            let len = find(window, b']')?;
             if window.get(..len)?.iter().any(|c| !is_tag_char(*c)) {
                 return None;
             }
@@ -950,7 +1035,7 @@ mod tests {
     #[test]
     fn write_formats_and_parses_back() {
         let ctx = ctx();
-        let mut msg = super::super::base(Bytes::new(), &ctx);
+        let mut msg = super::super::base(&ctx);
         msg.facility = Local4;
         msg.severity = Notice;
         msg.timestamp = time("2026-11-07T08:09:10.5+01:00");
@@ -1007,7 +1092,7 @@ mod tests {
             seconds in 1_700_000_000i64..1_900_000_000,
         ) {
             let ctx = ctx();
-            let mut msg = super::super::base(Bytes::new(), &ctx);
+            let mut msg = super::super::base(&ctx);
             msg.timestamp = DateTime::from_timestamp(seconds, 0).expect("time").fixed_offset();
             msg.host = Bytes::from(host);
             msg.program = Bytes::from(program);

@@ -43,7 +43,7 @@
 
 use bytes::Bytes;
 use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime};
-use memchr::{memchr, memchr2};
+use memchr::memchr2;
 
 use super::{base, pri, ParseContext};
 use crate::message::{write_isodate, Message, ParseQuality, SdElement, TimeZone};
@@ -61,25 +61,30 @@ const MAX_SD_NAME: usize = 32;
 /// Parses `text` as RFC 5424. Never fails: see the module documentation for
 /// what happens to broken input.
 pub fn parse(text: Bytes, ctx: &ParseContext) -> Message {
-    let mut msg = base(text.clone(), ctx);
-    match parse_into(&mut msg, &text) {
+    let end = text.len();
+    parse_frame(text, end, ctx)
+}
+
+/// [`parse`] of `raw[..end]`, with `raw` kept whole as the message's `raw`.
+#[inline]
+pub(crate) fn parse_frame(raw: Bytes, end: usize, ctx: &ParseContext) -> Message {
+    let mut msg = base(ctx);
+    let text = raw.get(..end).unwrap_or(&raw);
+    match parse_into(&mut msg, &raw, text) {
         Ok(()) => msg.quality = ParseQuality::Syslog,
         Err(at) => {
             msg.quality = ParseQuality::Malformed;
-            msg.message = if at < text.len() {
-                text.slice(at..)
-            } else {
-                text
-            };
+            let from = if at < text.len() { at } else { 0 };
+            msg.message = raw.slice(from..text.len());
         }
     }
+    msg.raw = raw;
     msg
 }
 
-/// Fills `msg` from `text`; on error, the offset of the first field that
-/// did not parse.
-fn parse_into(msg: &mut Message, text: &Bytes) -> Result<(), usize> {
-    let b: &[u8] = text;
+/// Fills `msg` from `b` (a prefix of `raw`, from which fields are sliced);
+/// on error, the offset of the first field that did not parse.
+fn parse_into(msg: &mut Message, raw: &Bytes, b: &[u8]) -> Result<(), usize> {
     let (facility, severity, mut pos) = pri::parse(b).ok_or(0usize)?;
     msg.facility = facility;
     msg.severity = severity;
@@ -92,28 +97,30 @@ fn parse_into(msg: &mut Message, text: &Bytes) -> Result<(), usize> {
     }
     pos = version.1 + 1;
 
-    let (start, end) = header_field(b, pos).ok_or(pos)?;
-    let field = b.get(start..end).unwrap_or_default();
-    if field != b"-" {
-        msg.timestamp = match parse_iso_timestamp(field) {
-            Some((local, Some(offset), len)) if len == field.len() => {
-                to_datetime(local, offset).ok_or(pos)?
+    // TIMESTAMP: read in place, not scanned for its end first.
+    if b.get(pos..pos + 2) == Some(b"- ") {
+        pos += 2;
+    } else {
+        let rest = b.get(pos..).unwrap_or_default();
+        match parse_iso_timestamp(rest) {
+            Some((local, Some(offset), len)) if rest.get(len) == Some(&b' ') => {
+                msg.timestamp = to_datetime(local, offset).ok_or(pos)?;
+                pos += len + 1;
             }
             _ => return Err(pos),
-        };
+        }
     }
-    pos = end + 1;
 
     let (start, end) = header_field(b, pos).ok_or(pos)?;
     if !is_nil(b, start, end) {
-        msg.host = text.slice(start..end);
+        msg.host = raw.slice(start..end);
     }
     pos = end + 1;
 
     for slot in [&mut msg.program, &mut msg.pid, &mut msg.msgid] {
         let (start, end) = header_field(b, pos).ok_or(pos)?;
         if !is_nil(b, start, end) {
-            *slot = text.slice(start..end);
+            *slot = raw.slice(start..end);
         }
         pos = end + 1;
     }
@@ -122,7 +129,7 @@ fn parse_into(msg: &mut Message, text: &Bytes) -> Result<(), usize> {
     match b.get(pos) {
         Some(b'-') => pos += 1,
         Some(b'[') => {
-            let (elements, end) = parse_structured_data(text, pos).ok_or(sd_start)?;
+            let (elements, end) = parse_structured_data(raw, b, pos).ok_or(sd_start)?;
             msg.structured_data = elements;
             pos = end;
         }
@@ -136,7 +143,7 @@ fn parse_into(msg: &mut Message, text: &Bytes) -> Result<(), usize> {
             if b.get(start..start + BOM.len()) == Some(BOM) {
                 start += BOM.len();
             }
-            msg.message = text.slice(start..);
+            msg.message = raw.slice(start..b.len());
         }
         Some(_) => {
             msg.structured_data = Vec::new();
@@ -145,12 +152,12 @@ fn parse_into(msg: &mut Message, text: &Bytes) -> Result<(), usize> {
     }
     Ok(())
 }
-
 /// The header field starting at `pos`: `(start, end)` where `end` is the
 /// offset of the space that ends it. `None` when the field is empty or
 /// nothing follows it (a truncated header).
 fn header_field(b: &[u8], pos: usize) -> Option<(usize, usize)> {
-    let len = memchr(b' ', b.get(pos..)?)?;
+    // Fields are short: a plain loop beats memchr's setup.
+    let len = b.get(pos..)?.iter().position(|&c| c == b' ')?;
     (len > 0).then_some((pos, pos + len))
 }
 
@@ -163,10 +170,10 @@ fn is_sd_name_char(c: u8) -> bool {
     matches!(c, b'!'..=b'~') && !matches!(c, b'=' | b']' | b'"')
 }
 
-/// One or more SD-ELEMENTs starting at `pos` (which holds `[`): the
+/// One or more SD-ELEMENTs in `b` (a prefix of `raw`) from `pos` (which
+/// holds `[`): the
 /// elements and the offset after the last `]`.
-fn parse_structured_data(text: &Bytes, mut pos: usize) -> Option<(Vec<SdElement>, usize)> {
-    let b: &[u8] = text;
+fn parse_structured_data(raw: &Bytes, b: &[u8], mut pos: usize) -> Option<(Vec<SdElement>, usize)> {
     let mut elements = Vec::new();
     while b.get(pos) == Some(&b'[') {
         pos += 1;
@@ -178,7 +185,7 @@ fn parse_structured_data(text: &Bytes, mut pos: usize) -> Option<(Vec<SdElement>
             return None;
         }
         let mut element = SdElement {
-            id: text.slice(id_start..pos),
+            id: raw.slice(id_start..pos),
             params: Vec::new(),
         };
         loop {
@@ -203,8 +210,8 @@ fn parse_structured_data(text: &Bytes, mut pos: usize) -> Option<(Vec<SdElement>
                     if pos == name_start || b.get(pos..pos + 2) != Some(b"=\"") {
                         return None;
                     }
-                    let name = text.slice(name_start..pos);
-                    let (value, end) = parse_param_value(text, pos + 2)?;
+                    let name = raw.slice(name_start..pos);
+                    let (value, end) = parse_param_value(raw, b, pos + 2)?;
                     element.params.push((name, value));
                     pos = end;
                 }
@@ -219,8 +226,7 @@ fn parse_structured_data(text: &Bytes, mut pos: usize) -> Option<(Vec<SdElement>
 /// PARAM-VALUE from `start` (just after the opening `"`) to the closing
 /// unescaped `"`: the unescaped value and the offset after the quote. The
 /// value is a slice of `text` unless it contains escapes.
-fn parse_param_value(text: &Bytes, start: usize) -> Option<(Bytes, usize)> {
-    let b: &[u8] = text;
+fn parse_param_value(raw: &Bytes, b: &[u8], start: usize) -> Option<(Bytes, usize)> {
     let mut owned: Option<Vec<u8>> = None;
     let mut copied_to = start;
     let mut pos = start;
@@ -228,7 +234,7 @@ fn parse_param_value(text: &Bytes, start: usize) -> Option<(Bytes, usize)> {
         let at = pos + memchr2(b'"', b'\\', b.get(pos..)?)?;
         if b.get(at) == Some(&b'"') {
             let value = match owned {
-                None => text.slice(start..at),
+                None => raw.slice(start..at),
                 Some(mut v) => {
                     v.extend_from_slice(b.get(copied_to..at)?);
                     Bytes::from(v)
@@ -299,6 +305,7 @@ pub(crate) fn parse_iso_timestamp(b: &[u8]) -> Option<(NaiveDateTime, Option<Fix
 
 /// A date-time from its parts; second 60 (a leap second) becomes chrono's
 /// leap second representation (second 59, nanoseconds past one second).
+#[inline]
 pub(crate) fn naive(
     year: i32,
     month: u32,
@@ -317,14 +324,22 @@ pub(crate) fn naive(
 }
 
 /// `local` as a time at `offset`.
+#[inline]
 pub(crate) fn to_datetime(
     local: NaiveDateTime,
     offset: FixedOffset,
 ) -> Option<DateTime<FixedOffset>> {
-    local.and_local_timezone(offset).single()
+    // UTC, the common case, needs no date arithmetic.
+    let utc = if offset.local_minus_utc() == 0 {
+        local
+    } else {
+        local.checked_sub_offset(offset)?
+    };
+    Some(DateTime::from_naive_utc_and_offset(utc, offset))
 }
 
 /// Exactly `n` ASCII digits at `b[at..]`, as a number.
+#[inline]
 pub(crate) fn digits(b: &[u8], at: usize, n: usize) -> Option<u32> {
     let slice = b.get(at..at + n)?;
     let mut value = 0u32;
@@ -339,6 +354,7 @@ pub(crate) fn digits(b: &[u8], at: usize, n: usize) -> Option<u32> {
 
 /// 1 to 9 fraction digits at `b[at..]` (after the `.`): nanoseconds and the
 /// offset after the digits.
+#[inline]
 pub(crate) fn fraction(b: &[u8], at: usize) -> Option<(u32, usize)> {
     let mut pos = at;
     let mut nano = 0u32;
@@ -799,7 +815,7 @@ mod tests {
     #[test]
     fn write_sanitizes_header_and_escapes_sd() {
         let ctx = ctx();
-        let mut msg = super::super::base(Bytes::new(), &ctx);
+        let mut msg = super::super::base(&ctx);
         msg.timestamp = time("2026-11-27T08:00:00.5+01:00");
         msg.facility = Facility::Local4;
         msg.severity = Severity::Notice;
@@ -888,7 +904,7 @@ mod tests {
             let timestamp = DateTime::from_timestamp(seconds, micros * 1000)
                 .expect("time")
                 .with_timezone(&offset);
-            let mut msg = super::super::base(Bytes::new(), &ctx);
+            let mut msg = super::super::base(&ctx);
             msg.facility = Facility::from_number(pri / 8).expect("facility");
             msg.severity = Severity::from_number(pri % 8).expect("severity");
             msg.timestamp = timestamp;
