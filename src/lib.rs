@@ -23,6 +23,8 @@ pub mod cli;
 pub mod config;
 pub mod dest;
 pub mod filter;
+#[doc(hidden)]
+pub mod fuzz_checks;
 pub mod message;
 pub mod pipeline;
 pub mod source;

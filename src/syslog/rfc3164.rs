@@ -518,8 +518,11 @@ pub fn write(msg: &Message, out: &mut Vec<u8>) {
             out.extend(pid.iter().map(|&c| tag(c)));
             out.push(b']');
         }
-        out.extend_from_slice(b": ");
     }
+    // An empty TAG still gets its colon, so that a message that itself
+    // starts like a tag (`word: ...` or `: ...`) is not taken for one by
+    // the next receiver (found by the rfc3164 fuzz target).
+    out.extend_from_slice(b": ");
     out.extend_from_slice(&msg.message);
 }
 
@@ -1066,8 +1069,36 @@ mod tests {
         write(&msg, &mut out);
         assert_eq!(
             String::from_utf8_lossy(&out),
-            "<165>Dec 24 23:00:00 - hello world"
+            "<165>Dec 24 23:00:00 - : hello world"
         );
+        let back = parse(Bytes::from(out.clone()), &ctx);
+        assert_eq!(back.program.as_ref(), b"");
+        assert_eq!(back.message.as_ref(), b"hello world");
+    }
+
+    /// Fuzz regression (rfc3164 target): a message with no tag whose text
+    /// starts with `:` or `word:` must not gain a tag when written and
+    /// parsed again.
+    #[test]
+    fn untagged_message_that_looks_like_a_tag_is_a_write_fixpoint() {
+        for input in [
+            &b": `"[..],
+            b"<13>Nov 27 07:00:00 localhost : x: y",
+            b"<13>Nov 27 07:00:00 h -: a",
+        ] {
+            let first = parse(Bytes::copy_from_slice(input), &ctx());
+            let mut once = Vec::new();
+            write(&first, &mut once);
+            let second = parse(Bytes::from(once.clone()), &ctx());
+            let mut twice = Vec::new();
+            write(&second, &mut twice);
+            assert_eq!(
+                String::from_utf8_lossy(&once),
+                String::from_utf8_lossy(&twice)
+            );
+            assert_eq!(first.message, second.message);
+            assert_eq!(first.program, second.program);
+        }
     }
 
     proptest! {

@@ -2,5 +2,6 @@
 //! [`harness`] (a temp dir, config files, the exit code and output).
 
 mod check;
+mod fuzz_regressions;
 mod harness;
 mod server;
