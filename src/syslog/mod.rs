@@ -503,31 +503,6 @@ mod tests {
         }
     }
 
-    /// A rough timing of the hot path; run with
-    /// `cargo test --release --lib syslog::tests::parse_speed -- --ignored --nocapture`.
-    #[test]
-    #[ignore]
-    fn parse_speed() {
-        let ctx = ctx();
-        let inputs: [&[u8]; 2] = [
-            b"<134>Nov 27 05:36:39 host09 app1[1109]: seq=0000000000 sev=6 lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor incididunt ut labore et dolore magna aliqua ut enim ad minim veniam quis",
-            b"<134>1 2026-11-27T05:36:39.123456Z host09 app1 1109 ID47 [origin@32473 ip=\"10.0.0.9\" seq=\"42\"] seq=0000000000 sev=6 lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor incididunt ut labore et dolore magna",
-        ];
-        for input in inputs {
-            let raw = Bytes::from_static(input);
-            let n = std::env::var("PARSE_SPEED_ITERATIONS")
-                .ok()
-                .and_then(|n| n.parse().ok())
-                .unwrap_or(2_000_000u32);
-            let start = std::time::Instant::now();
-            for _ in 0..n {
-                std::hint::black_box(parse(std::hint::black_box(raw.clone()), &ctx));
-            }
-            let per = start.elapsed() / n;
-            println!("{:?}: {per:?}", String::from_utf8_lossy(&input[..8]));
-        }
-    }
-
     proptest! {
         #[test]
         fn parse_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
