@@ -7,7 +7,10 @@
 //! Binding removes a stale socket file left by an earlier run (only a
 //! socket: any other file there is an error, never deleted), then sets the
 //! file's permissions to `mode` so unprivileged programs can log. The
-//! socket file is removed again when the source stops.
+//! socket file is removed again when the source stops: when the last
+//! holder of the socket lets go, since a reload that changes the source's
+//! settings hands the open socket to the new source (see
+//! [`super::Shared`]).
 
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -72,10 +75,16 @@ impl Drop for SocketFile {
     }
 }
 
+/// A bound datagram socket and its file (removed when this is dropped).
 #[derive(Debug)]
-pub struct UnixDgramSource {
+pub struct DgramShared {
     socket: UnixDatagram,
     file: SocketFile,
+}
+
+#[derive(Debug)]
+pub struct UnixDgramSource {
+    shared: Arc<DgramShared>,
     cx: Context,
 }
 
@@ -89,11 +98,29 @@ impl UnixDgramSource {
         })?;
         let file = SocketFile(path.to_owned());
         set_mode(path, mode, &cx.name)?;
-        Ok(UnixDgramSource { socket, file, cx })
+        Ok(UnixDgramSource {
+            shared: Arc::new(DgramShared { socket, file }),
+            cx,
+        })
+    }
+
+    /// A source on a socket that is already bound (a reload); `mode` is
+    /// applied again.
+    pub fn take_over(
+        shared: Arc<DgramShared>,
+        mode: u32,
+        cx: Context,
+    ) -> Result<UnixDgramSource, Error> {
+        set_mode(&shared.file.0, mode, &cx.name)?;
+        Ok(UnixDgramSource { shared, cx })
+    }
+
+    pub fn shared(&self) -> Arc<DgramShared> {
+        self.shared.clone()
     }
 
     pub fn path(&self) -> &Path {
-        &self.file.0
+        &self.shared.file.0
     }
 
     pub async fn run(
@@ -101,7 +128,8 @@ impl UnixDgramSource {
         out: mpsc::Sender<Batch>,
         cancel: CancellationToken,
     ) -> Result<(), Error> {
-        let UnixDgramSource { socket, file, cx } = self;
+        let UnixDgramSource { shared, cx } = self;
+        let socket = &shared.socket;
         let mut buf = BytesMut::with_capacity(MAX_DATAGRAM * 4);
         let parse_cx = cx.parse_context(None);
         loop {
@@ -141,16 +169,20 @@ impl UnixDgramSource {
                 break;
             }
         }
-        drop(socket);
-        drop(file);
         Ok(())
     }
 }
 
+/// A listening stream socket and its file (removed when this is dropped).
 #[derive(Debug)]
-pub struct UnixStreamSource {
+pub struct StreamShared {
     listener: UnixListener,
     file: SocketFile,
+}
+
+#[derive(Debug)]
+pub struct UnixStreamSource {
+    shared: Arc<StreamShared>,
     max_connections: usize,
     cx: Context,
 }
@@ -171,15 +203,34 @@ impl UnixStreamSource {
         let file = SocketFile(path.to_owned());
         set_mode(path, mode, &cx.name)?;
         Ok(UnixStreamSource {
-            listener,
-            file,
+            shared: Arc::new(StreamShared { listener, file }),
             max_connections,
             cx,
         })
     }
 
+    /// A source on a listener that is already bound (a reload); `mode` is
+    /// applied again.
+    pub fn take_over(
+        shared: Arc<StreamShared>,
+        mode: u32,
+        max_connections: usize,
+        cx: Context,
+    ) -> Result<UnixStreamSource, Error> {
+        set_mode(&shared.file.0, mode, &cx.name)?;
+        Ok(UnixStreamSource {
+            shared,
+            max_connections,
+            cx,
+        })
+    }
+
+    pub fn shared(&self) -> Arc<StreamShared> {
+        self.shared.clone()
+    }
+
     pub fn path(&self) -> &Path {
-        &self.file.0
+        &self.shared.file.0
     }
 
     pub async fn run(
@@ -188,11 +239,11 @@ impl UnixStreamSource {
         cancel: CancellationToken,
     ) -> Result<(), Error> {
         let UnixStreamSource {
-            listener,
-            file,
+            shared,
             max_connections,
             cx,
         } = self;
+        let listener = &shared.listener;
         let cx = Arc::new(cx);
         let permits = Arc::new(Semaphore::new(max_connections.max(1)));
         let connections = TaskTracker::new();
@@ -227,8 +278,7 @@ impl UnixStreamSource {
                 drop(permit);
             });
         }
-        drop(listener);
-        drop(file);
+        drop(shared);
         connections.close();
         connections.wait().await;
         Ok(())
