@@ -15,7 +15,8 @@
 //! - [`dest`]: where messages leave (file, stdout): `Batch` -> rendered
 //!   records -> writes; acks released after the write.
 //! - [`pipeline`]: `Config` -> tasks, bounded channels, routing by
-//!   `[[paths]]`; start-up, signals and shutdown order.
+//!   `[[paths]]`; start-up, signals, config reload (SIGHUP) and shutdown
+//!   order.
 //! - [`stats`]: per-component counters.
 #![deny(unsafe_code)]
 

@@ -4,4 +4,5 @@
 mod check;
 mod fuzz_regressions;
 mod harness;
+mod reload;
 mod server;
