@@ -247,6 +247,9 @@ async fn route(
     let mut targets: Vec<usize> = Vec::with_capacity(dests.len());
     let mut gone = vec![false; dests.len()];
     while let Some(batch) = input.recv().await {
+        for out in &mut outs {
+            out.messages.reserve(batch.len());
+        }
         for msg in batch.messages {
             targets.clear();
             for r in &routes {
