@@ -243,34 +243,22 @@ async fn route(
     dests: Vec<Option<mpsc::Sender<Batch>>>,
     dest_names: Arc<[Arc<str>]>,
 ) {
+    // The common case (one path, no filter, one destination) forwards each
+    // batch whole: no message is looked at or moved.
+    let whole_batches_to = match routes.as_slice() {
+        [only] if only.filters.is_empty() && only.destinations.len() == 1 => {
+            only.destinations.first().copied()
+        }
+        _ => None,
+    };
     let mut outs: Vec<Batch> = dests.iter().map(|_| Batch::default()).collect();
     let mut targets: Vec<usize> = Vec::with_capacity(dests.len());
     let mut gone = vec![false; dests.len()];
     while let Some(batch) = input.recv().await {
-        for out in &mut outs {
-            out.messages.reserve(batch.len());
-        }
-        for msg in batch.messages {
-            targets.clear();
-            for r in &routes {
-                if !r.filters.iter().all(|&f| filters.matches(f, &msg)) {
-                    continue;
-                }
-                for &d in &r.destinations {
-                    if !targets.contains(&d) {
-                        targets.push(d);
-                    }
-                }
-                if r.is_final {
-                    break;
-                }
-            }
-            if let Some((&last, rest)) = targets.split_last() {
-                for &d in rest {
-                    outs[d].messages.push(msg.clone());
-                }
-                outs[last].messages.push(msg);
-            }
+        if let Some(d) = whole_batches_to {
+            outs[d] = batch;
+        } else {
+            split(batch, &routes, &filters, &mut outs, &mut targets);
         }
         for (d, out) in outs.iter_mut().enumerate() {
             if out.is_empty() {
@@ -292,6 +280,42 @@ async fn route(
                     }
                 }
             }
+        }
+    }
+}
+
+/// Distributes the messages of `batch` over `outs` (one batch per
+/// destination) following `routes` (see the module doc for the rules).
+fn split(
+    batch: Batch,
+    routes: &[Route],
+    filters: &Filters,
+    outs: &mut [Batch],
+    targets: &mut Vec<usize>,
+) {
+    for out in outs.iter_mut() {
+        out.messages.reserve(batch.len());
+    }
+    for msg in batch.messages {
+        targets.clear();
+        for r in routes {
+            if !r.filters.iter().all(|&f| filters.matches(f, &msg)) {
+                continue;
+            }
+            for &d in &r.destinations {
+                if !targets.contains(&d) {
+                    targets.push(d);
+                }
+            }
+            if r.is_final {
+                break;
+            }
+        }
+        if let Some((&last, rest)) = targets.split_last() {
+            for &d in rest {
+                outs[d].messages.push(msg.clone());
+            }
+            outs[last].messages.push(msg);
         }
     }
 }

@@ -205,19 +205,21 @@ impl Writer {
     }
 
     /// Renders `batch` into the pending records of its files.
-    fn add_batch(&mut self, batch: Batch) {
+    fn add_batch(&mut self, mut batch: Batch) {
         let mut bad_paths = 0u64;
         if let Some(path) = &self.static_path {
             if self.pending.is_empty() {
                 self.pending.push(Group::new(path.clone(), batch.len()));
             }
         }
-        for mut msg in batch.messages {
+        // By reference: moving each ~300-byte message out costs more
+        // than the rest of this loop for the static-path case.
+        for msg in &mut batch.messages {
             let slot = if self.static_path.is_some() {
                 0
             } else {
                 self.path_buf.clear();
-                self.config.path.render_path(&msg, &mut self.path_buf);
+                self.config.path.render_path(msg, &mut self.path_buf);
                 match self.index.get(self.path_buf.as_slice()) {
                     Some(&i) => i,
                     None => match checked_path(&self.path_buf, &self.prefix) {
@@ -242,7 +244,7 @@ impl Writer {
             };
             let group = &mut self.pending[slot];
             let before = group.records.len();
-            render(&self.config.output, &msg, &mut group.records);
+            render(&self.config.output, msg, &mut group.records);
             self.pending_bytes += group.records.len() - before;
             group.count += 1;
             if let Some(ack) = msg.ack.take() {
