@@ -34,7 +34,7 @@ pub fn context() -> ParseContext {
 
 /// RFC 5424: parsing never panics, and a message that parsed cleanly with
 /// header fields inside the RFC's limits (PRINTUSASCII, 255/48/128/32
-/// bytes, section 6) survives write -> parse with every field intact. The
+/// bytes, section 6; SD names at most 32 bytes, section 6.3.2) survives write -> parse with every field intact. The
 /// parser also accepts longer or 8-bit header fields, which the writer cuts
 /// to the RFC: for those only the message text must survive.
 pub fn rfc5424(data: &[u8]) {
@@ -53,10 +53,15 @@ pub fn rfc5424(data: &[u8]) {
     let in_rfc = |field: &[u8], max: usize| {
         field.len() <= max && field.iter().all(|c| (b'!'..=b'~').contains(c))
     };
+    let sd_in_rfc = first
+        .structured_data
+        .iter()
+        .all(|e| e.id.len() <= 32 && e.params.iter().all(|(name, _)| name.len() <= 32));
     if !(in_rfc(&first.host, 255)
         && in_rfc(&first.program, 48)
         && in_rfc(&first.pid, 128)
-        && in_rfc(&first.msgid, 32))
+        && in_rfc(&first.msgid, 32)
+        && sd_in_rfc)
     {
         return;
     }

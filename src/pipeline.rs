@@ -629,27 +629,11 @@ async fn route(
         let dests = &table.dests;
         outs.resize_with(dests.len(), Batch::default);
         gone.resize(dests.len(), false);
-        for msg in batch.messages {
-            targets.clear();
-            for r in routes {
-                if !r.filters.iter().all(|&f| table.filters.matches(f, &msg)) {
-                    continue;
-                }
-                for &d in &r.destinations {
-                    if !targets.contains(&d) {
-                        targets.push(d);
-                    }
-                }
-                if r.is_final {
-                    break;
-                }
-            }
-            if let Some((&last, rest)) = targets.split_last() {
-                for &d in rest {
-                    outs[d].messages.push(msg.clone());
-                }
-                outs[last].messages.push(msg);
-            }
+        // The common case (one path, no filter, one destination) forwards
+        // each batch whole: no message is looked at or moved.
+        match whole_batches_to(routes) {
+            Some(d) if d < outs.len() => outs[d] = batch,
+            _ => split(batch, routes, &table.filters, &mut outs, &mut targets),
         }
         for (d, out) in outs.iter_mut().enumerate() {
             if out.is_empty() {
@@ -673,6 +657,53 @@ async fn route(
                     }
                 }
             }
+        }
+    }
+}
+
+/// The only destination of `routes` when they are one unfiltered path to
+/// one destination.
+fn whole_batches_to(routes: &[Route]) -> Option<usize> {
+    match routes {
+        [only] if only.filters.is_empty() && only.destinations.len() == 1 => {
+            only.destinations.first().copied()
+        }
+        _ => None,
+    }
+}
+
+/// Distributes the messages of `batch` over `outs` (one batch per
+/// destination) following `routes` (see the module doc for the rules).
+fn split(
+    batch: Batch,
+    routes: &[Route],
+    filters: &Filters,
+    outs: &mut [Batch],
+    targets: &mut Vec<usize>,
+) {
+    for out in outs.iter_mut() {
+        out.messages.reserve(batch.len());
+    }
+    for msg in batch.messages {
+        targets.clear();
+        for r in routes {
+            if !r.filters.iter().all(|&f| filters.matches(f, &msg)) {
+                continue;
+            }
+            for &d in &r.destinations {
+                if !targets.contains(&d) {
+                    targets.push(d);
+                }
+            }
+            if r.is_final {
+                break;
+            }
+        }
+        if let Some((&last, rest)) = targets.split_last() {
+            for &d in rest {
+                outs[d].messages.push(msg.clone());
+            }
+            outs[last].messages.push(msg);
         }
     }
 }

@@ -155,7 +155,11 @@ pub async fn decode_and_send(
 ) -> bool {
     use tokio_util::codec::Decoder;
     let parse_cx = cx.parse_context(source_ip);
-    let mut batch = Batch::with_capacity(16);
+    // Room for what the buffer probably holds (syslog lines are rarely
+    // under 64 bytes), so the batch is not regrown (and its messages
+    // moved) on the hot path.
+    let expected = (buf.len() / 64 + 1).min(cx.batch_size);
+    let mut batch = Batch::with_capacity(expected);
     loop {
         let next = if eof {
             decoder.decode_eof(buf)
@@ -169,7 +173,8 @@ pub async fn decode_and_send(
         };
         cx.push(&mut batch, data, &parse_cx);
         if batch.len() >= cx.batch_size {
-            let full = std::mem::replace(&mut batch, Batch::with_capacity(16));
+            let left = (buf.len() / 64 + 1).min(cx.batch_size);
+            let full = std::mem::replace(&mut batch, Batch::with_capacity(left));
             if !cx.send(out, full).await {
                 return false;
             }

@@ -115,14 +115,24 @@ pub(crate) fn parse_frame(raw: Bytes, end: usize, ctx: &ParseContext) -> Message
                 msg.host = raw.slice(pos..end);
                 pos = skip_spaces(b, end);
                 // Cisco ASA device-id: `asa1 : %ASA-6-...`.
-                if b.get(pos..pos + 2) == Some(b": ") {
+                if b.get(pos..pos + 3) == Some(b": %") {
                     pos = skip_spaces(b, pos + 2);
                 }
             }
         }
     }
 
-    let tag = parse_tag(b, pos);
+    let tag = if b.get(pos) == Some(&b':') && matches!(b.get(pos + 1), None | Some(b' ')) {
+        // An empty TAG (`host : text`): how a message without a program is
+        // written, so that text which looks like a tag stays text.
+        Some(Tag {
+            program_end: pos,
+            pid: None,
+            message_start: (pos + 2).min(b.len()),
+        })
+    } else {
+        parse_tag(b, pos)
+    };
     if have_timestamp || (has_pri && tag.is_some()) {
         if let Some(tag) = tag {
             msg.program = raw.slice(pos..tag.program_end);
