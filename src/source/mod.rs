@@ -327,7 +327,8 @@ impl Source {
 
     /// Like [`Source::bind`], but runs on `shared` (held open by a running
     /// source) when it is of the same type: `config`'s other settings apply
-    /// (a new receive buffer size, a new socket mode). Falls back to
+    /// (a new receive buffer size, a new socket mode: set when it starts
+    /// running, so a refused reload changes nothing). Falls back to
     /// [`Source::bind`] when `shared` is of another type.
     pub async fn take_over(
         config: &config::Source,
@@ -341,9 +342,9 @@ impl Source {
             (SourceKind::Udp { receive_buffer, .. }, Shared::Udp(socket)) => Ok(Source::Udp(
                 udp::UdpSource::take_over(socket.clone(), *receive_buffer, cx),
             )),
-            (SourceKind::UnixDgram { mode, .. }, Shared::UnixDgram(socket)) => {
-                unix::UnixDgramSource::take_over(socket.clone(), *mode, cx).map(Source::UnixDgram)
-            }
+            (SourceKind::UnixDgram { mode, .. }, Shared::UnixDgram(socket)) => Ok(
+                Source::UnixDgram(unix::UnixDgramSource::take_over(socket.clone(), *mode, cx)),
+            ),
             (
                 SourceKind::UnixStream {
                     mode,
@@ -351,8 +352,12 @@ impl Source {
                     ..
                 },
                 Shared::UnixStream(listener),
-            ) => unix::UnixStreamSource::take_over(listener.clone(), *mode, *max_connections, cx)
-                .map(Source::UnixStream),
+            ) => Ok(Source::UnixStream(unix::UnixStreamSource::take_over(
+                listener.clone(),
+                *mode,
+                *max_connections,
+                cx,
+            ))),
             _ => Source::bind(config, cx).await,
         }
     }

@@ -72,6 +72,9 @@ impl UdpShared {
 #[derive(Debug)]
 pub struct UdpSource {
     shared: Arc<UdpShared>,
+    /// A receive buffer size to set when it starts running (taken over by
+    /// a reload: not before, so that a refused reload changes nothing).
+    receive_buffer: Option<usize>,
     cx: Context,
 }
 
@@ -105,22 +108,19 @@ impl UdpSource {
         let drops_seen = AtomicU32::new(kernel_drops(&socket).unwrap_or(0));
         Ok(UdpSource {
             shared: Arc::new(UdpShared { socket, drops_seen }),
+            receive_buffer: None,
             cx,
         })
     }
 
     /// A source on a socket that is already bound (a reload);
-    /// `receive_buffer` is applied again.
+    /// `receive_buffer` is applied again when it starts running.
     pub fn take_over(shared: Arc<UdpShared>, receive_buffer: usize, cx: Context) -> UdpSource {
-        if receive_buffer > 0 {
-            if let Err(e) =
-                socket2::SockRef::from(&shared.socket).set_recv_buffer_size(receive_buffer)
-            {
-                tracing::warn!(source = %cx.name, error = %e, receive_buffer, "cannot set SO_RCVBUF");
-            }
-            check_receive_buffer(&shared.socket, receive_buffer, &cx);
+        UdpSource {
+            shared,
+            receive_buffer: (receive_buffer > 0).then_some(receive_buffer),
+            cx,
         }
-        UdpSource { shared, cx }
     }
 
     pub fn shared(&self) -> Arc<UdpShared> {
@@ -136,8 +136,18 @@ impl UdpSource {
         out: mpsc::Sender<Batch>,
         cancel: CancellationToken,
     ) -> Result<(), Error> {
-        let UdpSource { shared, cx } = self;
+        let UdpSource {
+            shared,
+            receive_buffer,
+            cx,
+        } = self;
         let socket = &shared.socket;
+        if let Some(size) = receive_buffer {
+            if let Err(e) = socket2::SockRef::from(socket).set_recv_buffer_size(size) {
+                tracing::warn!(source = %cx.name, error = %e, receive_buffer = size, "cannot set SO_RCVBUF");
+            }
+            check_receive_buffer(socket, size, &cx);
+        }
         let mut buf = BytesMut::with_capacity(MAX_DATAGRAM * 4);
         let mut drops_tick = tokio::time::interval(DROPS_INTERVAL);
         drops_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

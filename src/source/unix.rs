@@ -65,6 +65,16 @@ fn set_mode(path: &Path, mode: u32, name: &Arc<str>) -> Result<(), Error> {
     })
 }
 
+/// Sets a mode a reload changed; a failure is logged (the socket keeps
+/// its old mode and keeps working).
+fn apply_mode(path: &Path, mode: Option<u32>, name: &Arc<str>) {
+    if let Some(mode) = mode {
+        if let Err(e) = set_mode(path, mode, name) {
+            tracing::warn!(source = %name, "{e}");
+        }
+    }
+}
+
 /// Removes the socket file when the source is done with it.
 #[derive(Debug)]
 struct SocketFile(PathBuf);
@@ -85,6 +95,9 @@ pub struct DgramShared {
 #[derive(Debug)]
 pub struct UnixDgramSource {
     shared: Arc<DgramShared>,
+    /// A mode to set when it starts running (taken over by a reload: not
+    /// before, so that a refused reload changes nothing).
+    mode: Option<u32>,
     cx: Context,
 }
 
@@ -100,19 +113,19 @@ impl UnixDgramSource {
         set_mode(path, mode, &cx.name)?;
         Ok(UnixDgramSource {
             shared: Arc::new(DgramShared { socket, file }),
+            mode: None,
             cx,
         })
     }
 
     /// A source on a socket that is already bound (a reload); `mode` is
-    /// applied again.
-    pub fn take_over(
-        shared: Arc<DgramShared>,
-        mode: u32,
-        cx: Context,
-    ) -> Result<UnixDgramSource, Error> {
-        set_mode(&shared.file.0, mode, &cx.name)?;
-        Ok(UnixDgramSource { shared, cx })
+    /// applied again when it starts running.
+    pub fn take_over(shared: Arc<DgramShared>, mode: u32, cx: Context) -> UnixDgramSource {
+        UnixDgramSource {
+            shared,
+            mode: Some(mode),
+            cx,
+        }
     }
 
     pub fn shared(&self) -> Arc<DgramShared> {
@@ -128,7 +141,8 @@ impl UnixDgramSource {
         out: mpsc::Sender<Batch>,
         cancel: CancellationToken,
     ) -> Result<(), Error> {
-        let UnixDgramSource { shared, cx } = self;
+        let UnixDgramSource { shared, mode, cx } = self;
+        apply_mode(&shared.file.0, mode, &cx.name);
         let socket = &shared.socket;
         let mut buf = BytesMut::with_capacity(MAX_DATAGRAM * 4);
         let parse_cx = cx.parse_context(None);
@@ -183,6 +197,8 @@ pub struct StreamShared {
 #[derive(Debug)]
 pub struct UnixStreamSource {
     shared: Arc<StreamShared>,
+    /// As for [`UnixDgramSource`].
+    mode: Option<u32>,
     max_connections: usize,
     cx: Context,
 }
@@ -204,25 +220,26 @@ impl UnixStreamSource {
         set_mode(path, mode, &cx.name)?;
         Ok(UnixStreamSource {
             shared: Arc::new(StreamShared { listener, file }),
+            mode: None,
             max_connections,
             cx,
         })
     }
 
     /// A source on a listener that is already bound (a reload); `mode` is
-    /// applied again.
+    /// applied again when it starts running.
     pub fn take_over(
         shared: Arc<StreamShared>,
         mode: u32,
         max_connections: usize,
         cx: Context,
-    ) -> Result<UnixStreamSource, Error> {
-        set_mode(&shared.file.0, mode, &cx.name)?;
-        Ok(UnixStreamSource {
+    ) -> UnixStreamSource {
+        UnixStreamSource {
             shared,
+            mode: Some(mode),
             max_connections,
             cx,
-        })
+        }
     }
 
     pub fn shared(&self) -> Arc<StreamShared> {
@@ -240,9 +257,11 @@ impl UnixStreamSource {
     ) -> Result<(), Error> {
         let UnixStreamSource {
             shared,
+            mode,
             max_connections,
             cx,
         } = self;
+        apply_mode(&shared.file.0, mode, &cx.name);
         let listener = &shared.listener;
         let cx = Arc::new(cx);
         let permits = Arc::new(Semaphore::new(max_connections.max(1)));

@@ -342,3 +342,45 @@ destinations = ["out"]
     );
     assert!(stderr.contains(&format!("received={written} ")), "{stderr}");
 }
+
+#[test]
+fn a_changed_unix_socket_keeps_its_file_and_takes_the_new_mode() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let config = r#"
+[sources.dev]
+type = "unix_dgram"
+path = "dev.sock"
+mode = "0666"
+
+[destinations.out]
+type = "file"
+path = "out.log"
+format = "raw"
+
+[[paths]]
+sources = ["dev"]
+destinations = ["out"]
+"#;
+    let mut server = Server::start(config);
+    let socket = server.path("dev.sock");
+    let before = std::fs::metadata(&socket).expect("socket file");
+    server.send_unix_dgram("dev.sock", b"before");
+    wait_lines(&server.path("out.log"), 1);
+    server.rewrite_config(&config.replace("0666", "0600"));
+    server.reload(1);
+    server.send_unix_dgram("dev.sock", b"after");
+    let lines = wait_lines(&server.path("out.log"), 2);
+    assert_eq!(lines, vec![b"before".to_vec(), b"after".to_vec()]);
+    let after = std::fs::metadata(&socket).expect("socket file");
+    assert_eq!(
+        after.ino(),
+        before.ino(),
+        "the same socket, not bound again"
+    );
+    eventually("the new mode is set", || {
+        std::fs::metadata(&socket).is_ok_and(|m| m.permissions().mode() & 0o777 == 0o600)
+    });
+    let stderr = server.stop();
+    assert!(stderr.contains("restarted=dev"), "{stderr}");
+    assert!(!socket.exists(), "the socket file is removed at exit");
+}
