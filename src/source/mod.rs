@@ -16,6 +16,7 @@
 //! Sources whose runtime is not built yet (file, tls, relp) are reported by
 //! [`Source::bind`] as [`Error::NotBuilt`]; the pipeline decides what to do.
 
+pub mod datagram;
 pub mod pipe;
 pub mod stdin;
 pub mod tcp;

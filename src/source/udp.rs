@@ -26,19 +26,19 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::{Context, Error};
+use super::{Context, Error, ParseContext};
 use crate::message::Batch;
 use crate::stats::{Counters, DropReason};
 use crate::syslog::framing::Oversize;
 
-/// The largest UDP payload (IPv4: 65535 - 8 - 20); IPv6 jumbograms aside.
-pub const MAX_DATAGRAM: usize = 65_536;
+pub use super::datagram::MAX_DATAGRAM;
+use super::datagram::{DatagramBuffer, LINGER};
 
 /// How often the kernel's drop counter is read while running.
 const DROPS_INTERVAL: Duration = Duration::from_secs(1);
@@ -148,11 +148,11 @@ impl UdpSource {
             }
             check_receive_buffer(socket, size, &cx);
         }
-        let mut buf = BytesMut::with_capacity(MAX_DATAGRAM * 4);
+        let mut buf = DatagramBuffer::default();
+        let mut peer_cx = PeerContexts::default();
         let mut drops_tick = tokio::time::interval(DROPS_INTERVAL);
         drops_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            buf.reserve(MAX_DATAGRAM);
             let first = tokio::select! {
                 biased;
                 () = cancel.cancelled() => break,
@@ -160,9 +160,25 @@ impl UdpSource {
                     shared.count_drops(&cx);
                     continue;
                 }
-                r = socket.recv_buf_from(&mut buf) => r,
+                r = socket.recv_from(buf.scratch()) => r,
             };
-            let batch = read_queued(&cx, socket, &mut buf, first);
+            let mut batch = Batch::with_capacity(cx.batch_size.min(1024));
+            peer_cx.new_read();
+            read_queued(&cx, socket, &mut buf, &mut peer_cx, first, &mut batch);
+            // A small batch waits a little for more (see `datagram::LINGER`).
+            let deadline = tokio::time::Instant::now() + LINGER;
+            while batch.len() < cx.batch_size / 2 {
+                let ready = tokio::select! {
+                    biased;
+                    () = cancel.cancelled() => break,
+                    r = tokio::time::timeout_at(deadline, socket.readable()) => r,
+                };
+                if !matches!(ready, Ok(Ok(()))) {
+                    break;
+                }
+                let next = socket.try_recv_from(buf.scratch());
+                read_queued(&cx, socket, &mut buf, &mut peer_cx, next, &mut batch);
+            }
             if !cx.send(&out, batch).await {
                 shared.count_drops(&cx);
                 return Ok(());
@@ -171,12 +187,13 @@ impl UdpSource {
         // Stopping: deliver what the kernel has already queued for us.
         let deadline = tokio::time::Instant::now() + DRAIN_LIMIT;
         while tokio::time::Instant::now() < deadline {
-            buf.reserve(MAX_DATAGRAM);
-            let first = socket.try_recv_buf_from(&mut buf);
+            let first = socket.try_recv_from(buf.scratch());
             if matches!(&first, Err(e) if e.kind() == std::io::ErrorKind::WouldBlock) {
                 break;
             }
-            let batch = read_queued(&cx, socket, &mut buf, first);
+            let mut batch = Batch::with_capacity(cx.batch_size.min(1024));
+            peer_cx.new_read();
+            read_queued(&cx, socket, &mut buf, &mut peer_cx, first, &mut batch);
             if !cx.send(&out, batch).await {
                 break;
             }
@@ -188,21 +205,45 @@ impl UdpSource {
 
 /// Parses `first` and every datagram already queued after it (non-blocking
 /// reads) into one batch of at most `batch_size`.
+/// The parse context of each peer, made once per read (a new reception
+/// time) and per address, not once per datagram (which would format the
+/// address every time).
+#[derive(Default)]
+struct PeerContexts {
+    last: Option<(std::net::IpAddr, ParseContext)>,
+}
+
+impl PeerContexts {
+    fn new_read(&mut self) {
+        self.last = None;
+    }
+
+    fn get(&mut self, cx: &Context, ip: std::net::IpAddr) -> &ParseContext {
+        if !matches!(&self.last, Some((last, _)) if *last == ip) {
+            self.last = None;
+        }
+        let (_, parse_cx) = self.last.get_or_insert_with(|| (ip, cx.parse_context(Some(ip))));
+        parse_cx
+    }
+}
+
+/// Reads every datagram already queued, starting with `first`, into
+/// `batch`, up to `batch_size`.
 fn read_queued(
     cx: &Context,
     socket: &UdpSocket,
-    buf: &mut BytesMut,
+    buf: &mut DatagramBuffer,
+    peers: &mut PeerContexts,
     first: std::io::Result<(usize, SocketAddr)>,
-) -> Batch {
-    let mut batch = Batch::with_capacity(16);
+    batch: &mut Batch,
+) {
     let mut next = first;
     loop {
         match next {
             Ok((n, peer)) => {
-                let datagram = buf.split_to(n).freeze();
+                let datagram = buf.take(n);
                 if let Some(frame) = datagram_frame(cx, datagram) {
-                    let parse_cx = cx.parse_context(Some(peer.ip()));
-                    cx.push(&mut batch, frame, &parse_cx);
+                    cx.push(batch, frame, peers.get(cx, peer.ip()));
                 }
             }
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
@@ -215,10 +256,8 @@ fn read_queued(
         if batch.len() >= cx.batch_size {
             break;
         }
-        buf.reserve(MAX_DATAGRAM);
-        next = socket.try_recv_buf_from(buf);
+        next = socket.try_recv_from(buf.scratch());
     }
-    batch
 }
 
 fn check_receive_buffer(socket: &UdpSocket, receive_buffer: usize, cx: &Context) {

@@ -16,13 +16,13 @@ use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use bytes::BytesMut;
 use tokio::net::{UnixDatagram, UnixListener};
 use tokio::sync::{mpsc, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::udp::{datagram_frame, MAX_DATAGRAM};
+use super::datagram::{DatagramBuffer, LINGER};
+use super::udp::datagram_frame;
 use super::{read_stream, Context, Error};
 use crate::message::Batch;
 use crate::stats::Counters;
@@ -144,40 +144,33 @@ impl UnixDgramSource {
         let UnixDgramSource { shared, mode, cx } = self;
         apply_mode(&shared.file.0, mode, &cx.name);
         let socket = &shared.socket;
-        let mut buf = BytesMut::with_capacity(MAX_DATAGRAM * 4);
+        let mut buf = DatagramBuffer::default();
         let parse_cx = cx.parse_context(None);
         loop {
-            buf.reserve(MAX_DATAGRAM);
             let first = tokio::select! {
                 biased;
                 () = cancel.cancelled() => break,
-                r = socket.recv_buf(&mut buf) => r,
+                r = socket.recv(buf.scratch()) => r,
             };
-            let mut batch = Batch::with_capacity(16);
-            let mut next = first;
+            let mut batch = Batch::with_capacity(cx.batch_size.min(1024));
             let parse_cx = super::ParseContext {
                 received: chrono::Utc::now(),
                 ..parse_cx.clone()
             };
-            loop {
-                match next {
-                    Ok(n) => {
-                        let datagram = buf.split_to(n).freeze();
-                        if let Some(frame) = datagram_frame(&cx, datagram) {
-                            cx.push(&mut batch, frame, &parse_cx);
-                        }
-                    }
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-                    Err(e) => {
-                        tracing::debug!(source = %cx.name, error = %e, "recv failed");
-                        break;
-                    }
-                }
-                if batch.len() >= cx.batch_size {
+            read_queued(&cx, socket, &mut buf, &parse_cx, first, &mut batch);
+            // A small batch waits a little for more (see `datagram::LINGER`).
+            let deadline = tokio::time::Instant::now() + LINGER;
+            while batch.len() < cx.batch_size / 2 {
+                let ready = tokio::select! {
+                    biased;
+                    () = cancel.cancelled() => break,
+                    r = tokio::time::timeout_at(deadline, socket.readable()) => r,
+                };
+                if !matches!(ready, Ok(Ok(()))) {
                     break;
                 }
-                buf.reserve(MAX_DATAGRAM);
-                next = socket.try_recv_buf(&mut buf);
+                let next = socket.try_recv(buf.scratch());
+                read_queued(&cx, socket, &mut buf, &parse_cx, next, &mut batch);
             }
             if !cx.send(&out, batch).await {
                 break;
@@ -301,5 +294,36 @@ impl UnixStreamSource {
         connections.close();
         connections.wait().await;
         Ok(())
+    }
+}
+
+/// Reads every datagram already queued on a unix datagram socket, starting
+/// with `first`, into `batch`, up to `batch_size`.
+fn read_queued(
+    cx: &Context,
+    socket: &UnixDatagram,
+    buf: &mut DatagramBuffer,
+    parse_cx: &super::ParseContext,
+    first: std::io::Result<usize>,
+    batch: &mut Batch,
+) {
+    let mut next = first;
+    loop {
+        match next {
+            Ok(n) => {
+                if let Some(frame) = datagram_frame(cx, buf.take(n)) {
+                    cx.push(batch, frame, parse_cx);
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+            Err(e) => {
+                tracing::debug!(source = %cx.name, error = %e, "recv failed");
+                break;
+            }
+        }
+        if batch.len() >= cx.batch_size {
+            break;
+        }
+        next = socket.try_recv(buf.scratch());
     }
 }
