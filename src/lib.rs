@@ -17,6 +17,7 @@
 //! - [`pipeline`]: `Config` -> tasks, bounded channels, routing by
 //!   `[[paths]]`; start-up, signals, config reload (SIGHUP) and shutdown
 //!   order.
+//! - [`relp`]: the RELP frame codec shared by the relp source and destination.
 //! - [`stats`]: per-component counters.
 #![deny(unsafe_code)]
 
@@ -28,6 +29,7 @@ pub mod filter;
 pub mod fuzz_checks;
 pub mod message;
 pub mod pipeline;
+pub mod relp;
 pub mod source;
 pub mod stats;
 pub mod syslog;

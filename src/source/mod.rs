@@ -13,11 +13,12 @@
 //! stream sources stop reading (TCP backpressure); datagram sources wait
 //! too, so the kernel's receive buffer absorbs bursts.
 //!
-//! Sources whose runtime is not built yet (file, tls, relp) are reported by
+//! Sources whose runtime is not built yet (file, tls, relp over TLS) are reported by
 //! [`Source::bind`] as [`Error::NotBuilt`]; the pipeline decides what to do.
 
 pub mod datagram;
 pub mod pipe;
+pub mod relp;
 pub mod stdin;
 pub mod tcp;
 pub mod udp;
@@ -295,6 +296,7 @@ pub enum Source {
     UnixStream(unix::UnixStreamSource),
     Pipe(pipe::PipeSource),
     Stdin(stdin::StdinSource),
+    Relp(relp::RelpSource),
 }
 
 impl Source {
@@ -317,6 +319,13 @@ impl Source {
                 .map(Source::UnixStream),
             SourceKind::Pipe { path } => pipe::PipeSource::open(path, cx).map(Source::Pipe),
             SourceKind::Stdin => Ok(Source::Stdin(stdin::StdinSource::new(cx))),
+            SourceKind::Relp {
+                stream,
+                window,
+                tls: None,
+            } => relp::RelpSource::bind(stream, *window, cx)
+                .await
+                .map(Source::Relp),
             SourceKind::File(_) | SourceKind::Tls { .. } | SourceKind::Relp { .. } => {
                 Err(Error::NotBuilt {
                     name: config.name.clone(),
@@ -340,6 +349,19 @@ impl Source {
             (SourceKind::Tcp(settings), Shared::Tcp(listener)) => Ok(Source::Tcp(
                 tcp::TcpSource::take_over(listener.clone(), settings, cx),
             )),
+            (
+                SourceKind::Relp {
+                    stream,
+                    window,
+                    tls: None,
+                },
+                Shared::Tcp(listener),
+            ) => Ok(Source::Relp(relp::RelpSource::take_over(
+                listener.clone(),
+                stream,
+                *window,
+                cx,
+            ))),
             (SourceKind::Udp { receive_buffer, .. }, Shared::Udp(socket)) => Ok(Source::Udp(
                 udp::UdpSource::take_over(socket.clone(), *receive_buffer, cx),
             )),
@@ -367,6 +389,7 @@ impl Source {
     pub fn shared(&self) -> Option<Shared> {
         match self {
             Source::Tcp(s) => Some(Shared::Tcp(s.shared())),
+            Source::Relp(s) => Some(Shared::Tcp(s.shared())),
             Source::Udp(s) => Some(Shared::Udp(s.shared())),
             Source::UnixDgram(s) => Some(Shared::UnixDgram(s.shared())),
             Source::UnixStream(s) => Some(Shared::UnixStream(s.shared())),
@@ -378,6 +401,7 @@ impl Source {
     pub fn local_addr(&self) -> String {
         match self {
             Source::Tcp(s) => s.local_addr().map(|a: SocketAddr| a.to_string()),
+            Source::Relp(s) => s.local_addr().map(|a: SocketAddr| a.to_string()),
             Source::Udp(s) => s.local_addr().map(|a: SocketAddr| a.to_string()),
             Source::UnixDgram(s) => Ok(s.path().display().to_string()),
             Source::UnixStream(s) => Ok(s.path().display().to_string()),
@@ -399,6 +423,7 @@ impl Source {
             Source::UnixStream(s) => s.run(out, cancel).await,
             Source::Pipe(s) => s.run(out, cancel).await,
             Source::Stdin(s) => s.run(out, cancel).await,
+            Source::Relp(s) => s.run(out, cancel).await,
         }
     }
 }
