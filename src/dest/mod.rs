@@ -11,10 +11,15 @@
 //! record was written (after fsync when configured), or marked failed first
 //! when the write failed.
 //!
-//! Destinations whose runtime is not built yet (sqlite, postgres,
-//! forwarding) are reported by [`Destination::new`] as [`Error::NotBuilt`].
+//! Forwarding destinations (tcp, udp, relp) live in [`forward`]: they
+//! release acks as their protocol allows (see there). Destinations whose
+//! runtime is not built yet (sqlite, postgres, tls) are reported by
+//! [`Destination::new`] as [`Error::NotBuilt`]; a `disk_buffer` is not
+//! built yet either: the destination runs without it (WARN).
 
+pub mod balance;
 pub mod file;
+pub mod forward;
 pub mod stdout;
 
 use std::sync::Arc;
@@ -60,6 +65,7 @@ pub fn render(output: &Output, msg: &Message, out: &mut Vec<u8>) {
 pub enum Destination {
     File(file::FileDest),
     Stdout(stdout::StdoutDest),
+    Forward(forward::ForwardDest),
 }
 
 impl Destination {
@@ -82,6 +88,16 @@ impl Destination {
                 output.clone(),
                 counters,
             ))),
+            DestinationKind::Forward(forward) if forward.protocol != config::Protocol::Tls => {
+                if forward.disk_buffer.is_some() {
+                    tracing::warn!(destination = %config.name, "the disk buffer is not built yet: running without it (messages wait in memory while no server is reachable)");
+                }
+                Ok(Destination::Forward(forward::ForwardDest::new(
+                    config.name.clone(),
+                    forward.clone(),
+                    counters,
+                )))
+            }
             DestinationKind::Sqlite { .. }
             | DestinationKind::Postgres { .. }
             | DestinationKind::Forward(_) => Err(Error::NotBuilt {
@@ -95,6 +111,7 @@ impl Destination {
         match self {
             Destination::File(d) => d.run(input).await,
             Destination::Stdout(d) => d.run(input).await,
+            Destination::Forward(d) => d.run(input).await,
         }
     }
 }

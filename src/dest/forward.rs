@@ -1,0 +1,666 @@
+//! Forwarding destinations: `tcp`, `udp` and `relp`. Batches enter; each
+//! message is rendered once with the destination's `Output` (RFC 5424 by
+//! default) and queued; the queue is sent to the server [`Servers::pick`]
+//! chooses for it (see [`super::balance`] for `failover`, `round_robin`,
+//! `hash_host`, health and backoff).
+//!
+//! ```text
+//! Batch -> render -> queue --pick--> tcp: encode_frame (octet counting | lf) -> write
+//!                                    udp: one datagram per message
+//!                                    relp: "TXNR syslog LEN DATA\n" -> unacked window -> rsp 200
+//! ```
+//!
+//! When acks are released (DESIGN.md, "Acknowledgements"):
+//!
+//! - `relp`: when the server's `rsp 200` for the message's frame arrives.
+//!   At most `window` frames per connection wait for their answer. When a
+//!   connection breaks, every unanswered frame goes back to the front of
+//!   the queue and is sent again (to the same server once it is back, or to
+//!   another one as `balance` decides): duplicates are possible only for
+//!   frames in flight at the break. A non-200 answer breaks the connection
+//!   the same way.
+//! - `tcp`: when the write succeeded. A successful write only means the
+//!   local kernel has the bytes; if the server dies before reading them
+//!   they are lost. To narrow that, before each write the connection is
+//!   checked for a close by the peer (a syslog server never sends data, so
+//!   a readable socket means EOF or an error), and a closed connection is
+//!   reconnected before anything is written to it. RELP is the reliable one.
+//! - `udp`: when the datagram was handed to the kernel.
+//!
+//! Backpressure: the queue holds at most [`QUEUE_LIMIT`] messages; while no
+//! server is reachable nothing is dropped: the destination keeps its queue,
+//! stops taking batches (its channel fills, the router and then the sources
+//! wait) and retries with backoff. Messages still queued when the process
+//! gives up at shutdown have their acks failed, never reported delivered.
+//!
+//! Connects (and the RELP `open` handshake) run in tasks of their own, so a
+//! slow server never holds up the others; their results, RELP answers and
+//! closed connections come back to the destination task as [`Event`]s.
+
+use std::collections::VecDeque;
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::{TcpStream, UdpSocket};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use super::balance::{Pick, Servers};
+use super::Error;
+use crate::config::{ForwardDestConfig, Output, Protocol, ServerAddr};
+use crate::message::{Ack, Batch, Message};
+use crate::relp::{self, FrameDecoder};
+use crate::stats::Counters;
+use crate::syslog::framing::{encode_frame, Oversize};
+
+/// Messages rendered and waiting to be sent, at most.
+pub const QUEUE_LIMIT: usize = 4096;
+/// Messages (or bytes) put into one round of writes, at most.
+const ROUND_MESSAGES: usize = 1024;
+const ROUND_BYTES: usize = 1024 * 1024;
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[derive(Debug)]
+pub struct ForwardDest {
+    name: Arc<str>,
+    config: ForwardDestConfig,
+    counters: Arc<Counters>,
+}
+
+/// One rendered message on its way.
+struct Pending {
+    payload: Bytes,
+    host: Bytes,
+    ack: Option<Ack>,
+}
+
+impl Pending {
+    /// The server has it (as far as the protocol can tell): release.
+    fn delivered(mut self) {
+        drop(self.ack.take());
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        // Dropped without `delivered`: abandoned at shutdown.
+        if let Some(ack) = &self.ack {
+            ack.fail();
+        }
+    }
+}
+
+/// What connection tasks report.
+enum Event {
+    Connected {
+        server: usize,
+        result: io::Result<Conn>,
+    },
+    Rsp {
+        server: usize,
+        conn_id: u64,
+        txnr: u32,
+        code: Option<u16>,
+    },
+    Closed {
+        server: usize,
+        conn_id: u64,
+        why: String,
+    },
+}
+
+/// A fresh connection, as a connect task hands it over.
+enum Conn {
+    Tcp(TcpStream),
+    Udp(UdpSocket),
+    Relp {
+        read: OwnedReadHalf,
+        write: OwnedWriteHalf,
+        leftover: BytesMut,
+    },
+}
+
+enum Live {
+    Tcp(TcpStream),
+    Udp(UdpSocket),
+    Relp {
+        write: OwnedWriteHalf,
+        reader: JoinHandle<()>,
+    },
+}
+
+/// One server's connection state.
+#[derive(Default)]
+struct Link {
+    live: Option<Live>,
+    connecting: bool,
+    conn_id: u64,
+    /// RELP: frames sent and not answered, in txnr order.
+    unacked: VecDeque<(u32, Pending)>,
+    next_txnr: u32,
+}
+
+impl Drop for Link {
+    fn drop(&mut self) {
+        if let Some(Live::Relp { reader, .. }) = &self.live {
+            reader.abort();
+        }
+    }
+}
+
+impl ForwardDest {
+    pub fn new(name: Arc<str>, config: ForwardDestConfig, counters: Arc<Counters>) -> ForwardDest {
+        ForwardDest {
+            name,
+            config,
+            counters,
+        }
+    }
+
+    pub async fn run(self, mut input: mpsc::Receiver<Batch>) -> Result<(), Error> {
+        let mut state = State {
+            servers: Servers::new(
+                self.name.clone(),
+                self.config.servers.clone(),
+                self.config.balance,
+                self.config.max_backoff,
+            ),
+            links: (0..self.config.servers.len())
+                .map(|_| Link::default())
+                .collect(),
+            queue: VecDeque::new(),
+            events: mpsc::unbounded_channel(),
+            dest: self,
+        };
+        let mut open = true;
+        loop {
+            state.dispatch().await;
+            // After the dispatch: it may have found connections closed.
+            state.start_connects();
+            let in_flight: usize = state.links.iter().map(|l| l.unacked.len()).sum();
+            if !open && state.queue.is_empty() && in_flight == 0 {
+                break;
+            }
+            let wake = state.servers.next_retry();
+            let room = state.queue.len() < QUEUE_LIMIT;
+            tokio::select! {
+                event = state.events.1.recv() => {
+                    if let Some(event) = event {
+                        state.handle(event);
+                    }
+                }
+                batch = input.recv(), if open && room => match batch {
+                    Some(batch) => state.enqueue(batch),
+                    None => open = false,
+                },
+                () = sleep_until(wake) => {}
+            }
+        }
+        state.close().await;
+        Ok(())
+    }
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+struct State {
+    dest: ForwardDest,
+    servers: Servers,
+    links: Vec<Link>,
+    queue: VecDeque<Pending>,
+    events: (mpsc::UnboundedSender<Event>, mpsc::UnboundedReceiver<Event>),
+}
+
+/// Appends `msg` rendered as `output`, without a record separator.
+fn render_payload(output: &Output, msg: &Message, out: &mut Vec<u8>) {
+    match output {
+        Output::Format(format, zone) => format.write(msg, zone, out),
+        Output::Template(template) => template.render(msg, out),
+    }
+}
+
+impl State {
+    /// Renders a batch into the queue: one allocation per batch.
+    fn enqueue(&mut self, batch: Batch) {
+        let mut text = Vec::with_capacity(batch.len() * 256);
+        let mut ends = Vec::with_capacity(batch.len());
+        for msg in &batch.messages {
+            render_payload(&self.dest.config.output, msg, &mut text);
+            ends.push(text.len());
+        }
+        let text = Bytes::from(text);
+        let mut start = 0;
+        for (mut msg, end) in batch.messages.into_iter().zip(ends) {
+            self.queue.push_back(Pending {
+                payload: text.slice(start..end),
+                host: std::mem::take(&mut msg.host),
+                ack: msg.ack.take(),
+            });
+            start = end;
+        }
+    }
+
+    /// Starts a connect task for every server that needs one now.
+    fn start_connects(&mut self) {
+        for i in self.servers.due(Instant::now()) {
+            let link = &mut self.links[i];
+            if link.connecting || link.live.is_some() {
+                continue;
+            }
+            link.connecting = true;
+            let addr = self.servers.addr(i).clone();
+            let protocol = self.dest.config.protocol;
+            let events = self.events.0.clone();
+            tokio::spawn(async move {
+                let result =
+                    match tokio::time::timeout(CONNECT_TIMEOUT, connect(&addr, protocol)).await {
+                        Ok(result) => result,
+                        Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "connect timed out")),
+                    };
+                let _ = events.send(Event::Connected { server: i, result });
+            });
+        }
+    }
+
+    fn handle(&mut self, event: Event) {
+        match event {
+            Event::Connected { server, result } => {
+                let link = &mut self.links[server];
+                link.connecting = false;
+                match result {
+                    Ok(conn) => {
+                        link.conn_id += 1;
+                        link.next_txnr = 2; // 1 was the open
+                        link.live = Some(match conn {
+                            Conn::Tcp(s) => Live::Tcp(s),
+                            Conn::Udp(s) => Live::Udp(s),
+                            Conn::Relp {
+                                read,
+                                write,
+                                leftover,
+                            } => Live::Relp {
+                                write,
+                                reader: tokio::spawn(read_answers(
+                                    server,
+                                    link.conn_id,
+                                    read,
+                                    leftover,
+                                    self.events.0.clone(),
+                                )),
+                            },
+                        });
+                        self.servers.set_up(server);
+                    }
+                    Err(e) => self.servers.set_down(server, &e.to_string()),
+                }
+            }
+            Event::Rsp {
+                server,
+                conn_id,
+                txnr,
+                code,
+            } => {
+                let link = &mut self.links[server];
+                if conn_id != link.conn_id || link.live.is_none() {
+                    return;
+                }
+                let Some(at) = link.unacked.iter().position(|(t, _)| *t == txnr) else {
+                    return;
+                };
+                if code == Some(200) {
+                    if let Some((_, pending)) = link.unacked.remove(at) {
+                        pending.delivered();
+                        Counters::add(&self.dest.counters.written, 1);
+                    }
+                } else {
+                    let why = format!("server answered {code:?} to a syslog frame");
+                    self.break_link(server, &why, false);
+                }
+            }
+            Event::Closed {
+                server,
+                conn_id,
+                why,
+            } => {
+                if conn_id == self.links[server].conn_id && self.links[server].live.is_some() {
+                    let quiet = self.links[server].unacked.is_empty();
+                    self.break_link(server, &why, quiet);
+                }
+            }
+        }
+    }
+
+    /// Drops server `i`'s connection; its unanswered frames go back to
+    /// the front of the queue. `quiet`: nothing was lost in flight (an idle
+    /// close): reconnect at once without calling the server down.
+    fn break_link(&mut self, i: usize, why: &str, quiet: bool) {
+        let link = &mut self.links[i];
+        if let Some(Live::Relp { reader, .. }) = link.live.take() {
+            reader.abort();
+        }
+        link.conn_id += 1;
+        for (_, pending) in link.unacked.drain(..).rev() {
+            self.queue.push_front(pending);
+        }
+        if quiet {
+            tracing::debug!(destination = %self.dest.name, server = %self.servers.addr(i), why, "connection closed: reconnecting");
+            self.servers.set_reconnecting(i);
+        } else {
+            self.servers.set_down(i, why);
+        }
+    }
+
+    /// Sends what can be sent now.
+    async fn dispatch(&mut self) {
+        // Rounds until nothing more can go (no server, window full).
+        loop {
+            if self.queue.is_empty() {
+                return;
+            }
+            let sent = match self.dest.config.protocol {
+                Protocol::Relp => self.round_relp().await,
+                _ => self.round_stream().await,
+            };
+            if !sent {
+                return;
+            }
+        }
+    }
+
+    /// One round of tcp or udp writes; `false` when nothing could be sent.
+    async fn round_stream(&mut self) -> bool {
+        let n = self.links.len();
+        let framing = self.dest.config.framing;
+        let mut bufs: Vec<BytesMut> = vec![BytesMut::new(); n];
+        let mut taken: Vec<(usize, Pending)> = Vec::new();
+        let mut bytes = 0;
+        while let Some(p) = self.queue.front() {
+            let Pick::Server(s) = self.servers.pick(&p.host) else {
+                break;
+            };
+            let Some(p) = self.queue.pop_front() else {
+                break;
+            };
+            bytes += p.payload.len();
+            if self.dest.config.protocol == Protocol::Tcp {
+                encode_frame(framing, &p.payload, &mut bufs[s]);
+            }
+            taken.push((s, p));
+            if taken.len() >= ROUND_MESSAGES || bytes >= ROUND_BYTES {
+                break;
+            }
+        }
+        if taken.is_empty() {
+            return false;
+        }
+        let mut failed = vec![false; n];
+        for s in 0..n {
+            if !taken.iter().any(|(t, _)| *t == s) {
+                continue;
+            }
+            let result = match &mut self.links[s].live {
+                Some(Live::Tcp(stream)) => match peer_closed(stream) {
+                    Some(why) => Err((why, true)),
+                    None => timed_write(stream, &bufs[s]).await.map_err(|e| (e, false)),
+                },
+                Some(Live::Udp(socket)) => {
+                    let mut result = Ok(());
+                    for (_, p) in taken.iter().filter(|(t, _)| *t == s) {
+                        if p.payload.is_empty() {
+                            continue;
+                        }
+                        if let Err(e) = socket.send(&p.payload).await {
+                            result = Err((e.to_string(), false));
+                            break;
+                        }
+                    }
+                    result
+                }
+                _ => Err(("not connected".to_owned(), true)),
+            };
+            if let Err((why, quiet)) = result {
+                failed[s] = true;
+                self.links[s].live = None;
+                if quiet {
+                    self.servers.set_reconnecting(s);
+                } else {
+                    self.servers.set_down(s, &why);
+                }
+            }
+        }
+        let mut written = 0;
+        for (s, p) in taken.into_iter().rev() {
+            if failed[s] {
+                self.queue.push_front(p);
+            } else {
+                written += 1;
+                p.delivered();
+            }
+        }
+        Counters::add(&self.dest.counters.written, written);
+        written > 0 || failed.iter().any(|&f| f)
+    }
+
+    /// One round of RELP frames; `false` when nothing could be sent.
+    async fn round_relp(&mut self) -> bool {
+        let n = self.links.len();
+        let window = self.dest.config.window.max(1);
+        let mut bufs: Vec<BytesMut> = vec![BytesMut::new(); n];
+        let mut count = 0;
+        let mut bytes = 0;
+        while let Some(p) = self.queue.front() {
+            let Pick::Server(s) = self.servers.pick(&p.host) else {
+                break;
+            };
+            let link = &mut self.links[s];
+            if link.unacked.len() >= window {
+                break;
+            }
+            let Some(p) = self.queue.pop_front() else {
+                break;
+            };
+            let txnr = link.next_txnr;
+            link.next_txnr = relp::next_txnr(txnr);
+            relp::encode(txnr, b"syslog", &p.payload, &mut bufs[s]);
+            bytes += p.payload.len();
+            link.unacked.push_back((txnr, p));
+            count += 1;
+            if count >= ROUND_MESSAGES || bytes >= ROUND_BYTES {
+                break;
+            }
+        }
+        for (s, buf) in bufs.iter().enumerate() {
+            if buf.is_empty() {
+                continue;
+            }
+            let result = match &mut self.links[s].live {
+                Some(Live::Relp { write, .. }) => timed_write(write, buf).await,
+                _ => Err("not connected".to_owned()),
+            };
+            if let Err(why) = result {
+                self.break_link(s, &why, false);
+            }
+        }
+        count > 0
+    }
+
+    /// End of input and everything answered: close RELP sessions politely.
+    async fn close(&mut self) {
+        for link in &mut self.links {
+            if let Some(Live::Relp { write, .. }) = &mut link.live {
+                let mut buf = BytesMut::new();
+                relp::encode(link.next_txnr, b"close", b"", &mut buf);
+                let _ = timed_write(write, &buf).await;
+                let _ = write.shutdown().await;
+            }
+        }
+    }
+}
+
+async fn timed_write<W: tokio::io::AsyncWrite + Unpin>(
+    w: &mut W,
+    buf: &[u8],
+) -> Result<(), String> {
+    match tokio::time::timeout(WRITE_TIMEOUT, w.write_all(buf)).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err(format!("write timed out after {WRITE_TIMEOUT:?}")),
+    }
+}
+
+/// Whether a syslog-over-TCP peer has closed (it never sends data, so
+/// anything readable is EOF or an error): `Some(why)` when it has.
+fn peer_closed(stream: &TcpStream) -> Option<String> {
+    let mut probe = [0u8; 256];
+    match stream.try_read(&mut probe) {
+        Ok(0) => Some("closed by the server".to_owned()),
+        Ok(_) => None,
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => None,
+        Err(e) => Some(e.to_string()),
+    }
+}
+
+async fn connect(addr: &ServerAddr, protocol: Protocol) -> io::Result<Conn> {
+    let target = (addr.host.as_str(), addr.port);
+    match protocol {
+        Protocol::Udp => {
+            let Some(remote) = tokio::net::lookup_host(target).await?.next() else {
+                return Err(io::Error::new(io::ErrorKind::NotFound, "no address"));
+            };
+            let local = if remote.is_ipv4() {
+                "0.0.0.0:0"
+            } else {
+                "[::]:0"
+            };
+            let socket = UdpSocket::bind(local).await?;
+            socket.connect(remote).await?;
+            Ok(Conn::Udp(socket))
+        }
+        Protocol::Tcp | Protocol::Tls => {
+            let stream = TcpStream::connect(target).await?;
+            let _ = stream.set_nodelay(true);
+            Ok(Conn::Tcp(stream))
+        }
+        Protocol::Relp => {
+            let stream = TcpStream::connect(target).await?;
+            let _ = stream.set_nodelay(true);
+            relp_open(stream).await
+        }
+    }
+}
+
+/// Sends `open` (txnr 1) and waits for its `rsp 200` offering `syslog`.
+async fn relp_open(stream: TcpStream) -> io::Result<Conn> {
+    let (mut read, mut write) = stream.into_split();
+    let mut out = BytesMut::new();
+    relp::encode(1, b"open", relp::offers().as_bytes(), &mut out);
+    write.write_all(&out).await?;
+    let mut decoder = FrameDecoder::new(64 * 1024, Oversize::Truncate);
+    let mut buf = BytesMut::with_capacity(4096);
+    loop {
+        if read.read_buf(&mut buf).await? == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "closed during the RELP open",
+            ));
+        }
+        let frame = decoder
+            .decode(&mut buf)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+        let Some(frame) = frame else { continue };
+        if !frame.is(b"rsp") || frame.txnr != 1 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "unexpected frame in the RELP open",
+            ));
+        }
+        if relp::rsp_code(&frame.data) != Some(200) {
+            return Err(io::Error::new(
+                io::ErrorKind::ConnectionRefused,
+                format!(
+                    "RELP open refused: {}",
+                    String::from_utf8_lossy(&frame.data)
+                ),
+            ));
+        }
+        if !relp::offers_syslog(&frame.data) {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "the RELP server does not offer the syslog command",
+            ));
+        }
+        return Ok(Conn::Relp {
+            read,
+            write,
+            leftover: buf,
+        });
+    }
+}
+
+/// Reads a RELP session's answers and reports them, then its end.
+async fn read_answers(
+    server: usize,
+    conn_id: u64,
+    mut read: OwnedReadHalf,
+    mut buf: BytesMut,
+    events: mpsc::UnboundedSender<Event>,
+) {
+    let mut decoder = FrameDecoder::new(64 * 1024, Oversize::Truncate);
+    let why = loop {
+        loop {
+            match decoder.decode(&mut buf) {
+                Ok(Some(frame)) => {
+                    if frame.is(b"rsp") {
+                        let event = Event::Rsp {
+                            server,
+                            conn_id,
+                            txnr: frame.txnr,
+                            code: relp::rsp_code(&frame.data),
+                        };
+                        if events.send(event).is_err() {
+                            return;
+                        }
+                    } else if frame.is(b"serverclose") {
+                        let _ = events.send(Event::Closed {
+                            server,
+                            conn_id,
+                            why: "serverclose".to_owned(),
+                        });
+                        return;
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    let _ = events.send(Event::Closed {
+                        server,
+                        conn_id,
+                        why: format!("broken RELP frame from the server: {e}"),
+                    });
+                    return;
+                }
+            }
+        }
+        buf.reserve(8192);
+        match read.read_buf(&mut buf).await {
+            Ok(0) => break "closed by the server".to_owned(),
+            Ok(_) => {}
+            Err(e) => break e.to_string(),
+        }
+    };
+    let _ = events.send(Event::Closed {
+        server,
+        conn_id,
+        why,
+    });
+}
