@@ -173,7 +173,7 @@ struct Runtime {
 /// Runs `config` until SIGTERM/SIGINT or until every source has ended;
 /// SIGHUP reads the config again from `origin`.
 pub async fn run(config: Config, origin: Origin) -> Result<(), Error> {
-    if config.mode != Mode::Server {
+    if config.mode == Mode::Client {
         return Err(Error::ModeNotBuilt(config.mode));
     }
     let mode = config.mode;

@@ -86,7 +86,10 @@ impl Server {
         let mut child = Command::new(BIN)
             .args(args)
             .current_dir(dir.path())
-            .env("RUST_LOG", "info")
+            .env(
+                "RUST_LOG",
+                std::env::var("TEST_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .stdin(if stdin.is_some() {
                 Stdio::piped()
             } else {
@@ -235,6 +238,14 @@ impl Server {
         }
     }
 
+    /// `kill -9`, and waits for the process to be gone.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
     /// Whether the process is still running.
     pub fn running(&mut self) -> bool {
         match self.child.as_mut() {
@@ -284,6 +295,30 @@ impl Drop for Server {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+}
+
+/// The non-empty lines of `path` (none when it does not exist).
+pub fn read_lines(path: &Path) -> Vec<String> {
+    let data = std::fs::read(path).unwrap_or_default();
+    String::from_utf8_lossy(&data)
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Waits until `done()` holds, up to `limit`; false if it never did.
+pub fn wait_for(limit: std::time::Duration, mut done: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        if done() {
+            return true;
+        }
+        if std::time::Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
 
