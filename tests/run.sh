@@ -27,4 +27,27 @@ if ((${#missing[@]})); then
     fi
 fi
 
+# Real RELP peers: rsyslog's omrelp and imrelp. Debian's rsyslog conflicts
+# with syslog-ng-core, so it is never installed: its packages are unpacked
+# into target/peers/rsyslog, and the tests run rsyslogd from there in the
+# foreground on private configs (they skip, saying so, when it is missing).
+# librelp0 (imrelp/omrelp's library) is an ordinary install.
+peers=target/peers/rsyslog
+if [[ ! -x $peers/usr/sbin/rsyslogd || ! -e $peers/usr/lib/x86_64-linux-gnu/rsyslog/imrelp.so ]]; then
+    if command -v apt-get >/dev/null && command -v dpkg >/dev/null; then
+        if [[ ! -e /usr/lib/x86_64-linux-gnu/librelp.so.0 && $(id -u) -eq 0 ]]; then
+            apt-get update -qq
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq librelp0 >/dev/null
+        fi
+        debs=$(mktemp -d)
+        if (cd "$debs" && apt-get download -qq rsyslog rsyslog-relp >/dev/null 2>&1); then
+            mkdir -p "$peers"
+            for deb in "$debs"/*.deb; do dpkg -x "$deb" "$peers"; done
+        else
+            echo "tests/run.sh: cannot download rsyslog rsyslog-relp: the real-peer RELP tests will skip" >&2
+        fi
+        rm -rf "$debs"
+    fi
+fi
+
 exec cargo test --release --all-targets "$@"

@@ -495,13 +495,29 @@ impl State {
         count > 0
     }
 
-    /// End of input and everything answered: close RELP sessions politely.
+    /// End of input and everything answered: close RELP sessions politely
+    /// (librelp servers answer `close` and complain when nobody reads it).
     async fn close(&mut self) {
+        let mut closing = 0;
         for link in &mut self.links {
             if let Some(Live::Relp { write, .. }) = &mut link.live {
                 let mut buf = BytesMut::new();
                 relp::encode(link.next_txnr, b"close", b"", &mut buf);
-                let _ = timed_write(write, &buf).await;
+                if timed_write(write, &buf).await.is_ok() {
+                    closing += 1;
+                }
+            }
+        }
+        let deadline = Instant::now() + Duration::from_secs(1);
+        while closing > 0 {
+            match tokio::time::timeout_at(deadline, self.events.1.recv()).await {
+                Ok(Some(Event::Rsp { .. } | Event::Closed { .. })) => closing -= 1,
+                Ok(Some(Event::Connected { .. })) => {}
+                Ok(None) | Err(_) => break,
+            }
+        }
+        for link in &mut self.links {
+            if let Some(Live::Relp { write, .. }) = &mut link.live {
                 let _ = write.shutdown().await;
             }
         }

@@ -80,6 +80,10 @@ mod tests {
         // cannot each have pinned a 64 KiB buffer.
         let first = kept[0].1.as_ptr() as usize;
         let last = kept[2999].1.as_ptr() as usize;
-        assert!(last - first < ARENA, "datagrams spread over {} bytes", last - first);
+        assert!(
+            last - first < ARENA,
+            "datagrams spread over {} bytes",
+            last - first
+        );
     }
 }

@@ -222,7 +222,9 @@ impl PeerContexts {
         if !matches!(&self.last, Some((last, _)) if *last == ip) {
             self.last = None;
         }
-        let (_, parse_cx) = self.last.get_or_insert_with(|| (ip, cx.parse_context(Some(ip))));
+        let (_, parse_cx) = self
+            .last
+            .get_or_insert_with(|| (ip, cx.parse_context(Some(ip))));
         parse_cx
     }
 }

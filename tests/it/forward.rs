@@ -373,3 +373,133 @@ fn relp_source_answers_hostile_frames_and_keeps_serving() {
     let stderr = server.stop();
     assert!(stderr.contains("bad_frames=2"), "{stderr}");
 }
+
+/// `rsyslogd` and its module dir: `target/peers/rsyslog` (what
+/// `tests/run.sh` unpacks), else the system's; `None` without imrelp.
+fn rsyslog() -> Option<(PathBuf, PathBuf)> {
+    let private = crate::harness::repo().join("target/peers/rsyslog");
+    for root in [private, PathBuf::from("/")] {
+        let bin = root.join("usr/sbin/rsyslogd");
+        let modules = root.join("usr/lib/x86_64-linux-gnu/rsyslog");
+        if bin.exists() && modules.join("imrelp.so").exists() {
+            return Some((bin, modules));
+        }
+    }
+    eprintln!("rsyslogd with imrelp/omrelp not found (tests/run.sh unpacks it into target/peers/rsyslog): real-peer test skipped");
+    None
+}
+
+/// A foreground rsyslogd on a private config, killed on drop.
+struct Rsyslog {
+    child: std::process::Child,
+    _dir: TestDir,
+}
+
+impl Rsyslog {
+    fn start(bin: &Path, modules: &Path, config: &str, wait_port: u16) -> Rsyslog {
+        let dir = TestDir::new();
+        std::fs::create_dir_all(dir.path().join("work")).expect("work dir");
+        let config = format!(
+            "global(workDirectory=\"{}\")\n{config}",
+            dir.path().join("work").display()
+        );
+        let conf = dir.write("rsyslog.conf", &config);
+        let child = std::process::Command::new(bin)
+            .arg("-n")
+            .arg("-f")
+            .arg(&conf)
+            .arg("-i")
+            .arg(dir.path().join("rsyslog.pid"))
+            .arg("-M")
+            .arg(modules)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn rsyslogd");
+        let up = wait_for(Duration::from_secs(10), || {
+            TcpStream::connect(("127.0.0.1", wait_port)).is_ok()
+        });
+        assert!(up, "rsyslogd does not listen on {wait_port}");
+        Rsyslog { child, _dir: dir }
+    }
+}
+
+impl Drop for Rsyslog {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+#[test]
+fn rsyslog_omrelp_delivers_to_the_relp_source() {
+    let Some((bin, modules)) = rsyslog() else {
+        return;
+    };
+    let data = TestDir::new();
+    let out = out_file(&data, "from-rsyslog.log");
+    let server = sink("127.0.0.1:0", "127.0.0.1:0", &out);
+    let tcp_port = free_port();
+    let _rsyslog = Rsyslog::start(
+        &bin,
+        &modules,
+        &format!(
+            "module(load=\"imtcp\")\nmodule(load=\"omrelp\")\ninput(type=\"imtcp\" port=\"{tcp_port}\" address=\"127.0.0.1\")\naction(type=\"omrelp\" target=\"127.0.0.1\" port=\"{}\")\n",
+            server.port("relp")
+        ),
+        tcp_port,
+    );
+    let lines: Vec<String> = numbered(2_000)
+        .iter()
+        .map(|l| format!("<13>Jan  1 00:00:00 peer app: {l}"))
+        .collect();
+    let mut stream = TcpStream::connect(("127.0.0.1", tcp_port)).expect("connect");
+    stream
+        .write_all((lines.join("\n") + "\n").as_bytes())
+        .expect("send");
+    drop(stream);
+    let got = wait_count(&out, 2_000, Duration::from_secs(30));
+    let counts = tally(&got);
+    assert_eq!(counts.len(), 2_000);
+    assert!(counts.values().all(|&c| c == 1));
+    assert!(
+        got.iter().all(|l| l.starts_with("peer line-")),
+        "{:?}",
+        &got[..3]
+    );
+}
+
+#[test]
+fn relp_destination_delivers_to_rsyslog_imrelp() {
+    let Some((bin, modules)) = rsyslog() else {
+        return;
+    };
+    let data = TestDir::new();
+    let out = out_file(&data, "rsyslog.log");
+    let relp_port = free_port();
+    let _rsyslog = Rsyslog::start(
+        &bin,
+        &modules,
+        &format!(
+            "module(load=\"imrelp\")\ninput(type=\"imrelp\" port=\"{relp_port}\" address=\"127.0.0.1\")\ntemplate(name=\"m\" type=\"string\" string=\"%hostname% %msg%\\n\")\naction(type=\"omfile\" file=\"{}\" template=\"m\")\n",
+            out.display()
+        ),
+        relp_port,
+    );
+    let mut fwd = forwarder(&format!(
+        "type = \"relp\"\nservers = [\"127.0.0.1:{relp_port}\"]"
+    ));
+    send_lines(&fwd, &from_host("web-9", "line", 2_000));
+    let got = wait_count(&out, 2_000, Duration::from_secs(30));
+    let want: Vec<String> = (0..2_000).map(|n| format!("web-9 line-{n}")).collect();
+    assert_eq!(got, want);
+    let stderr = fwd.stop();
+    assert!(stderr.contains("written=2000"), "{stderr}");
+}
