@@ -72,7 +72,7 @@ struct Route {
 
 /// Runs `config` until SIGTERM/SIGINT or until every source has ended.
 pub async fn run(config: Config) -> Result<(), Error> {
-    if config.mode != Mode::Server {
+    if config.mode == Mode::Relay {
         return Err(Error::ModeNotBuilt(config.mode));
     }
     let mode = config.mode;
@@ -121,6 +121,8 @@ pub async fn run(config: Config) -> Result<(), Error> {
             hostname: hostname.clone(),
             counters: registry.component(s.name.clone(), "source", s.kind.type_name()),
             batch_size,
+            state_dir: config.global.state_dir.clone(),
+            shutdown_grace: grace,
         };
         match Source::bind(s, cx).await {
             Ok(source) => {

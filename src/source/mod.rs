@@ -13,9 +13,10 @@
 //! stream sources stop reading (TCP backpressure); datagram sources wait
 //! too, so the kernel's receive buffer absorbs bursts.
 //!
-//! Sources whose runtime is not built yet (file, tls, relp) are reported by
+//! Sources whose runtime is not built yet (tls, relp) are reported by
 //! [`Source::bind`] as [`Error::NotBuilt`]; the pipeline decides what to do.
 
+pub mod file;
 pub mod pipe;
 pub mod stdin;
 pub mod tcp;
@@ -78,6 +79,10 @@ pub struct Context {
     pub hostname: Bytes,
     pub counters: Arc<Counters>,
     pub batch_size: usize,
+    /// `global.state_dir`: where checkpoints live.
+    pub state_dir: PathBuf,
+    /// `global.shutdown_grace`: how long shutdown may wait for acks.
+    pub shutdown_grace: std::time::Duration,
 }
 
 impl Context {
@@ -240,6 +245,7 @@ pub enum Source {
     UnixStream(unix::UnixStreamSource),
     Pipe(pipe::PipeSource),
     Stdin(stdin::StdinSource),
+    File(Box<file::FileSource>),
 }
 
 impl Source {
@@ -262,12 +268,11 @@ impl Source {
                 .map(Source::UnixStream),
             SourceKind::Pipe { path } => pipe::PipeSource::open(path, cx).map(Source::Pipe),
             SourceKind::Stdin => Ok(Source::Stdin(stdin::StdinSource::new(cx))),
-            SourceKind::File(_) | SourceKind::Tls { .. } | SourceKind::Relp { .. } => {
-                Err(Error::NotBuilt {
-                    name: config.name.clone(),
-                    kind: config.kind.type_name(),
-                })
-            }
+            SourceKind::File(f) => file::FileSource::bind(f, cx).map(|s| Source::File(Box::new(s))),
+            SourceKind::Tls { .. } | SourceKind::Relp { .. } => Err(Error::NotBuilt {
+                name: config.name.clone(),
+                kind: config.kind.type_name(),
+            }),
         }
     }
 
@@ -280,6 +285,7 @@ impl Source {
             Source::UnixStream(s) => Ok(s.path().display().to_string()),
             Source::Pipe(s) => Ok(s.path().display().to_string()),
             Source::Stdin(_) => Ok("stdin".to_owned()),
+            Source::File(s) => Ok(s.local_addr()),
         }
         .unwrap_or_else(|e| format!("?({e})"))
     }
@@ -296,6 +302,7 @@ impl Source {
             Source::UnixStream(s) => s.run(out, cancel).await,
             Source::Pipe(s) => s.run(out, cancel).await,
             Source::Stdin(s) => s.run(out, cancel).await,
+            Source::File(s) => s.run(out, cancel).await,
         }
     }
 }
