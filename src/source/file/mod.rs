@@ -216,7 +216,6 @@ impl FileSource {
         let mut full = true;
         let mut rescan = false;
         let mut long_seen = 0u64;
-        let mut known_files = self.tailer.active_files();
         'run: loop {
             if cancel.is_cancelled() {
                 break;
@@ -245,12 +244,10 @@ impl FileSource {
             );
             long_seen = self.tailer.long_lines;
             self.tailer.collect_acks();
-            let files = self.tailer.active_files();
-            if now >= next_checkpoint || files > known_files {
+            if now >= next_checkpoint || self.tailer.take_identity_changed() {
                 self.save();
                 next_checkpoint = now + self.checkpoint_interval;
             }
-            known_files = files;
             if more {
                 full = true;
                 continue;

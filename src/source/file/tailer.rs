@@ -106,6 +106,9 @@ struct Reader {
     last_active: Instant,
     eof_since: Option<Instant>,
     size_seen: u64,
+    /// Modification time (ns) at the last poll: a rewrite to the same size
+    /// still changes it.
+    mtime_seen: i128,
 }
 
 impl Reader {
@@ -121,6 +124,7 @@ impl Reader {
             last_active: now,
             eof_since: None,
             size_seen: size,
+            mtime_seen: 0,
         }
     }
 }
@@ -144,6 +148,7 @@ pub struct Tailer {
     scanned_once: bool,
     round_robin: usize,
     head: Vec<u8>,
+    identity_changed: bool,
     /// Over-long lines split or truncated so far.
     pub long_lines: u64,
 }
@@ -187,6 +192,7 @@ impl Tailer {
             scanned_once: false,
             round_robin: 0,
             head: Vec::with_capacity(super::fingerprint::FINGERPRINT_BYTES),
+            identity_changed: false,
             long_lines: 0,
         }
     }
@@ -229,6 +235,7 @@ impl Tailer {
     /// their checkpoint if known, else from the start, or from the end at
     /// the first scan when `start_at = "end"`); followed ones no glob
     /// matches any more are read to their end, then let go.
+    ///
     pub fn scan(&mut self, now: Instant) {
         let found = self.discover();
         let initial = !self.scanned_once;
@@ -253,6 +260,16 @@ impl Tailer {
         if initial {
             self.resume_rotated(&found, now, now_unix);
         }
+        self.forget_vanished(initial);
+    }
+
+    /// Whether a file never seen before is followed, or a file's content
+    /// was replaced (truncated, rewritten), since the last call: save the
+    /// checkpoints now, or a crash would forget the file (with `start_at =
+    /// "end"`, skipping what was written to it meanwhile) or fail to
+    /// recognise it by its old fingerprint.
+    pub fn take_identity_changed(&mut self) -> bool {
+        std::mem::take(&mut self.identity_changed)
     }
 
     /// Walks the directories of the globs; `key -> path` of every regular
@@ -347,6 +364,7 @@ impl Tailer {
                     entry.committed = 0;
                     entry.pending.clear();
                     entry.failed = false;
+                    self.identity_changed = true;
                     0
                 };
                 entry.fingerprint = head_fp;
@@ -359,6 +377,7 @@ impl Tailer {
                 } else {
                     0
                 };
+                self.identity_changed = true;
                 self.entries.insert(
                     key,
                     Entry {
@@ -426,7 +445,15 @@ impl Tailer {
             let Some((file, size)) = open_checked(&path, key) else {
                 continue;
             };
-            if size <= entry.committed || read_head(&file, &mut self.head).is_err() {
+            // Read to its end, or still written to (its writer may not have
+            // reopened yet): follow it for `rotated_linger`.
+            let recent = file
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age < self.cfg.rotated_linger);
+            if (size <= entry.committed && !recent) || read_head(&file, &mut self.head).is_err() {
                 continue;
             }
             if !entry.fingerprint.matches(&self.head) {
@@ -440,6 +467,25 @@ impl Tailer {
             entry.reader = Some(reader);
             self.open_count += 1;
         }
+    }
+
+    /// Forgets files not followed whose identity is no longer where we
+    /// last saw it (deleted, or renamed again after being read to the
+    /// end): once gone, their inode may be recycled, and a stale entry
+    /// whose short fingerprint happens to match the new content would
+    /// resume at the wrong offset. At start-up the file's directory is
+    /// searched first (see [`Tailer::resume_rotated`]).
+    fn forget_vanished(&mut self, initial: bool) {
+        self.entries.retain(|key, e| {
+            if e.reader.is_some() || !e.pending.is_empty() {
+                return true;
+            }
+            if initial {
+                find_by_key(&e.path, *key).is_some()
+            } else {
+                std::fs::metadata(&e.path).is_ok_and(|m| FileKey::of(&m) == *key)
+            }
+        });
     }
 
     /// Closes the least recently active matched files until at most
@@ -543,8 +589,10 @@ impl Tailer {
         let gone = meta.nlink() == 0;
         // Truncated (copytruncate), or rewritten from the start: read the
         // new content from offset 0.
+        let mtime = meta.mtime_nsec() as i128 + meta.mtime() as i128 * 1_000_000_000;
         let mut reset = size < reader.offset;
-        if !reset && (size != reader.size_seen || !entry.fingerprint.is_complete()) {
+        let changed = size != reader.size_seen || mtime != reader.mtime_seen;
+        if !reset && (changed || !entry.fingerprint.is_complete()) {
             if read_head(&file, &mut self.head).is_ok() {
                 if entry.fingerprint.matches(&self.head) {
                     if self.head.len() > entry.fingerprint.len as usize {
@@ -562,6 +610,7 @@ impl Tailer {
             entry.committed = 0;
             entry.pending.clear();
             entry.failed = false;
+            self.identity_changed = true;
             reader.offset = 0;
             reader.buf.clear();
             reader.partial_since = None;
@@ -571,6 +620,7 @@ impl Tailer {
             }
         }
         reader.size_seen = size;
+        reader.mtime_seen = mtime;
 
         let mut lines: Vec<(Bytes, u64)> = Vec::new();
         let mut used = 0usize;
