@@ -74,9 +74,9 @@ fn every_source_type_reaches_a_static_file_byte_exact() {
 }
 
 #[test]
-fn client_and_relay_modes_say_they_are_not_built() {
+fn relay_mode_says_it_is_not_built() {
     let dir = TestDir::new();
-    for mode in ["client", "relay"] {
+    for mode in ["relay"] {
         let run = logrelay(&[mode], dir.path());
         assert_eq!(run.code, 1, "{mode}: {}", run.stderr);
         assert!(
