@@ -16,7 +16,8 @@
 //!   records -> writes; acks released after the write.
 //! - [`state`]: durable on-disk state (file source checkpoints).
 //! - [`pipeline`]: `Config` -> tasks, bounded channels, routing by
-//!   `[[paths]]`; start-up, signals and shutdown order.
+//!   `[[paths]]`; start-up, signals, config reload (SIGHUP) and shutdown
+//!   order.
 //! - [`stats`]: per-component counters.
 #![deny(unsafe_code)]
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 use clap::Parser;
 
 use logrelay::cli::{Cli, Command, RunArgs};
-use logrelay::config::{defaults, Config, Mode};
+use logrelay::config::{defaults, Config, Mode, Origin};
 use logrelay::pipeline;
 
 fn main() -> ExitCode {
@@ -49,11 +49,12 @@ fn run(mode: Mode, args: &RunArgs) -> ExitCode {
         }
         return ExitCode::SUCCESS;
     }
-    let loaded = match &args.config {
-        Some(path) => Config::load(path, mode),
-        None => Config::embedded(mode),
+    // Remembered so that SIGHUP reads the same file (or default) again.
+    let origin = match &args.config {
+        Some(path) => Origin::File(path.clone()),
+        None => Origin::Embedded(mode),
     };
-    let config = match loaded {
+    let config = match origin.load(mode) {
         Ok(config) => config,
         Err(e) => return config_error(&e),
     };
@@ -68,7 +69,7 @@ fn run(mode: Mode, args: &RunArgs) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let result = runtime.block_on(pipeline::run(config));
+    let result = runtime.block_on(pipeline::run(config, origin));
     // A blocking read of stdin cannot be interrupted: do not wait for it.
     runtime.shutdown_timeout(Duration::from_millis(200));
     match result {

@@ -380,7 +380,9 @@ pub fn write_isodate(t: &DateTime<FixedOffset>, zone: &TimeZone, out: &mut Vec<u
     out.push(b':');
     push_digits(out, t.minute(), 2);
     out.push(b':');
-    push_digits(out, t.second(), 2);
+    // chrono keeps a leap second (23:59:60) as second 59 with 1e9+ nanos.
+    let leap = t.nanosecond() >= 1_000_000_000;
+    push_digits(out, t.second() + u32::from(leap), 2);
     let micros = t.nanosecond() % 1_000_000_000 / 1000;
     if micros != 0 {
         out.push(b'.');
@@ -581,6 +583,11 @@ mod tests {
         let t = DateTime::parse_from_rfc3339("1985-04-12T23:20:50-05:30").expect("valid");
         write_isodate(&t, &TimeZone::parse("-05:30").expect("zone"), &mut out);
         assert_eq!(out, b"1985-04-12T23:20:50-05:30");
+        // Fuzz regression (rfc5424): a leap second stays second 60.
+        out.clear();
+        let t = DateTime::parse_from_rfc3339("2001-10-11T23:59:60.003Z").expect("valid");
+        write_isodate(&t, &TimeZone::Utc, &mut out);
+        assert_eq!(out, b"2001-10-11T23:59:60.003000+00:00");
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! The runtime: a validated [`Config`] becomes tasks joined by bounded
-//! channels of [`Batch`]es; this module owns start-up and shutdown order.
+//! channels of [`Batch`]es; this module owns start-up, reload and shutdown order.
 //!
 //! ```text
 //! source task (+1 per connection) --Batch--> router (1 per source) --Batch--> destination task
@@ -26,9 +26,32 @@
 //!   (listeners close, connections deliver what they read), the routers
 //!   end when their sources are gone, destinations drain their channels,
 //!   flush and return; all within `global.shutdown_grace`, after which
-//!   what is left is abandoned and logged. SIGHUP closes the destination
-//!   files so they are reopened (logrotate).
+//!   what is left is abandoned and logged.
+//! - SIGHUP: destination files are closed, so the next write reopens them
+//!   (logrotate), and the config is read again from where it came from
+//!   ([`Origin`]). An invalid config is refused (ERROR with
+//!   `FILE:LINE:COL`) and the running one stays. Otherwise:
+//!   - Sources: one whose settings are unchanged
+//!     ([`config::Source::runs_like`]) keeps running: same listener, same
+//!     connections. New and changed ones are bound *before* anything old
+//!     is stopped, so a failed bind refuses the whole reload and changes
+//!     nothing; a changed source on the same address takes over the old
+//!     one's socket ([`source::Shared`]) instead of binding it again.
+//!     Removed and changed sources are then cancelled: they deliver what
+//!     they already read, routed by the config they were read under.
+//!   - Destinations and routes are rebuilt from the new config and
+//!     published as one routing [`Table`] through a `watch` channel. Each
+//!     router takes the current table at the start of a batch, so a batch
+//!     is routed by one table entirely; the switch happens between
+//!     batches. An old destination stops when the last table that names
+//!     it is gone (its channel closes), after writing everything routed
+//!     to it. A new destination with the same name as an old one starts
+//!     writing only once the old one has finished, so a file written by
+//!     both keeps the order messages arrived in.
+//!   - One INFO line summarises the reload, and `logrelay: reloaded
+//!     NAME=ADDR ...` (every running source) goes to stderr.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -38,11 +61,11 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::config::{Config, Mode};
+use crate::config::{self, Config, Global, Mode, Origin};
 use crate::dest::Destination;
 use crate::filter::{FilterId, Filters};
 use crate::message::Batch;
-use crate::source::{self, Source};
+use crate::source::{self, BindKey, Source};
 use crate::stats::Registry;
 
 #[derive(Debug, thiserror::Error)]
@@ -59,28 +82,102 @@ pub enum Error {
     },
     #[error("nothing to run: no source of this config is built yet")]
     NoSources,
+    #[error(
+        "source {name}: {path} is the socket of running source {running} ({running_kind}): \
+         remove that source in one reload and add this one in the next"
+    )]
+    SocketInUse {
+        name: Arc<str>,
+        path: String,
+        running: Arc<str>,
+        running_kind: &'static str,
+    },
 }
 
 /// One `[[paths]]` entry as a router sees it.
 #[derive(Debug, Clone)]
 struct Route {
     filters: Vec<FilterId>,
-    /// Indexes into the destination table, built ones only.
+    /// Indexes into the table's destinations, built ones only.
     destinations: Vec<usize>,
     is_final: bool,
 }
 
-/// Runs `config` until SIGTERM/SIGINT or until every source has ended.
-pub async fn run(config: Config) -> Result<(), Error> {
+/// Everything a router needs to route one batch; one per config
+/// generation, replaced whole on reload (see the module doc).
+#[derive(Debug)]
+struct Table {
+    /// The routes of each running source, by source id. A router whose id
+    /// is missing belongs to a source the reload stopped: it keeps the
+    /// table its source's messages were read under.
+    routes: HashMap<u64, Vec<Route>>,
+    filters: Filters,
+    /// Senders of the destinations (`None`: type not built yet).
+    dests: Vec<Option<mpsc::Sender<Batch>>>,
+    dest_names: Vec<Arc<str>>,
+}
+
+/// A source that runs, as the reload logic knows it.
+struct RunningSource {
+    id: u64,
+    config: config::Source,
+    addr: String,
+    /// What a changed source on the same address would take over.
+    shared: Option<source::Shared>,
+    cancel: CancellationToken,
+}
+
+/// A destination task (including, through its wait, the task of the
+/// destination of the same name it replaced).
+struct RunningDest {
+    name: Arc<str>,
+    handle: JoinHandle<()>,
+}
+
+/// How one source of a new config will run.
+enum Planned {
+    /// Unchanged: the running source with this id goes on.
+    Keep(u64),
+    /// Bound (or taken over), not running yet.
+    Start(Source),
+    /// Its type is not built yet.
+    Skip,
+}
+
+/// A validated config with everything it needs bound or created, nothing
+/// running yet; dropping it undoes the binds.
+struct Plan {
+    config: Config,
+    /// One per `config.sources`.
+    sources: Vec<Planned>,
+    /// One per `config.destinations` (`None`: not built yet).
+    dests: Vec<Option<Destination>>,
+}
+
+/// The running pipeline: what start-up builds and each reload changes.
+struct Runtime {
+    registry: Arc<Registry>,
+    global: Option<Global>,
+    sources: Vec<RunningSource>,
+    dests: Vec<RunningDest>,
+    /// Destinations a reload removed, still draining.
+    retired_dests: Vec<RunningDest>,
+    table: watch::Sender<Arc<Table>>,
+    reopen: watch::Sender<u64>,
+    source_tasks: TaskTracker,
+    router_tasks: TaskTracker,
+    cancel: CancellationToken,
+    next_id: u64,
+}
+
+/// Runs `config` until SIGTERM/SIGINT or until every source has ended;
+/// SIGHUP reads the config again from `origin`.
+pub async fn run(config: Config, origin: Origin) -> Result<(), Error> {
     if config.mode == Mode::Relay {
         return Err(Error::ModeNotBuilt(config.mode));
     }
     let mode = config.mode;
-    let registry = Arc::new(Registry::new());
-    let hostname = Bytes::from(config.global.hostname.clone());
-    let queue = config.global.queue_batches.max(1);
-    let batch_size = config.global.batch_size.max(1);
-    let grace = config.global.shutdown_grace;
+    let mut grace = config.global.shutdown_grace;
 
     // Signals first: a SIGTERM during start-up must not kill us half-way.
     let install = |kind: SignalKind, name: &'static str| {
@@ -93,193 +190,464 @@ pub async fn run(config: Config) -> Result<(), Error> {
     let mut sigint = install(SignalKind::interrupt(), "SIGINT")?;
     let mut sighup = install(SignalKind::hangup(), "SIGHUP")?;
 
-    // Destinations: created, not yet running.
-    let (reopen_tx, reopen_rx) = watch::channel(0u64);
-    let mut dest_senders: Vec<Option<mpsc::Sender<Batch>>> = Vec::new();
-    let mut dests = Vec::new();
-    for d in &config.destinations {
-        let counters = registry.component(d.name.clone(), "destination", d.kind.type_name());
-        match Destination::new(d, counters, reopen_rx.clone()) {
-            Ok(dest) => {
-                let (tx, rx) = mpsc::channel(queue);
-                dest_senders.push(Some(tx));
-                dests.push((d.name.clone(), dest, rx));
-            }
-            Err(e) => {
-                tracing::warn!(destination = %d.name, kind = d.kind.type_name(), "{e}: skipped");
-                dest_senders.push(None);
-            }
-        }
-    }
-
-    // Sources: every one bound before anything runs.
-    let mut bound = Vec::new();
-    for (index, s) in config.sources.iter().enumerate() {
-        let cx = source::Context {
-            name: s.name.clone(),
-            parse: s.parse.clone(),
-            hostname: hostname.clone(),
-            counters: registry.component(s.name.clone(), "source", s.kind.type_name()),
-            batch_size,
-            state_dir: config.global.state_dir.clone(),
-            shutdown_grace: grace,
-        };
-        match Source::bind(s, cx).await {
-            Ok(source) => {
-                let addr = source.local_addr();
-                tracing::info!(source = %s.name, kind = s.kind.type_name(), %addr, "listening");
-                bound.push((index, s.name.clone(), addr, source));
-            }
-            Err(source::Error::NotBuilt { name, kind }) => {
-                tracing::warn!(source = %name, kind, "the {kind} source is not built yet: skipped");
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
-    if bound.is_empty() {
-        return Err(Error::NoSources);
-    }
-
-    // Start: destinations, then per source a router and the source itself.
-    let mut dest_tasks: Vec<(Arc<str>, JoinHandle<()>)> = Vec::new();
-    for (name, dest, rx) in dests {
-        let task_name = name.clone();
-        let handle = tokio::spawn(async move {
-            if let Err(e) = dest.run(rx).await {
-                tracing::error!(destination = %task_name, "{e}");
-            }
-        });
-        dest_tasks.push((name, handle));
-    }
-    let filters = Arc::new(config.filters);
-    let dest_names: Arc<[Arc<str>]> = config.destinations.iter().map(|d| d.name.clone()).collect();
-    let cancel = CancellationToken::new();
-    let sources = TaskTracker::new();
-    let routers = TaskTracker::new();
-    let mut ready = format!("logrelay: ready ({mode})");
-    for (index, name, addr, source) in bound {
-        let routes: Vec<Route> = config
-            .paths
-            .iter()
-            .filter(|p| p.sources.contains(&index))
-            .map(|p| Route {
-                filters: p.filters.clone(),
-                destinations: p
-                    .destinations
-                    .iter()
-                    .copied()
-                    .filter(|&d| dest_senders.get(d).is_some_and(Option::is_some))
-                    .collect(),
-                is_final: p.is_final,
-            })
-            .collect();
-        let (tx, rx) = mpsc::channel(queue);
-        routers.spawn(route(
-            name.clone(),
-            rx,
-            routes,
-            filters.clone(),
-            dest_senders.clone(),
-            dest_names.clone(),
-        ));
-        let source_cancel = cancel.child_token();
-        let task_name = name.clone();
-        sources.spawn(async move {
-            if let Err(e) = source.run(tx, source_cancel).await {
-                tracing::error!(source = %task_name, "{e}");
-            }
-        });
-        ready.push_str(&format!(" {name}={addr}"));
-    }
-    sources.close();
-    routers.close();
-    // Only routers hold destination senders from here on.
-    drop(dest_senders);
-    eprintln!("{ready}");
+    let mut runtime = Runtime::new();
+    let plan = runtime.prepare(config).await?;
+    let (_, bound) = runtime.commit(plan);
+    eprintln!("logrelay: ready ({mode}){bound}");
 
     loop {
         tokio::select! {
             _ = sigterm.recv() => { tracing::info!("SIGTERM: shutting down"); break; }
             _ = sigint.recv() => { tracing::info!("SIGINT: shutting down"); break; }
             _ = sighup.recv() => {
-                tracing::info!("SIGHUP: reopening destination files (config reload is not built yet)");
-                reopen_tx.send_modify(|generation| *generation += 1);
+                tracing::info!("SIGHUP: reopening destination files and reloading the config");
+                runtime.reopen.send_modify(|generation| *generation += 1);
+                let prepared = match origin.load(mode) {
+                    Ok(config) => runtime.prepare(config).await.map_err(|e| e.to_string()),
+                    Err(e) => Err(e.to_string()),
+                };
+                match prepared {
+                    Ok(plan) => {
+                        grace = plan.config.global.shutdown_grace;
+                        let (summary, bound) = runtime.commit(plan);
+                        tracing::info!("config reloaded: {summary}");
+                        eprintln!("logrelay: reloaded{bound}");
+                    }
+                    Err(e) => tracing::error!("config reload refused, the running config stays: {e}"),
+                }
             }
-            () = sources.wait() => { tracing::info!("every source has ended: shutting down"); break; }
+            () = runtime.source_tasks.wait() => {
+                tracing::info!("every source has ended: shutting down");
+                break;
+            }
         }
     }
-
-    cancel.cancel();
-    let drained = tokio::time::timeout(grace, async {
-        sources.wait().await;
-        routers.wait().await;
-        for (_, handle) in &mut dest_tasks {
-            let _ = handle.await;
-        }
-    })
-    .await;
-    if drained.is_err() {
-        let waiting: Vec<&str> = dest_tasks
-            .iter()
-            .filter(|(_, h)| !h.is_finished())
-            .map(|(name, _)| &**name)
-            .collect();
-        tracing::error!(
-            grace = ?grace,
-            sources_running = sources.len(),
-            destinations_running = ?waiting,
-            "shutdown grace ran out: messages still queued are abandoned"
-        );
-    }
-    registry.log();
+    runtime.shutdown(grace).await;
     Ok(())
 }
 
-/// The router of one source: splits each batch into one batch per
-/// destination (see the module doc for the rules) and sends them.
+impl Runtime {
+    fn new() -> Runtime {
+        let source_tasks = TaskTracker::new();
+        let router_tasks = TaskTracker::new();
+        // Closed from the start: `wait` ends once they are empty, and
+        // tasks can still be spawned (reloads add some).
+        source_tasks.close();
+        router_tasks.close();
+        let (table, _) = watch::channel(Arc::new(Table {
+            routes: HashMap::new(),
+            filters: Filters::default(),
+            dests: Vec::new(),
+            dest_names: Vec::new(),
+        }));
+        Runtime {
+            registry: Arc::new(Registry::new()),
+            global: None,
+            sources: Vec::new(),
+            dests: Vec::new(),
+            retired_dests: Vec::new(),
+            table,
+            reopen: watch::channel(0u64).0,
+            source_tasks,
+            router_tasks,
+            cancel: CancellationToken::new(),
+            next_id: 0,
+        }
+    }
+
+    /// Binds what `config` needs that is not running yet and creates its
+    /// destinations; the running pipeline is not touched. An error leaves
+    /// everything as it was (what was bound is closed again).
+    async fn prepare(&self, config: Config) -> Result<Plan, Error> {
+        let hostname = Bytes::from(config.global.hostname.clone());
+        let batch_size = config.global.batch_size.max(1);
+
+        // Which running sources go on unchanged.
+        let mut keep: Vec<Option<u64>> = Vec::with_capacity(config.sources.len());
+        for s in &config.sources {
+            let running = self
+                .sources
+                .iter()
+                .find(|r| r.config.name == s.name)
+                .filter(|r| r.config.kind.type_name() == s.kind.type_name());
+            let kept = match (running, &self.global) {
+                (Some(r), Some(global)) if r.config.runs_like(global, s, &config.global) => {
+                    Some(r.id)
+                }
+                // Standard input cannot be read by two sources in turn
+                // without losing what the first one had buffered.
+                (Some(r), _) if matches!(s.kind, config::SourceKind::Stdin) => {
+                    tracing::warn!(source = %s.name, "a stdin source is never restarted: its new settings apply after a restart");
+                    Some(r.id)
+                }
+                _ => None,
+            };
+            keep.push(kept);
+        }
+        let kept_ids: HashSet<u64> = keep.iter().flatten().copied().collect();
+
+        // New and changed sources: bound, or on the socket of a changed one.
+        let mut sources = Vec::with_capacity(config.sources.len());
+        for (s, kept) in config.sources.iter().zip(&keep) {
+            if let Some(id) = kept {
+                sources.push(Planned::Keep(*id));
+                continue;
+            }
+            let cx = source::Context {
+                name: s.name.clone(),
+                parse: s.parse.clone(),
+                hostname: hostname.clone(),
+                counters: self
+                    .registry
+                    .component(s.name.clone(), "source", s.kind.type_name()),
+                batch_size,
+                state_dir: config.global.state_dir.clone(),
+                shutdown_grace: config.global.shutdown_grace,
+            };
+            let key = BindKey::of(&s.kind);
+            // A port-0 socket is only handed to a source of the same name.
+            let previous = self.sources.iter().find(|r| {
+                !kept_ids.contains(&r.id)
+                    && key
+                        .as_ref()
+                        .is_some_and(|k| k.is_specific() || r.config.name == s.name)
+                    && BindKey::of(&r.config.kind) == key
+            });
+            let bound = match previous {
+                Some(r) if r.config.kind.type_name() == s.kind.type_name() => match &r.shared {
+                    Some(shared) => Source::take_over(s, cx, shared).await,
+                    None => Source::bind(s, cx).await,
+                },
+                // Binding would delete the running socket's file.
+                Some(r) if is_socket(&r.config.kind) && is_socket(&s.kind) => {
+                    return Err(Error::SocketInUse {
+                        name: s.name.clone(),
+                        path: s.kind.describe(),
+                        running: r.config.name.clone(),
+                        running_kind: r.config.kind.type_name(),
+                    });
+                }
+                _ => Source::bind(s, cx).await,
+            };
+            match bound {
+                Ok(source) => sources.push(Planned::Start(source)),
+                Err(source::Error::NotBuilt { name, kind }) => {
+                    tracing::warn!(source = %name, kind, "the {kind} source is not built yet: skipped");
+                    sources.push(Planned::Skip);
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        if sources.iter().all(|p| matches!(p, Planned::Skip)) {
+            return Err(Error::NoSources);
+        }
+
+        // Destinations: created, not yet running.
+        let mut dests = Vec::with_capacity(config.destinations.len());
+        for d in &config.destinations {
+            let counters =
+                self.registry
+                    .component(d.name.clone(), "destination", d.kind.type_name());
+            match Destination::new(d, counters, self.reopen.subscribe()) {
+                Ok(dest) => dests.push(Some(dest)),
+                Err(e) => {
+                    tracing::warn!(destination = %d.name, kind = d.kind.type_name(), "{e}: skipped");
+                    dests.push(None);
+                }
+            }
+        }
+        Ok(Plan {
+            config,
+            sources,
+            dests,
+        })
+    }
+
+    /// Runs `plan`: starts its destinations, publishes its routing table,
+    /// starts its new sources, then stops the sources it does not keep.
+    /// Returns a summary for the log and ` NAME=ADDR` of every source.
+    fn commit(&mut self, plan: Plan) -> (String, String) {
+        let Plan {
+            config,
+            sources: planned,
+            dests,
+        } = plan;
+        let queue = config.global.queue_batches.max(1);
+
+        // Destinations: each new one waits for the old one of its name.
+        let mut old_dests = std::mem::take(&mut self.dests);
+        let mut senders = Vec::with_capacity(dests.len());
+        let mut replaced = 0;
+        for (d, dest) in config.destinations.iter().zip(dests) {
+            let Some(dest) = dest else {
+                senders.push(None);
+                continue;
+            };
+            let (tx, rx) = mpsc::channel(queue);
+            senders.push(Some(tx));
+            let previous = old_dests
+                .iter()
+                .position(|o| o.name == d.name)
+                .map(|i| old_dests.swap_remove(i).handle);
+            replaced += usize::from(previous.is_some());
+            let name = d.name.clone();
+            let handle = tokio::spawn(async move {
+                if let Some(previous) = previous {
+                    // Same name, likely the same files: keep their order.
+                    let _ = previous.await;
+                }
+                if let Err(e) = dest.run(rx).await {
+                    tracing::error!(destination = %name, "{e}");
+                }
+            });
+            self.dests.push(RunningDest {
+                name: d.name.clone(),
+                handle,
+            });
+        }
+        let removed_dests: Vec<String> = old_dests.iter().map(|o| o.name.to_string()).collect();
+        self.retired_dests.retain(|d| !d.handle.is_finished());
+        self.retired_dests.extend(old_dests);
+
+        // The routing table of the new generation.
+        let mut running = std::mem::take(&mut self.sources);
+        let mut routes = HashMap::new();
+        let mut next = Vec::with_capacity(planned.len());
+        let mut to_start = Vec::new();
+        let (mut kept, mut started) = (Vec::new(), Vec::new());
+        for (index, (s, plan)) in config.sources.iter().zip(planned).enumerate() {
+            let id = match plan {
+                Planned::Skip => continue,
+                Planned::Keep(id) => {
+                    let Some(at) = running.iter().position(|r| r.id == id) else {
+                        continue;
+                    };
+                    let mut r = running.swap_remove(at);
+                    r.config = s.clone();
+                    next.push(r);
+                    kept.push(s.name.to_string());
+                    id
+                }
+                Planned::Start(source) => {
+                    let id = self.next_id;
+                    self.next_id += 1;
+                    let addr = source.local_addr();
+                    tracing::info!(source = %s.name, kind = s.kind.type_name(), %addr, "listening");
+                    next.push(RunningSource {
+                        id,
+                        config: s.clone(),
+                        addr,
+                        shared: source.shared(),
+                        cancel: self.cancel.child_token(),
+                    });
+                    started.push(s.name.to_string());
+                    to_start.push((id, source));
+                    id
+                }
+            };
+            let source_routes: Vec<Route> = config
+                .paths
+                .iter()
+                .filter(|p| p.sources.contains(&index))
+                .map(|p| Route {
+                    filters: p.filters.clone(),
+                    destinations: p
+                        .destinations
+                        .iter()
+                        .copied()
+                        .filter(|&d| senders.get(d).is_some_and(Option::is_some))
+                        .collect(),
+                    is_final: p.is_final,
+                })
+                .collect();
+            routes.insert(id, source_routes);
+        }
+        let dest_names: Vec<Arc<str>> =
+            config.destinations.iter().map(|d| d.name.clone()).collect();
+        let Config {
+            global, filters, ..
+        } = config;
+        // Publishing drops the previous table: routers of kept sources
+        // move to this one at their next batch, and the old destinations'
+        // channels close once no router holds the old table.
+        self.table.send_replace(Arc::new(Table {
+            routes,
+            filters,
+            dests: senders,
+            dest_names,
+        }));
+
+        // New sources (and their routers) run from here.
+        for (id, source) in to_start {
+            let Some(r) = next.iter().find(|r| r.id == id) else {
+                continue;
+            };
+            let (tx, rx) = mpsc::channel(queue);
+            self.router_tasks
+                .spawn(route(id, r.config.name.clone(), rx, self.table.subscribe()));
+            let cancel = r.cancel.clone();
+            let name = r.config.name.clone();
+            self.source_tasks.spawn(async move {
+                if let Err(e) = source.run(tx, cancel).await {
+                    tracing::error!(source = %name, "{e}");
+                }
+            });
+        }
+        // Then the old ones stop: they deliver what they already read.
+        let mut stopped = Vec::new();
+        for r in running {
+            r.cancel.cancel();
+            stopped.push(r.config.name.to_string());
+        }
+        let restarted: Vec<String> = started
+            .iter()
+            .filter(|n| stopped.contains(n))
+            .cloned()
+            .collect();
+        let added: Vec<String> = started
+            .into_iter()
+            .filter(|n| !restarted.contains(n))
+            .collect();
+        let removed: Vec<String> = stopped
+            .into_iter()
+            .filter(|n| !restarted.contains(n))
+            .collect();
+        self.sources = next;
+        self.global = Some(global);
+
+        let list = |names: &[String]| {
+            if names.is_empty() {
+                "none".to_owned()
+            } else {
+                names.join(",")
+            }
+        };
+        let summary = format!(
+            "sources kept={} added={} restarted={} removed={}; destinations running={} (rebuilt {}) removed={}",
+            list(&kept),
+            list(&added),
+            list(&restarted),
+            list(&removed),
+            self.dests.len(),
+            replaced,
+            list(&removed_dests),
+        );
+        let bound: String = self
+            .sources
+            .iter()
+            .map(|r| format!(" {}={}", r.config.name, r.addr))
+            .collect();
+        (summary, bound)
+    }
+
+    /// Cancels the sources, lets routers and destinations drain, within
+    /// `grace`; then logs every counter.
+    async fn shutdown(mut self, grace: std::time::Duration) {
+        self.cancel.cancel();
+        // Only routers may hold destination senders now.
+        self.table.send_replace(Arc::new(Table {
+            routes: HashMap::new(),
+            filters: Filters::default(),
+            dests: Vec::new(),
+            dest_names: Vec::new(),
+        }));
+        let mut dests: Vec<RunningDest> = self.dests.drain(..).collect();
+        dests.append(&mut self.retired_dests);
+        let drained = tokio::time::timeout(grace, async {
+            self.source_tasks.wait().await;
+            self.router_tasks.wait().await;
+            for d in &mut dests {
+                let _ = (&mut d.handle).await;
+            }
+        })
+        .await;
+        if drained.is_err() {
+            let waiting: Vec<&str> = dests
+                .iter()
+                .filter(|d| !d.handle.is_finished())
+                .map(|d| &*d.name)
+                .collect();
+            tracing::error!(
+                grace = ?grace,
+                sources_running = self.source_tasks.len(),
+                destinations_running = ?waiting,
+                "shutdown grace ran out: messages still queued are abandoned"
+            );
+        }
+        self.registry.log();
+    }
+}
+
+/// Whether a source of `kind` is a unix socket file (binding one deletes
+/// a socket file at its path).
+fn is_socket(kind: &config::SourceKind) -> bool {
+    matches!(
+        kind,
+        config::SourceKind::UnixDgram { .. } | config::SourceKind::UnixStream { .. }
+    )
+}
+
+/// The router of source `id`: splits each batch into one batch per
+/// destination (see the module doc for the rules) and sends them, with the
+/// routing table current when the batch arrived.
 async fn route(
+    id: u64,
     source: Arc<str>,
     mut input: mpsc::Receiver<Batch>,
-    routes: Vec<Route>,
-    filters: Arc<Filters>,
-    dests: Vec<Option<mpsc::Sender<Batch>>>,
-    dest_names: Arc<[Arc<str>]>,
+    mut tables: watch::Receiver<Arc<Table>>,
 ) {
-    let mut outs: Vec<Batch> = dests.iter().map(|_| Batch::default()).collect();
-    let mut targets: Vec<usize> = Vec::with_capacity(dests.len());
-    let mut gone = vec![false; dests.len()];
-    while let Some(batch) = input.recv().await {
-        for msg in batch.messages {
-            targets.clear();
-            for r in &routes {
-                if !r.filters.iter().all(|&f| filters.matches(f, &msg)) {
-                    continue;
+    let mut table = tables.borrow_and_update().clone();
+    // False once our source is not in the current table (a reload stopped
+    // it): what it still delivers goes by the table it was read under.
+    let mut following = true;
+    let mut outs: Vec<Batch> = Vec::new();
+    let mut targets: Vec<usize> = Vec::new();
+    let mut gone: Vec<bool> = Vec::new();
+    loop {
+        let batch = tokio::select! {
+            // A new table first, so a batch never waits behind a switch.
+            biased;
+            changed = tables.changed(), if following => {
+                let next = match changed {
+                    Ok(()) => tables.borrow_and_update().clone(),
+                    Err(_) => { following = false; continue; }
+                };
+                if next.routes.contains_key(&id) {
+                    table = next;
+                    gone.clear();
+                } else {
+                    following = false;
                 }
-                for &d in &r.destinations {
-                    if !targets.contains(&d) {
-                        targets.push(d);
-                    }
-                }
-                if r.is_final {
-                    break;
-                }
+                continue;
             }
-            if let Some((&last, rest)) = targets.split_last() {
-                for &d in rest {
-                    outs[d].messages.push(msg.clone());
-                }
-                outs[last].messages.push(msg);
-            }
+            batch = input.recv() => match batch {
+                Some(batch) => batch,
+                None => break,
+            },
+        };
+        let Some(routes) = table.routes.get(&id) else {
+            continue;
+        };
+        let dests = &table.dests;
+        outs.resize_with(dests.len(), Batch::default);
+        gone.resize(dests.len(), false);
+        // The common case (one path, no filter, one destination) forwards
+        // each batch whole: no message is looked at or moved.
+        match whole_batches_to(routes) {
+            Some(d) if d < outs.len() => outs[d] = batch,
+            _ => split(batch, routes, &table.filters, &mut outs, &mut targets),
         }
         for (d, out) in outs.iter_mut().enumerate() {
             if out.is_empty() {
                 continue;
             }
             let batch = std::mem::take(out);
-            let Some(tx) = &dests[d] else { continue };
+            let Some(Some(tx)) = dests.get(d) else {
+                continue;
+            };
             if let Err(mpsc::error::SendError(lost)) = tx.send(batch).await {
                 if !std::mem::replace(&mut gone[d], true) {
-                    let destination = dest_names.get(d).map_or("?", |n| &**n);
+                    let destination = table.dest_names.get(d).map_or("?", |n| &**n);
                     tracing::error!(
                         source = %source, destination, lost = lost.len(),
                         "destination has stopped: messages for it are lost"
@@ -291,6 +659,53 @@ async fn route(
                     }
                 }
             }
+        }
+    }
+}
+
+/// The only destination of `routes` when they are one unfiltered path to
+/// one destination.
+fn whole_batches_to(routes: &[Route]) -> Option<usize> {
+    match routes {
+        [only] if only.filters.is_empty() && only.destinations.len() == 1 => {
+            only.destinations.first().copied()
+        }
+        _ => None,
+    }
+}
+
+/// Distributes the messages of `batch` over `outs` (one batch per
+/// destination) following `routes` (see the module doc for the rules).
+fn split(
+    batch: Batch,
+    routes: &[Route],
+    filters: &Filters,
+    outs: &mut [Batch],
+    targets: &mut Vec<usize>,
+) {
+    for out in outs.iter_mut() {
+        out.messages.reserve(batch.len());
+    }
+    for msg in batch.messages {
+        targets.clear();
+        for r in routes {
+            if !r.filters.iter().all(|&f| filters.matches(f, &msg)) {
+                continue;
+            }
+            for &d in &r.destinations {
+                if !targets.contains(&d) {
+                    targets.push(d);
+                }
+            }
+            if r.is_final {
+                break;
+            }
+        }
+        if let Some((&last, rest)) = targets.split_last() {
+            for &d in rest {
+                outs[d].messages.push(msg.clone());
+            }
+            outs[last].messages.push(msg);
         }
     }
 }

@@ -20,6 +20,9 @@ pub enum DropReason {
     Io,
     /// Shutdown grace ran out before it was written.
     Abandoned,
+    /// A UDP source's receive buffer was full: the kernel dropped the
+    /// datagram (counted by the source).
+    UdpOverflow,
 }
 
 /// The counters of one component.
@@ -48,6 +51,7 @@ pub struct Counters {
     pub dropped_bad_path: AtomicU64,
     pub dropped_io: AtomicU64,
     pub dropped_abandoned: AtomicU64,
+    pub dropped_udp_overflow: AtomicU64,
 }
 
 impl Counters {
@@ -67,6 +71,7 @@ impl Counters {
             dropped_bad_path: AtomicU64::new(0),
             dropped_io: AtomicU64::new(0),
             dropped_abandoned: AtomicU64::new(0),
+            dropped_udp_overflow: AtomicU64::new(0),
         }
     }
 
@@ -83,6 +88,7 @@ impl Counters {
             DropReason::BadPath => &self.dropped_bad_path,
             DropReason::Io => &self.dropped_io,
             DropReason::Abandoned => &self.dropped_abandoned,
+            DropReason::UdpOverflow => &self.dropped_udp_overflow,
         };
         Counters::add(counter, n);
     }
@@ -108,6 +114,7 @@ impl Counters {
             ("dropped_bad_path", get(&self.dropped_bad_path)),
             ("dropped_io", get(&self.dropped_io)),
             ("dropped_abandoned", get(&self.dropped_abandoned)),
+            ("dropped_udp_overflow", get(&self.dropped_udp_overflow)),
         ];
         for (key, value) in rest {
             if value != 0 {
@@ -129,18 +136,27 @@ impl Registry {
         Registry::default()
     }
 
-    /// Registers and returns the counters of a new component.
+    /// The counters of a component: those already registered under the
+    /// same name, role and type (a component a reload rebuilt or restarted
+    /// keeps counting where it was), else new ones.
     pub fn component(
         &self,
         name: Arc<str>,
         role: &'static str,
         kind: &'static str,
     ) -> Arc<Counters> {
-        let counters = Arc::new(Counters::new(name, role, kind));
-        match self.components.lock() {
-            Ok(mut list) => list.push(counters.clone()),
-            Err(poisoned) => poisoned.into_inner().push(counters.clone()),
+        let mut list = match self.components.lock() {
+            Ok(list) => list,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if let Some(known) = list
+            .iter()
+            .find(|c| c.name == name && c.role == role && c.kind == kind)
+        {
+            return known.clone();
         }
+        let counters = Arc::new(Counters::new(name, role, kind));
+        list.push(counters.clone());
         counters
     }
 
@@ -181,5 +197,12 @@ mod tests {
         d.dropped(DropReason::BadPath, 1);
         assert_eq!(d.summary(), "written=0 dropped_bad_path=1");
         assert_eq!(registry.all().len(), 2);
+        // The same component again (a reload) counts on.
+        let again = registry.component(Arc::from("net"), "source", "tcp");
+        assert_eq!(again.summary(), "received=3 refused=2");
+        assert_eq!(registry.all().len(), 2);
+        let u = registry.component(Arc::from("u"), "source", "udp");
+        u.dropped(DropReason::UdpOverflow, 7);
+        assert_eq!(u.summary(), "received=0 dropped_udp_overflow=7");
     }
 }

@@ -106,7 +106,7 @@ pub struct Global {
 }
 
 /// How a source labels what it parses.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParseDefaults {
     pub program: Bytes,
     pub facility: Facility,
@@ -121,6 +121,31 @@ pub struct Source {
     pub name: Arc<str>,
     pub kind: SourceKind,
     pub parse: ParseDefaults,
+    /// The `[sources.NAME]` table as written: what a reload compares to
+    /// tell an unchanged source (see [`Source::runs_like`]).
+    pub table: toml::Table,
+}
+
+impl Source {
+    /// Whether `self` (under `global`) would run exactly like `other`
+    /// (under `other_global`): same name, same table as written, and the same
+    /// values of the `[global]` keys a running source depends on
+    /// (`hostname`, `batch_size`, `state_dir`, and `time_zone` through
+    /// the parse defaults). A reload keeps such a source running, with its
+    /// listener and open connections.
+    ///
+    /// The written table is compared rather than the validated settings
+    /// because the latter hold compiled globs and regexes, which have no
+    /// equality; validation is a pure function of the table and `[global]`.
+    pub fn runs_like(&self, global: &Global, other: &Source, other_global: &Global) -> bool {
+        let (g, h) = (global, other_global);
+        self.name == other.name
+            && self.table == other.table
+            && self.parse == other.parse
+            && g.hostname == h.hostname
+            && g.batch_size == h.batch_size
+            && g.state_dir == h.state_dir
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -435,6 +460,25 @@ pub struct PathSpec {
     pub filters: Vec<FilterId>,
     pub destinations: Vec<usize>,
     pub is_final: bool,
+}
+
+/// Where a running config came from, so that SIGHUP can read it again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// `-c FILE`, as given on the command line.
+    File(PathBuf),
+    /// The mode's embedded default.
+    Embedded(Mode),
+}
+
+impl Origin {
+    /// Reads and validates the config again.
+    pub fn load(&self, mode: Mode) -> Result<Config, Error> {
+        match self {
+            Origin::File(path) => Config::load(path, mode),
+            Origin::Embedded(embedded) => Config::embedded(*embedded),
+        }
+    }
 }
 
 impl Config {

@@ -120,6 +120,13 @@ pub(super) fn validate(text: &str, origin: &str, mode: Mode) -> Result<Config> {
         map: SourceMap::new(text),
     };
     let raw: RawConfig = toml::from_str(text).map_err(|e| cx.toml_error(&e))?;
+    // The same text as plain tables: each source keeps its own as written,
+    // so a reload can tell an unchanged source (`Source::runs_like`).
+    let mut tables: toml::Table = toml::from_str(text).map_err(|e| cx.toml_error(&e))?;
+    let mut source_tables = match tables.remove("sources") {
+        Some(toml::Value::Table(t)) => t,
+        _ => toml::Table::new(),
+    };
     let mut warnings = Vec::new();
 
     let global = global(&cx, &raw.global, mode)?;
@@ -136,7 +143,11 @@ pub(super) fn validate(text: &str, origin: &str, mode: Mode) -> Result<Config> {
 
     let mut sources = Vec::new();
     for (name, rs) in &raw.sources {
-        sources.push(source(&cx, name, rs, &global)?);
+        let mut s = source(&cx, name, rs, &global)?;
+        if let Some(toml::Value::Table(t)) = source_tables.remove(name) {
+            s.table = t;
+        }
+        sources.push(s);
     }
 
     let filter_defs: Vec<(String, String)> = raw
@@ -854,6 +865,7 @@ fn source(cx: &Cx<'_>, name: &str, rs: &RawSource, global: &Global) -> Result<So
         name: Arc::from(name),
         kind,
         parse: parse_defaults(cx, name, common, global)?,
+        table: toml::Table::new(),
     })
 }
 

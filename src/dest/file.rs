@@ -89,11 +89,27 @@ impl FileDest {
                 },
                 _ = ticker.tick() => Job::Sweep,
             };
+            // While more batches wait, records gather per file (fewer,
+            // larger writes); once the queue is empty everything is written.
+            let more_waiting = !input.is_empty();
             let task = tokio::task::spawn_blocking(move || {
                 match job {
-                    Job::Batch(batch) => writer.write_batch(batch),
-                    Job::Reopen => writer.close_all("reopen (SIGHUP)"),
-                    Job::Sweep => writer.close_idle(),
+                    Job::Batch(batch) => {
+                        writer.add_batch(batch);
+                        if more_waiting {
+                            writer.flush_full();
+                        } else {
+                            writer.flush_all();
+                        }
+                    }
+                    Job::Reopen => {
+                        writer.flush_all();
+                        writer.close_all("reopen (SIGHUP)");
+                    }
+                    Job::Sweep => {
+                        writer.flush_all();
+                        writer.close_idle();
+                    }
                 }
                 writer
             });
@@ -102,12 +118,15 @@ impl FileDest {
                 detail: e.to_string(),
             })?;
         }
-        tokio::task::spawn_blocking(move || writer.close_all("shutdown"))
-            .await
-            .map_err(|e| Error::Panicked {
-                name,
-                detail: e.to_string(),
-            })
+        tokio::task::spawn_blocking(move || {
+            writer.flush_all();
+            writer.close_all("shutdown");
+        })
+        .await
+        .map_err(|e| Error::Panicked {
+            name,
+            detail: e.to_string(),
+        })
     }
 }
 
@@ -124,6 +143,18 @@ struct Group {
     acks: Vec<Ack>,
 }
 
+impl Group {
+    /// A group expecting about `messages` records.
+    fn new(path: PathBuf, messages: usize) -> Group {
+        Group {
+            path,
+            records: Vec::with_capacity(4096.max(messages * 256)),
+            count: 0,
+            acks: Vec::new(),
+        }
+    }
+}
+
 /// The blocking side: the open-file cache and the batch writer.
 struct Writer {
     name: Arc<str>,
@@ -136,7 +167,18 @@ struct Writer {
     owner: Option<(Option<u32>, Option<u32>)>,
     files: HashMap<PathBuf, OpenFile>,
     path_buf: Vec<u8>,
+    /// Records not yet written, per file, with their acks.
+    pending: Vec<Group>,
+    /// Rendered path bytes -> index in `pending`. A path is checked once,
+    /// when its group is made, not once per message.
+    index: HashMap<Vec<u8>, usize>,
+    pending_bytes: usize,
 }
+
+/// A file's records are written once they reach this size...
+const FILE_FLUSH_BYTES: usize = 64 * 1024;
+/// ...and all records once together they reach this (the memory bound).
+const TOTAL_FLUSH_BYTES: usize = 4 * 1024 * 1024;
 
 impl Writer {
     fn new(name: Arc<str>, config: FileDestConfig, counters: Arc<Counters>) -> Writer {
@@ -156,21 +198,36 @@ impl Writer {
             owner,
             files: HashMap::new(),
             path_buf: Vec::with_capacity(256),
+            pending: Vec::new(),
+            index: HashMap::new(),
+            pending_bytes: 0,
         }
     }
 
-    fn write_batch(&mut self, batch: Batch) {
-        let mut groups: Vec<Group> = Vec::new();
-        let mut index: HashMap<PathBuf, usize> = HashMap::new();
+    /// Renders `batch` into the pending records of its files.
+    fn add_batch(&mut self, mut batch: Batch) {
         let mut bad_paths = 0u64;
-        for mut msg in batch.messages {
-            let path = match &self.static_path {
-                Some(path) => path.clone(),
-                None => {
-                    self.path_buf.clear();
-                    self.config.path.render_path(&msg, &mut self.path_buf);
-                    match checked_path(&self.path_buf, &self.prefix) {
-                        Some(path) => path,
+        if let Some(path) = &self.static_path {
+            if self.pending.is_empty() {
+                self.pending.push(Group::new(path.clone(), batch.len()));
+            }
+        }
+        // By reference: moving each ~300-byte message out costs more
+        // than the rest of this loop for the static-path case.
+        for msg in &mut batch.messages {
+            let slot = if self.static_path.is_some() {
+                0
+            } else {
+                self.path_buf.clear();
+                self.config.path.render_path(msg, &mut self.path_buf);
+                match self.index.get(self.path_buf.as_slice()) {
+                    Some(&i) => i,
+                    None => match checked_path(&self.path_buf, &self.prefix) {
+                        Some(path) => {
+                            self.index.insert(self.path_buf.clone(), self.pending.len());
+                            self.pending.push(Group::new(path, 0));
+                            self.pending.len() - 1
+                        }
                         None => {
                             if bad_paths == 0 {
                                 tracing::warn!(
@@ -182,50 +239,69 @@ impl Writer {
                             bad_paths += 1;
                             continue;
                         }
-                    }
+                    },
                 }
             };
-            let slot = match index.get(&path) {
-                Some(&i) => i,
-                None => {
-                    index.insert(path.clone(), groups.len());
-                    groups.push(Group {
-                        path,
-                        records: Vec::with_capacity(4096),
-                        count: 0,
-                        acks: Vec::new(),
-                    });
-                    groups.len() - 1
-                }
-            };
-            let group = &mut groups[slot];
-            render(&self.config.output, &msg, &mut group.records);
+            let group = &mut self.pending[slot];
+            let before = group.records.len();
+            render(&self.config.output, msg, &mut group.records);
+            self.pending_bytes += group.records.len() - before;
             group.count += 1;
             if let Some(ack) = msg.ack.take() {
                 group.acks.push(ack);
             }
         }
         self.counters.dropped(DropReason::BadPath, bad_paths);
-        for group in groups {
-            match self.append(&group.path, &group.records) {
-                Ok(()) => Counters::add(&self.counters.written, group.count),
-                Err(e) => {
-                    for ack in &group.acks {
-                        ack.fail();
-                    }
-                    self.counters.dropped(DropReason::Io, group.count);
-                    tracing::error!(
-                        destination = %self.name, path = %group.path.display(), error = %e,
-                        lost = group.count, "cannot write"
-                    );
-                    // A broken handle (disk replaced, file system remounted)
-                    // must not stay cached.
-                    self.files.remove(&group.path);
-                }
-            }
-            // Acks are released here, after the write (and fsync).
-            drop(group.acks);
+    }
+
+    /// Writes the files whose records reached [`FILE_FLUSH_BYTES`], or
+    /// everything past [`TOTAL_FLUSH_BYTES`].
+    fn flush_full(&mut self) {
+        if self.pending_bytes >= TOTAL_FLUSH_BYTES {
+            self.flush_all();
+            return;
         }
+        for i in 0..self.pending.len() {
+            if self.pending[i].records.len() >= FILE_FLUSH_BYTES {
+                let group = std::mem::replace(&mut self.pending[i], Group::new(PathBuf::new(), 0));
+                let path = group.path.clone();
+                self.pending_bytes -= group.records.len();
+                self.write_group(group);
+                self.pending[i].path = path;
+            }
+        }
+    }
+
+    /// Writes every pending record and releases their acks.
+    fn flush_all(&mut self) {
+        self.index.clear();
+        self.pending_bytes = 0;
+        for group in std::mem::take(&mut self.pending) {
+            if group.count > 0 {
+                self.write_group(group);
+            }
+        }
+    }
+
+    fn write_group(&mut self, group: Group) {
+        match self.append(&group.path, &group.records) {
+            Ok(()) => Counters::add(&self.counters.written, group.count),
+            Err(e) => {
+                for ack in &group.acks {
+                    ack.fail();
+                }
+                self.counters.dropped(DropReason::Io, group.count);
+                tracing::error!(
+                    destination = %self.name, path = %group.path.display(), error = %e,
+                    lost = group.count, "cannot write"
+                );
+                // A broken handle (disk replaced, file system remounted)
+                // must not stay cached.
+                self.files.remove(&group.path);
+            }
+        }
+        // Acks are released here, after the write (and fsync).
+        drop(group.acks);
     }
 
     fn append(&mut self, path: &Path, records: &[u8]) -> std::io::Result<()> {

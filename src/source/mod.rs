@@ -16,6 +16,7 @@
 //! Sources whose runtime is not built yet (tls, relp) are reported by
 //! [`Source::bind`] as [`Error::NotBuilt`]; the pipeline decides what to do.
 
+pub mod datagram;
 pub mod file;
 pub mod pipe;
 pub mod stdin;
@@ -160,7 +161,11 @@ pub async fn decode_and_send(
 ) -> bool {
     use tokio_util::codec::Decoder;
     let parse_cx = cx.parse_context(source_ip);
-    let mut batch = Batch::with_capacity(16);
+    // Room for what the buffer probably holds (syslog lines are rarely
+    // under 64 bytes), so the batch is not regrown (and its messages
+    // moved) on the hot path.
+    let expected = (buf.len() / 64 + 1).min(cx.batch_size);
+    let mut batch = Batch::with_capacity(expected);
     loop {
         let next = if eof {
             decoder.decode_eof(buf)
@@ -174,7 +179,8 @@ pub async fn decode_and_send(
         };
         cx.push(&mut batch, data, &parse_cx);
         if batch.len() >= cx.batch_size {
-            let full = std::mem::replace(&mut batch, Batch::with_capacity(16));
+            let left = (buf.len() / 64 + 1).min(cx.batch_size);
+            let full = std::mem::replace(&mut batch, Batch::with_capacity(left));
             if !cx.send(out, full).await {
                 return false;
             }
@@ -236,6 +242,55 @@ where
     }
 }
 
+/// What a bound source holds open that a reloaded source of the same type
+/// and address can take over, so a reload that changes a listener's
+/// settings never closes the socket: nothing is refused or dropped while
+/// the old and the new source run side by side (both may accept or read
+/// from it until the old one is cancelled). Pipes need no hand-over: the
+/// FIFO is opened again, and its buffer belongs to the FIFO, not to the
+/// reader.
+#[derive(Debug, Clone)]
+pub enum Shared {
+    Tcp(Arc<tokio::net::TcpListener>),
+    Udp(Arc<udp::UdpShared>),
+    UnixDgram(Arc<unix::DgramShared>),
+    UnixStream(Arc<unix::StreamShared>),
+}
+
+/// What a source occupies: an address per protocol, or a file path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BindKey {
+    Tcp(SocketAddr),
+    Udp(SocketAddr),
+    Path(PathBuf),
+}
+
+impl BindKey {
+    /// The key of a source of `kind`; `None` for stdin (and file sources,
+    /// which occupy nothing).
+    pub fn of(kind: &SourceKind) -> Option<BindKey> {
+        match kind {
+            SourceKind::Tcp(s)
+            | SourceKind::Tls { stream: s, .. }
+            | SourceKind::Relp { stream: s, .. } => Some(BindKey::Tcp(s.listen)),
+            SourceKind::Udp { listen, .. } => Some(BindKey::Udp(*listen)),
+            SourceKind::Pipe { path }
+            | SourceKind::UnixDgram { path, .. }
+            | SourceKind::UnixStream { path, .. } => Some(BindKey::Path(path.clone())),
+            SourceKind::File(_) | SourceKind::Stdin => None,
+        }
+    }
+
+    /// Whether it names one socket: not port 0, which means "any free
+    /// port", so two sources with `:0` are two sockets.
+    pub fn is_specific(&self) -> bool {
+        match self {
+            BindKey::Tcp(addr) | BindKey::Udp(addr) => addr.port() != 0,
+            BindKey::Path(_) => true,
+        }
+    }
+}
+
 /// A source, bound and ready to run.
 #[derive(Debug)]
 pub enum Source {
@@ -273,6 +328,54 @@ impl Source {
                 name: config.name.clone(),
                 kind: config.kind.type_name(),
             }),
+        }
+    }
+
+    /// Like [`Source::bind`], but runs on `shared` (held open by a running
+    /// source) when it is of the same type: `config`'s other settings apply
+    /// (a new receive buffer size, a new socket mode: set when it starts
+    /// running, so a refused reload changes nothing). Falls back to
+    /// [`Source::bind`] when `shared` is of another type.
+    pub async fn take_over(
+        config: &config::Source,
+        cx: Context,
+        shared: &Shared,
+    ) -> Result<Source, Error> {
+        match (&config.kind, shared) {
+            (SourceKind::Tcp(settings), Shared::Tcp(listener)) => Ok(Source::Tcp(
+                tcp::TcpSource::take_over(listener.clone(), settings, cx),
+            )),
+            (SourceKind::Udp { receive_buffer, .. }, Shared::Udp(socket)) => Ok(Source::Udp(
+                udp::UdpSource::take_over(socket.clone(), *receive_buffer, cx),
+            )),
+            (SourceKind::UnixDgram { mode, .. }, Shared::UnixDgram(socket)) => Ok(
+                Source::UnixDgram(unix::UnixDgramSource::take_over(socket.clone(), *mode, cx)),
+            ),
+            (
+                SourceKind::UnixStream {
+                    mode,
+                    max_connections,
+                    ..
+                },
+                Shared::UnixStream(listener),
+            ) => Ok(Source::UnixStream(unix::UnixStreamSource::take_over(
+                listener.clone(),
+                *mode,
+                *max_connections,
+                cx,
+            ))),
+            _ => Source::bind(config, cx).await,
+        }
+    }
+
+    /// What a reloaded source could take over from this one.
+    pub fn shared(&self) -> Option<Shared> {
+        match self {
+            Source::Tcp(s) => Some(Shared::Tcp(s.shared())),
+            Source::Udp(s) => Some(Shared::Udp(s.shared())),
+            Source::UnixDgram(s) => Some(Shared::UnixDgram(s.shared())),
+            Source::UnixStream(s) => Some(Shared::UnixStream(s.shared())),
+            Source::Pipe(_) | Source::Stdin(_) | Source::File(_) => None,
         }
     }
 

@@ -10,6 +10,11 @@
 //! Backpressure: a connection waits for room in the channel before reading
 //! again, so a slow destination makes TCP stop reading and the sender's
 //! window fills.
+//!
+//! The listener is shared (`Arc`) so that a reload which changes this
+//! source's settings hands it to the new source instead of closing it
+//! (see [`super::Shared`]): connections that arrive meanwhile are accepted
+//! by one or the other, never refused.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -26,7 +31,7 @@ use crate::stats::Counters;
 
 #[derive(Debug)]
 pub struct TcpSource {
-    listener: TcpListener,
+    listener: Arc<TcpListener>,
     settings: StreamListen,
     cx: Context,
 }
@@ -40,11 +45,24 @@ impl TcpSource {
                 addr: settings.listen.to_string(),
                 source,
             })?;
-        Ok(TcpSource {
+        Ok(TcpSource::take_over(Arc::new(listener), settings, cx))
+    }
+
+    /// A source on a listener that is already bound (a reload).
+    pub fn take_over(
+        listener: Arc<TcpListener>,
+        settings: &StreamListen,
+        cx: Context,
+    ) -> TcpSource {
+        TcpSource {
             listener,
             settings: settings.clone(),
             cx,
-        })
+        }
+    }
+
+    pub fn shared(&self) -> Arc<TcpListener> {
+        self.listener.clone()
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
@@ -102,8 +120,9 @@ impl TcpSource {
                 drop(permit);
             });
         }
-        // Stop accepting (the listener closes here), then let every
-        // connection deliver what it has read.
+        // Stop accepting (the listener closes here unless a reloaded
+        // source took it over), then let every connection deliver what it
+        // has read.
         drop(listener);
         connections.close();
         connections.wait().await;

@@ -7,19 +7,22 @@
 //! Binding removes a stale socket file left by an earlier run (only a
 //! socket: any other file there is an error, never deleted), then sets the
 //! file's permissions to `mode` so unprivileged programs can log. The
-//! socket file is removed again when the source stops.
+//! socket file is removed again when the source stops: when the last
+//! holder of the socket lets go, since a reload that changes the source's
+//! settings hands the open socket to the new source (see
+//! [`super::Shared`]).
 
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use bytes::BytesMut;
 use tokio::net::{UnixDatagram, UnixListener};
 use tokio::sync::{mpsc, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::udp::{datagram_frame, MAX_DATAGRAM};
+use super::datagram::{DatagramBuffer, LINGER};
+use super::udp::datagram_frame;
 use super::{read_stream, Context, Error};
 use crate::message::Batch;
 use crate::stats::Counters;
@@ -62,6 +65,16 @@ fn set_mode(path: &Path, mode: u32, name: &Arc<str>) -> Result<(), Error> {
     })
 }
 
+/// Sets a mode a reload changed; a failure is logged (the socket keeps
+/// its old mode and keeps working).
+fn apply_mode(path: &Path, mode: Option<u32>, name: &Arc<str>) {
+    if let Some(mode) = mode {
+        if let Err(e) = set_mode(path, mode, name) {
+            tracing::warn!(source = %name, "{e}");
+        }
+    }
+}
+
 /// Removes the socket file when the source is done with it.
 #[derive(Debug)]
 struct SocketFile(PathBuf);
@@ -72,10 +85,19 @@ impl Drop for SocketFile {
     }
 }
 
+/// A bound datagram socket and its file (removed when this is dropped).
 #[derive(Debug)]
-pub struct UnixDgramSource {
+pub struct DgramShared {
     socket: UnixDatagram,
     file: SocketFile,
+}
+
+#[derive(Debug)]
+pub struct UnixDgramSource {
+    shared: Arc<DgramShared>,
+    /// A mode to set when it starts running (taken over by a reload: not
+    /// before, so that a refused reload changes nothing).
+    mode: Option<u32>,
     cx: Context,
 }
 
@@ -89,11 +111,29 @@ impl UnixDgramSource {
         })?;
         let file = SocketFile(path.to_owned());
         set_mode(path, mode, &cx.name)?;
-        Ok(UnixDgramSource { socket, file, cx })
+        Ok(UnixDgramSource {
+            shared: Arc::new(DgramShared { socket, file }),
+            mode: None,
+            cx,
+        })
+    }
+
+    /// A source on a socket that is already bound (a reload); `mode` is
+    /// applied again when it starts running.
+    pub fn take_over(shared: Arc<DgramShared>, mode: u32, cx: Context) -> UnixDgramSource {
+        UnixDgramSource {
+            shared,
+            mode: Some(mode),
+            cx,
+        }
+    }
+
+    pub fn shared(&self) -> Arc<DgramShared> {
+        self.shared.clone()
     }
 
     pub fn path(&self) -> &Path {
-        &self.file.0
+        &self.shared.file.0
     }
 
     pub async fn run(
@@ -101,56 +141,57 @@ impl UnixDgramSource {
         out: mpsc::Sender<Batch>,
         cancel: CancellationToken,
     ) -> Result<(), Error> {
-        let UnixDgramSource { socket, file, cx } = self;
-        let mut buf = BytesMut::with_capacity(MAX_DATAGRAM * 4);
+        let UnixDgramSource { shared, mode, cx } = self;
+        apply_mode(&shared.file.0, mode, &cx.name);
+        let socket = &shared.socket;
+        let mut buf = DatagramBuffer::default();
         let parse_cx = cx.parse_context(None);
         loop {
-            buf.reserve(MAX_DATAGRAM);
             let first = tokio::select! {
                 biased;
                 () = cancel.cancelled() => break,
-                r = socket.recv_buf(&mut buf) => r,
+                r = socket.recv(buf.scratch()) => r,
             };
-            let mut batch = Batch::with_capacity(16);
-            let mut next = first;
+            let mut batch = Batch::with_capacity(cx.batch_size.min(1024));
             let parse_cx = super::ParseContext {
                 received: chrono::Utc::now(),
                 ..parse_cx.clone()
             };
-            loop {
-                match next {
-                    Ok(n) => {
-                        let datagram = buf.split_to(n).freeze();
-                        if let Some(frame) = datagram_frame(&cx, datagram) {
-                            cx.push(&mut batch, frame, &parse_cx);
-                        }
-                    }
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-                    Err(e) => {
-                        tracing::debug!(source = %cx.name, error = %e, "recv failed");
-                        break;
-                    }
-                }
-                if batch.len() >= cx.batch_size {
+            read_queued(&cx, socket, &mut buf, &parse_cx, first, &mut batch);
+            // A small batch waits a little for more (see `datagram::LINGER`).
+            let deadline = tokio::time::Instant::now() + LINGER;
+            while batch.len() < cx.batch_size / 2 {
+                let ready = tokio::select! {
+                    biased;
+                    () = cancel.cancelled() => break,
+                    r = tokio::time::timeout_at(deadline, socket.readable()) => r,
+                };
+                if !matches!(ready, Ok(Ok(()))) {
                     break;
                 }
-                buf.reserve(MAX_DATAGRAM);
-                next = socket.try_recv_buf(&mut buf);
+                let next = socket.try_recv(buf.scratch());
+                read_queued(&cx, socket, &mut buf, &parse_cx, next, &mut batch);
             }
             if !cx.send(&out, batch).await {
                 break;
             }
         }
-        drop(socket);
-        drop(file);
         Ok(())
     }
 }
 
+/// A listening stream socket and its file (removed when this is dropped).
 #[derive(Debug)]
-pub struct UnixStreamSource {
+pub struct StreamShared {
     listener: UnixListener,
     file: SocketFile,
+}
+
+#[derive(Debug)]
+pub struct UnixStreamSource {
+    shared: Arc<StreamShared>,
+    /// As for [`UnixDgramSource`].
+    mode: Option<u32>,
     max_connections: usize,
     cx: Context,
 }
@@ -171,15 +212,35 @@ impl UnixStreamSource {
         let file = SocketFile(path.to_owned());
         set_mode(path, mode, &cx.name)?;
         Ok(UnixStreamSource {
-            listener,
-            file,
+            shared: Arc::new(StreamShared { listener, file }),
+            mode: None,
             max_connections,
             cx,
         })
     }
 
+    /// A source on a listener that is already bound (a reload); `mode` is
+    /// applied again when it starts running.
+    pub fn take_over(
+        shared: Arc<StreamShared>,
+        mode: u32,
+        max_connections: usize,
+        cx: Context,
+    ) -> UnixStreamSource {
+        UnixStreamSource {
+            shared,
+            mode: Some(mode),
+            max_connections,
+            cx,
+        }
+    }
+
+    pub fn shared(&self) -> Arc<StreamShared> {
+        self.shared.clone()
+    }
+
     pub fn path(&self) -> &Path {
-        &self.file.0
+        &self.shared.file.0
     }
 
     pub async fn run(
@@ -188,11 +249,13 @@ impl UnixStreamSource {
         cancel: CancellationToken,
     ) -> Result<(), Error> {
         let UnixStreamSource {
-            listener,
-            file,
+            shared,
+            mode,
             max_connections,
             cx,
         } = self;
+        apply_mode(&shared.file.0, mode, &cx.name);
+        let listener = &shared.listener;
         let cx = Arc::new(cx);
         let permits = Arc::new(Semaphore::new(max_connections.max(1)));
         let connections = TaskTracker::new();
@@ -227,10 +290,40 @@ impl UnixStreamSource {
                 drop(permit);
             });
         }
-        drop(listener);
-        drop(file);
+        drop(shared);
         connections.close();
         connections.wait().await;
         Ok(())
+    }
+}
+
+/// Reads every datagram already queued on a unix datagram socket, starting
+/// with `first`, into `batch`, up to `batch_size`.
+fn read_queued(
+    cx: &Context,
+    socket: &UnixDatagram,
+    buf: &mut DatagramBuffer,
+    parse_cx: &super::ParseContext,
+    first: std::io::Result<usize>,
+    batch: &mut Batch,
+) {
+    let mut next = first;
+    loop {
+        match next {
+            Ok(n) => {
+                if let Some(frame) = datagram_frame(cx, buf.take(n)) {
+                    cx.push(batch, frame, parse_cx);
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+            Err(e) => {
+                tracing::debug!(source = %cx.name, error = %e, "recv failed");
+                break;
+            }
+        }
+        if batch.len() >= cx.batch_size {
+            break;
+        }
+        next = socket.try_recv(buf.scratch());
     }
 }

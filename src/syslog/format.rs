@@ -154,7 +154,9 @@ fn push_isodate(out: &mut Vec<u8>, t: &DateTime<FixedOffset>, offset_seconds: i3
     let second_of_day = u32::try_from(local.rem_euclid(86_400)).unwrap_or(0);
     put_two_digits(&mut buf, 11, second_of_day / 3600);
     put_two_digits(&mut buf, 14, second_of_day / 60 % 60);
-    put_two_digits(&mut buf, 17, second_of_day % 60);
+    // chrono keeps a leap second (23:59:60) as second 59 with 1e9+ nanos.
+    let leap = t.timestamp_subsec_nanos() >= 1_000_000_000;
+    put_two_digits(&mut buf, 17, second_of_day % 60 + u32::from(leap));
     let micros = t.timestamp_subsec_nanos() % 1_000_000_000 / 1000;
     let mut len = 19;
     if micros != 0 {
@@ -779,7 +781,7 @@ mod tests {
             .and_utc()
             .fixed_offset();
         for (t, zone, expected) in [
-            (leap, TimeZone::Utc, "2016-12-31T23:59:59.500000+00:00"),
+            (leap, TimeZone::Utc, "2016-12-31T23:59:60.500000+00:00"),
             (
                 rfc3339("1969-12-31T23:59:59Z"),
                 TimeZone::Utc,

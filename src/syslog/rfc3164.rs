@@ -114,15 +114,25 @@ pub(crate) fn parse_frame(raw: Bytes, end: usize, ctx: &ParseContext) -> Message
             if let Some(end) = hostname(b, pos) {
                 msg.host = raw.slice(pos..end);
                 pos = skip_spaces(b, end);
-                // Cisco ASA device-id: `asa1 : %ASA-6-...`.
-                if b.get(pos..pos + 2) == Some(b": ") {
+                // Cisco ASA device-id: `asa1 : %ASA-6-302013: ...`.
+                if b.get(pos..pos + 2) == Some(b": ") && is_cisco_mnemonic(b, pos + 2) {
                     pos = skip_spaces(b, pos + 2);
                 }
             }
         }
     }
 
-    let tag = parse_tag(b, pos);
+    let tag = if b.get(pos) == Some(&b':') && matches!(b.get(pos + 1), None | Some(b' ')) {
+        // An empty TAG (`host : text`): how a message without a program is
+        // written, so that text which looks like a tag stays text.
+        Some(Tag {
+            program_end: pos,
+            pid: None,
+            message_start: (pos + 2).min(b.len()),
+        })
+    } else {
+        parse_tag(b, pos)
+    };
     if have_timestamp || (has_pri && tag.is_some()) {
         if let Some(tag) = tag {
             msg.program = raw.slice(pos..tag.program_end);
@@ -377,6 +387,29 @@ fn skip_cisco_sequence(b: &[u8], pos: usize) -> usize {
         skip_spaces(b, p + 2)
     } else {
         pos
+    }
+}
+
+/// Whether a Cisco mnemonic `%FACILITY-SEVERITY-MNEMONIC:` starts at
+/// `pos` (`%ASA-6-302013:`, `%LINK-3-UPDOWN:`).
+fn is_cisco_mnemonic(b: &[u8], pos: usize) -> bool {
+    let Some(rest) = b.get(pos..).and_then(|r| r.strip_prefix(b"%")) else {
+        return false;
+    };
+    let facility = rest
+        .iter()
+        .take_while(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || **c == b'_')
+        .count();
+    let Some(after) = rest.get(facility..) else {
+        return false;
+    };
+    let is_name = |c: &u8| c.is_ascii_alphanumeric() || *c == b'_';
+    match after {
+        [b'-', severity, b'-', tail @ ..] if facility > 0 && (b'0'..=b'7').contains(severity) => {
+            let mnemonic = tail.iter().take_while(|c| is_name(c)).count();
+            mnemonic > 0 && tail.get(mnemonic) == Some(&b':')
+        }
+        _ => false,
     }
 }
 

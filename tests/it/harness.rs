@@ -204,6 +204,47 @@ impl Server {
         assert!(ok, "kill -{name} failed");
     }
 
+    /// Replaces `config.toml` atomically (write + rename), so a reload
+    /// never reads half a file.
+    pub fn rewrite_config(&self, text: &str) {
+        self.dir.write("config.toml.new", text);
+        std::fs::rename(self.path("config.toml.new"), self.path("config.toml"))
+            .expect("replace config.toml");
+    }
+
+    /// Waits (bounded) until stderr has `n` lines containing `needle`;
+    /// returns the `n`-th.
+    pub fn wait_stderr(&self, needle: &str, n: usize) -> String {
+        let deadline = std::time::Instant::now() + DEADLINE;
+        loop {
+            let stderr = self.stderr();
+            if let Some(line) = stderr.lines().filter(|l| l.contains(needle)).nth(n - 1) {
+                return line.to_owned();
+            }
+            if std::time::Instant::now() > deadline {
+                panic!("no {n}th line with {needle:?} within {DEADLINE:?}; stderr:\n{stderr}");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
+    /// Sends SIGHUP and waits for the `n`-th `logrelay: reloaded` line;
+    /// `bound` then holds what it announced.
+    pub fn reload(&mut self, n: usize) {
+        self.signal("HUP");
+        let line = self.wait_stderr("logrelay: reloaded", n);
+        self.bound.clear();
+        let rest = line
+            .split_once("reloaded")
+            .map(|(_, rest)| rest)
+            .unwrap_or("");
+        for pair in rest.split_whitespace() {
+            if let Some((name, addr)) = pair.split_once('=') {
+                self.bound.insert(name.to_owned(), addr.to_owned());
+            }
+        }
+    }
+
     /// Whether the process is still running.
     pub fn running(&mut self) -> bool {
         match self.child.as_mut() {

@@ -5,4 +5,5 @@ mod check;
 mod filesource;
 mod fuzz_regressions;
 mod harness;
+mod reload;
 mod server;

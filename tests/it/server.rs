@@ -528,7 +528,9 @@ destinations = ["archive"]
     top.sort();
     assert_eq!(top, ["archive", "config.toml"]);
     for file in files_below(&archive) {
-        assert!(!file.contains(".."), "{file}");
+        // `.._.._x` (a sanitised `../../x`) is a fine name; a `..` or `.`
+        // component is not.
+        assert!(file.split('/').all(|c| c != ".." && c != "."), "{file}");
         assert_eq!(file.matches('/').count(), 1, "HOST/PROGRAM.log: {file}");
     }
     drop(stalled);

@@ -1044,6 +1044,152 @@ fn flush_event(joiner: &mut Joiner, out: &mut Vec<(Bytes, u64)>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::message::Ack;
+
+    fn config(
+        dir: &Path,
+        max: usize,
+        long: LongLines,
+        multiline: Option<Multiline>,
+    ) -> TailerConfig {
+        let pattern = format!("{}/*.log", dir.display());
+        let mut b = globset::GlobSetBuilder::new();
+        b.add(globset::Glob::new(&pattern).expect("glob"));
+        TailerConfig {
+            patterns: vec![pattern],
+            include: b.build().expect("set"),
+            exclude: globset::GlobSet::empty(),
+            start_at: StartAt::Beginning,
+            long_lines: long,
+            max_line_bytes: max,
+            partial_line_timeout: Duration::from_secs(1),
+            max_open_files: 10,
+            multiline,
+            batch_lines: 100,
+            read_bytes: 4096,
+            poll_budget: 1 << 20,
+            rotated_linger: Duration::from_secs(5),
+            stale_after: Duration::from_secs(86_400),
+        }
+    }
+
+    /// Polls once at `now`; the lines and chunks (acked at once).
+    fn lines(t: &mut Tailer, now: Instant) -> Vec<String> {
+        t.scan(now);
+        let mut chunks = Vec::new();
+        t.poll(now, None, &mut chunks);
+        let mut out = Vec::new();
+        for c in chunks {
+            let (ack, tracker) = Ack::new();
+            t.track(c.key, c.end_offset, tracker);
+            drop(ack);
+            out.extend(
+                c.lines
+                    .iter()
+                    .map(|l| String::from_utf8_lossy(l).into_owned()),
+            );
+        }
+        t.collect_acks();
+        out
+    }
+
+    #[test]
+    fn long_lines_are_split_or_truncated_and_counted_never_dropped() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("a.log"), "0123456789\nab\r\n\nxyz").expect("write");
+        let now = Instant::now();
+        let mut t = Tailer::new(
+            config(dir.path(), 4, LongLines::Split, None),
+            Checkpoints::default(),
+        );
+        assert_eq!(lines(&mut t, now), ["0123", "4567", "89", "ab"]);
+        assert_eq!(t.long_lines, 1);
+        // The partial "xyz" waits for its newline, then for the timeout.
+        assert_eq!(
+            lines(&mut t, now + Duration::from_millis(500)),
+            Vec::<String>::new()
+        );
+        assert_eq!(lines(&mut t, now + Duration::from_secs(2)), ["xyz"]);
+
+        let mut t = Tailer::new(
+            config(dir.path(), 4, LongLines::Truncate, None),
+            Checkpoints::default(),
+        );
+        assert_eq!(lines(&mut t, now), ["0123", "ab"]);
+        // An over-long unfinished line is truncated and the rest skipped.
+        std::fs::write(dir.path().join("a.log"), "").expect("truncate");
+        let mut t = Tailer::new(
+            config(dir.path(), 4, LongLines::Truncate, None),
+            Checkpoints::default(),
+        );
+        lines(&mut t, now);
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(dir.path().join("a.log"))
+            .expect("open");
+        std::io::Write::write_all(&mut f, b"abcdefgh").expect("write");
+        assert_eq!(lines(&mut t, now), ["abcd"]);
+        std::io::Write::write_all(&mut f, b"ijk\nnext\n").expect("write");
+        assert_eq!(lines(&mut t, now), ["next"]);
+        assert_eq!(t.long_lines, 1);
+    }
+
+    #[test]
+    fn multiline_joins_continuations_and_flushes_on_timeout() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(
+            dir.path().join("a.log"),
+            "ERROR boom\n  at a\n  at b\nINFO ok\nINFO last\n  more\n",
+        )
+        .expect("write");
+        let ml = Multiline {
+            start: Some(regex::bytes::Regex::new("^[A-Z]+ ").expect("regex")),
+            indented: false,
+            timeout: Duration::from_secs(1),
+        };
+        let now = Instant::now();
+        let mut t = Tailer::new(
+            config(dir.path(), 1024, LongLines::Split, Some(ml)),
+            Checkpoints::default(),
+        );
+        assert_eq!(
+            lines(&mut t, now),
+            ["ERROR boom\n  at a\n  at b", "INFO ok"]
+        );
+        let key = t.by_path.values().next().copied().expect("key");
+        // The pending event is not committed: a restart reads it again.
+        assert_eq!(t.committed(key), Some(33));
+        assert_eq!(
+            lines(&mut t, now + Duration::from_secs(2)),
+            ["INFO last\n  more"]
+        );
+        assert_eq!(t.committed(key), Some(50));
+    }
+
+    #[test]
+    fn a_failed_ack_stops_the_committed_offset() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("a.log");
+        std::fs::write(&path, "one\n").expect("write");
+        let now = Instant::now();
+        let mut t = Tailer::new(
+            config(dir.path(), 1024, LongLines::Split, None),
+            Checkpoints::default(),
+        );
+        t.scan(now);
+        let mut chunks = Vec::new();
+        t.poll(now, None, &mut chunks);
+        let (ack, tracker) = Ack::new();
+        let key = chunks[0].key;
+        t.track(key, chunks[0].end_offset, tracker);
+        ack.fail();
+        drop(ack);
+        t.collect_acks();
+        assert_eq!(t.committed(key), Some(0));
+        std::fs::write(&path, "one\ntwo\n").expect("write");
+        assert_eq!(lines(&mut t, now), ["two"]);
+        assert_eq!(t.committed(key), Some(0), "never past a failed chunk");
+    }
 
     #[test]
     fn glob_bases() {

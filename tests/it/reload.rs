@@ -1,0 +1,386 @@
+//! SIGHUP reloads the config (SPEC.md, "One binary, three modes"), and
+//! UDP drops are counted. Every test runs the real binary on port 0 in its
+//! own temp dir; every wait is bounded by `harness::DEADLINE`.
+
+use std::io::Write;
+use std::net::TcpStream;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::harness::{wait_lines, Server, DEADLINE};
+
+/// One tcp source to one raw file.
+const ONE_DEST: &str = r#"
+[sources.net]
+type = "tcp"
+listen = "127.0.0.1:0"
+
+[destinations.first]
+type = "file"
+path = "first.log"
+format = "raw"
+
+[[paths]]
+sources = ["net"]
+destinations = ["first"]
+"#;
+
+/// `ONE_DEST` plus a second destination that takes everything too.
+const TWO_DESTS: &str = r#"
+[sources.net]
+type = "tcp"
+listen = "127.0.0.1:0"
+
+[destinations.first]
+type = "file"
+path = "first.log"
+format = "raw"
+
+[destinations.second]
+type = "file"
+path = "second.log"
+format = "raw"
+
+[[paths]]
+sources = ["net"]
+destinations = ["first"]
+
+[[paths]]
+sources = ["net"]
+destinations = ["second"]
+"#;
+
+fn line(i: usize) -> Vec<u8> {
+    format!("{i:06}").into_bytes()
+}
+
+/// Waits (bounded) until `f` holds.
+fn eventually(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + DEADLINE;
+    while !f() {
+        assert!(Instant::now() < deadline, "not within {DEADLINE:?}: {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn sighup_mid_stream_loses_nothing_repeats_nothing_and_switches_between_batches() {
+    const N: usize = 50_000;
+    let mut server = Server::start(ONE_DEST);
+    let addr = server.addr("net");
+    let reloaded = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let reloaded = reloaded.clone();
+        std::thread::spawn(move || -> std::io::Result<()> {
+            let mut stream = TcpStream::connect(addr)?;
+            let mut chunk = Vec::with_capacity(100 * 7);
+            for i in 0..N {
+                chunk.extend_from_slice(&line(i));
+                chunk.push(b'\n');
+                if i % 100 == 99 {
+                    stream.write_all(&chunk)?;
+                    chunk.clear();
+                    std::thread::sleep(Duration::from_micros(500));
+                }
+                // Half-way, make sure the reload has happened, so that a
+                // good part of the stream follows it.
+                if i == N / 2 {
+                    let deadline = Instant::now() + DEADLINE;
+                    while !reloaded.load(Ordering::SeqCst) && Instant::now() < deadline {
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                }
+            }
+            stream.write_all(&chunk)?;
+            stream.flush()?;
+            // Close only after the server has read everything.
+            stream.shutdown(std::net::Shutdown::Write)?;
+            let _ = stream.set_read_timeout(Some(DEADLINE));
+            let _ = std::io::Read::read(&mut stream, &mut [0u8; 1]);
+            Ok(())
+        })
+    };
+    // Mid-stream: some lines are in, the writer is still going.
+    wait_lines(&server.path("first.log"), N / 10);
+    server.rewrite_config(TWO_DESTS);
+    server.reload(1);
+    reloaded.store(true, Ordering::SeqCst);
+    writer
+        .join()
+        .expect("writer thread")
+        .expect("the connection stayed open and took every line");
+
+    let first = wait_lines(&server.path("first.log"), N);
+    let stderr = server.stop();
+    let first_now = wait_lines(&server.path("first.log"), 0);
+    assert_eq!(first_now.len(), N, "no duplicates in first.log");
+    for (i, got) in first.iter().enumerate() {
+        assert_eq!(*got, line(i), "first.log line {i}");
+    }
+    let second = wait_lines(&server.path("second.log"), 1);
+    assert!(
+        second.len() < N,
+        "second.log took lines from before the reload"
+    );
+    let start = N - second.len();
+    for (k, got) in second.iter().enumerate() {
+        assert_eq!(
+            *got,
+            line(start + k),
+            "second.log is a suffix of the stream"
+        );
+    }
+    assert!(
+        start <= N / 2 + 1,
+        "{start}: the reload came after the writer's pause"
+    );
+    // One connection all along, and the reload said what it kept.
+    let net = stderr
+        .lines()
+        .find(|l| l.contains("component=net"))
+        .unwrap_or_default();
+    assert!(net.contains(&format!("received={N} ")), "{stderr}");
+    assert!(net.contains(" connections=1 "), "{stderr}");
+    assert!(stderr.contains("sources kept=net"), "{stderr}");
+}
+
+#[test]
+fn invalid_config_on_sighup_is_refused_and_the_old_one_keeps_routing() {
+    let mut server = Server::start(ONE_DEST);
+    server.send_tcp("net", b"before\n");
+    wait_lines(&server.path("first.log"), 1);
+    // An unknown key on line 5, and a second destination the old config
+    // does not have: nothing of it may take effect.
+    let bad = TWO_DESTS.replacen(
+        "listen = \"127.0.0.1:0\"\n",
+        "listen = \"127.0.0.1:0\"\nbogus = 1\n",
+        1,
+    );
+    server.rewrite_config(&bad);
+    server.signal("HUP");
+    let refused = server.wait_stderr("config reload refused", 1);
+    assert!(refused.contains("config.toml:5:1: "), "{refused}");
+    assert!(refused.contains("bogus"), "{refused}");
+    assert!(server.running());
+    server.send_tcp("net", b"after\n");
+    let lines = wait_lines(&server.path("first.log"), 2);
+    assert_eq!(lines, vec![b"before".to_vec(), b"after".to_vec()]);
+    let stderr = server.stop();
+    assert!(!server.path("second.log").exists());
+    assert!(!stderr.contains("logrelay: reloaded"), "{stderr}");
+}
+
+const THREE_SOURCES: &str = r#"
+[sources.keep]
+type = "tcp"
+listen = "127.0.0.1:0"
+
+[sources.gone]
+type = "tcp"
+listen = "127.0.0.1:0"
+
+[destinations.out]
+type = "file"
+path = "out.log"
+format = "raw"
+
+[[paths]]
+sources = ["keep", "gone"]
+destinations = ["out"]
+"#;
+
+#[test]
+fn reload_closes_removed_listeners_and_opens_added_ones() {
+    let mut server = Server::start(THREE_SOURCES);
+    let gone = server.addr("gone");
+    let keep = server.addr("keep");
+    // A connection to the kept source, open across the reload.
+    let mut open = TcpStream::connect(keep).expect("connect keep");
+    open.write_all(b"kept 1\n").expect("send");
+    wait_lines(&server.path("out.log"), 1);
+
+    let new_config = THREE_SOURCES
+        .replace("[sources.gone]", "[sources.added]")
+        .replace("[\"keep\", \"gone\"]", "[\"keep\", \"added\"]");
+    server.rewrite_config(&new_config);
+    server.reload(1);
+    assert!(!server.bound.contains_key("gone"), "{:?}", server.bound);
+    assert_eq!(
+        server.addr("keep"),
+        keep,
+        "the kept source was not re-bound"
+    );
+    eventually("the removed source's port refuses connections", || {
+        TcpStream::connect(gone).is_err()
+    });
+    server.send_tcp("added", b"via added\n");
+    open.write_all(b"kept 2\n")
+        .expect("the kept connection is still open");
+    let mut lines = wait_lines(&server.path("out.log"), 3);
+    lines.sort();
+    assert_eq!(
+        lines,
+        vec![
+            b"kept 1".to_vec(),
+            b"kept 2".to_vec(),
+            b"via added".to_vec()
+        ]
+    );
+    drop(open);
+    let stderr = server.stop();
+    assert!(
+        stderr.contains("sources kept=keep added=added restarted=none removed=gone"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_failed_bind_refuses_the_whole_reload() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let taken_addr = taken.local_addr().expect("addr");
+    let mut server = Server::start(THREE_SOURCES);
+    let gone = server.addr("gone");
+    let new_config = THREE_SOURCES
+        .replacen("127.0.0.1:0", &taken_addr.to_string(), 1)
+        .replace("[sources.gone]", "[sources.other]")
+        .replace("[\"keep\", \"gone\"]", "[\"keep\", \"other\"]");
+    server.rewrite_config(&new_config);
+    server.signal("HUP");
+    let refused = server.wait_stderr("config reload refused", 1);
+    assert!(
+        refused.contains(&format!("cannot bind {taken_addr}")),
+        "{refused}"
+    );
+    // Nothing changed: the source the new config drops still serves.
+    server.send_tcp("gone", b"still here\n");
+    server.send_tcp("keep", b"kept\n");
+    let mut lines = wait_lines(&server.path("out.log"), 2);
+    lines.sort();
+    assert_eq!(lines, vec![b"kept".to_vec(), b"still here".to_vec()]);
+    assert_eq!(server.addr("gone"), gone);
+    server.stop();
+}
+
+#[test]
+fn a_changed_source_keeps_its_socket_and_delivers_what_it_read() {
+    let mut server = Server::start(THREE_SOURCES);
+    let keep = server.addr("keep");
+    let mut open = TcpStream::connect(keep).expect("connect");
+    open.write_all(b"read before\n").expect("send");
+    wait_lines(&server.path("out.log"), 1);
+    // Same address, other settings: the source restarts on the same socket.
+    let new_config = THREE_SOURCES.replacen(
+        "listen = \"127.0.0.1:0\"\n",
+        "listen = \"127.0.0.1:0\"\nmax_connections = 7\n",
+        1,
+    );
+    server.rewrite_config(&new_config);
+    server.reload(1);
+    assert_eq!(server.addr("keep"), keep, "same socket");
+    // The old source's connection is closed once it delivered its data.
+    let _ = open.set_read_timeout(Some(DEADLINE));
+    let n = std::io::Read::read(&mut open, &mut [0u8; 1]).unwrap_or(0);
+    assert_eq!(n, 0, "the restarted source closed its connections");
+    server.send_tcp("keep", b"new connection\n");
+    let mut lines = wait_lines(&server.path("out.log"), 2);
+    lines.sort();
+    assert_eq!(
+        lines,
+        vec![b"new connection".to_vec(), b"read before".to_vec()]
+    );
+    let stderr = server.stop();
+    assert!(stderr.contains("restarted=keep"), "{stderr}");
+}
+
+#[test]
+fn udp_kernel_drops_are_counted_exactly() {
+    const N: usize = 2_000;
+    let mut server = Server::start(
+        r#"
+[sources.udp]
+type = "udp"
+listen = "127.0.0.1:0"
+receive_buffer = "4KiB"
+
+[destinations.out]
+type = "file"
+path = "out.log"
+format = "raw"
+
+[[paths]]
+sources = ["udp"]
+destinations = ["out"]
+"#,
+    );
+    let target = server.addr("udp");
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("udp bind");
+    // While the process is stopped, only what fits in the receive buffer
+    // stays; the kernel drops the rest.
+    server.signal("STOP");
+    for i in 0..N {
+        let datagram = format!("datagram {i:05} {}", "x".repeat(100));
+        socket.send_to(datagram.as_bytes(), target).expect("send");
+    }
+    server.signal("CONT");
+    let stderr = server.stop();
+    let written = wait_lines(&server.path("out.log"), 0).len();
+    let dropped: usize = stderr
+        .lines()
+        .find(|l| l.contains("component=udp"))
+        .and_then(|l| l.split("dropped_udp_overflow=").nth(1))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no dropped_udp_overflow counter:\n{stderr}"));
+    eprintln!("udp: sent {N}, written {written}, dropped_udp_overflow {dropped}");
+    assert!(dropped > 0, "{stderr}");
+    assert!(written > 0, "{stderr}");
+    assert_eq!(
+        written + dropped,
+        N,
+        "written {written}, dropped {dropped}\n{stderr}"
+    );
+    assert!(stderr.contains(&format!("received={written} ")), "{stderr}");
+}
+
+#[test]
+fn a_changed_unix_socket_keeps_its_file_and_takes_the_new_mode() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let config = r#"
+[sources.dev]
+type = "unix_dgram"
+path = "dev.sock"
+mode = "0666"
+
+[destinations.out]
+type = "file"
+path = "out.log"
+format = "raw"
+
+[[paths]]
+sources = ["dev"]
+destinations = ["out"]
+"#;
+    let mut server = Server::start(config);
+    let socket = server.path("dev.sock");
+    let before = std::fs::metadata(&socket).expect("socket file");
+    server.send_unix_dgram("dev.sock", b"before");
+    wait_lines(&server.path("out.log"), 1);
+    server.rewrite_config(&config.replace("0666", "0600"));
+    server.reload(1);
+    server.send_unix_dgram("dev.sock", b"after");
+    let lines = wait_lines(&server.path("out.log"), 2);
+    assert_eq!(lines, vec![b"before".to_vec(), b"after".to_vec()]);
+    let after = std::fs::metadata(&socket).expect("socket file");
+    assert_eq!(
+        after.ino(),
+        before.ino(),
+        "the same socket, not bound again"
+    );
+    eventually("the new mode is set", || {
+        std::fs::metadata(&socket).is_ok_and(|m| m.permissions().mode() & 0o777 == 0o600)
+    });
+    let stderr = server.stop();
+    assert!(stderr.contains("restarted=dev"), "{stderr}");
+    assert!(!socket.exists(), "the socket file is removed at exit");
+}
