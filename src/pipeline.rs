@@ -138,8 +138,8 @@ struct RunningDest {
 enum Planned {
     /// Unchanged: the running source with this id goes on.
     Keep(u64),
-    /// Bound (or taken over), not running yet.
-    Start(Source),
+    /// Bound (or taken over), not running yet (boxed: sources are large).
+    Start(Box<Source>),
     /// Its type is not built yet.
     Skip,
 }
@@ -330,7 +330,7 @@ impl Runtime {
                 _ => Source::bind(s, cx).await,
             };
             match bound {
-                Ok(source) => sources.push(Planned::Start(source)),
+                Ok(source) => sources.push(Planned::Start(Box::new(source))),
                 Err(source::Error::NotBuilt { name, kind }) => {
                     tracing::warn!(source = %name, kind, "the {kind} source is not built yet: skipped");
                     sources.push(Planned::Skip);

@@ -245,7 +245,7 @@ impl World {
                 if self.partial.is_none() {
                     let line = self.next_line();
                     let half = line.len() / 2;
-                    Self::append(&self.current(), line[..half].as_bytes());
+                    Self::append(&self.current(), &line.as_bytes()[..half]);
                     self.partial = Some(line);
                 }
             }

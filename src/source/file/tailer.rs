@@ -226,7 +226,7 @@ impl Tailer {
             .map(|p| {
                 let (base, depth) = glob_base(p);
                 let dir = if base.is_empty() { ".".into() } else { base };
-                (PathBuf::from(dir), depth.is_none_or(|d| d > 1))
+                (PathBuf::from(dir), !matches!(depth, Some(0 | 1)))
             })
             .collect()
     }
@@ -592,8 +592,11 @@ impl Tailer {
         let mtime = meta.mtime_nsec() as i128 + meta.mtime() as i128 * 1_000_000_000;
         let mut reset = size < reader.offset;
         let changed = size != reader.size_seen || mtime != reader.mtime_seen;
-        if !reset && (changed || !entry.fingerprint.is_complete()) {
-            if read_head(&file, &mut self.head).is_ok() {
+        if !reset
+            && (changed || !entry.fingerprint.is_complete())
+            && read_head(&file, &mut self.head).is_ok()
+        {
+            {
                 if entry.fingerprint.matches(&self.head) {
                     if self.head.len() > entry.fingerprint.len as usize {
                         entry.fingerprint = Fingerprint::of(&self.head);
@@ -844,7 +847,7 @@ impl Tailer {
 fn open_checked(path: &Path, key: FileKey) -> Option<(File, u64)> {
     let file = File::open(path).ok()?;
     let meta = file.metadata().ok()?;
-    (FileKey::of(&meta) == key && meta.is_file()).then(|| (file, meta.len()))
+    (FileKey::of(&meta) == key && meta.is_file()).then_some((file, meta.len()))
 }
 
 /// Where an open file is now (Linux: `/proc/self/fd/N`); `None` when it
