@@ -11,9 +11,10 @@
 //! - [`filter`]: the filter language: parser into `Expr`, evaluation.
 //! - [`template`]: `${MACRO}` templates, compiled once, path-safe rendering.
 //! - [`source`]: where messages enter (tcp, udp, unix_dgram, unix_stream,
-//!   pipe, stdin): bytes -> framing -> parse -> `Batch`.
+//!   pipe, stdin, file): bytes -> framing -> parse -> `Batch`.
 //! - [`dest`]: where messages leave (file, stdout): `Batch` -> rendered
 //!   records -> writes; acks released after the write.
+//! - [`state`]: durable on-disk state (file source checkpoints).
 //! - [`pipeline`]: `Config` -> tasks, bounded channels, routing by
 //!   `[[paths]]`; start-up, signals, config reload (SIGHUP) and shutdown
 //!   order.
@@ -31,6 +32,7 @@ pub mod message;
 pub mod pipeline;
 pub mod relp;
 pub mod source;
+pub mod state;
 pub mod stats;
 pub mod syslog;
 pub mod template;

@@ -21,7 +21,8 @@
 //!   is bound (each bound address logged), then the tasks start and one
 //!   line `logrelay: ready (MODE) NAME=ADDR ...` goes to stderr. A source
 //!   or destination type whose runtime is not built yet is skipped with a
-//!   warning.
+//!   warning; what a path sends to such a destination is never
+//!   acknowledged (its ack fails), so a file source will read it again.
 //! - Shutdown (SIGTERM/SIGINT, or every source ended): cancel the sources
 //!   (listeners close, connections deliver what they read), the routers
 //!   end when their sources are gone, destinations drain their channels,
@@ -100,6 +101,10 @@ struct Route {
     filters: Vec<FilterId>,
     /// Indexes into the table's destinations, built ones only.
     destinations: Vec<usize>,
+    /// The path also names a destination whose type is not built yet:
+    /// what it takes is never acknowledged (a file source reads it again),
+    /// so nothing counts as delivered that was not.
+    has_unbuilt: bool,
     is_final: bool,
 }
 
@@ -138,8 +143,8 @@ struct RunningDest {
 enum Planned {
     /// Unchanged: the running source with this id goes on.
     Keep(u64),
-    /// Bound (or taken over), not running yet.
-    Start(Source),
+    /// Bound (or taken over), not running yet (boxed: sources are large).
+    Start(Box<Source>),
     /// Its type is not built yet.
     Skip,
 }
@@ -173,9 +178,6 @@ struct Runtime {
 /// Runs `config` until SIGTERM/SIGINT or until every source has ended;
 /// SIGHUP reads the config again from `origin`.
 pub async fn run(config: Config, origin: Origin) -> Result<(), Error> {
-    if config.mode == Mode::Client {
-        return Err(Error::ModeNotBuilt(config.mode));
-    }
     let mode = config.mode;
     let mut grace = config.global.shutdown_grace;
 
@@ -301,6 +303,8 @@ impl Runtime {
                     .registry
                     .component(s.name.clone(), "source", s.kind.type_name()),
                 batch_size,
+                state_dir: config.global.state_dir.clone(),
+                shutdown_grace: config.global.shutdown_grace,
             };
             let key = BindKey::of(&s.kind);
             // A port-0 socket is only handed to a source of the same name.
@@ -328,7 +332,7 @@ impl Runtime {
                 _ => Source::bind(s, cx).await,
             };
             match bound {
-                Ok(source) => sources.push(Planned::Start(source)),
+                Ok(source) => sources.push(Planned::Start(Box::new(source))),
                 Err(source::Error::NotBuilt { name, kind }) => {
                     tracing::warn!(source = %name, kind, "the {kind} source is not built yet: skipped");
                     sources.push(Planned::Skip);
@@ -455,6 +459,10 @@ impl Runtime {
                         .copied()
                         .filter(|&d| senders.get(d).is_some_and(Option::is_some))
                         .collect(),
+                    has_unbuilt: p
+                        .destinations
+                        .iter()
+                        .any(|&d| !senders.get(d).is_some_and(Option::is_some)),
                     is_final: p.is_final,
                 })
                 .collect();
@@ -665,7 +673,7 @@ async fn route(
 /// one destination.
 fn whole_batches_to(routes: &[Route]) -> Option<usize> {
     match routes {
-        [only] if only.filters.is_empty() && only.destinations.len() == 1 => {
+        [only] if only.filters.is_empty() && only.destinations.len() == 1 && !only.has_unbuilt => {
             only.destinations.first().copied()
         }
         _ => None,
@@ -689,6 +697,11 @@ fn split(
         for r in routes {
             if !r.filters.iter().all(|&f| filters.matches(f, &msg)) {
                 continue;
+            }
+            if r.has_unbuilt {
+                if let Some(ack) = &msg.ack {
+                    ack.fail();
+                }
             }
             for &d in &r.destinations {
                 if !targets.contains(&d) {

@@ -367,8 +367,12 @@ mod tests {
 
     #[test]
     fn frames_as_librelp_sends_them() {
-        let input = b"1 open 85 relp_version=0\nrelp_software=librelp,1.11.0,http://librelp.adiscon.com\ncommands=syslog\n2 syslog 5 hello\n3 close 0\n0 serverclose 0\n";
-        let frames = decode_all(input, 1024, Oversize::Truncate).expect("valid");
+        let offers = "relp_version=0\nrelp_software=librelp,1.11.0,http://librelp.adiscon.com\ncommands=syslog";
+        let input = format!(
+            "1 open {} {offers}\n2 syslog 5 hello\n3 close 0\n0 serverclose 0\n",
+            offers.len()
+        );
+        let frames = decode_all(input.as_bytes(), 1024, Oversize::Truncate).expect("valid");
         assert_eq!(frames.len(), 4);
         assert!(frames[0].is(b"open"));
         assert!(offers_syslog(&frames[0].data));

@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 # Debian packages the integration tests use, as "command:package".
 NEEDED=(
     "logger:bsdutils"
+    "logrotate:logrotate"
 )
 
 missing=()

@@ -8,8 +8,9 @@
 //!   earlier one is healthy again, messages go back to it.
 //! - `round_robin`: healthy servers in turn, message by message.
 //! - `hash_host`: consistent hashing of the message's host on a ring of
-//!   [`VNODES`] points per server (FNV-1a of `host:port#n`, written here
-//!   so the placement is the same on every build and restart). A host's
+//!   [`VNODES`] points per server ([`ring_point`] of `host:port#n`:
+//!   FNV-1a and a fixed finalizer, written here so the placement is the
+//!   same on every build and restart). A host's
 //!   messages stay on one server while it is healthy; when it fails only
 //!   its hosts move (to the next point on the ring), and they come back
 //!   when it recovers.
@@ -41,6 +42,18 @@ pub fn fnv1a(bytes: &[u8]) -> u32 {
         hash = hash.wrapping_mul(0x0100_0193);
     }
     hash
+}
+
+/// Where `key` lands on the ring: FNV-1a, then murmur3's 32-bit finalizer,
+/// because FNV alone spreads similar keys (`host-1`, `host-2`) poorly.
+pub fn ring_point(key: &[u8]) -> u32 {
+    let mut h = fnv1a(key);
+    h ^= h >> 16;
+    h = h.wrapping_mul(0x85eb_ca6b);
+    h ^= h >> 13;
+    h = h.wrapping_mul(0xc2b2_ae35);
+    h ^= h >> 16;
+    h
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -86,7 +99,7 @@ impl Servers {
         if balance == Balance::HashHost {
             for (i, addr) in addrs.iter().enumerate() {
                 for v in 0..VNODES {
-                    ring.push((fnv1a(format!("{addr}#{v}").as_bytes()), i));
+                    ring.push((ring_point(format!("{addr}#{v}").as_bytes()), i));
                 }
             }
             ring.sort_unstable();
@@ -164,7 +177,7 @@ impl Servers {
                 if self.ring.is_empty() {
                     return Pick::None;
                 }
-                let h = fnv1a(host);
+                let h = ring_point(host);
                 let start = self.ring.partition_point(|&(p, _)| p < h);
                 (0..self.ring.len())
                     .map(|k| self.ring[(start + k) % self.ring.len()].1)

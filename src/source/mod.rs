@@ -13,10 +13,11 @@
 //! stream sources stop reading (TCP backpressure); datagram sources wait
 //! too, so the kernel's receive buffer absorbs bursts.
 //!
-//! Sources whose runtime is not built yet (file, tls, relp over TLS) are reported by
+//! Sources whose runtime is not built yet (tls, relp over TLS) are reported by
 //! [`Source::bind`] as [`Error::NotBuilt`]; the pipeline decides what to do.
 
 pub mod datagram;
+pub mod file;
 pub mod pipe;
 pub mod relp;
 pub mod stdin;
@@ -80,6 +81,10 @@ pub struct Context {
     pub hostname: Bytes,
     pub counters: Arc<Counters>,
     pub batch_size: usize,
+    /// `global.state_dir`: where checkpoints live.
+    pub state_dir: PathBuf,
+    /// `global.shutdown_grace`: how long shutdown may wait for acks.
+    pub shutdown_grace: std::time::Duration,
 }
 
 impl Context {
@@ -296,6 +301,7 @@ pub enum Source {
     UnixStream(unix::UnixStreamSource),
     Pipe(pipe::PipeSource),
     Stdin(stdin::StdinSource),
+    File(Box<file::FileSource>),
     Relp(relp::RelpSource),
 }
 
@@ -319,6 +325,7 @@ impl Source {
                 .map(Source::UnixStream),
             SourceKind::Pipe { path } => pipe::PipeSource::open(path, cx).map(Source::Pipe),
             SourceKind::Stdin => Ok(Source::Stdin(stdin::StdinSource::new(cx))),
+            SourceKind::File(f) => file::FileSource::bind(f, cx).map(|s| Source::File(Box::new(s))),
             SourceKind::Relp {
                 stream,
                 window,
@@ -326,12 +333,10 @@ impl Source {
             } => relp::RelpSource::bind(stream, *window, cx)
                 .await
                 .map(Source::Relp),
-            SourceKind::File(_) | SourceKind::Tls { .. } | SourceKind::Relp { .. } => {
-                Err(Error::NotBuilt {
-                    name: config.name.clone(),
-                    kind: config.kind.type_name(),
-                })
-            }
+            SourceKind::Tls { .. } | SourceKind::Relp { .. } => Err(Error::NotBuilt {
+                name: config.name.clone(),
+                kind: config.kind.type_name(),
+            }),
         }
     }
 
@@ -393,7 +398,7 @@ impl Source {
             Source::Udp(s) => Some(Shared::Udp(s.shared())),
             Source::UnixDgram(s) => Some(Shared::UnixDgram(s.shared())),
             Source::UnixStream(s) => Some(Shared::UnixStream(s.shared())),
-            Source::Pipe(_) | Source::Stdin(_) => None,
+            Source::Pipe(_) | Source::Stdin(_) | Source::File(_) => None,
         }
     }
 
@@ -407,6 +412,7 @@ impl Source {
             Source::UnixStream(s) => Ok(s.path().display().to_string()),
             Source::Pipe(s) => Ok(s.path().display().to_string()),
             Source::Stdin(_) => Ok("stdin".to_owned()),
+            Source::File(s) => Ok(s.local_addr()),
         }
         .unwrap_or_else(|e| format!("?({e})"))
     }
@@ -423,6 +429,7 @@ impl Source {
             Source::UnixStream(s) => s.run(out, cancel).await,
             Source::Pipe(s) => s.run(out, cancel).await,
             Source::Stdin(s) => s.run(out, cancel).await,
+            Source::File(s) => s.run(out, cancel).await,
             Source::Relp(s) => s.run(out, cancel).await,
         }
     }

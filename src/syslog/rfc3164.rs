@@ -93,7 +93,13 @@ pub(crate) fn parse_frame(raw: Bytes, end: usize, ctx: &ParseContext) -> Message
     let mut stamp = scan_timestamp(b, pos);
     if stamp.is_none() && has_pri {
         // Cisco origin-id: `<189>45: router1: *Mar 1 18:46:11: ...`.
-        if let Some((end, after)) = word_then_colon(b, pos) {
+        let origin = word_then_colon(b, pos).filter(|&(end, _)| {
+            b.get(pos..end).is_some_and(|w| {
+                w.iter()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'-' | b'_'))
+            })
+        });
+        if let Some((end, after)) = origin {
             stamp = scan_timestamp(b, after);
             if stamp.is_some() {
                 msg.host = raw.slice(pos..end);
@@ -534,11 +540,17 @@ pub fn write(msg: &Message, out: &mut Vec<u8>) {
     if msg.host.is_empty() {
         out.push(b'-');
     } else {
+        // A host with `[` or a final `:` would be read back as a TAG.
         let host = msg.host.get(..255).unwrap_or(&msg.host);
-        out.extend(
-            host.iter()
-                .map(|&c| if matches!(c, b'!'..=b'~') { c } else { b'_' }),
-        );
+        let last = host.len().saturating_sub(1);
+        out.extend(host.iter().enumerate().map(|(i, &c)| {
+            let fits = matches!(c, b'!'..=b'~') && c != b'[' && !(i == last && c == b':');
+            if fits {
+                c
+            } else {
+                b'_'
+            }
+        }));
     }
     out.push(b' ');
     if !msg.program.is_empty() {

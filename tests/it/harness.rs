@@ -141,6 +141,16 @@ impl Server {
         server
     }
 
+    /// Ends the process (SIGKILL if still running) and hands back its
+    /// directory, for a restart in the same place.
+    pub fn into_dir(mut self) -> TestDir {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        std::mem::replace(&mut self.dir, TestDir::new())
+    }
+
     pub fn stderr(&self) -> String {
         self.stderr
             .lock()

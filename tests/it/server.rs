@@ -74,19 +74,6 @@ fn every_source_type_reaches_a_static_file_byte_exact() {
 }
 
 #[test]
-fn client_mode_says_it_is_not_built() {
-    let dir = TestDir::new();
-    let run = logrelay(&["client"], dir.path());
-    assert_eq!(run.code, 1, "{}", run.stderr);
-    assert!(
-        run.stderr
-            .contains("logrelay: client mode is not built yet"),
-        "{}",
-        run.stderr
-    );
-}
-
-#[test]
 fn address_in_use_exits_1_with_a_one_line_cause() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = taken.local_addr().expect("addr");

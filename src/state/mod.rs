@@ -1,0 +1,8 @@
+//! Durable state kept under `global.state_dir`: versioned on-disk formats,
+//! each written atomically (temp file, fsync, rename, fsync of the
+//! directory) so a crash leaves either the old or the new version.
+//!
+//! - [`checkpoint`]: how far each file of a file source has been
+//!   delivered (`STATE_DIR/checkpoints/SOURCE.json`).
+
+pub mod checkpoint;
