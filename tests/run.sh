@@ -36,16 +36,21 @@ fi
 peers=target/peers/rsyslog
 if [[ ! -x $peers/usr/sbin/rsyslogd || ! -e $peers/usr/lib/x86_64-linux-gnu/rsyslog/imrelp.so ]]; then
     if command -v apt-get >/dev/null && command -v dpkg >/dev/null; then
-        if [[ ! -e /usr/lib/x86_64-linux-gnu/librelp.so.0 && $(id -u) -eq 0 ]]; then
+        # rsyslogd's and imrelp's libraries (rsyslog's own Depends) are
+        # ordinary installs that conflict with nothing.
+        libs=(libestr0 libfastjson4 liblognorm5 librelp0 libzstd1 libuuid1)
+        if [[ $(id -u) -eq 0 ]] && ! dpkg -s "${libs[@]}" >/dev/null 2>&1; then
             apt-get update -qq
-            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq librelp0 >/dev/null
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${libs[@]}" >/dev/null
         fi
         debs=$(mktemp -d)
-        if (cd "$debs" && apt-get download -qq rsyslog rsyslog-relp >/dev/null 2>&1); then
+        chmod 755 "$debs"   # apt's download user must be able to write there
+        download() { (cd "$debs" && apt-get download -qq rsyslog rsyslog-relp >/dev/null 2>&1); }
+        if download || { apt-get update -qq && download; }; then
             mkdir -p "$peers"
             for deb in "$debs"/*.deb; do dpkg -x "$deb" "$peers"; done
         else
-            echo "tests/run.sh: cannot download rsyslog rsyslog-relp: the real-peer RELP tests will skip" >&2
+            echo "tests/run.sh: cannot download rsyslog rsyslog-relp: the real-peer RELP tests will fail" >&2
         fi
         rm -rf "$debs"
     fi

@@ -375,18 +375,18 @@ fn relp_source_answers_hostile_frames_and_keeps_serving() {
 }
 
 /// `rsyslogd` and its module dir: `target/peers/rsyslog` (what
-/// `tests/run.sh` unpacks), else the system's; `None` without imrelp.
-fn rsyslog() -> Option<(PathBuf, PathBuf)> {
+/// `tests/run.sh` unpacks), else the system's. A real peer is part of the
+/// test: without one the test fails, saying how to get it.
+fn rsyslog() -> (PathBuf, PathBuf) {
     let private = crate::harness::repo().join("target/peers/rsyslog");
     for root in [private, PathBuf::from("/")] {
         let bin = root.join("usr/sbin/rsyslogd");
         let modules = root.join("usr/lib/x86_64-linux-gnu/rsyslog");
         if bin.exists() && modules.join("imrelp.so").exists() {
-            return Some((bin, modules));
+            return (bin, modules);
         }
     }
-    eprintln!("rsyslogd with imrelp/omrelp not found (tests/run.sh unpacks it into target/peers/rsyslog): real-peer test skipped");
-    None
+    panic!("rsyslogd with imrelp/omrelp not found: run tests/run.sh (as root it unpacks rsyslog and rsyslog-relp into target/peers/rsyslog)");
 }
 
 /// A foreground rsyslogd on a private config, killed on drop.
@@ -440,9 +440,7 @@ fn free_port() -> u16 {
 
 #[test]
 fn rsyslog_omrelp_delivers_to_the_relp_source() {
-    let Some((bin, modules)) = rsyslog() else {
-        return;
-    };
+    let (bin, modules) = rsyslog();
     let data = TestDir::new();
     let out = out_file(&data, "from-rsyslog.log");
     let server = sink("127.0.0.1:0", "127.0.0.1:0", &out);
@@ -478,9 +476,7 @@ fn rsyslog_omrelp_delivers_to_the_relp_source() {
 
 #[test]
 fn relp_destination_delivers_to_rsyslog_imrelp() {
-    let Some((bin, modules)) = rsyslog() else {
-        return;
-    };
+    let (bin, modules) = rsyslog();
     let data = TestDir::new();
     let out = out_file(&data, "rsyslog.log");
     let relp_port = free_port();
