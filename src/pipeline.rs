@@ -21,8 +21,9 @@
 //!   is bound (each bound address logged), then the tasks start and one
 //!   line `logrelay: ready (MODE) NAME=ADDR ...` goes to stderr. A source
 //!   or destination type whose runtime is not built yet is skipped with a
-//!   warning; what a path sends to such a destination is never
-//!   acknowledged (its ack fails), so a file source will read it again.
+//!   warning; what a path takes that has no built destination at all is
+//!   never acknowledged (its ack fails), so a file source will read it
+//!   again.
 //! - Shutdown (SIGTERM/SIGINT, or every source ended): cancel the sources
 //!   (listeners close, connections deliver what they read), the routers
 //!   end when their sources are gone, destinations drain their channels,
@@ -101,10 +102,12 @@ struct Route {
     filters: Vec<FilterId>,
     /// Indexes into the table's destinations, built ones only.
     destinations: Vec<usize>,
-    /// The path also names a destination whose type is not built yet:
-    /// what it takes is never acknowledged (a file source reads it again),
-    /// so nothing counts as delivered that was not.
-    has_unbuilt: bool,
+    /// Every destination the path names is of a type not built yet: what
+    /// it takes goes nowhere, so it is never acknowledged (a file source
+    /// reads it again) rather than counted as delivered. A path with at
+    /// least one built destination acknowledges once those have it (the
+    /// unbuilt ones were reported at start-up).
+    only_unbuilt: bool,
     is_final: bool,
 }
 
@@ -459,10 +462,10 @@ impl Runtime {
                         .copied()
                         .filter(|&d| senders.get(d).is_some_and(Option::is_some))
                         .collect(),
-                    has_unbuilt: p
-                        .destinations
-                        .iter()
-                        .any(|&d| !senders.get(d).is_some_and(Option::is_some)),
+                    only_unbuilt: !p.destinations.is_empty()
+                        && p.destinations
+                            .iter()
+                            .all(|&d| !senders.get(d).is_some_and(Option::is_some)),
                     is_final: p.is_final,
                 })
                 .collect();
@@ -673,7 +676,7 @@ async fn route(
 /// one destination.
 fn whole_batches_to(routes: &[Route]) -> Option<usize> {
     match routes {
-        [only] if only.filters.is_empty() && only.destinations.len() == 1 && !only.has_unbuilt => {
+        [only] if only.filters.is_empty() && only.destinations.len() == 1 && !only.only_unbuilt => {
             only.destinations.first().copied()
         }
         _ => None,
@@ -698,7 +701,7 @@ fn split(
             if !r.filters.iter().all(|&f| filters.matches(f, &msg)) {
                 continue;
             }
-            if r.has_unbuilt {
+            if r.only_unbuilt {
                 if let Some(ack) = &msg.ack {
                     ack.fail();
                 }
