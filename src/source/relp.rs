@@ -38,10 +38,10 @@ use std::sync::Arc;
 use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
+use super::tcp::accept_connections;
 use super::{Context, Error};
 use crate::config::StreamListen;
 use crate::message::{Ack, AckStatus, AckTracker, Batch};
@@ -112,52 +112,27 @@ impl RelpSource {
             cx,
         } = self;
         let cx = Arc::new(cx);
-        let permits = Arc::new(Semaphore::new(settings.max_connections.max(1)));
-        let connections = TaskTracker::new();
-        loop {
-            let accepted = tokio::select! {
-                biased;
-                () = cancel.cancelled() => break,
-                accepted = listener.accept() => accepted,
-            };
-            let (stream, peer) = match accepted {
-                Ok(pair) => pair,
-                Err(e) => {
-                    tracing::warn!(source = %cx.name, error = %e, "accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                    continue;
-                }
-            };
-            let Ok(permit) = permits.clone().try_acquire_owned() else {
-                Counters::add(&cx.counters.refused, 1);
-                tracing::debug!(source = %cx.name, %peer, "max_connections reached: connection closed");
-                drop(stream);
-                continue;
-            };
-            Counters::add(&cx.counters.connections, 1);
-            let _ = stream.set_nodelay(true);
+        let idle = (!settings.idle_timeout.is_zero()).then_some(settings.idle_timeout);
+        let served = cx.clone();
+        let stop = cancel.clone();
+        accept_connections(&listener, settings.max_connections, &cx, &stop, move |stream, peer| {
             let session = Session {
-                cx: cx.clone(),
+                cx: served.clone(),
                 out: out.clone(),
                 cancel: cancel.clone(),
                 peer,
                 window,
-                idle: (!settings.idle_timeout.is_zero()).then_some(settings.idle_timeout),
+                idle,
             };
-            let name = cx.name.clone();
-            connections.spawn(async move {
-                match session.run(stream).await {
-                    Ok(()) => {}
-                    Err(e) => {
-                        tracing::debug!(source = %name, %peer, error = %e, "RELP session ended with an error")
-                    }
+            async move {
+                let name = session.cx.name.clone();
+                if let Err(e) = session.run(stream).await {
+                    tracing::debug!(source = %name, %peer, error = %e, "RELP session ended with an error");
                 }
-                drop(permit);
-            });
-        }
+            }
+        })
+        .await;
         drop(listener);
-        connections.close();
-        connections.wait().await;
         Ok(())
     }
 }

@@ -19,7 +19,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -80,52 +80,74 @@ impl TcpSource {
             cx,
         } = self;
         let cx = Arc::new(cx);
-        let permits = Arc::new(Semaphore::new(settings.max_connections.max(1)));
-        let connections = TaskTracker::new();
-        loop {
-            let accepted = tokio::select! {
-                biased;
-                () = cancel.cancelled() => break,
-                accepted = listener.accept() => accepted,
-            };
-            let (stream, peer) = match accepted {
-                Ok(pair) => pair,
-                Err(e) => {
-                    // EMFILE, ECONNABORTED...: keep serving the others;
-                    // pause briefly so a descriptor shortage is not a busy loop.
-                    tracing::warn!(source = %cx.name, error = %e, "accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                    continue;
-                }
-            };
-            let Ok(permit) = permits.clone().try_acquire_owned() else {
-                Counters::add(&cx.counters.refused, 1);
-                tracing::debug!(source = %cx.name, %peer, "max_connections reached: connection closed");
-                drop(stream);
-                continue;
-            };
-            Counters::add(&cx.counters.connections, 1);
-            let _ = stream.set_nodelay(true);
-            let cx = cx.clone();
+        let framing = settings.framing;
+        let idle = (!settings.idle_timeout.is_zero()).then_some(settings.idle_timeout);
+        let served = cx.clone();
+        let stop = cancel.clone();
+        accept_connections(&listener, settings.max_connections, &cx, &stop, move |stream, peer| {
+            let cx = served.clone();
             let out = out.clone();
             let cancel = cancel.clone();
-            let framing = settings.framing;
-            let idle = settings.idle_timeout;
-            connections.spawn(async move {
-                let idle = (!idle.is_zero()).then_some(idle);
+            async move {
                 let peer_ip = Some(peer.ip());
                 if let Err(e) = read_stream(&cx, stream, framing, idle, peer_ip, &out, &cancel).await {
                     tracing::debug!(source = %cx.name, %peer, error = %e, "connection ended with an error");
                 }
-                drop(permit);
-            });
-        }
-        // Stop accepting (the listener closes here unless a reloaded
-        // source took it over), then let every connection deliver what it
-        // has read.
+            }
+        })
+        .await;
+        // The listener closes here unless a reloaded source took it over.
         drop(listener);
-        connections.close();
-        connections.wait().await;
         Ok(())
     }
+}
+
+/// Accepts connections until `cancel`, at most `max_connections` at once
+/// (over the limit a connection is accepted, closed at once and counted
+/// `refused`), and runs `serve` for each as a task of its own; returns once
+/// every connection has finished, so what they read is delivered.
+pub(super) async fn accept_connections<F, Fut>(
+    listener: &TcpListener,
+    max_connections: usize,
+    cx: &Context,
+    cancel: &CancellationToken,
+    mut serve: F,
+) where
+    F: FnMut(TcpStream, SocketAddr) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let permits = Arc::new(Semaphore::new(max_connections.max(1)));
+    let connections = TaskTracker::new();
+    loop {
+        let accepted = tokio::select! {
+            biased;
+            () = cancel.cancelled() => break,
+            accepted = listener.accept() => accepted,
+        };
+        let (stream, peer) = match accepted {
+            Ok(pair) => pair,
+            Err(e) => {
+                // EMFILE, ECONNABORTED...: keep serving the others; pause
+                // briefly so a descriptor shortage is not a busy loop.
+                tracing::warn!(source = %cx.name, error = %e, "accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            Counters::add(&cx.counters.refused, 1);
+            tracing::debug!(source = %cx.name, %peer, "max_connections reached: connection closed");
+            drop(stream);
+            continue;
+        };
+        Counters::add(&cx.counters.connections, 1);
+        let _ = stream.set_nodelay(true);
+        let session = serve(stream, peer);
+        connections.spawn(async move {
+            session.await;
+            drop(permit);
+        });
+    }
+    connections.close();
+    connections.wait().await;
 }
