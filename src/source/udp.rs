@@ -96,9 +96,7 @@ impl UdpSource {
         )
         .map_err(bind_error)?;
         if receive_buffer > 0 {
-            if let Err(e) = socket.set_recv_buffer_size(receive_buffer) {
-                tracing::warn!(source = %cx.name, error = %e, receive_buffer, "cannot set SO_RCVBUF");
-            }
+            set_receive_buffer(&socket, receive_buffer, &cx);
         }
         socket.set_nonblocking(true).map_err(bind_error)?;
         socket.bind(&listen.into()).map_err(bind_error)?;
@@ -143,9 +141,7 @@ impl UdpSource {
         } = self;
         let socket = &shared.socket;
         if let Some(size) = receive_buffer {
-            if let Err(e) = socket2::SockRef::from(socket).set_recv_buffer_size(size) {
-                tracing::warn!(source = %cx.name, error = %e, receive_buffer = size, "cannot set SO_RCVBUF");
-            }
+            set_receive_buffer(socket, size, &cx);
             check_receive_buffer(socket, size, &cx);
         }
         let mut buf = DatagramBuffer::default();
@@ -259,6 +255,36 @@ fn read_queued(
             break;
         }
         next = socket.try_recv_from(buf.scratch());
+    }
+}
+
+/// Sets the receive buffer to `size`: with `SO_RCVBUFFORCE` when allowed
+/// (root or CAP_NET_ADMIN, as rsyslog does), which is not capped by
+/// `net.core.rmem_max`, else with `SO_RCVBUF` (capped).
+#[allow(unsafe_code)]
+fn set_receive_buffer(socket: &impl std::os::fd::AsFd, size: usize, cx: &Context) {
+    #[cfg(target_os = "linux")]
+    {
+        let value = libc::c_int::try_from(size).unwrap_or(libc::c_int::MAX);
+        let len = libc::socklen_t::try_from(std::mem::size_of::<libc::c_int>()).unwrap_or(4);
+        // SAFETY: `value` is a c_int that lives across the call and `len`
+        // is its size; the kernel only reads it.
+        let rc = unsafe {
+            libc::setsockopt(
+                std::os::fd::AsRawFd::as_raw_fd(&socket.as_fd()),
+                libc::SOL_SOCKET,
+                libc::SO_RCVBUFFORCE,
+                std::ptr::from_ref(&value).cast(),
+                len,
+            )
+        };
+        if rc == 0 {
+            return;
+        }
+    }
+    let sock = socket2::SockRef::from(socket);
+    if let Err(e) = sock.set_recv_buffer_size(size) {
+        tracing::warn!(source = %cx.name, error = %e, receive_buffer = size, "cannot set SO_RCVBUF");
     }
 }
 
