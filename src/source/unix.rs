@@ -111,6 +111,9 @@ impl UnixDgramSource {
         })?;
         let file = SocketFile(path.to_owned());
         set_mode(path, mode, &cx.name)?;
+        if let Err(e) = credentials::enable(&socket) {
+            tracing::debug!(source = %cx.name, error = %e, "SO_PASSCRED unavailable: sender pids are not recorded");
+        }
         Ok(UnixDgramSource {
             shared: Arc::new(DgramShared { socket, file }),
             mode: None,
@@ -147,11 +150,16 @@ impl UnixDgramSource {
         let mut buf = DatagramBuffer::default();
         let parse_cx = cx.parse_context(None);
         loop {
-            let first = tokio::select! {
+            let ready = tokio::select! {
                 biased;
                 () = cancel.cancelled() => break,
-                r = socket.recv(buf.scratch()) => r,
+                r = socket.readable() => r,
             };
+            if let Err(e) = ready {
+                tracing::debug!(source = %cx.name, error = %e, "socket not readable");
+                continue;
+            }
+            let first = credentials::recv(socket, buf.scratch());
             let mut batch = Batch::with_capacity(cx.batch_size.min(1024));
             let parse_cx = super::ParseContext {
                 received: chrono::Utc::now(),
@@ -169,7 +177,7 @@ impl UnixDgramSource {
                 if !matches!(ready, Ok(Ok(()))) {
                     break;
                 }
-                let next = socket.try_recv(buf.scratch());
+                let next = credentials::recv(socket, buf.scratch());
                 read_queued(&cx, socket, &mut buf, &parse_cx, next, &mut batch);
             }
             if !cx.send(&out, batch).await {
@@ -304,15 +312,22 @@ fn read_queued(
     socket: &UnixDatagram,
     buf: &mut DatagramBuffer,
     parse_cx: &super::ParseContext,
-    first: std::io::Result<usize>,
+    first: std::io::Result<(usize, Option<i32>)>,
     batch: &mut Batch,
 ) {
     let mut next = first;
     loop {
         match next {
-            Ok(n) => {
+            Ok((n, sender_pid)) => {
                 if let Some(frame) = datagram_frame(cx, buf.take(n)) {
                     cx.push(batch, frame, parse_cx);
+                    // The kernel's word for the sender's pid, where the
+                    // message gave none (`logger` without -i, for one).
+                    if let (Some(pid), Some(msg)) = (sender_pid, batch.messages.last_mut()) {
+                        if msg.pid.is_empty() {
+                            msg.pid = bytes::Bytes::from(pid.to_string());
+                        }
+                    }
                 }
             }
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
@@ -324,6 +339,85 @@ fn read_queued(
         if batch.len() >= cx.batch_size {
             break;
         }
-        next = socket.try_recv(buf.scratch());
+        next = credentials::recv(socket, buf.scratch());
+    }
+}
+
+/// The sender's credentials on a unix datagram socket (`SO_PASSCRED`,
+/// `SCM_CREDENTIALS`, unix(7)): the kernel vouches for the pid, which a
+/// /dev/log replacement records when the message carries none.
+mod credentials {
+    use std::os::fd::AsRawFd;
+
+    use tokio::io::Interest;
+    use tokio::net::UnixDatagram;
+
+    /// Turns `SO_PASSCRED` on.
+    #[allow(unsafe_code)]
+    pub fn enable(socket: &UnixDatagram) -> std::io::Result<()> {
+        let on: libc::c_int = 1;
+        let len = libc::socklen_t::try_from(std::mem::size_of::<libc::c_int>()).unwrap_or(4);
+        // SAFETY: `on` is a c_int that lives across the call and `len` is
+        // its size; the kernel only reads it.
+        let rc = unsafe {
+            libc::setsockopt(
+                socket.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_PASSCRED,
+                std::ptr::from_ref(&on).cast(),
+                len,
+            )
+        };
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(std::io::Error::last_os_error())
+        }
+    }
+
+    /// Receives one datagram without waiting (`WouldBlock` when none is
+    /// queued): its length and, with `SO_PASSCRED` on, the sender's pid.
+    #[allow(unsafe_code)]
+    pub fn recv(socket: &UnixDatagram, buf: &mut [u8]) -> std::io::Result<(usize, Option<i32>)> {
+        socket.try_io(Interest::READABLE, || {
+            let mut iov = libc::iovec {
+                iov_base: buf.as_mut_ptr().cast(),
+                iov_len: buf.len(),
+            };
+            // Room for one SCM_CREDENTIALS message, aligned for cmsghdr.
+            let mut control = [0u64; 8];
+            // SAFETY: msghdr is a plain C struct for which all zeroes is a
+            // valid (empty) value.
+            let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+            msg.msg_iov = &mut iov;
+            msg.msg_iovlen = 1;
+            msg.msg_control = control.as_mut_ptr().cast();
+            msg.msg_controllen = std::mem::size_of_val(&control);
+            // SAFETY: `msg` points at `iov` (covering `buf`) and `control`,
+            // both valid and writable for the lengths given, for the whole
+            // call.
+            let n = unsafe { libc::recvmsg(socket.as_raw_fd(), &mut msg, libc::MSG_DONTWAIT) };
+            let Ok(n) = usize::try_from(n) else {
+                return Err(std::io::Error::last_os_error());
+            };
+            let mut pid = None;
+            // SAFETY: the CMSG_* walk stays within `msg.msg_control` /
+            // `msg_controllen` as the kernel filled them; the data of an
+            // SCM_CREDENTIALS message is a ucred, read unaligned.
+            unsafe {
+                let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
+                while !cmsg.is_null() {
+                    if (*cmsg).cmsg_level == libc::SOL_SOCKET
+                        && (*cmsg).cmsg_type == libc::SCM_CREDENTIALS
+                    {
+                        let cred: libc::ucred =
+                            std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast());
+                        pid = Some(cred.pid);
+                    }
+                    cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
+                }
+            }
+            Ok((n, pid))
+        })
     }
 }

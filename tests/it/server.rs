@@ -653,3 +653,31 @@ fn tcp_detects_octet_counting_per_connection() {
     );
     server.stop();
 }
+
+/// A /dev/log replacement records the sender's pid, which the kernel
+/// vouches for (SO_PASSCRED), when the message carries none; a pid in the
+/// message is kept.
+#[test]
+fn unix_dgram_records_the_senders_pid_when_the_message_has_none() {
+    let mut server = Server::start(
+        r#"
+[sources.dev]
+type = "unix_dgram"
+path = "dev.sock"
+[destinations.out]
+type = "file"
+path = "out.log"
+template = "${PROGRAM} ${PID} ${MESSAGE}"
+[[paths]]
+sources = ["dev"]
+destinations = ["out"]
+"#,
+    );
+    server.send_unix_dgram("dev.sock", b"<13>Nov 27 07:00:00 nopid: first");
+    server.send_unix_dgram("dev.sock", b"<13>Nov 27 07:00:00 withpid[42]: second");
+    let lines = wait_lines(&server.path("out.log"), 2);
+    let me = std::process::id();
+    assert_eq!(lines[0], format!("nopid {me} first").into_bytes());
+    assert_eq!(lines[1], b"withpid 42 second".to_vec());
+    server.stop();
+}
