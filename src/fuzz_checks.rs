@@ -181,3 +181,52 @@ pub fn config(data: &[u8]) {
         let _ = Config::parse(text, "fuzz.toml", Mode::Server);
     }
 }
+
+/// RELP frames: the first two bytes pick the oversize policy, DATA limit
+/// and a split point; the rest, split there, decodes to the same frames
+/// (and the same error, if any) as fed whole; no DATA exceeds the limit;
+/// a frame decoded whole encodes back to itself.
+pub fn relp(data: &[u8]) {
+    use crate::relp::{encode, Frame, FrameDecoder, FrameError};
+    let [policy, split, body @ ..] = data else {
+        return;
+    };
+    let oversize = if policy & 1 == 0 {
+        Oversize::Truncate
+    } else {
+        Oversize::Discard
+    };
+    let max = 8 + usize::from(policy >> 1) * 4;
+    let run = |chunks: &[&[u8]]| -> (Vec<Frame>, Option<FrameError>) {
+        let mut decoder = FrameDecoder::new(max, oversize);
+        let mut buf = BytesMut::new();
+        let mut frames = Vec::new();
+        for chunk in chunks {
+            buf.extend_from_slice(chunk);
+            loop {
+                match decoder.decode(&mut buf) {
+                    Ok(Some(frame)) => frames.push(frame),
+                    Ok(None) => break,
+                    Err(e) => return (frames, Some(e)),
+                }
+            }
+        }
+        (frames, None)
+    };
+    let whole = run(&[body]);
+    let (a, b) = body.split_at(usize::from(*split).min(body.len()));
+    assert_eq!(whole, run(&[a, b]));
+    for frame in &whole.0 {
+        assert!(
+            frame.data.len() <= max,
+            "DATA of {} bytes over the {max} limit",
+            frame.data.len()
+        );
+        if !frame.truncated && !frame.discarded {
+            let mut encoded = BytesMut::new();
+            encode(frame.txnr, &frame.command, &frame.data, &mut encoded);
+            let back = FrameDecoder::new(max, oversize).decode(&mut encoded);
+            assert_eq!(back, Ok(Some(frame.clone())), "{encoded:?}");
+        }
+    }
+}

@@ -53,3 +53,8 @@ fn fuzz_inputs_filter_expr() {
 fn fuzz_inputs_config() {
     assert!(run_all("config", fuzz_checks::config) >= 2);
 }
+
+#[test]
+fn fuzz_inputs_relp() {
+    assert!(run_all("relp", fuzz_checks::relp) >= 2);
+}
