@@ -349,6 +349,9 @@ pub struct ForwardDestConfig {
     /// Stream framing (`OctetCounting` or `Lf`); unused by UDP and RELP.
     pub framing: Framing,
     pub window: usize,
+    /// RELP: how long frames may go unanswered before the connection is
+    /// given up (they are sent again, to this or another server).
+    pub response_timeout: Duration,
     pub tls: Option<TlsConfig>,
     pub disk_buffer: Option<DiskBufferConfig>,
     pub max_backoff: Duration,

@@ -261,6 +261,9 @@ pub enum RawDestination {
         template: Option<String>,
         /// Unacknowledged frames in flight. Default 128.
         window: Option<i64>,
+        /// How long the server may leave frames unanswered before the
+        /// connection is given up and they go again. Default "30s".
+        timeout: Option<String>,
         tls: Option<RawTls>,
         disk_buffer: Option<RawDiskBuffer>,
         /// Default "1m": the backoff ceiling after failures.

@@ -144,6 +144,9 @@ struct Link {
     /// RELP: frames sent and not answered, in txnr order.
     unacked: VecDeque<(u32, Pending)>,
     next_txnr: u32,
+    /// RELP: since when the server owes an answer without having given
+    /// one (the last answer, or the send into an empty window).
+    waiting_since: Option<Instant>,
 }
 
 impl Drop for Link {
@@ -188,6 +191,7 @@ impl ForwardDest {
                 break;
             }
             let wake = state.servers.next_retry();
+            let stall = state.next_stall();
             let room = state.queue.len() < QUEUE_LIMIT;
             tokio::select! {
                 event = state.events.1.recv() => {
@@ -200,6 +204,7 @@ impl ForwardDest {
                     None => open = false,
                 },
                 () = sleep_until(wake) => {}
+                () = sleep_until(stall) => state.break_stalled(),
             }
         }
         state.close().await;
@@ -323,6 +328,7 @@ impl State {
                         pending.delivered();
                         Counters::add(&self.dest.counters.written, 1);
                     }
+                    link.waiting_since = (!link.unacked.is_empty()).then(Instant::now);
                 } else {
                     let why = format!("server answered {code:?} to a syslog frame");
                     self.break_link(server, &why, false);
@@ -350,6 +356,7 @@ impl State {
             reader.abort();
         }
         link.conn_id += 1;
+        link.waiting_since = None;
         for (_, pending) in link.unacked.drain(..).rev() {
             self.queue.push_front(pending);
         }
@@ -358,6 +365,34 @@ impl State {
             self.servers.set_reconnecting(i);
         } else {
             self.servers.set_down(i, why);
+        }
+    }
+
+    /// When the first RELP server that owes answers runs out of time.
+    fn next_stall(&self) -> Option<Instant> {
+        let timeout = self.dest.config.response_timeout;
+        self.links
+            .iter()
+            .filter_map(|l| l.waiting_since)
+            .min()
+            .map(|since| since + timeout)
+    }
+
+    /// Gives up the connections whose server has left frames unanswered
+    /// for `timeout`: they go again, to it after a reconnect or to another
+    /// server, so a server that accepts and then hangs cannot hold the
+    /// stream forever.
+    fn break_stalled(&mut self) {
+        let timeout = self.dest.config.response_timeout;
+        let now = Instant::now();
+        for i in 0..self.links.len() {
+            let stalled = self.links[i]
+                .waiting_since
+                .is_some_and(|since| now.duration_since(since) >= timeout);
+            if stalled {
+                let why = format!("no answer for {timeout:?}");
+                self.break_link(i, &why, false);
+            }
         }
     }
 
@@ -474,6 +509,9 @@ impl State {
             link.next_txnr = relp::next_txnr(txnr);
             relp::encode(txnr, b"syslog", &p.payload, &mut bufs[s]);
             bytes += p.payload.len();
+            if link.unacked.is_empty() {
+                link.waiting_since = Some(Instant::now());
+            }
             link.unacked.push_back((txnr, p));
             count += 1;
             if count >= ROUND_MESSAGES || bytes >= ROUND_BYTES {

@@ -583,3 +583,44 @@ destinations = ["out"]
     let stderr = fwd.stop();
     assert!(stderr.contains("written=300"), "{stderr}");
 }
+
+/// A RELP server that accepts the session and then never answers a frame
+/// holds nothing forever: after `timeout` the frames go again, here to the
+/// second server (failover), and each arrives there once.
+#[test]
+fn relp_frames_left_unanswered_go_to_the_next_server_after_the_timeout() {
+    use std::io::{BufRead, BufReader, Read};
+    use std::net::TcpListener;
+    let silent = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let silent_port = silent.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        for stream in silent.incoming() {
+            let Ok(stream) = stream else { return };
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+                // `1 open LEN offers...`: answer it, then swallow the rest.
+                let mut header = String::new();
+                let _ = reader.read_line(&mut header);
+                let data = "200 OK\nrelp_version=0\nrelp_software=silent\ncommands=syslog";
+                let answer = format!("1 rsp {} {data}\n", data.len());
+                let _ = (&stream).write_all(answer.as_bytes());
+                let mut sink = Vec::new();
+                let _ = reader.read_to_end(&mut sink);
+            });
+        }
+    });
+    let data = TestDir::new();
+    let out = out_file(&data, "relp.log");
+    let server = sink("127.0.0.1:0", "127.0.0.1:0", &out);
+    let mut fwd = forwarder(&format!(
+        "type = \"relp\"\nservers = [\"127.0.0.1:{silent_port}\", \"127.0.0.1:{}\"]\ntimeout = \"500ms\"",
+        server.port("relp")
+    ));
+    send_lines(&fwd, &numbered(100));
+    let lines = wait_count(&out, 100, Duration::from_secs(15));
+    let counts = tally(&lines);
+    assert_eq!(counts.len(), 100);
+    assert!(counts.values().all(|&c| c == 1), "{counts:?}");
+    let stderr = fwd.stop();
+    assert!(stderr.contains("no answer for 500ms"), "{stderr}");
+}
