@@ -447,3 +447,82 @@ impl Source {
         }
     }
 }
+
+/// What [`accept_connections`] needs of a listening socket.
+pub(super) trait Listener {
+    type Stream: Send + 'static;
+    type Peer: std::fmt::Debug;
+    /// The next connection, ready to be read.
+    fn accept_one(
+        &self,
+    ) -> impl std::future::Future<Output = std::io::Result<(Self::Stream, Self::Peer)>> + Send;
+}
+
+impl Listener for tokio::net::TcpListener {
+    type Stream = tokio::net::TcpStream;
+    type Peer = std::net::SocketAddr;
+    async fn accept_one(&self) -> std::io::Result<(Self::Stream, Self::Peer)> {
+        let (stream, peer) = self.accept().await?;
+        let _ = stream.set_nodelay(true);
+        Ok((stream, peer))
+    }
+}
+
+impl Listener for tokio::net::UnixListener {
+    type Stream = tokio::net::UnixStream;
+    type Peer = ();
+    async fn accept_one(&self) -> std::io::Result<(Self::Stream, Self::Peer)> {
+        let (stream, _) = self.accept().await?;
+        Ok((stream, ()))
+    }
+}
+
+/// Accepts connections until `cancel`, at most `max_connections` at once
+/// (over the limit a connection is accepted, closed at once and counted
+/// `refused`), and runs `serve` for each as a task of its own; returns once
+/// every connection has finished, so what they read is delivered.
+pub(super) async fn accept_connections<L, F, Fut>(
+    listener: &L,
+    max_connections: usize,
+    cx: &Context,
+    cancel: &CancellationToken,
+    mut serve: F,
+) where
+    L: Listener,
+    F: FnMut(L::Stream, L::Peer) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let permits = Arc::new(tokio::sync::Semaphore::new(max_connections.max(1)));
+    let connections = tokio_util::task::TaskTracker::new();
+    loop {
+        let accepted = tokio::select! {
+            biased;
+            () = cancel.cancelled() => break,
+            accepted = listener.accept_one() => accepted,
+        };
+        let (stream, peer) = match accepted {
+            Ok(pair) => pair,
+            Err(e) => {
+                // EMFILE, ECONNABORTED...: keep serving the others; pause
+                // briefly so a descriptor shortage is not a busy loop.
+                tracing::warn!(source = %cx.name, error = %e, "accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            Counters::add(&cx.counters.refused, 1);
+            tracing::debug!(source = %cx.name, ?peer, "max_connections reached: connection closed");
+            drop(stream);
+            continue;
+        };
+        Counters::add(&cx.counters.connections, 1);
+        let session = serve(stream, peer);
+        connections.spawn(async move {
+            session.await;
+            drop(permit);
+        });
+    }
+    connections.close();
+    connections.wait().await;
+}

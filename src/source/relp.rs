@@ -41,8 +41,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::tcp::accept_connections;
-use super::{Context, Error};
+use super::{accept_connections, Context, Error};
 use crate::config::StreamListen;
 use crate::message::{Ack, AckStatus, AckTracker, Batch};
 use crate::relp::{self, FrameDecoder};
@@ -115,7 +114,7 @@ impl RelpSource {
         let idle = (!settings.idle_timeout.is_zero()).then_some(settings.idle_timeout);
         let served = cx.clone();
         let stop = cancel.clone();
-        accept_connections(&listener, settings.max_connections, &cx, &stop, move |stream, peer| {
+        accept_connections(&*listener, settings.max_connections, &cx, &stop, move |stream, peer| {
             let session = Session {
                 cx: served.clone(),
                 out: out.clone(),

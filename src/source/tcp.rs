@@ -19,15 +19,13 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, Semaphore};
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
-use super::{read_stream, Context, Error};
+use super::{accept_connections, read_stream, Context, Error};
 use crate::config::StreamListen;
 use crate::message::Batch;
-use crate::stats::Counters;
 
 #[derive(Debug)]
 pub struct TcpSource {
@@ -84,7 +82,7 @@ impl TcpSource {
         let idle = (!settings.idle_timeout.is_zero()).then_some(settings.idle_timeout);
         let served = cx.clone();
         let stop = cancel.clone();
-        accept_connections(&listener, settings.max_connections, &cx, &stop, move |stream, peer| {
+        accept_connections(&*listener, settings.max_connections, &cx, &stop, move |stream, peer| {
             let cx = served.clone();
             let out = out.clone();
             let cancel = cancel.clone();
@@ -100,54 +98,4 @@ impl TcpSource {
         drop(listener);
         Ok(())
     }
-}
-
-/// Accepts connections until `cancel`, at most `max_connections` at once
-/// (over the limit a connection is accepted, closed at once and counted
-/// `refused`), and runs `serve` for each as a task of its own; returns once
-/// every connection has finished, so what they read is delivered.
-pub(super) async fn accept_connections<F, Fut>(
-    listener: &TcpListener,
-    max_connections: usize,
-    cx: &Context,
-    cancel: &CancellationToken,
-    mut serve: F,
-) where
-    F: FnMut(TcpStream, SocketAddr) -> Fut,
-    Fut: std::future::Future<Output = ()> + Send + 'static,
-{
-    let permits = Arc::new(Semaphore::new(max_connections.max(1)));
-    let connections = TaskTracker::new();
-    loop {
-        let accepted = tokio::select! {
-            biased;
-            () = cancel.cancelled() => break,
-            accepted = listener.accept() => accepted,
-        };
-        let (stream, peer) = match accepted {
-            Ok(pair) => pair,
-            Err(e) => {
-                // EMFILE, ECONNABORTED...: keep serving the others; pause
-                // briefly so a descriptor shortage is not a busy loop.
-                tracing::warn!(source = %cx.name, error = %e, "accept failed");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let Ok(permit) = permits.clone().try_acquire_owned() else {
-            Counters::add(&cx.counters.refused, 1);
-            tracing::debug!(source = %cx.name, %peer, "max_connections reached: connection closed");
-            drop(stream);
-            continue;
-        };
-        Counters::add(&cx.counters.connections, 1);
-        let _ = stream.set_nodelay(true);
-        let session = serve(stream, peer);
-        connections.spawn(async move {
-            session.await;
-            drop(permit);
-        });
-    }
-    connections.close();
-    connections.wait().await;
 }

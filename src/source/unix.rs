@@ -17,15 +17,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use tokio::net::{UnixDatagram, UnixListener};
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 use super::datagram::{DatagramBuffer, LINGER};
 use super::udp::datagram_frame;
-use super::{read_stream, Context, Error};
+use super::{accept_connections, read_stream, Context, Error};
 use crate::message::Batch;
-use crate::stats::Counters;
 use crate::syslog::framing::Framing;
 
 /// Removes a socket file left at `path`; refuses to touch anything else.
@@ -265,42 +263,21 @@ impl UnixStreamSource {
         apply_mode(&shared.file.0, mode, &cx.name);
         let listener = &shared.listener;
         let cx = Arc::new(cx);
-        let permits = Arc::new(Semaphore::new(max_connections.max(1)));
-        let connections = TaskTracker::new();
-        loop {
-            let accepted = tokio::select! {
-                biased;
-                () = cancel.cancelled() => break,
-                accepted = listener.accept() => accepted,
-            };
-            let stream = match accepted {
-                Ok((stream, _)) => stream,
-                Err(e) => {
-                    tracing::warn!(source = %cx.name, error = %e, "accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                    continue;
-                }
-            };
-            let Ok(permit) = permits.clone().try_acquire_owned() else {
-                Counters::add(&cx.counters.refused, 1);
-                drop(stream);
-                continue;
-            };
-            Counters::add(&cx.counters.connections, 1);
-            let cx = cx.clone();
+        let served = cx.clone();
+        let stop = cancel.clone();
+        accept_connections(listener, max_connections, &cx, &stop, move |stream, ()| {
+            let cx = served.clone();
             let out = out.clone();
             let cancel = cancel.clone();
-            connections.spawn(async move {
+            async move {
                 // Local peers: no idle timeout, framing detected per connection.
                 if let Err(e) = read_stream(&cx, stream, Framing::Auto, None, None, &out, &cancel).await {
                     tracing::debug!(source = %cx.name, error = %e, "connection ended with an error");
                 }
-                drop(permit);
-            });
-        }
+            }
+        })
+        .await;
         drop(shared);
-        connections.close();
-        connections.wait().await;
         Ok(())
     }
 }
