@@ -853,7 +853,7 @@ fn source(cx: &Cx<'_>, name: &str, rs: &RawSource, global: &Global) -> Result<So
             (
                 SourceKind::Relp {
                     stream,
-                    window: count(cx, &at("window"), *window, 128, 1, 65_536)?,
+                    window: count(cx, &at("window"), *window, 1024, 1, 65_536)?,
                     tls,
                 },
                 common,
@@ -1120,7 +1120,7 @@ fn forward(
             Format::Rfc5424,
         )?,
         framing: framing(cx, &at("framing"), framing_v, Framing::OctetCounting, false)?,
-        window: count(cx, &at("window"), window, 128, 1, 65_536)?,
+        window: count(cx, &at("window"), window, 1024, 1, 65_536)?,
         response_timeout: duration(cx, &at("timeout"), response_timeout, "30s")?,
         tls,
         disk_buffer: buffer
