@@ -148,8 +148,17 @@ fn stat(stderr: &str, key: &str) -> u64 {
 
 #[test]
 fn lines_are_acknowledged_into_the_buffer_while_the_server_is_down_and_survive_kill_9() {
+    buffered_while_down_then_kill_9(r#"max_bytes = "4MiB", path = "buf""#);
+}
+
+#[test]
+fn with_interval_fsync_lines_are_acknowledged_after_the_fsync_and_survive_kill_9() {
+    buffered_while_down_then_kill_9(r#"max_bytes = "4MiB", path = "buf", fsync = "300ms""#);
+}
+
+fn buffered_while_down_then_kill_9(buffer: &str) {
     let port = free_port();
-    let dir = client_dir(port, r#"max_bytes = "4MiB", path = "buf""#);
+    let dir = client_dir(port, buffer);
     let log = dir.path().join("in/app.log");
     append(&log, 0, 1000, 0);
     let mut client = start_client(dir);
@@ -334,4 +343,56 @@ fn a_corrupt_segment_is_set_aside_at_start_and_the_client_runs_on() {
         "{}",
         client.stderr()
     );
+}
+
+#[test]
+fn a_relay_answers_rsp_200_once_stored_in_its_buffer_while_the_server_is_down() {
+    let (server_port, relay_port) = (free_port(), free_port());
+    let relay_config = format!(
+        r#"
+[global]
+state_dir = "state"
+[sources.relp]
+type = "relp"
+listen = "127.0.0.1:{relay_port}"
+[destinations.up]
+type = "relp"
+servers = ["127.0.0.1:{server_port}"]
+max_backoff = "200ms"
+disk_buffer = {{ max_bytes = "4MiB" }}
+[[paths]]
+sources = ["relp"]
+destinations = ["up"]
+"#
+    );
+    let dir = TestDir::new();
+    dir.write("config.toml", &relay_config);
+    let mut relay = Server::spawn(dir, &["relay", "-c", "config.toml"], None);
+    let client_dir = client_dir(relay_port, r#"max_bytes = "4MiB""#);
+    let log = client_dir.path().join("in/app.log");
+    append(&log, 0, 500, 0);
+    let size = file_len(&log);
+    let client = start_client(client_dir);
+    // The client's checkpoint moves only on the relay's rsp 200, and the
+    // relay answers only once the lines are durable in its buffer.
+    assert!(
+        wait_for(Duration::from_secs(10), || checkpoint(client.dir.path())
+            == size),
+        "checkpoint {} of {size}; relay:\n{}",
+        checkpoint(client.dir.path()),
+        relay.stderr()
+    );
+    relay.kill9();
+    let relay = Server::spawn(relay.into_dir(), &["relay", "-c", "config.toml"], None);
+    relay.wait_stderr("disk buffer open", 1);
+    assert!(relay.stderr().contains("records=500"), "{}", relay.stderr());
+    let server = start_server(server_port);
+    let out = server.path("out/all.log");
+    let mut got = BTreeMap::new();
+    wait_for(Duration::from_secs(20), || {
+        got = counts(&out);
+        got.len() >= 500
+    });
+    let want: BTreeMap<usize, usize> = (0..500).map(|n| (n, 1)).collect();
+    assert_eq!(got, want);
 }
