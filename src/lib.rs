@@ -14,6 +14,8 @@
 //!   pipe, stdin, file): bytes -> framing -> parse -> `Batch`.
 //! - [`dest`]: where messages leave (file, stdout): `Batch` -> rendered
 //!   records -> writes; acks released after the write.
+//! - [`buffer`]: disk buffers (durable, bounded queues) in front of
+//!   forwarding destinations.
 //! - [`state`]: durable on-disk state (file source checkpoints).
 //! - [`pipeline`]: `Config` -> tasks, bounded channels, routing by
 //!   `[[paths]]`; start-up, signals, config reload (SIGHUP) and shutdown
@@ -22,6 +24,7 @@
 //! - [`stats`]: per-component counters.
 #![deny(unsafe_code)]
 
+pub mod buffer;
 pub mod cli;
 pub mod config;
 pub mod dest;

@@ -52,6 +52,15 @@ pub struct Counters {
     pub dropped_io: AtomicU64,
     pub dropped_abandoned: AtomicU64,
     pub dropped_udp_overflow: AtomicU64,
+    /// Disk buffer: records (and their bytes) stored durably.
+    pub buffered: AtomicU64,
+    pub buffered_bytes: AtomicU64,
+    /// Disk buffer: messages dropped because it was full (`drop_newest`)
+    /// or they could never fit.
+    pub dropped_when_full: AtomicU64,
+    /// Disk buffer: segments set aside as corrupt (start-up) or cut short
+    /// by damage found while reading.
+    pub corrupt_segments: AtomicU64,
 }
 
 impl Counters {
@@ -72,6 +81,10 @@ impl Counters {
             dropped_io: AtomicU64::new(0),
             dropped_abandoned: AtomicU64::new(0),
             dropped_udp_overflow: AtomicU64::new(0),
+            buffered: AtomicU64::new(0),
+            buffered_bytes: AtomicU64::new(0),
+            dropped_when_full: AtomicU64::new(0),
+            corrupt_segments: AtomicU64::new(0),
         }
     }
 
@@ -115,6 +128,10 @@ impl Counters {
             ("dropped_io", get(&self.dropped_io)),
             ("dropped_abandoned", get(&self.dropped_abandoned)),
             ("dropped_udp_overflow", get(&self.dropped_udp_overflow)),
+            ("buffered", get(&self.buffered)),
+            ("buffered_bytes", get(&self.buffered_bytes)),
+            ("dropped_when_full", get(&self.dropped_when_full)),
+            ("corrupt_segments", get(&self.corrupt_segments)),
         ];
         for (key, value) in rest {
             if value != 0 {

@@ -208,7 +208,7 @@ pub struct RawDiskBuffer {
     pub fsync: Option<String>,
     /// "block" (default) | "drop_newest".
     pub when_full: Option<String>,
-    /// Size of one segment file. Default "64MiB".
+    /// Size of one segment file. Default: max_bytes / 16, within 64KiB..64MiB.
     pub segment_bytes: Option<String>,
 }
 

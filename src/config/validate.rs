@@ -991,15 +991,15 @@ fn disk_buffer(
         ]
     };
     let max_bytes = size(cx, &at("max_bytes"), Some(&b.max_bytes), "")?;
-    let segment_bytes = size(
-        cx,
-        &at("segment_bytes"),
-        b.segment_bytes.as_deref(),
-        "64MiB",
-    )?;
     if max_bytes < 1 << 20 {
         return Err(cx.at(&at("max_bytes"), "a disk buffer needs at least 1MiB"));
     }
+    // Default: a sixteenth of the buffer (space comes back a segment at a
+    // time), between 64KiB and 64MiB.
+    let segment_bytes = match b.segment_bytes.as_deref() {
+        Some(v) => size(cx, &at("segment_bytes"), Some(v), "")?,
+        None => (max_bytes / 16).clamp(64 << 10, 64 << 20),
+    };
     if segment_bytes < 64 << 10 || segment_bytes > max_bytes {
         return Err(cx.at(&at("segment_bytes"), "must be between 64KiB and max_bytes"));
     }

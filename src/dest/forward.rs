@@ -33,6 +33,14 @@
 //! wait) and retries with backoff. Messages still queued when the process
 //! gives up at shutdown have their acks failed, never reported delivered.
 //!
+//! With `disk_buffer`, batches go through a [`Spool`] instead: their
+//! messages are rendered, stored durably in the buffer (their acks are
+//! released then), and the queue is filled from the buffer; a message
+//! delivered as above acknowledges its record to the buffer instead of an
+//! upstream ack. At shutdown the destination does not wait for the buffer
+//! to drain: frames in flight get a moment ([`BUFFERED_CLOSE`]) to be
+//! answered, the rest stays in the buffer for the next start.
+//!
 //! Connects (and the RELP `open` handshake) run in tasks of their own, so a
 //! slow server never holds up the others; their results, RELP answers and
 //! closed connections come back to the destination task as [`Event`]s.
@@ -52,6 +60,7 @@ use tokio::time::Instant;
 
 use super::balance::{Pick, Servers};
 use super::Error;
+use crate::buffer::spool::{self, Acker, Record, Spool};
 use crate::config::{ForwardDestConfig, Output, Protocol, ServerAddr};
 use crate::message::{Ack, Batch, Message};
 use crate::relp::{self, FrameDecoder};
@@ -65,6 +74,9 @@ const ROUND_MESSAGES: usize = 1024;
 const ROUND_BYTES: usize = 1024 * 1024;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+/// With a disk buffer, how long frames in flight at shutdown may take to
+/// be answered (what is not answered is sent again after the restart).
+const BUFFERED_CLOSE: Duration = Duration::from_secs(2);
 
 #[derive(Debug)]
 pub struct ForwardDest {
@@ -77,21 +89,52 @@ pub struct ForwardDest {
 struct Pending {
     payload: Bytes,
     host: Bytes,
-    ack: Option<Ack>,
+    ack: Option<Release>,
+}
+
+/// Whom a delivered message tells.
+enum Release {
+    /// The source (no disk buffer).
+    Upstream(Ack),
+    /// The disk buffer, which holds the record with this seq.
+    Buffer(u64, Acker),
 }
 
 impl Pending {
     /// The server has it (as far as the protocol can tell): release.
     fn delivered(mut self) {
-        drop(self.ack.take());
+        if let Some(Release::Buffer(seq, acker)) = self.ack.take() {
+            let _ = acker.send(seq);
+        }
     }
 }
 
 impl Drop for Pending {
     fn drop(&mut self) {
-        // Dropped without `delivered`: abandoned at shutdown.
-        if let Some(ack) = &self.ack {
+        // Dropped without `delivered`: abandoned at shutdown (a buffered
+        // record stays in the buffer).
+        if let Some(Release::Upstream(ack)) = &self.ack {
             ack.fail();
+        }
+    }
+}
+
+/// Where the destination's messages come from.
+enum Feed {
+    Direct(mpsc::Receiver<Batch>),
+    Buffered(Spool),
+}
+
+enum Incoming {
+    Batch(Batch),
+    Records(Vec<Record>),
+}
+
+impl Feed {
+    async fn recv(&mut self) -> Option<Incoming> {
+        match self {
+            Feed::Direct(input) => input.recv().await.map(Incoming::Batch),
+            Feed::Buffered(spool) => spool.recv().await.map(Incoming::Records),
         }
     }
 }
@@ -166,7 +209,35 @@ impl ForwardDest {
         }
     }
 
-    pub async fn run(self, mut input: mpsc::Receiver<Batch>) -> Result<(), Error> {
+    pub async fn run(self, input: mpsc::Receiver<Batch>) -> Result<(), Error> {
+        let mut feed = match self.config.disk_buffer.clone() {
+            None => Feed::Direct(input),
+            Some(buffer) => {
+                let output = self.config.output.clone();
+                let encode: spool::Encoder = Box::new(move |msg, out| {
+                    spool::encode_keyed(&msg.host, out);
+                    render_payload(&output, msg, out);
+                });
+                let spool = Spool::start(
+                    self.name.clone(),
+                    buffer,
+                    self.counters.clone(),
+                    input,
+                    encode,
+                )
+                .map_err(|source| Error::Io {
+                    name: self.name.clone(),
+                    source,
+                })?;
+                Feed::Buffered(spool)
+            }
+        };
+        let acker = match &feed {
+            Feed::Buffered(spool) => Some(spool.acker()),
+            Feed::Direct(_) => None,
+        };
+        let buffered = acker.is_some();
+        let mut closing_at: Option<Instant> = None;
         let mut state = State {
             servers: Servers::new(
                 self.name.clone(),
@@ -183,14 +254,26 @@ impl ForwardDest {
         };
         let mut open = true;
         loop {
-            state.dispatch().await;
+            // Buffered and closing: nothing new goes out.
+            if open || !buffered {
+                state.dispatch().await;
+            }
             // After the dispatch: it may have found connections closed.
             state.start_connects();
             let in_flight: usize = state.links.iter().map(|l| l.unacked.len()).sum();
             if !open && state.queue.is_empty() && in_flight == 0 {
                 break;
             }
-            let wake = state.servers.next_retry();
+            if !open && buffered {
+                let at = *closing_at.get_or_insert_with(|| Instant::now() + BUFFERED_CLOSE);
+                if in_flight == 0 || Instant::now() >= at {
+                    break;
+                }
+            }
+            let wake = match (state.servers.next_retry(), closing_at) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
             let stall = state.next_stall();
             let room = state.queue.len() < QUEUE_LIMIT;
             tokio::select! {
@@ -199,8 +282,9 @@ impl ForwardDest {
                         state.handle(event);
                     }
                 }
-                batch = input.recv(), if open && room => match batch {
-                    Some(batch) => state.enqueue(batch),
+                incoming = feed.recv(), if open && room => match incoming {
+                    Some(Incoming::Batch(batch)) => state.enqueue(batch),
+                    Some(Incoming::Records(records)) => state.enqueue_records(records, &acker),
                     None => open = false,
                 },
                 () = sleep_until(wake) => {}
@@ -208,6 +292,12 @@ impl ForwardDest {
             }
         }
         state.close().await;
+        // The queue's records acknowledge nothing: let the spool end.
+        drop(state);
+        drop(acker);
+        if let Feed::Buffered(spool) = feed {
+            spool.finish().await;
+        }
         Ok(())
     }
 }
@@ -250,9 +340,21 @@ impl State {
             self.queue.push_back(Pending {
                 payload: text.slice(start..end),
                 host: std::mem::take(&mut msg.host),
-                ack: msg.ack.take(),
+                ack: msg.ack.take().map(Release::Upstream),
             });
             start = end;
+        }
+    }
+
+    /// Queues records read back from the disk buffer (keyed by host).
+    fn enqueue_records(&mut self, records: Vec<Record>, acker: &Option<Acker>) {
+        for (seq, record) in records {
+            let (host, payload) = spool::decode_keyed(&record);
+            self.queue.push_back(Pending {
+                payload,
+                host,
+                ack: acker.as_ref().map(|a| Release::Buffer(seq, a.clone())),
+            });
         }
     }
 

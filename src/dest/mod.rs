@@ -14,8 +14,8 @@
 //! Forwarding destinations (tcp, udp, relp) live in [`forward`]: they
 //! release acks as their protocol allows (see there). Destinations whose
 //! runtime is not built yet (sqlite, postgres, tls) are reported by
-//! [`Destination::new`] as [`Error::NotBuilt`]; a `disk_buffer` is not
-//! built yet either: the destination runs without it (WARN).
+//! [`Destination::new`] as [`Error::NotBuilt`]. A forwarding destination's
+//! `disk_buffer` is run by [`crate::buffer::spool`].
 
 pub mod balance;
 pub mod file;
@@ -89,9 +89,6 @@ impl Destination {
                 counters,
             ))),
             DestinationKind::Forward(forward) if forward.protocol != config::Protocol::Tls => {
-                if forward.disk_buffer.is_some() {
-                    tracing::warn!(destination = %config.name, "the disk buffer is not built yet: running without it (messages wait in memory while no server is reachable)");
-                }
                 Ok(Destination::Forward(forward::ForwardDest::new(
                     config.name.clone(),
                     forward.clone(),

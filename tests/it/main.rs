@@ -1,7 +1,9 @@
 //! Integration tests: the real `logrelay` binary, driven through
 //! [`harness`] (a temp dir, config files, the exit code and output).
 
+mod chaos;
 mod check;
+mod diskbuf;
 mod filesource;
 mod forward;
 mod fuzz_regressions;

@@ -1,0 +1,445 @@
+//! [`Spool`]: puts a destination's batches into its [`DiskBuffer`] and
+//! gives the stored records back to the destination's sender.
+//!
+//! One thread per buffer owns the `DiskBuffer` (all file I/O and fsync stay
+//! off the async threads). It waits, through the tokio runtime, for:
+//!
+//! - a [`Batch`] from the destination's channel: each message is encoded
+//!   (by the destination's [`Encoder`]) into one record and appended; the
+//!   messages' [`Ack`]s are released once the records are durable: after
+//!   the fsync that follows the batch (`fsync = "batch"`; batches already
+//!   queued share one fsync) or the next interval fsync (`fsync = "1s"`).
+//!   When the buffer is full, `when_full = "block"` keeps the rest of the
+//!   batch and takes no more batches until acknowledgements free a segment
+//!   (the channel fills, sources wait); `"drop_newest"` drops the records
+//!   that do not fit, counted in `dropped_when_full` (their acks are
+//!   released: the drop is the configured outcome, not a failure). A write
+//!   or fsync error fails the acks (sources send again).
+//! - an acknowledgement (a record's seq) from the sender, once the record
+//!   is delivered: see [`DiskBuffer::acknowledge`].
+//! - room in the bounded channel of records for the sender: the thread
+//!   reads ahead at most [`CHUNKS`] chunks of [`CHUNK_RECORDS`] records.
+//!
+//! At the end of input (shutdown, reload) the thread stores what it took,
+//! syncs, closes the records channel, keeps taking acknowledgements until
+//! the sender drops its [`Acker`], persists the watermark and ends. What
+//! was not delivered stays in the buffer for the next start.
+
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+
+use super::disk::{DiskBuffer, Limits};
+use crate::config::{DiskBufferConfig, FsyncPolicy, WhenFull};
+use crate::message::{Ack, Batch, Message};
+use crate::stats::{Counters, DropReason};
+
+/// Records per chunk handed to the sender, at most.
+pub const CHUNK_RECORDS: usize = 1024;
+const CHUNK_BYTES: usize = 1 << 20;
+/// Chunks read ahead, at most.
+pub const CHUNKS: usize = 2;
+/// Records appended without an fsync while batches keep coming, at most.
+const SYNC_EVERY: usize = 8192;
+const REOPEN_DELAY: Duration = Duration::from_secs(5);
+
+/// Writes one message's record.
+pub type Encoder = Box<dyn FnMut(&Message, &mut Vec<u8>) + Send>;
+/// A stored record: its seq (to acknowledge) and payload.
+pub type Record = (u64, Bytes);
+/// Where the sender acknowledges delivered records.
+pub type Acker = mpsc::UnboundedSender<u64>;
+
+/// Appends a keyed record: `[key length: u16 LE][key][value]` (a key
+/// longer than 65535 bytes is cut). Destinations that route by a key
+/// (`hash_host`) store it with the payload.
+pub fn encode_keyed(key: &[u8], out: &mut Vec<u8>) {
+    let key = &key[..key.len().min(usize::from(u16::MAX))];
+    out.extend_from_slice(&(key.len() as u16).to_le_bytes());
+    out.extend_from_slice(key);
+}
+
+/// Splits a keyed record into key and value; a record too short for its
+/// key length is all value (never a panic on stored bytes).
+pub fn decode_keyed(record: &Bytes) -> (Bytes, Bytes) {
+    if record.len() >= 2 {
+        let n = usize::from(u16::from_le_bytes([record[0], record[1]]));
+        if record.len() >= 2 + n {
+            return (record.slice(2..2 + n), record.slice(2 + n..));
+        }
+    }
+    (Bytes::new(), record.clone())
+}
+
+/// The running spool of one destination.
+pub struct Spool {
+    records: mpsc::Receiver<Vec<Record>>,
+    acker: Acker,
+    done: oneshot::Receiver<()>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Spool {
+    /// Starts the spool thread on `input`. Must be called on the runtime.
+    pub fn start(
+        name: Arc<str>,
+        config: DiskBufferConfig,
+        counters: Arc<Counters>,
+        input: mpsc::Receiver<Batch>,
+        encode: Encoder,
+    ) -> io::Result<Spool> {
+        let handle = tokio::runtime::Handle::current();
+        let (records_tx, records) = mpsc::channel(CHUNKS);
+        let (acker, acks) = mpsc::unbounded_channel();
+        let (done_tx, done) = oneshot::channel();
+        let thread = std::thread::Builder::new()
+            .name(format!("spool-{name}"))
+            .spawn(move || {
+                let worker = Worker {
+                    name,
+                    config,
+                    counters,
+                    input,
+                    encode,
+                    records_tx: Some(records_tx),
+                    acks,
+                    handle,
+                    held: None,
+                    unsynced: Vec::new(),
+                    unsynced_records: 0,
+                    unsynced_bytes: 0,
+                    sync_at: None,
+                    full: false,
+                };
+                worker.run();
+                let _ = done_tx.send(());
+            })?;
+        Ok(Spool {
+            records,
+            acker,
+            done,
+            thread: Some(thread),
+        })
+    }
+
+    /// The next chunk of stored records; `None` once the input has ended
+    /// and everything taken is stored.
+    pub async fn recv(&mut self) -> Option<Vec<Record>> {
+        self.records.recv().await
+    }
+
+    pub fn acker(&self) -> Acker {
+        self.acker.clone()
+    }
+
+    /// Waits for the thread to persist and end. Every other [`Acker`]
+    /// clone must be gone (or the thread waits for them).
+    pub async fn finish(mut self) {
+        drop(self.acker);
+        self.records.close();
+        let _ = self.done.await;
+        if let Some(thread) = self.thread.take() {
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
+    }
+}
+
+/// Records that did not fit (`block`), waiting for room.
+struct Held {
+    records: Vec<Vec<u8>>,
+    acks: Vec<Option<Ack>>,
+}
+
+struct Worker {
+    name: Arc<str>,
+    config: DiskBufferConfig,
+    counters: Arc<Counters>,
+    input: mpsc::Receiver<Batch>,
+    encode: Encoder,
+    records_tx: Option<mpsc::Sender<Vec<Record>>>,
+    acks: mpsc::UnboundedReceiver<u64>,
+    handle: tokio::runtime::Handle,
+    held: Option<Held>,
+    /// Acks of records appended and not yet fsynced.
+    unsynced: Vec<Ack>,
+    unsynced_records: u64,
+    unsynced_bytes: u64,
+    sync_at: Option<Instant>,
+    /// Whether `block` is holding records (logged once per episode).
+    full: bool,
+}
+
+enum Job {
+    Batch(Batch),
+    InputClosed,
+    Ack(u64),
+    AcksClosed,
+    /// Room for a chunk, or `false`: the sender is gone.
+    Room(bool),
+    SyncDue,
+}
+
+impl Worker {
+    fn open(&self) -> Option<DiskBuffer> {
+        let limits = Limits {
+            max_bytes: self.config.max_bytes,
+            segment_bytes: self.config.segment_bytes,
+        };
+        loop {
+            match DiskBuffer::open(&self.config.path, limits.clone()) {
+                Ok((buffer, recovery)) => {
+                    Counters::add(&self.counters.corrupt_segments, recovery.corrupt_segments);
+                    tracing::info!(destination = %self.name, path = %self.config.path.display(), records = recovery.records, bytes = recovery.bytes, segments = recovery.segments, torn_tails = recovery.torn_tails, corrupt_segments = recovery.corrupt_segments, "disk buffer open");
+                    return Some(buffer);
+                }
+                Err(e) => {
+                    tracing::error!(destination = %self.name, path = %self.config.path.display(), error = %e, "cannot open the disk buffer: trying again in {REOPEN_DELAY:?} (sources wait)");
+                    std::thread::sleep(REOPEN_DELAY);
+                    if self.input.is_closed() && self.input.is_empty() {
+                        return None;
+                    }
+                }
+            }
+        }
+    }
+
+    fn run(mut self) {
+        let Some(mut buffer) = self.open() else {
+            return;
+        };
+        let mut input_open = true;
+        let mut acks_open = true;
+        loop {
+            // Acknowledgements first: they free room.
+            let mut seqs = Vec::new();
+            while let Ok(seq) = self.acks.try_recv() {
+                seqs.push(seq);
+            }
+            if !seqs.is_empty() {
+                self.acknowledge(&mut buffer, seqs);
+            }
+            self.feed(&mut buffer);
+            if !input_open && self.held.is_none() && self.records_tx.is_some() {
+                // Everything taken is stored: tell the sender.
+                self.sync(&mut buffer);
+                self.records_tx = None;
+            }
+            if self.records_tx.is_none() && !acks_open {
+                break;
+            }
+            let want_input = input_open && self.held.is_none();
+            let want_room = buffer.has_unread() && self.records_tx.is_some();
+            let job = match want_input.then(|| self.input.try_recv()) {
+                Some(Ok(batch)) => Job::Batch(batch),
+                _ => {
+                    let sync_at = self.sync_at;
+                    let input = &mut self.input;
+                    let acks = &mut self.acks;
+                    let tx = self.records_tx.clone();
+                    self.handle.block_on(async move {
+                        tokio::select! {
+                            batch = input.recv(), if want_input => batch.map_or(Job::InputClosed, Job::Batch),
+                            seq = acks.recv(), if acks_open => seq.map_or(Job::AcksClosed, Job::Ack),
+                            open = async { match &tx { Some(tx) => tx.reserve().await.is_ok(), None => std::future::pending().await } }, if want_room => Job::Room(open),
+                            () = async { if let Some(at) = sync_at { tokio::time::sleep_until(at).await } }, if sync_at.is_some() => Job::SyncDue,
+                        }
+                    })
+                }
+            };
+            match job {
+                Job::Batch(batch) => {
+                    self.store_batch(&mut buffer, batch);
+                    match self.config.fsync {
+                        FsyncPolicy::EveryBatch => {
+                            if self.input.is_empty()
+                                || self.unsynced.len() >= SYNC_EVERY
+                                || self.held.is_some()
+                            {
+                                self.sync(&mut buffer);
+                            }
+                        }
+                        FsyncPolicy::Interval(every) => {
+                            if self.sync_at.is_none() && !self.unsynced.is_empty() {
+                                self.sync_at = Some(Instant::now() + every);
+                            }
+                        }
+                    }
+                }
+                Job::InputClosed => {
+                    input_open = false;
+                    if let Some(held) = self.held.take() {
+                        let n = held.acks.len();
+                        for ack in held.acks.into_iter().flatten() {
+                            ack.fail();
+                        }
+                        tracing::warn!(destination = %self.name, messages = n, "shutdown while the disk buffer is full: messages not stored (their sources keep them and send them again)");
+                    }
+                }
+                Job::Ack(seq) => {
+                    let mut seqs = vec![seq];
+                    while let Ok(seq) = self.acks.try_recv() {
+                        seqs.push(seq);
+                    }
+                    self.acknowledge(&mut buffer, seqs);
+                }
+                Job::AcksClosed => acks_open = false,
+                Job::Room(true) => {}
+                Job::Room(false) => self.records_tx = None,
+                Job::SyncDue => {
+                    self.sync_at = None;
+                    self.sync(&mut buffer);
+                }
+            }
+        }
+        self.sync(&mut buffer);
+        let left = buffer.unacked();
+        Counters::add(&self.counters.corrupt_segments, buffer.corrupt_reads);
+        match buffer.close() {
+            Ok(()) => {
+                tracing::info!(destination = %self.name, records = left, "disk buffer closed: undelivered records stay for the next start")
+            }
+            Err(e) => {
+                tracing::error!(destination = %self.name, error = %e, "disk buffer: the last sync failed")
+            }
+        }
+    }
+
+    fn acknowledge(&mut self, buffer: &mut DiskBuffer, seqs: Vec<u64>) {
+        if let Err(e) = buffer.acknowledge(seqs) {
+            tracing::warn!(destination = %self.name, error = %e, "disk buffer: cannot record acknowledgements (they may be sent again after a restart)");
+        }
+        if let Some(held) = self.held.take() {
+            self.store(buffer, held.records, held.acks);
+            if self.held.is_none() {
+                // Stored at last: durable before the acks go.
+                self.sync(buffer);
+            }
+        }
+    }
+
+    /// Hands stored records to the sender while the channel has room.
+    fn feed(&mut self, buffer: &mut DiskBuffer) {
+        let Some(tx) = &self.records_tx else {
+            return;
+        };
+        while buffer.has_unread() {
+            let Ok(permit) = tx.try_reserve() else {
+                return;
+            };
+            match buffer.read(CHUNK_RECORDS, CHUNK_BYTES) {
+                Ok(chunk) if !chunk.is_empty() => {
+                    permit.send(
+                        chunk
+                            .into_iter()
+                            .map(|(seq, payload)| (seq, Bytes::from(payload)))
+                            .collect(),
+                    );
+                }
+                Ok(_) => return,
+                Err(e) => {
+                    tracing::error!(destination = %self.name, error = %e, "disk buffer: read failed");
+                    return;
+                }
+            }
+        }
+    }
+
+    fn store_batch(&mut self, buffer: &mut DiskBuffer, batch: Batch) {
+        let mut records = Vec::with_capacity(batch.len());
+        let mut acks = Vec::with_capacity(batch.len());
+        let mut too_large = 0;
+        for mut msg in batch.messages {
+            let mut record = Vec::with_capacity(256);
+            (self.encode)(&msg, &mut record);
+            if !buffer.fits_ever(record.len()) {
+                too_large += 1;
+                continue; // its ack goes: dropped on purpose, counted
+            }
+            acks.push(msg.ack.take());
+            records.push(record);
+        }
+        if too_large > 0 {
+            Counters::add(&self.counters.dropped_when_full, too_large);
+            tracing::warn!(destination = %self.name, messages = too_large, "messages larger than the disk buffer dropped");
+        }
+        self.store(buffer, records, acks);
+    }
+
+    /// Appends; what does not fit is held (`block`) or dropped.
+    fn store(
+        &mut self,
+        buffer: &mut DiskBuffer,
+        mut records: Vec<Vec<u8>>,
+        mut acks: Vec<Option<Ack>>,
+    ) {
+        let taken = match buffer.append(&records) {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::error!(destination = %self.name, error = %e, messages = records.len(), "disk buffer write failed: the messages are not stored (their sources send them again)");
+                for ack in acks.iter().flatten() {
+                    ack.fail();
+                }
+                self.counters.dropped(DropReason::Io, records.len() as u64);
+                return;
+            }
+        };
+        let rest_records = records.split_off(taken);
+        let rest_acks = acks.split_off(taken);
+        self.unsynced_records += taken as u64;
+        self.unsynced_bytes += records.iter().map(|r| r.len() as u64).sum::<u64>();
+        self.unsynced.extend(acks.into_iter().flatten());
+        if rest_records.is_empty() {
+            if self.full {
+                self.full = false;
+                tracing::info!(destination = %self.name, "disk buffer has room again");
+            }
+            return;
+        }
+        match self.config.when_full {
+            WhenFull::Block => {
+                if !self.full {
+                    self.full = true;
+                    tracing::warn!(destination = %self.name, max_bytes = self.config.max_bytes, "disk buffer full: blocking (sources wait until the destination delivers)");
+                }
+                self.held = Some(Held {
+                    records: rest_records,
+                    acks: rest_acks,
+                });
+            }
+            WhenFull::DropNewest => {
+                if !self.full {
+                    self.full = true;
+                    tracing::warn!(destination = %self.name, max_bytes = self.config.max_bytes, "disk buffer full: dropping new messages (when_full = \"drop_newest\")");
+                }
+                Counters::add(&self.counters.dropped_when_full, rest_records.len() as u64);
+            }
+        }
+    }
+
+    /// fsync, then release the acks of what it made durable.
+    fn sync(&mut self, buffer: &mut DiskBuffer) {
+        if self.unsynced_records == 0 && self.unsynced.is_empty() {
+            return;
+        }
+        let acks = std::mem::take(&mut self.unsynced);
+        match buffer.sync() {
+            Ok(()) => {
+                Counters::add(&self.counters.buffered, self.unsynced_records);
+                Counters::add(&self.counters.buffered_bytes, self.unsynced_bytes);
+                drop(acks);
+            }
+            Err(e) => {
+                tracing::error!(destination = %self.name, error = %e, "disk buffer fsync failed: acknowledgements withheld (sources send again)");
+                for ack in &acks {
+                    ack.fail();
+                }
+            }
+        }
+        self.unsynced_records = 0;
+        self.unsynced_bytes = 0;
+    }
+}
