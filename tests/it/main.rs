@@ -6,6 +6,7 @@ mod filesource;
 mod forward;
 mod fuzz_regressions;
 mod harness;
+mod package;
 mod privilege;
 mod reload;
 mod server;
