@@ -114,6 +114,14 @@ fn debian_package_ships_binary_unit_configs_logrotate_and_man_page() {
         conffiles.stdout,
         "/etc/logrelay/client.toml\n/etc/logrelay/relay.toml\n/etc/logrelay/server.toml\n/etc/logrotate.d/logrelay\n"
     );
+    let control = dir.path().join("control");
+    let control_text = control.display().to_string();
+    let extracted = run("dpkg-deb", &["-e", &deb_text, &control_text]);
+    assert!(extracted.ok, "{}", extracted.stderr);
+    for script in ["postinst", "prerm", "postrm"] {
+        let syntax = run("sh", &["-n", &control.join(script).display().to_string()]);
+        assert!(syntax.ok, "{script}: {}", syntax.stderr);
+    }
     let info = run("dpkg-deb", &["-I", &deb_text]);
     for script in ["postinst", "prerm", "postrm"] {
         assert!(
@@ -282,4 +290,65 @@ fn logrotate_snippet_parses_and_covers_the_server_archives() {
         "{said}"
     );
     assert!(!said.contains("error"), "{said}");
+}
+
+#[test]
+fn logrotate_snippet_rotates_archives_of_a_server_running_as_nobody() {
+    use std::os::unix::fs::PermissionsExt;
+    assert!(
+        run("id", &["-u"]).stdout.trim() == "0",
+        "needs root, as CI and tests/run.sh have: logrelay drops to nobody"
+    );
+    let dir = TestDir::new();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let remote = dir.path().join("remote");
+    std::fs::create_dir(&remote).expect("remote dir");
+    let chowned = run("chown", &["nobody:nogroup", &remote.display().to_string()]);
+    assert!(chowned.ok, "{}", chowned.stderr);
+    dir.write(
+        "config.toml",
+        &format!(
+            "[global]\nuser = \"nobody\"\ngroup = \"nogroup\"\nstate_dir = \"state\"\n\n\
+             [sources.net]\ntype = \"tcp\"\nlisten = \"127.0.0.1:0\"\n\n\
+             [destinations.archive]\ntype = \"file\"\npath = \"{}/${{HOST}}/${{PROGRAM}}.log\"\n\n\
+             [[paths]]\nsources = [\"net\"]\ndestinations = [\"archive\"]\n",
+            remote.display()
+        ),
+    );
+    let mut server = crate::harness::Server::spawn(dir, &["server", "-c", "config.toml"], None);
+    server.send_tcp(
+        "net",
+        b"<13>1 2026-11-27T10:00:00Z web-1 app - - - before\n",
+    );
+    let current = remote.join("web-1/app.log");
+    crate::harness::wait_lines(&current, 1);
+
+    // The shipped snippet, pointed at this archive, this user and this pid.
+    let text = std::fs::read_to_string(repo().join("packaging/debian/logrotate"))
+        .expect("the logrotate snippet");
+    let text = text
+        .replace("/var/log/remote", &remote.display().to_string())
+        .replace("su logrelay adm", "su nobody nogroup")
+        .replace(
+            "systemctl reload 'logrelay@server.service' >/dev/null 2>&1 || true",
+            &format!("kill -HUP {}", server.pid()),
+        );
+    let snippet = server.dir.write("logrotate.conf", &text);
+    let state = server.path("logrotate.state").display().to_string();
+    let rotated = run(
+        "logrotate",
+        &["--force", "--state", &state, &snippet.display().to_string()],
+    );
+    assert!(rotated.ok, "{}{}", rotated.stdout, rotated.stderr);
+    server.wait_stderr("logrelay: reloaded", 1);
+    server.send_tcp("net", b"<13>1 2026-11-27T10:00:01Z web-1 app - - - after\n");
+    let lines = crate::harness::wait_lines(&current, 1);
+    assert_eq!(
+        String::from_utf8_lossy(&lines[0]),
+        "2026-11-27T10:00:01+00:00 web-1 app: after"
+    );
+    // delaycompress: the first rotation stays plain.
+    let old = std::fs::read_to_string(remote.join("web-1/app.log.1")).expect("app.log.1");
+    assert_eq!(old, "2026-11-27T10:00:00+00:00 web-1 app: before\n");
+    server.stop();
 }

@@ -200,3 +200,39 @@ fn unknown_user_or_group_stops_start_up_with_exit_1() {
         assert!(!run.stderr.contains("logrelay: ready"), "{}", run.stderr);
     }
 }
+
+#[test]
+fn not_root_and_another_user_configured_refuses_to_start() {
+    require_root();
+    // A copy of the binary nobody can run, wherever the checkout is.
+    let dir = TestDir::new();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let bin = dir.path().join("logrelay");
+    std::fs::copy(crate::harness::BIN, &bin).expect("copy the binary");
+    let config = dir.write(
+        "config.toml",
+        "[global]\nuser = \"root\"\nstate_dir = \"/nonexistent/state\"\n\n\
+         [sources.net]\ntype = \"tcp\"\nlisten = \"127.0.0.1:0\"\n\n\
+         [destinations.out]\ntype = \"stdout\"\n\n\
+         [[paths]]\nsources = [\"net\"]\ndestinations = [\"out\"]\n",
+    );
+    let out = Command::new("setpriv")
+        .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups"])
+        .arg(&bin)
+        .args(["server", "-c"])
+        .arg(&config)
+        .current_dir(dir.path())
+        .output()
+        .expect("run setpriv (util-linux)");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let nobody = id(&["-u", "nobody"]);
+    assert!(
+        stderr.ends_with(&format!(
+            "logrelay: global.user = \"root\": switching to it needs root, and logrelay runs as uid {nobody}; \
+             start it as root or remove user/group from [global]\n"
+        )),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("logrelay: ready"), "{stderr}");
+}
