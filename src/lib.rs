@@ -22,6 +22,8 @@
 //!   order.
 //! - [`relp`]: the RELP frame codec shared by the relp source and destination.
 //! - [`stats`]: per-component counters.
+//! - [`systemd`]: sd_notify readiness, reload, stopping and watchdog pings.
+//! - [`privilege`]: `[global] user`/`group`: switch user once sources are bound.
 #![deny(unsafe_code)]
 
 pub mod buffer;
@@ -33,9 +35,11 @@ pub mod filter;
 pub mod fuzz_checks;
 pub mod message;
 pub mod pipeline;
+pub mod privilege;
 pub mod relp;
 pub mod source;
 pub mod state;
 pub mod stats;
 pub mod syslog;
+pub mod systemd;
 pub mod template;

@@ -19,7 +19,11 @@
 //!   drop theirs after the write (DESIGN.md, "Acknowledgements").
 //! - Start-up: destinations are created (nothing opened yet), every source
 //!   is bound (each bound address logged), then the tasks start and one
-//!   line `logrelay: ready (MODE) NAME=ADDR ...` goes to stderr. A source
+//!   line `logrelay: ready (MODE) NAME=ADDR ...` goes to stderr. With
+//!   `[global] user`, privileges are dropped between binding and starting
+//!   the tasks ([`crate::privilege`]); systemd hears `READY=1` after the
+//!   ready line, `RELOADING=1`/`READY=1` around a reload, `STOPPING=1` at
+//!   shutdown, and watchdog pings ([`crate::systemd`]). A source
 //!   or destination type whose runtime is not built yet is skipped with a
 //!   warning; what a path takes that has no built destination at all is
 //!   never acknowledged (its ack fails), so a file source will read it
@@ -69,6 +73,7 @@ use crate::filter::{FilterId, Filters};
 use crate::message::Batch;
 use crate::source::{self, BindKey, Source};
 use crate::stats::Registry;
+use crate::systemd;
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -82,6 +87,8 @@ pub enum Error {
         signal: &'static str,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Privilege(#[from] crate::privilege::Error),
     #[error("nothing to run: no source of this config is built yet")]
     NoSources,
     #[error(
@@ -197,8 +204,17 @@ pub async fn run(config: Config, origin: Origin) -> Result<(), Error> {
 
     let mut runtime = Runtime::new();
     let plan = runtime.prepare(config).await?;
+    // Every source is bound: root is no longer needed (privilege.rs).
+    crate::privilege::drop_privileges(&plan.config.global)?;
     let (_, bound) = runtime.commit(plan);
     eprintln!("logrelay: ready ({mode}){bound}");
+    // systemd (Type=notify): ready only now, and a watchdog (systemd.rs).
+    let notifier = Arc::new(systemd::Notifier::from_env());
+    notifier.ready(&format!("ready ({mode}){bound}"));
+    let watchdog_stop = CancellationToken::new();
+    if let Some(interval) = systemd::watchdog_interval().filter(|_| notifier.enabled()) {
+        systemd::spawn_watchdog(notifier.clone(), interval, watchdog_stop.clone());
+    }
 
     loop {
         tokio::select! {
@@ -206,6 +222,7 @@ pub async fn run(config: Config, origin: Origin) -> Result<(), Error> {
             _ = sigint.recv() => { tracing::info!("SIGINT: shutting down"); break; }
             _ = sighup.recv() => {
                 tracing::info!("SIGHUP: reopening destination files and reloading the config");
+                notifier.reloading();
                 runtime.reopen.send_modify(|generation| *generation += 1);
                 let prepared = match origin.load(mode) {
                     Ok(config) => runtime.prepare(config).await.map_err(|e| e.to_string()),
@@ -217,8 +234,15 @@ pub async fn run(config: Config, origin: Origin) -> Result<(), Error> {
                         let (summary, bound) = runtime.commit(plan);
                         tracing::info!("config reloaded: {summary}");
                         eprintln!("logrelay: reloaded{bound}");
+                        notifier.ready(&format!("ready ({mode}){bound}"));
                     }
-                    Err(e) => tracing::error!("config reload refused, the running config stays: {e}"),
+                    Err(e) => {
+                        let dropped = crate::privilege::dropped_to().map(|to| format!(
+                            " (running as {to} since start-up: a reload cannot bind ports below 1024 or root-owned paths)"
+                        )).unwrap_or_default();
+                        tracing::error!("config reload refused, the running config stays: {e}{dropped}");
+                        notifier.ready("ready: config reload refused, the running config stays");
+                    }
                 }
             }
             () = runtime.source_tasks.wait() => {
@@ -227,7 +251,9 @@ pub async fn run(config: Config, origin: Origin) -> Result<(), Error> {
             }
         }
     }
+    notifier.stopping();
     runtime.shutdown(grace).await;
+    watchdog_stop.cancel();
     Ok(())
 }
 

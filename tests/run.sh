@@ -9,6 +9,9 @@ cd "$(dirname "$0")/.."
 NEEDED=(
     "logger:bsdutils"
     "logrotate:logrotate"
+    "dpkg-deb:dpkg"
+    "systemd-analyze:systemd"
+    "zcat:gzip"
 )
 
 missing=()

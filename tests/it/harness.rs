@@ -81,10 +81,21 @@ impl Server {
     /// Starts the binary with `args` in `dir` and waits for its ready line.
     /// `stdin`: bytes fed to its standard input (then closed); else none.
     pub fn spawn(dir: TestDir, args: &[&str], stdin: Option<Vec<u8>>) -> Server {
+        Server::spawn_env(dir, args, stdin, &[])
+    }
+
+    /// [`Server::spawn`] with extra environment variables.
+    pub fn spawn_env(
+        dir: TestDir,
+        args: &[&str],
+        stdin: Option<Vec<u8>>,
+        env: &[(&str, &str)],
+    ) -> Server {
         use std::io::{BufRead, Write};
         use std::process::Stdio;
         let mut child = Command::new(BIN)
             .args(args)
+            .envs(env.iter().copied())
             .current_dir(dir.path())
             .env(
                 "RUST_LOG",

@@ -8,5 +8,8 @@ mod filesource;
 mod forward;
 mod fuzz_regressions;
 mod harness;
+mod package;
+mod privilege;
 mod reload;
 mod server;
+mod systemd;
