@@ -44,6 +44,7 @@ pub struct RunArgs {
 
 #[derive(Debug, Args)]
 pub struct CheckArgs {
+    /// The config file to validate.
     #[arg(short = 'c', long = "config", value_name = "FILE")]
     pub config: PathBuf,
     /// The role whose `[global]` defaults apply.
