@@ -468,8 +468,18 @@ impl DiskBuffer {
                         && s.bytes + out.len() as u64 + size > self.limits.segment_bytes
                 }
             };
-            let new_header = if rotate { HEADER_LEN } else { 0 };
-            if self.used_bytes + out.len() as u64 + new_header + size > self.limits.max_bytes {
+            // A new segment costs its header; the one it follows goes
+            // away with the rotation if it is wholly acknowledged.
+            let (new_header, reclaimed) = match self.segments.back() {
+                Some(s) if rotate && pending == 0 && s.end_seq <= self.persisted => {
+                    (HEADER_LEN, s.bytes)
+                }
+                _ if rotate => (HEADER_LEN, 0),
+                _ => (0, 0),
+            };
+            if self.used_bytes + out.len() as u64 + new_header + size
+                > self.limits.max_bytes + reclaimed
+            {
                 break;
             }
             if rotate {

@@ -290,6 +290,29 @@ fn a_full_buffer_takes_what_fits_and_room_comes_back_with_acks() {
     assert!(b.fits_ever(100));
 }
 
+#[test]
+fn one_segment_as_large_as_the_buffer_makes_room_again() {
+    // Regression: the last segment is never deleted by acknowledgements
+    // (it is being written), so a full, wholly acknowledged last segment
+    // must be given up when the next record needs a new one.
+    let dir = tempfile::tempdir().expect("tmp");
+    let l = limits(2048, 2048);
+    let (mut b, _) = open(dir.path(), &l);
+    let recs: Vec<Vec<u8>> = (0..40).map(|_| vec![b'y'; 100]).collect();
+    let first = b.append(&recs).expect("append");
+    assert_eq!(first, 17, "(2048 - 8) / 116");
+    for _ in 0..3 {
+        let got = read_all(&mut b);
+        b.acknowledge(got.iter().map(|(s, _)| *s)).expect("ack");
+        assert_eq!(b.append(&recs).expect("append"), 17);
+        assert_eq!(segments(dir.path()).len(), 1);
+    }
+    drop(b);
+    let (mut b, rec) = open(dir.path(), &l);
+    assert_eq!(rec.records, 17);
+    assert_eq!(read_all(&mut b).len(), 17);
+}
+
 #[derive(Debug, Clone)]
 enum Op {
     Append(Vec<usize>),
