@@ -463,6 +463,9 @@ impl DiskBuffer {
             let size = RECORD_HEADER + payload.len() as u64;
             let rotate = match self.segments.back() {
                 None => true,
+                // Seqs run on within a segment: after records were lost
+                // (set aside, cut) the next seq starts a new segment.
+                Some(s) if pending == 0 && s.end_seq != self.next_seq => true,
                 Some(s) => {
                     s.end_seq + pending > s.first_seq
                         && s.bytes + out.len() as u64 + size > self.limits.segment_bytes
@@ -720,7 +723,7 @@ impl DiskBuffer {
                 .is_some_and(|s| s.end_seq <= self.persisted)
         {
             if let Some(s) = self.segments.pop_front() {
-                self.used_bytes -= s.bytes;
+                self.used_bytes = self.used_bytes.saturating_sub(s.bytes);
                 fs::remove_file(&s.path)?;
             }
         }
