@@ -396,3 +396,46 @@ destinations = ["up"]
     let want: BTreeMap<usize, usize> = (0..500).map(|n| (n, 1)).collect();
     assert_eq!(got, want);
 }
+
+#[test]
+fn reloads_and_clean_restarts_with_a_disk_buffer_neither_lose_nor_repeat() {
+    let server_port = free_port();
+    let server = start_server(server_port);
+    let dir = client_dir(server_port, r#"max_bytes = "16MiB""#);
+    let log = dir.path().join("in/app.log");
+    let writer = std::thread::spawn(move || {
+        for i in 0..40 {
+            append(&log, i * 250, (i + 1) * 250, 0);
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    });
+    let mut client = start_client(dir);
+    for round in 1..=2 {
+        std::thread::sleep(Duration::from_millis(150));
+        client.reload(round);
+    }
+    for _ in 0..2 {
+        std::thread::sleep(Duration::from_millis(150));
+        client.stop();
+        client = start_client(client.into_dir());
+    }
+    writer.join().expect("writer");
+    let out = server.path("out/all.log");
+    let mut got = BTreeMap::new();
+    wait_for(Duration::from_secs(20), || {
+        got = counts(&out);
+        got.len() >= 10_000
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    got = counts(&out);
+    let missing = (0..10_000).filter(|n| !got.contains_key(n)).count();
+    let repeated: Vec<(&usize, &usize)> = got.iter().filter(|(_, &c)| c > 1).collect();
+    assert_eq!(missing, 0, "{}", client.stderr());
+    assert!(
+        repeated.is_empty(),
+        "{} repeated: {repeated:?}",
+        repeated.len()
+    );
+    assert_eq!(got.len(), 10_000);
+    client.stop();
+}
