@@ -304,8 +304,14 @@ fn a_corrupt_segment_is_set_aside_at_start_and_the_client_runs_on() {
     let segs = segments(&dir.path().join("buf"));
     assert_eq!(segs.len(), 1, "{segs:?}");
     let mut data = std::fs::read(&segs[0]).expect("read segment");
-    let mid = data.len() / 2;
-    data[mid] ^= 0x55;
+    // A byte of line 100's text (a payload byte, so the damage is a bad
+    // CRC followed by more records, whatever the hostname's length).
+    let needle = b"line 0000100";
+    let at = data
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .expect("line 100 in the segment");
+    data[at + 8] ^= 0x55;
     std::fs::write(&segs[0], &data).expect("write segment");
 
     let server = start_server(port);
@@ -319,10 +325,11 @@ fn a_corrupt_segment_is_set_aside_at_start_and_the_client_runs_on() {
     assert_eq!(corrupt, 1);
     // The records before the damage arrive; the rest of that segment is lost.
     let out = server.path("out/all.log");
-    std::thread::sleep(Duration::from_millis(500));
+    wait_for(Duration::from_secs(10), || counts(&out).len() >= 100);
+    std::thread::sleep(Duration::from_millis(200));
     let got = counts(&out);
     let kept = got.len();
-    assert!(kept > 50 && kept < 150, "{kept} lines before the damage");
+    assert_eq!(kept, 100, "the lines before the damage");
     let want: BTreeMap<usize, usize> = (0..kept).map(|n| (n, 1)).collect();
     assert_eq!(got, want);
     // It runs on: new lines go through the buffer to the server.
