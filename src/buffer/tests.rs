@@ -214,6 +214,28 @@ fn a_corrupt_crc_in_the_middle_sets_the_segment_aside_and_keeps_its_prefix() {
 }
 
 #[test]
+fn a_damaged_length_followed_by_valid_records_is_corruption_not_a_torn_tail() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let l = limits(1 << 20, 64 << 10);
+    let (mut b, _) = open(dir.path(), &l);
+    b.append(&payloads(0..5)).expect("append");
+    drop(b);
+    let seg = &segments(dir.path())[0];
+    let mut data = fs::read(seg).expect("read");
+    // The high byte of record 1's length: it now points past the end.
+    let at = HEADER_LEN as usize + (RECORD_HEADER as usize + 8) + 3;
+    data[at] = 0x10;
+    fs::write(seg, &data).expect("write");
+    let (mut b, rec) = open(dir.path(), &l);
+    assert_eq!(
+        (rec.corrupt_segments, rec.torn_tails, rec.records),
+        (1, 0, 1)
+    );
+    assert_eq!(corrupt_files(dir.path()), 1, "kept for inspection");
+    assert_eq!(read_all(&mut b), vec![(0, b"record 0".to_vec())]);
+}
+
+#[test]
 fn damage_in_an_earlier_segment_sets_it_aside_and_later_ones_are_read() {
     let dir = tempfile::tempdir().expect("tmp");
     let l = limits(1 << 20, 1024);
