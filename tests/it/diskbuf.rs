@@ -22,6 +22,11 @@ pub fn free_port() -> u16 {
 
 /// A client: `in/*.log` -> relp to `port`, through a disk buffer.
 fn client_dir(port: u16, buffer: &str) -> TestDir {
+    client_dir_for("relp", port, buffer)
+}
+
+/// A client: `in/*.log` -> `kind` (relp, tcp) to `port`, through a disk buffer.
+fn client_dir_for(kind: &str, port: u16, buffer: &str) -> TestDir {
     let dir = TestDir::new();
     dir.write(
         "config.toml",
@@ -39,7 +44,7 @@ poll_interval = "100ms"
 checkpoint_interval = "100ms"
 
 [destinations.up]
-type = "relp"
+type = "{kind}"
 servers = ["127.0.0.1:{port}"]
 max_backoff = "200ms"
 disk_buffer = {{ {buffer} }}
@@ -445,4 +450,46 @@ fn reloads_and_clean_restarts_with_a_disk_buffer_neither_lose_nor_repeat() {
     );
     assert_eq!(got.len(), 10_000);
     client.stop();
+}
+
+#[test]
+fn a_tcp_destination_with_a_disk_buffer_delivers_what_it_stored_while_the_server_was_down() {
+    let port = free_port();
+    let dir = client_dir_for("tcp", port, r#"max_bytes = "4MiB""#);
+    let log = dir.path().join("in/app.log");
+    append(&log, 0, 700, 0);
+    let size = file_len(&log);
+    let mut client = start_client(dir);
+    assert!(
+        wait_for(Duration::from_secs(10), || checkpoint(client.dir.path())
+            == size),
+        "{}",
+        client.stderr()
+    );
+    client.kill9();
+    let mut client = start_client(client.into_dir());
+    let server = Server::start(&format!(
+        r#"
+[sources.tcp]
+type = "tcp"
+listen = "127.0.0.1:{port}"
+[destinations.out]
+type = "file"
+path = "out/all.log"
+template = "${{MESSAGE}}"
+[[paths]]
+sources = ["tcp"]
+destinations = ["out"]
+"#
+    ));
+    let out = server.path("out/all.log");
+    let mut got = BTreeMap::new();
+    wait_for(Duration::from_secs(20), || {
+        got = counts(&out);
+        got.len() >= 700
+    });
+    let want: BTreeMap<usize, usize> = (0..700).map(|n| (n, 1)).collect();
+    assert_eq!(got, want);
+    let stderr = client.stop();
+    assert_eq!(stat(&stderr, "written"), 700, "{stderr}");
 }
