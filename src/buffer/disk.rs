@@ -55,12 +55,14 @@
 //! - Start-up ([`DiskBuffer::open`]) never fails because of what is in the
 //!   files: every segment is scanned record by record. A bad record whose
 //!   damage reaches the end of the file (a torn write: short header, a
-//!   length past the end, a bad last record, a zero-filled tail) in the
-//!   last segment is cut off (`set_len`). Any other damage (a bad record
-//!   followed by more data, or damage in a segment that was complete and
-//!   fsynced when the next one started) sets the segment aside: it is renamed `*.seg.corrupt`, its
-//!   valid prefix is copied back under the original name, and it is
-//!   counted and logged at ERROR (what followed the damage is lost).
+//!   length past the end with no valid record after it, a bad last
+//!   record, a zero-filled tail) in the last segment is cut off
+//!   (`set_len`, WARN). Any other damage (a bad record followed by valid
+//!   ones, or damage in a segment that was complete and fsynced when the
+//!   next one started) sets the segment aside: it is renamed
+//!   `*.seg.corrupt`, its valid prefix is copied back under the original
+//!   name, and it is counted and logged at ERROR (what followed the damage
+//!   is lost).
 //!   Replay then starts at the watermark: only records that were in flight
 //!   (read, not yet acknowledged) come again.
 
@@ -211,9 +213,13 @@ fn scan(data: &[u8], first_seq: u64, watermark: u64) -> Scan {
         let rec_seq = u64::from_le_bytes(seq_bytes);
         let end = RECORD_HEADER as usize + len as usize;
         if u64::from(len) > MAX_RECORD || end > rest.len() {
-            // A length past the end: torn (or a damaged length: the
-            // same thing from here).
-            break Damage::Tail;
+            // A length past the end: torn, unless a valid record follows
+            // (then the length itself was damaged).
+            break if valid_record_after(rest, seq) {
+                Damage::Middle
+            } else {
+                Damage::Tail
+            };
         }
         let payload = &rest[RECORD_HEADER as usize..end];
         if rec_seq != seq || record_crc(len, rec_seq, payload) != crc {
@@ -235,6 +241,25 @@ fn scan(data: &[u8], first_seq: u64, watermark: u64) -> Scan {
         unacked,
         damage,
     }
+}
+
+/// Whether a valid record with a seq at or after `seq` starts anywhere in
+/// `rest` after its first byte (a cheap seq filter, then the CRC).
+fn valid_record_after(rest: &[u8], seq: u64) -> bool {
+    let header = RECORD_HEADER as usize;
+    (1..rest.len().saturating_sub(header - 1)).any(|q| {
+        let h = &rest[q..q + header];
+        let mut s = [0u8; 8];
+        s.copy_from_slice(&h[8..16]);
+        let rec_seq = u64::from_le_bytes(s);
+        if rec_seq < seq || rec_seq - seq > rest.len() as u64 {
+            return false;
+        }
+        let len = u32::from_le_bytes([h[0], h[1], h[2], h[3]]);
+        let crc = u32::from_le_bytes([h[4], h[5], h[6], h[7]]);
+        let end = q + header + len as usize;
+        end <= rest.len() && record_crc(len, rec_seq, &rest[q + header..end]) == crc
+    })
 }
 
 /// Reads the watermark from the ack file's two slots; 0 when none is valid.
@@ -463,13 +488,26 @@ impl DiskBuffer {
             let size = RECORD_HEADER + payload.len() as u64;
             let rotate = match self.segments.back() {
                 None => true,
+                // Seqs run on within a segment: after records were lost
+                // (set aside, cut) the next seq starts a new segment.
+                Some(s) if pending == 0 && s.end_seq != self.next_seq => true,
                 Some(s) => {
                     s.end_seq + pending > s.first_seq
                         && s.bytes + out.len() as u64 + size > self.limits.segment_bytes
                 }
             };
-            let new_header = if rotate { HEADER_LEN } else { 0 };
-            if self.used_bytes + out.len() as u64 + new_header + size > self.limits.max_bytes {
+            // A new segment costs its header; the one it follows goes
+            // away with the rotation if it is wholly acknowledged.
+            let (new_header, reclaimed) = match self.segments.back() {
+                Some(s) if rotate && pending == 0 && s.end_seq <= self.persisted => {
+                    (HEADER_LEN, s.bytes)
+                }
+                _ if rotate => (HEADER_LEN, 0),
+                _ => (0, 0),
+            };
+            if self.used_bytes + out.len() as u64 + new_header + size
+                > self.limits.max_bytes + reclaimed
+            {
                 break;
             }
             if rotate {
@@ -710,7 +748,7 @@ impl DiskBuffer {
                 .is_some_and(|s| s.end_seq <= self.persisted)
         {
             if let Some(s) = self.segments.pop_front() {
-                self.used_bytes -= s.bytes;
+                self.used_bytes = self.used_bytes.saturating_sub(s.bytes);
                 fs::remove_file(&s.path)?;
             }
         }

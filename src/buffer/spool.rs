@@ -263,7 +263,7 @@ impl Worker {
                             }
                         }
                         FsyncPolicy::Interval(every) => {
-                            if self.sync_at.is_none() && !self.unsynced.is_empty() {
+                            if self.sync_at.is_none() && self.unsynced_records > 0 {
                                 self.sync_at = Some(Instant::now() + every);
                             }
                         }
