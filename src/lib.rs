@@ -20,6 +20,8 @@
 //!   order.
 //! - [`relp`]: the RELP frame codec shared by the relp source and destination.
 //! - [`stats`]: per-component counters.
+//! - [`tls`]: TLS settings -> rustls server and client configs (chain,
+//!   fingerprint pins, peer names).
 #![deny(unsafe_code)]
 
 pub mod cli;
@@ -36,3 +38,4 @@ pub mod state;
 pub mod stats;
 pub mod syslog;
 pub mod template;
+pub mod tls;

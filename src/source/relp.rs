@@ -36,13 +36,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::BytesMut;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use super::tls::{handshake, Handshaker};
 use super::{accept_connections, Context, Error};
-use crate::config::StreamListen;
+use crate::config::{StreamListen, TlsConfig};
 use crate::message::{Ack, AckStatus, AckTracker, Batch};
 use crate::relp::{self, FrameDecoder};
 use crate::stats::Counters;
@@ -52,6 +53,8 @@ pub struct RelpSource {
     listener: Arc<TcpListener>,
     settings: StreamListen,
     window: usize,
+    /// RELP over TLS: the handshake comes first.
+    tls: Option<Arc<Handshaker>>,
     cx: Context,
 }
 
@@ -59,8 +62,13 @@ impl RelpSource {
     pub async fn bind(
         settings: &StreamListen,
         window: usize,
+        tls: Option<&TlsConfig>,
         cx: Context,
     ) -> Result<RelpSource, Error> {
+        // Certificates first: a bad one must not leave a port bound.
+        let tls = tls
+            .map(|t| Handshaker::new(t, &cx.name).map(Arc::new))
+            .transpose()?;
         let listener = TcpListener::bind(settings.listen)
             .await
             .map_err(|source| Error::Bind {
@@ -68,12 +76,13 @@ impl RelpSource {
                 addr: settings.listen.to_string(),
                 source,
             })?;
-        Ok(RelpSource::take_over(
-            Arc::new(listener),
-            settings,
-            window,
+        Ok(RelpSource {
+            listener: Arc::new(listener),
+            settings: settings.clone(),
+            window: window.max(1),
+            tls,
             cx,
-        ))
+        })
     }
 
     /// A source on a listener that is already bound (a reload).
@@ -81,14 +90,19 @@ impl RelpSource {
         listener: Arc<TcpListener>,
         settings: &StreamListen,
         window: usize,
+        tls: Option<&TlsConfig>,
         cx: Context,
-    ) -> RelpSource {
-        RelpSource {
+    ) -> Result<RelpSource, Error> {
+        let tls = tls
+            .map(|t| Handshaker::new(t, &cx.name).map(Arc::new))
+            .transpose()?;
+        Ok(RelpSource {
             listener,
             settings: settings.clone(),
             window: window.max(1),
+            tls,
             cx,
-        }
+        })
     }
 
     pub fn shared(&self) -> Arc<TcpListener> {
@@ -108,6 +122,7 @@ impl RelpSource {
             listener,
             settings,
             window,
+            tls,
             cx,
         } = self;
         let cx = Arc::new(cx);
@@ -123,9 +138,26 @@ impl RelpSource {
                 window,
                 idle,
             };
+            let tls = tls.clone();
             async move {
                 let name = session.cx.name.clone();
-                if let Err(e) = session.run(stream).await {
+                let result = match tls {
+                    Some(tls) => {
+                        let Some(stream) =
+                            handshake(&tls, stream, peer, &session.cx, &session.cancel).await
+                        else {
+                            return;
+                        };
+                        let (reader, writer) = tokio::io::split(stream);
+                        session.run(reader, writer).await
+                    }
+                    None => {
+                        let mut stream = stream;
+                        let (reader, writer) = stream.split();
+                        session.run(reader, writer).await
+                    }
+                };
+                if let Err(e) = result {
                     tracing::debug!(source = %name, %peer, error = %e, "RELP session ended with an error");
                 }
             }
@@ -201,10 +233,15 @@ enum Ending {
 }
 
 impl Session {
-    async fn run(self, mut stream: TcpStream) -> std::io::Result<()> {
+    /// Serves one session; `writer` is flushed after every write (a TLS
+    /// stream holds records until then).
+    async fn run<R, W>(self, mut reader: R, mut writer: W) -> std::io::Result<()>
+    where
+        R: AsyncRead + Unpin,
+        W: AsyncWrite + Unpin,
+    {
         const READ_SIZE: usize = 64 * 1024;
         let cx = &*self.cx;
-        let (mut reader, mut writer) = stream.split();
         let mut decoder = FrameDecoder::new(cx.parse.max_message_bytes, cx.parse.oversize);
         let mut buf = BytesMut::with_capacity(READ_SIZE);
         let mut pending: VecDeque<Group> = VecDeque::new();
@@ -236,6 +273,7 @@ impl Session {
             }
             if !wbuf.is_empty() {
                 writer.write_all(&wbuf).await?;
+                writer.flush().await?;
                 wbuf.clear();
             }
             if ending == Ending::Abort {
@@ -249,6 +287,7 @@ impl Session {
                 }
                 if !wbuf.is_empty() {
                     writer.write_all(&wbuf).await?;
+                    writer.flush().await?;
                 }
                 let _ = writer.shutdown().await;
                 return Ok(());
@@ -395,6 +434,7 @@ impl Session {
             }
             if !wbuf.is_empty() {
                 writer.write_all(&wbuf).await?;
+                writer.flush().await?;
                 wbuf.clear();
             }
         }

@@ -6,5 +6,7 @@ mod filesource;
 mod forward;
 mod fuzz_regressions;
 mod harness;
+mod pki;
 mod reload;
 mod server;
+mod tls;
