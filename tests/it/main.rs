@@ -6,6 +6,7 @@ mod filesource;
 mod forward;
 mod fuzz_regressions;
 mod harness;
+mod interop;
 mod pki;
 mod reload;
 mod server;
