@@ -65,6 +65,20 @@ pub enum Error {
     Rustls(#[from] rustls::Error),
 }
 
+impl Error {
+    /// The settings key a file error is about (`cert`, `key`, `ca`).
+    pub fn key(&self) -> Option<&'static str> {
+        match self {
+            Error::File { what, .. } => Some(match *what {
+                "private key" => "key",
+                "CA certificate" => "ca",
+                _ => "cert",
+            }),
+            _ => None,
+        }
+    }
+}
+
 fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
@@ -576,7 +590,7 @@ mod tests {
     }
 
     #[test]
-    fn listener_needs_cert_and_verify_client_for_pins() {
+    fn listener_needs_cert_and_key() {
         let t = TlsConfig::default();
         assert!(server_config(&t)
             .err()

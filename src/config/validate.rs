@@ -518,7 +518,13 @@ fn fingerprint(cx: &Cx<'_>, path: &[Seg<'_>], v: &str) -> Result<[u8; 32]> {
 /// or a destination's), so that a bad file is a config error, not a
 /// start-up failure.
 fn tls_usable(cx: &Cx<'_>, base: &[Seg<'_>], t: &TlsConfig, listener: bool) -> Result<()> {
-    crate::tls::check(t, listener).map_err(|e| cx.at(base, e.to_string()))
+    crate::tls::check(t, listener).map_err(|e| {
+        let mut path = base.to_vec();
+        if let Some(key) = e.key() {
+            path.push(Seg::Key(key));
+        }
+        cx.at(&path, e.to_string())
+    })
 }
 
 fn tls(cx: &Cx<'_>, base: &[Seg<'_>], t: &RawTls) -> Result<TlsConfig> {

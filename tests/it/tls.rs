@@ -427,23 +427,58 @@ fn relp_over_tls_refuses_a_client_outside_peer_names() {
 #[test]
 fn unusable_tls_files_are_config_errors() {
     let dir = TestDir::new();
-    let not_pem = dir.write("cert.pem", "not a certificate\n");
-    let key = dir.write("key.pem", "not a key\n");
-    let config = format!(
-        "[sources.s]\ntype = \"tls\"\nlisten = \"127.0.0.1:0\"\ncert = \"{}\"\nkey = \"{}\"\n[destinations.d]\ntype = \"stdout\"\n[[paths]]\nsources = [\"s\"]\ndestinations = [\"d\"]\n",
-        not_pem.display(),
-        key.display()
+    let ca = Ca::new("ca");
+    let one = ca.leaf("one", &["127.0.0.1"]);
+    let two = ca.leaf("two", &["127.0.0.1"]);
+    let junk = dir.write("junk.pem", "not a certificate\n");
+    let check = |source: &str, dest: &str| {
+        let config = format!(
+            "[sources.s]\n{source}\n[destinations.d]\n{dest}\n[[paths]]\nsources = [\"s\"]\ndestinations = [\"d\"]\n"
+        );
+        dir.write("bad.toml", &config);
+        let run = crate::harness::logrelay(&["check", "-c", "bad.toml"], dir.path());
+        assert_eq!(run.code, 2, "{}", run.stderr);
+        run.stderr.trim().to_owned()
+    };
+    let tls_source = |cert: &Path, key: &Path| {
+        format!(
+            "type = \"tls\"\nlisten = \"127.0.0.1:0\"\ncert = \"{}\"\nkey = \"{}\"",
+            cert.display(),
+            key.display()
+        )
+    };
+    let stdout = "type = \"stdout\"";
+    assert_eq!(
+        check(&tls_source(&junk, &one.key), stdout),
+        format!(
+            "bad.toml:4:8: sources.s.cert: cannot load the certificate `{}`: no PEM certificate in it",
+            junk.display()
+        )
     );
-    dir.write("bad.toml", &config);
-    let run = crate::harness::logrelay(&["check", "-c", "bad.toml"], dir.path());
-    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert_eq!(
+        check(&tls_source(&one.cert, &junk), stdout),
+        format!(
+            "bad.toml:5:7: sources.s.key: cannot load the private key `{}`: no items found",
+            junk.display()
+        )
+    );
+    // A key that is not the certificate's.
+    let mismatch = check(&tls_source(&one.cert, &two.key), stdout);
     assert!(
-        run.stderr
-            .contains("bad.toml:1:1: sources.s: cannot load the certificate")
-            || run
-                .stderr
-                .contains("sources.s: cannot load the certificate"),
-        "{}",
-        run.stderr
+        mismatch.starts_with("bad.toml:1:1: sources.s: `cert` and `key`:"),
+        "{mismatch}"
+    );
+    assert_eq!(
+        check(
+            "type = \"tcp\"\nlisten = \"127.0.0.1:0\"",
+            &format!(
+                "type = \"tls\"\nservers = [\"127.0.0.1:1\"]\ntls = {{ ca = \"{}\" }}",
+                junk.display()
+            )
+        ),
+        format!(
+            "bad.toml:7:14: destinations.d.tls.ca: cannot load the CA certificate `{}`: no PEM certificate in it",
+            junk.display()
+        )
     );
 }
