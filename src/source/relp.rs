@@ -28,6 +28,10 @@
 //! go out, so the client's own window fills and it waits. The decoder holds
 //! at most `max_message_bytes` of one frame plus one read.
 //!
+//! RELP over TLS (`tls = { ... }`): the connection's task runs the TLS
+//! handshake first ([`super::tls::handshake`]: bounded, failures counted),
+//! then the same session over the TLS stream.
+//!
 //! On shutdown a connection stops reading, still answers what it read once
 //! it is delivered (within the shutdown grace), then sends `serverclose`.
 
