@@ -429,3 +429,106 @@ fn loggen_over_tls_into_the_tls_source() {
         &["--use-ssl", "--syslog-proto"],
     );
 }
+
+#[test]
+fn rsyslog_omrelp_over_tls_into_the_relp_source() {
+    let ca = Ca::new("ca");
+    let server = ca.leaf("server", &["logrelay.test", "127.0.0.1"]);
+    let client = ca.leaf("client", &["rsyslog.test"]);
+    let data = TestDir::new();
+    let out = data.path().join("out.log");
+    let mut sink = logrelay_sink(
+        &format!(
+            "type = \"relp\"\nlisten = \"127.0.0.1:0\"\n\
+             tls = {{ cert = \"{}\", key = \"{}\", ca = \"{}\", verify_client = true, peer_names = [\"rsyslog.test\"] }}",
+            server.cert.display(),
+            server.key.display(),
+            ca.cert.display()
+        ),
+        &out,
+    );
+    let input = free_port();
+    let config = format!(
+        "module(load=\"imtcp\")\nmodule(load=\"omrelp\")\n\
+         input(type=\"imtcp\" port=\"{input}\" address=\"127.0.0.1\")\n\
+         action(type=\"omrelp\" target=\"127.0.0.1\" port=\"{}\" tls=\"on\" tls.cacert=\"{}\" \
+         tls.mycert=\"{}\" tls.myprivkey=\"{}\" tls.authmode=\"name\" tls.permittedpeer=[\"logrelay.test\"] \
+         template=\"RSYSLOG_SyslogProtocol23Format\")\n",
+        sink.addr("in").port(),
+        ca.cert.display(),
+        client.cert.display(),
+        client.key.display()
+    );
+    let _rsyslog = start_rsyslog("", &config, input);
+    send(input, &rfc5424_lines("relp-tls", 1000));
+    let got = wait_count(&out, 1000, Duration::from_secs(30));
+    assert_eq!(got, expected("relp-tls", 1000));
+    let stderr = sink.stop();
+    assert!(stderr.contains("received=1000"), "{stderr}");
+    assert!(!stderr.contains("tls_handshake_failures"), "{stderr}");
+}
+
+#[test]
+fn relp_over_tls_destination_delivers_to_rsyslog_imrelp() {
+    let ca = Ca::new("ca");
+    let server = ca.leaf("server", &["127.0.0.1"]);
+    let client = ca.leaf("client", &["logrelay.test"]);
+    let data = TestDir::new();
+    let out = data.path().join("rsyslog.log");
+    let port = free_port();
+    let config = format!(
+        "module(load=\"imrelp\")\n\
+         input(type=\"imrelp\" port=\"{port}\" address=\"127.0.0.1\" tls=\"on\" tls.cacert=\"{}\" \
+         tls.mycert=\"{}\" tls.myprivkey=\"{}\" tls.authmode=\"name\" tls.permittedpeer=[\"logrelay.test\"])\n\
+         template(name=\"m\" type=\"string\" string=\"%hostname% %app-name% %procid% %msgid% %msg%\\n\")\n\
+         action(type=\"omfile\" file=\"{}\" template=\"m\")\n",
+        ca.cert.display(),
+        server.cert.display(),
+        server.key.display(),
+        out.display()
+    );
+    let _rsyslog = start_rsyslog("", &config, port);
+    let mut fwd = forwarder(&format!(
+        "type = \"relp\"\nservers = [\"127.0.0.1:{port}\"]\ntls = {{ ca = \"{}\", cert = \"{}\", key = \"{}\" }}",
+        ca.cert.display(),
+        client.cert.display(),
+        client.key.display()
+    ));
+    send(fwd.addr("in").port(), &rfc5424_lines("relp-tls", 1000));
+    let got = wait_count(&out, 1000, Duration::from_secs(30));
+    assert_eq!(got, expected("relp-tls", 1000));
+    let stderr = fwd.stop();
+    assert!(stderr.contains("written=1000"), "{stderr}");
+}
+
+#[test]
+fn tls_destination_delivers_to_rsyslog_gtls() {
+    let ca = Ca::new("ca");
+    let server = ca.leaf("server", &["127.0.0.1"]);
+    let data = TestDir::new();
+    let out = data.path().join("rsyslog.log");
+    let port = free_port();
+    let global = format!(
+        "DefaultNetstreamDriver=\"gtls\" DefaultNetstreamDriverCAFile=\"{}\" DefaultNetstreamDriverCertFile=\"{}\" DefaultNetstreamDriverKeyFile=\"{}\"",
+        ca.cert.display(),
+        server.cert.display(),
+        server.key.display()
+    );
+    let config = format!(
+        "module(load=\"imtcp\" StreamDriver.Name=\"gtls\" StreamDriver.Mode=\"1\" StreamDriver.AuthMode=\"anon\")\n\
+         input(type=\"imtcp\" port=\"{port}\" address=\"127.0.0.1\")\n\
+         template(name=\"m\" type=\"string\" string=\"%hostname% %app-name% %procid% %msgid% %msg%\\n\")\n\
+         action(type=\"omfile\" file=\"{}\" template=\"m\")\n",
+        out.display()
+    );
+    let _rsyslog = start_rsyslog(&global, &config, port);
+    let mut fwd = forwarder(&format!(
+        "type = \"tls\"\nservers = [\"127.0.0.1:{port}\"]\ntls = {{ ca = \"{}\" }}",
+        ca.cert.display()
+    ));
+    send(fwd.addr("in").port(), &rfc5424_lines("gtls", 1000));
+    let got = wait_count(&out, 1000, Duration::from_secs(30));
+    assert_eq!(got, expected("gtls", 1000));
+    let stderr = fwd.stop();
+    assert!(stderr.contains("written=1000"), "{stderr}");
+}
