@@ -24,6 +24,8 @@
 //! - [`stats`]: per-component counters.
 //! - [`systemd`]: sd_notify readiness, reload, stopping and watchdog pings.
 //! - [`privilege`]: `[global] user`/`group`: switch user once sources are bound.
+//! - [`tls`]: TLS settings -> rustls server and client configs (chain,
+//!   fingerprint pins, peer names).
 #![deny(unsafe_code)]
 
 pub mod buffer;
@@ -43,3 +45,4 @@ pub mod stats;
 pub mod syslog;
 pub mod systemd;
 pub mod template;
+pub mod tls;

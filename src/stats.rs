@@ -46,6 +46,9 @@ pub struct Counters {
     pub connections: AtomicU64,
     /// Connections closed at once because `max_connections` was reached.
     pub refused: AtomicU64,
+    /// TLS handshakes that failed (plaintext, wrong or missing certificate,
+    /// timeout): the connection was closed before anything was read.
+    pub tls_handshake_failures: AtomicU64,
     /// Messages written (destinations).
     pub written: AtomicU64,
     pub dropped_bad_path: AtomicU64,
@@ -76,6 +79,7 @@ impl Counters {
             bad_frames: AtomicU64::new(0),
             connections: AtomicU64::new(0),
             refused: AtomicU64::new(0),
+            tls_handshake_failures: AtomicU64::new(0),
             written: AtomicU64::new(0),
             dropped_bad_path: AtomicU64::new(0),
             dropped_io: AtomicU64::new(0),
@@ -124,6 +128,7 @@ impl Counters {
             ("bad_frames", get(&self.bad_frames)),
             ("connections", get(&self.connections)),
             ("refused", get(&self.refused)),
+            ("tls_handshake_failures", get(&self.tls_handshake_failures)),
             ("dropped_bad_path", get(&self.dropped_bad_path)),
             ("dropped_io", get(&self.dropped_io)),
             ("dropped_abandoned", get(&self.dropped_abandoned)),

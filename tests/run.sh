@@ -12,6 +12,7 @@ NEEDED=(
     "dpkg-deb:dpkg"
     "systemd-analyze:systemd"
     "zcat:gzip"
+    "loggen:syslog-ng-core"   # interop: syslog-ng (/usr/sbin) and its loggen
 )
 
 missing=()
@@ -31,29 +32,31 @@ if ((${#missing[@]})); then
     fi
 fi
 
-# Real RELP peers: rsyslog's omrelp and imrelp. Debian's rsyslog conflicts
+# Real RELP and TLS peers: rsyslog's omrelp, imrelp and omfwd with the gtls
+# netstream driver (rsyslog-gnutls). Debian's rsyslog conflicts
 # with syslog-ng-core, so it is never installed: its packages are unpacked
 # into target/peers/rsyslog, and the tests run rsyslogd from there in the
 # foreground on private configs (they skip, saying so, when it is missing).
 # librelp0 (imrelp/omrelp's library) is an ordinary install.
 peers=target/peers/rsyslog
-if [[ ! -x $peers/usr/sbin/rsyslogd || ! -e $peers/usr/lib/x86_64-linux-gnu/rsyslog/imrelp.so ]]; then
+modules=$peers/usr/lib/x86_64-linux-gnu/rsyslog
+if [[ ! -x $peers/usr/sbin/rsyslogd || ! -e $modules/imrelp.so || ! -e $modules/lmnsd_gtls.so ]]; then
     if command -v apt-get >/dev/null && command -v dpkg >/dev/null; then
         # rsyslogd's and imrelp's libraries (rsyslog's own Depends) are
         # ordinary installs that conflict with nothing.
-        libs=(libestr0 libfastjson4 liblognorm5 librelp0 libzstd1 libuuid1)
+        libs=(libestr0 libfastjson4 liblognorm5 librelp0 libzstd1 libuuid1 libgnutls30)
         if [[ $(id -u) -eq 0 ]] && ! dpkg -s "${libs[@]}" >/dev/null 2>&1; then
             apt-get update -qq
             DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${libs[@]}" >/dev/null
         fi
         debs=$(mktemp -d)
         chmod 755 "$debs"   # apt's download user must be able to write there
-        download() { (cd "$debs" && apt-get download -qq rsyslog rsyslog-relp >/dev/null 2>&1); }
+        download() { (cd "$debs" && apt-get download -qq rsyslog rsyslog-relp rsyslog-gnutls >/dev/null 2>&1); }
         if download || { apt-get update -qq && download; }; then
             mkdir -p "$peers"
             for deb in "$debs"/*.deb; do dpkg -x "$deb" "$peers"; done
         else
-            echo "tests/run.sh: cannot download rsyslog rsyslog-relp: the real-peer RELP tests will fail" >&2
+            echo "tests/run.sh: cannot download rsyslog rsyslog-relp rsyslog-gnutls: the real-peer tests will fail" >&2
         fi
         rm -rf "$debs"
     fi

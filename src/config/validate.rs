@@ -514,6 +514,19 @@ fn fingerprint(cx: &Cx<'_>, path: &[Seg<'_>], v: &str) -> Result<[u8; 32]> {
     Ok(out)
 }
 
+/// Whether the certificates and keys load and go together (a listener's
+/// or a destination's), so that a bad file is a config error, not a
+/// start-up failure.
+fn tls_usable(cx: &Cx<'_>, base: &[Seg<'_>], t: &TlsConfig, listener: bool) -> Result<()> {
+    crate::tls::check(t, listener).map_err(|e| {
+        let mut path = base.to_vec();
+        if let Some(key) = e.key() {
+            path.push(Seg::Key(key));
+        }
+        cx.at(&path, e.to_string())
+    })
+}
+
 fn tls(cx: &Cx<'_>, base: &[Seg<'_>], t: &RawTls) -> Result<TlsConfig> {
     let at = |k: &'static str| {
         let mut p = base.to_vec();
@@ -820,7 +833,9 @@ fn source(cx: &Cx<'_>, name: &str, rs: &RawSource, global: &Global) -> Result<So
                 fingerprints: fingerprints.clone(),
                 verify_hostname: None,
             };
-            let tls = tls(cx, &[Seg::Key("sources"), Seg::Key(name)], &raw_tls)?;
+            let base = [Seg::Key("sources"), Seg::Key(name)];
+            let tls = tls(cx, &base, &raw_tls)?;
+            tls_usable(cx, &base, &tls, true)?;
             (SourceKind::Tls { stream, tls }, common)
         }
         RawSource::Relp {
@@ -846,6 +861,7 @@ fn source(cx: &Cx<'_>, name: &str, rs: &RawSource, global: &Global) -> Result<So
                     if config.cert.is_none() {
                         return Err(cx.at(&base, "a TLS listener needs `cert` and `key`"));
                     }
+                    tls_usable(cx, &base, &config, true)?;
                     Some(config)
                 }
                 None => None,
@@ -1097,6 +1113,13 @@ fn forward(
         }),
         _ => None,
     };
+    if let (Protocol::Tls | Protocol::Relp, Some(t)) = (protocol, &tls) {
+        let base = match raw_tls {
+            Some(_) => vec![Seg::Key("destinations"), Seg::Key(name), Seg::Key("tls")],
+            None => vec![Seg::Key("destinations"), Seg::Key(name)],
+        };
+        tls_usable(cx, &base, t, false)?;
+    }
     Ok(DestinationKind::Forward(ForwardDestConfig {
         protocol,
         servers,

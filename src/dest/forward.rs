@@ -1,4 +1,5 @@
-//! Forwarding destinations: `tcp`, `udp` and `relp`. Batches enter; each
+//! Forwarding destinations: `tcp`, `tls`, `udp` and `relp` (over TCP or
+//! TLS). Batches enter; each
 //! message is rendered once with the destination's `Output` (RFC 5424 by
 //! default) and queued; the queue is sent to the server [`Servers::pick`]
 //! chooses for it (see [`super::balance`] for `failover`, `round_robin`,
@@ -25,6 +26,9 @@
 //!   checked for a close by the peer (a syslog server never sends data, so
 //!   a readable socket means EOF or an error), and a closed connection is
 //!   reconnected before anything is written to it. RELP is the reliable one.
+//! - `tls`: like `tcp` (same framing), over a TLS session set up by
+//!   [`crate::tls`]; a write is flushed into the socket before it counts,
+//!   and the close check reads the session (a close_notify or EOF).
 //! - `udp`: when the datagram was handed to the kernel.
 //!
 //! Backpressure: the queue holds at most [`QUEUE_LIMIT`] messages; while no
@@ -51,8 +55,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -66,6 +69,11 @@ use crate::message::{Ack, Batch, Message};
 use crate::relp::{self, FrameDecoder};
 use crate::stats::Counters;
 use crate::syslog::framing::{encode_frame, Oversize};
+
+/// The halves of a RELP connection (plain TCP or TLS).
+type RelpRead = Box<dyn AsyncRead + Send + Unpin>;
+type RelpWrite = Box<dyn AsyncWrite + Send + Unpin>;
+type TlsStream = tokio_rustls::client::TlsStream<TcpStream>;
 
 /// Messages rendered and waiting to be sent, at most.
 pub const QUEUE_LIMIT: usize = 4096;
@@ -83,6 +91,8 @@ pub struct ForwardDest {
     name: Arc<str>,
     config: ForwardDestConfig,
     counters: Arc<Counters>,
+    /// `tls`, and `relp` with a `tls` table.
+    tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 /// One rendered message on its way.
@@ -161,19 +171,21 @@ enum Event {
 /// A fresh connection, as a connect task hands it over.
 enum Conn {
     Tcp(TcpStream),
+    Tls(Box<TlsStream>),
     Udp(UdpSocket),
     Relp {
-        read: OwnedReadHalf,
-        write: OwnedWriteHalf,
+        read: RelpRead,
+        write: RelpWrite,
         leftover: BytesMut,
     },
 }
 
 enum Live {
     Tcp(TcpStream),
+    Tls(Box<TlsStream>),
     Udp(UdpSocket),
     Relp {
-        write: OwnedWriteHalf,
+        write: RelpWrite,
         reader: JoinHandle<()>,
     },
 }
@@ -206,7 +218,14 @@ impl ForwardDest {
             name,
             config,
             counters,
+            tls: None,
         }
+    }
+
+    /// Connections go over TLS with `config`.
+    pub fn with_tls(mut self, config: Arc<rustls::ClientConfig>) -> ForwardDest {
+        self.tls = Some(config);
+        self
     }
 
     pub async fn run(self, input: mpsc::Receiver<Batch>) -> Result<(), Error> {
@@ -368,13 +387,14 @@ impl State {
             link.connecting = true;
             let addr = self.servers.addr(i).clone();
             let protocol = self.dest.config.protocol;
+            let tls = self.dest.tls.clone();
             let events = self.events.0.clone();
             tokio::spawn(async move {
-                let result =
-                    match tokio::time::timeout(CONNECT_TIMEOUT, connect(&addr, protocol)).await {
-                        Ok(result) => result,
-                        Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "connect timed out")),
-                    };
+                let connecting = connect(&addr, protocol, tls);
+                let result = match tokio::time::timeout(CONNECT_TIMEOUT, connecting).await {
+                    Ok(result) => result,
+                    Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "connect timed out")),
+                };
                 let _ = events.send(Event::Connected { server: i, result });
             });
         }
@@ -391,6 +411,7 @@ impl State {
                         link.next_txnr = 2; // 1 was the open
                         link.live = Some(match conn {
                             Conn::Tcp(s) => Live::Tcp(s),
+                            Conn::Tls(s) => Live::Tls(s),
                             Conn::Udp(s) => Live::Udp(s),
                             Conn::Relp {
                                 read,
@@ -530,7 +551,7 @@ impl State {
                 break;
             };
             bytes += p.payload.len();
-            if self.dest.config.protocol == Protocol::Tcp {
+            if matches!(self.dest.config.protocol, Protocol::Tcp | Protocol::Tls) {
                 encode_frame(framing, &p.payload, &mut bufs[s]);
             }
             taken.push((s, p));
@@ -549,6 +570,10 @@ impl State {
             let result = match &mut self.links[s].live {
                 Some(Live::Tcp(stream)) => match peer_closed(stream) {
                     Some(why) => Err((why, true)),
+                    None => timed_write(stream, &bufs[s]).await.map_err(|e| (e, false)),
+                },
+                Some(Live::Tls(stream)) => match crate::tls::peer_closed(stream) {
+                    Some(closed) => Err(closed),
                     None => timed_write(stream, &bufs[s]).await.map_err(|e| (e, false)),
                 },
                 Some(Live::Udp(socket)) => {
@@ -657,18 +682,34 @@ impl State {
             }
         }
         for link in &mut self.links {
-            if let Some(Live::Relp { write, .. }) = &mut link.live {
-                let _ = write.shutdown().await;
+            match &mut link.live {
+                Some(Live::Relp { write, .. }) => {
+                    let _ = timed_shutdown(write).await;
+                }
+                // TLS: close_notify, so the server sees a clean end.
+                Some(Live::Tls(stream)) => {
+                    let _ = timed_shutdown(stream).await;
+                }
+                _ => {}
             }
         }
     }
 }
 
-async fn timed_write<W: tokio::io::AsyncWrite + Unpin>(
-    w: &mut W,
-    buf: &[u8],
-) -> Result<(), String> {
-    match tokio::time::timeout(WRITE_TIMEOUT, w.write_all(buf)).await {
+async fn timed_shutdown<W: AsyncWrite + Unpin>(w: &mut W) -> Result<(), ()> {
+    match tokio::time::timeout(Duration::from_secs(1), w.shutdown()).await {
+        Ok(Ok(())) => Ok(()),
+        _ => Err(()),
+    }
+}
+
+/// Writes `buf` and flushes it (TLS holds records until then).
+async fn timed_write<W: AsyncWrite + Unpin>(w: &mut W, buf: &[u8]) -> Result<(), String> {
+    let write = async {
+        w.write_all(buf).await?;
+        w.flush().await
+    };
+    match tokio::time::timeout(WRITE_TIMEOUT, write).await {
         Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => Err(e.to_string()),
         Err(_) => Err(format!("write timed out after {WRITE_TIMEOUT:?}")),
@@ -687,7 +728,11 @@ fn peer_closed(stream: &TcpStream) -> Option<String> {
     }
 }
 
-async fn connect(addr: &ServerAddr, protocol: Protocol) -> io::Result<Conn> {
+async fn connect(
+    addr: &ServerAddr,
+    protocol: Protocol,
+    tls: Option<Arc<rustls::ClientConfig>>,
+) -> io::Result<Conn> {
     let target = (addr.host.as_str(), addr.port);
     match protocol {
         Protocol::Udp => {
@@ -706,22 +751,37 @@ async fn connect(addr: &ServerAddr, protocol: Protocol) -> io::Result<Conn> {
         Protocol::Tcp | Protocol::Tls => {
             let stream = TcpStream::connect(target).await?;
             let _ = stream.set_nodelay(true);
-            Ok(Conn::Tcp(stream))
+            match tls {
+                Some(tls) => Ok(Conn::Tls(Box::new(
+                    crate::tls::connect(&tls, &addr.host, stream, true).await?,
+                ))),
+                None => Ok(Conn::Tcp(stream)),
+            }
         }
         Protocol::Relp => {
             let stream = TcpStream::connect(target).await?;
             let _ = stream.set_nodelay(true);
-            relp_open(stream).await
+            match tls {
+                Some(tls) => {
+                    let stream = crate::tls::connect(&tls, &addr.host, stream, false).await?;
+                    let (read, write) = tokio::io::split(stream);
+                    relp_open(Box::new(read), Box::new(write)).await
+                }
+                None => {
+                    let (read, write) = stream.into_split();
+                    relp_open(Box::new(read), Box::new(write)).await
+                }
+            }
         }
     }
 }
 
 /// Sends `open` (txnr 1) and waits for its `rsp 200` offering `syslog`.
-async fn relp_open(stream: TcpStream) -> io::Result<Conn> {
-    let (mut read, mut write) = stream.into_split();
+async fn relp_open(mut read: RelpRead, mut write: RelpWrite) -> io::Result<Conn> {
     let mut out = BytesMut::new();
     relp::encode(1, b"open", relp::offers().as_bytes(), &mut out);
     write.write_all(&out).await?;
+    write.flush().await?;
     let mut decoder = FrameDecoder::new(64 * 1024, Oversize::Truncate);
     let mut buf = BytesMut::with_capacity(4096);
     loop {
@@ -768,7 +828,7 @@ async fn relp_open(stream: TcpStream) -> io::Result<Conn> {
 async fn read_answers(
     server: usize,
     conn_id: u64,
-    mut read: OwnedReadHalf,
+    mut read: RelpRead,
     mut buf: BytesMut,
     events: mpsc::UnboundedSender<Event>,
 ) {

@@ -12,8 +12,9 @@
 //! when the write failed.
 //!
 //! Forwarding destinations (tcp, udp, relp) live in [`forward`]: they
-//! release acks as their protocol allows (see there). Destinations whose
-//! runtime is not built yet (sqlite, postgres, tls) are reported by
+//! release acks as their protocol allows (see there); `tls` and RELP over
+//! TLS get their rustls client config from [`crate::tls`] here. Destinations whose
+//! runtime is not built yet (sqlite, postgres) are reported by
 //! [`Destination::new`] as [`Error::NotBuilt`]. A forwarding destination's
 //! `disk_buffer` is run by [`crate::buffer::spool`].
 
@@ -37,6 +38,8 @@ pub enum Error {
     NotBuilt { name: Arc<str>, kind: &'static str },
     #[error("destination {name}: the writer thread panicked: {detail}")]
     Panicked { name: Arc<str>, detail: String },
+    #[error("destination {name}: TLS: {message}")]
+    Tls { name: Arc<str>, message: String },
     #[error("destination {name}: {source}")]
     Io {
         name: Arc<str>,
@@ -88,19 +91,30 @@ impl Destination {
                 output.clone(),
                 counters,
             ))),
-            DestinationKind::Forward(forward) if forward.protocol != config::Protocol::Tls => {
-                Ok(Destination::Forward(forward::ForwardDest::new(
-                    config.name.clone(),
-                    forward.clone(),
-                    counters,
-                )))
+            DestinationKind::Forward(forward) => {
+                let dest =
+                    forward::ForwardDest::new(config.name.clone(), forward.clone(), counters);
+                let tls = match (forward.protocol, &forward.tls) {
+                    (config::Protocol::Tls | config::Protocol::Relp, Some(tls)) => Some(tls),
+                    _ => None,
+                };
+                match tls {
+                    Some(tls) => {
+                        let client = crate::tls::client_config(tls).map_err(|e| Error::Tls {
+                            name: config.name.clone(),
+                            message: e.to_string(),
+                        })?;
+                        Ok(Destination::Forward(dest.with_tls(client)))
+                    }
+                    None => Ok(Destination::Forward(dest)),
+                }
             }
-            DestinationKind::Sqlite { .. }
-            | DestinationKind::Postgres { .. }
-            | DestinationKind::Forward(_) => Err(Error::NotBuilt {
-                name: config.name.clone(),
-                kind: config.kind.type_name(),
-            }),
+            DestinationKind::Sqlite { .. } | DestinationKind::Postgres { .. } => {
+                Err(Error::NotBuilt {
+                    name: config.name.clone(),
+                    kind: config.kind.type_name(),
+                })
+            }
         }
     }
 

@@ -13,8 +13,8 @@
 //! stream sources stop reading (TCP backpressure); datagram sources wait
 //! too, so the kernel's receive buffer absorbs bursts.
 //!
-//! Sources whose runtime is not built yet (tls, relp over TLS) are reported by
-//! [`Source::bind`] as [`Error::NotBuilt`]; the pipeline decides what to do.
+//! Sources whose runtime is not built yet are reported by [`Source::bind`]
+//! as [`Error::NotBuilt`]; the pipeline decides what to do.
 
 pub mod datagram;
 pub mod file;
@@ -22,6 +22,7 @@ pub mod pipe;
 pub mod relp;
 pub mod stdin;
 pub mod tcp;
+pub mod tls;
 pub mod udp;
 pub mod unix;
 
@@ -64,6 +65,8 @@ pub enum Error {
         path: PathBuf,
         expected: &'static str,
     },
+    #[error("source {name}: TLS: {message}")]
+    Tls { name: Arc<str>, message: String },
     #[error("source {name}: {source}")]
     Io {
         name: Arc<str>,
@@ -316,6 +319,7 @@ pub enum Source {
     Stdin(stdin::StdinSource),
     File(Box<file::FileSource>),
     Relp(relp::RelpSource),
+    Tls(tls::TlsSource),
 }
 
 impl Source {
@@ -342,14 +346,13 @@ impl Source {
             SourceKind::Relp {
                 stream,
                 window,
-                tls: None,
-            } => relp::RelpSource::bind(stream, *window, cx)
+                tls,
+            } => relp::RelpSource::bind(stream, *window, tls.as_ref(), cx)
                 .await
                 .map(Source::Relp),
-            SourceKind::Tls { .. } | SourceKind::Relp { .. } => Err(Error::NotBuilt {
-                name: config.name.clone(),
-                kind: config.kind.type_name(),
-            }),
+            SourceKind::Tls { stream, tls } => {
+                tls::TlsSource::bind(stream, tls, cx).await.map(Source::Tls)
+            }
         }
     }
 
@@ -371,15 +374,14 @@ impl Source {
                 SourceKind::Relp {
                     stream,
                     window,
-                    tls: None,
+                    tls,
                 },
                 Shared::Tcp(listener),
-            ) => Ok(Source::Relp(relp::RelpSource::take_over(
-                listener.clone(),
-                stream,
-                *window,
-                cx,
-            ))),
+            ) => relp::RelpSource::take_over(listener.clone(), stream, *window, tls.as_ref(), cx)
+                .map(Source::Relp),
+            (SourceKind::Tls { stream, tls }, Shared::Tcp(listener)) => {
+                tls::TlsSource::take_over(listener.clone(), stream, tls, cx).map(Source::Tls)
+            }
             (SourceKind::Udp { receive_buffer, .. }, Shared::Udp(socket)) => Ok(Source::Udp(
                 udp::UdpSource::take_over(socket.clone(), *receive_buffer, cx),
             )),
@@ -408,6 +410,7 @@ impl Source {
         match self {
             Source::Tcp(s) => Some(Shared::Tcp(s.shared())),
             Source::Relp(s) => Some(Shared::Tcp(s.shared())),
+            Source::Tls(s) => Some(Shared::Tcp(s.shared())),
             Source::Udp(s) => Some(Shared::Udp(s.shared())),
             Source::UnixDgram(s) => Some(Shared::UnixDgram(s.shared())),
             Source::UnixStream(s) => Some(Shared::UnixStream(s.shared())),
@@ -420,6 +423,7 @@ impl Source {
         match self {
             Source::Tcp(s) => s.local_addr().map(|a: SocketAddr| a.to_string()),
             Source::Relp(s) => s.local_addr().map(|a: SocketAddr| a.to_string()),
+            Source::Tls(s) => s.local_addr().map(|a: SocketAddr| a.to_string()),
             Source::Udp(s) => s.local_addr().map(|a: SocketAddr| a.to_string()),
             Source::UnixDgram(s) => Ok(s.path().display().to_string()),
             Source::UnixStream(s) => Ok(s.path().display().to_string()),
@@ -444,6 +448,7 @@ impl Source {
             Source::Stdin(s) => s.run(out, cancel).await,
             Source::File(s) => s.run(out, cancel).await,
             Source::Relp(s) => s.run(out, cancel).await,
+            Source::Tls(s) => s.run(out, cancel).await,
         }
     }
 }

@@ -28,6 +28,10 @@
 //! go out, so the client's own window fills and it waits. The decoder holds
 //! at most `max_message_bytes` of one frame plus one read.
 //!
+//! RELP over TLS (`tls = { ... }`): the connection's task runs the TLS
+//! handshake first ([`super::tls::handshake`]: bounded, failures counted),
+//! then the same session over the TLS stream.
+//!
 //! On shutdown a connection stops reading, still answers what it read once
 //! it is delivered (within the shutdown grace), then sends `serverclose`.
 
@@ -36,13 +40,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::BytesMut;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use super::tls::{handshake, Handshaker};
 use super::{accept_connections, Context, Error};
-use crate::config::StreamListen;
+use crate::config::{StreamListen, TlsConfig};
 use crate::message::{Ack, AckStatus, AckTracker, Batch};
 use crate::relp::{self, FrameDecoder};
 use crate::stats::Counters;
@@ -52,6 +57,8 @@ pub struct RelpSource {
     listener: Arc<TcpListener>,
     settings: StreamListen,
     window: usize,
+    /// RELP over TLS: the handshake comes first.
+    tls: Option<Arc<Handshaker>>,
     cx: Context,
 }
 
@@ -59,8 +66,13 @@ impl RelpSource {
     pub async fn bind(
         settings: &StreamListen,
         window: usize,
+        tls: Option<&TlsConfig>,
         cx: Context,
     ) -> Result<RelpSource, Error> {
+        // Certificates first: a bad one must not leave a port bound.
+        let tls = tls
+            .map(|t| Handshaker::new(t, &cx.name).map(Arc::new))
+            .transpose()?;
         let listener = TcpListener::bind(settings.listen)
             .await
             .map_err(|source| Error::Bind {
@@ -68,12 +80,13 @@ impl RelpSource {
                 addr: settings.listen.to_string(),
                 source,
             })?;
-        Ok(RelpSource::take_over(
-            Arc::new(listener),
-            settings,
-            window,
+        Ok(RelpSource {
+            listener: Arc::new(listener),
+            settings: settings.clone(),
+            window: window.max(1),
+            tls,
             cx,
-        ))
+        })
     }
 
     /// A source on a listener that is already bound (a reload).
@@ -81,14 +94,19 @@ impl RelpSource {
         listener: Arc<TcpListener>,
         settings: &StreamListen,
         window: usize,
+        tls: Option<&TlsConfig>,
         cx: Context,
-    ) -> RelpSource {
-        RelpSource {
+    ) -> Result<RelpSource, Error> {
+        let tls = tls
+            .map(|t| Handshaker::new(t, &cx.name).map(Arc::new))
+            .transpose()?;
+        Ok(RelpSource {
             listener,
             settings: settings.clone(),
             window: window.max(1),
+            tls,
             cx,
-        }
+        })
     }
 
     pub fn shared(&self) -> Arc<TcpListener> {
@@ -108,6 +126,7 @@ impl RelpSource {
             listener,
             settings,
             window,
+            tls,
             cx,
         } = self;
         let cx = Arc::new(cx);
@@ -123,9 +142,26 @@ impl RelpSource {
                 window,
                 idle,
             };
+            let tls = tls.clone();
             async move {
                 let name = session.cx.name.clone();
-                if let Err(e) = session.run(stream).await {
+                let result = match tls {
+                    Some(tls) => {
+                        let Some(stream) =
+                            handshake(&tls, stream, peer, &session.cx, &session.cancel).await
+                        else {
+                            return;
+                        };
+                        let (reader, writer) = tokio::io::split(stream);
+                        session.run(reader, writer).await
+                    }
+                    None => {
+                        let mut stream = stream;
+                        let (reader, writer) = stream.split();
+                        session.run(reader, writer).await
+                    }
+                };
+                if let Err(e) = result {
                     tracing::debug!(source = %name, %peer, error = %e, "RELP session ended with an error");
                 }
             }
@@ -201,10 +237,15 @@ enum Ending {
 }
 
 impl Session {
-    async fn run(self, mut stream: TcpStream) -> std::io::Result<()> {
+    /// Serves one session; `writer` is flushed after every write (a TLS
+    /// stream holds records until then).
+    async fn run<R, W>(self, mut reader: R, mut writer: W) -> std::io::Result<()>
+    where
+        R: AsyncRead + Unpin,
+        W: AsyncWrite + Unpin,
+    {
         const READ_SIZE: usize = 64 * 1024;
         let cx = &*self.cx;
-        let (mut reader, mut writer) = stream.split();
         let mut decoder = FrameDecoder::new(cx.parse.max_message_bytes, cx.parse.oversize);
         let mut buf = BytesMut::with_capacity(READ_SIZE);
         let mut pending: VecDeque<Group> = VecDeque::new();
@@ -236,6 +277,7 @@ impl Session {
             }
             if !wbuf.is_empty() {
                 writer.write_all(&wbuf).await?;
+                writer.flush().await?;
                 wbuf.clear();
             }
             if ending == Ending::Abort {
@@ -249,6 +291,7 @@ impl Session {
                 }
                 if !wbuf.is_empty() {
                     writer.write_all(&wbuf).await?;
+                    writer.flush().await?;
                 }
                 let _ = writer.shutdown().await;
                 return Ok(());
@@ -395,6 +438,7 @@ impl Session {
             }
             if !wbuf.is_empty() {
                 writer.write_all(&wbuf).await?;
+                writer.flush().await?;
                 wbuf.clear();
             }
         }
