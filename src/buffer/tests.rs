@@ -410,69 +410,87 @@ proptest! {
 
     #[test]
     fn buffer_matches_the_model(ops in proptest::collection::vec(op(), 1..60)) {
-        let dir = tempfile::tempdir().expect("tmp");
-        let l = limits(1 << 30, 512);
-        let (mut b, _) = open(dir.path(), &l);
-        let mut m = Model::default();
-        for op in ops {
-            match op {
-                Op::Append(sizes) => {
-                    let recs: Vec<Vec<u8>> = sizes
-                        .iter()
-                        .enumerate()
-                        .map(|(i, &n)| vec![(m.records.len() + i) as u8; n])
-                        .collect();
-                    prop_assert_eq!(b.append(&recs).expect("append"), recs.len());
-                    m.records.extend(recs);
+        run_model(ops, limits(1 << 30, 512))?;
+    }
+
+    /// The same with a buffer of 4 KiB: appends take a prefix, the size
+    /// bound holds, and once everything is acknowledged there is room.
+    #[test]
+    fn a_small_buffer_matches_the_model(ops in proptest::collection::vec(op(), 1..60)) {
+        run_model(ops, limits(4096, 1024))?;
+    }
+}
+
+fn run_model(ops: Vec<Op>, l: Limits) -> Result<(), TestCaseError> {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (mut b, _) = open(dir.path(), &l);
+    let mut m = Model::default();
+    for op in ops {
+        match op {
+            Op::Append(sizes) => {
+                let recs: Vec<Vec<u8>> = sizes
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &n)| vec![(m.records.len() + i) as u8; n])
+                    .collect();
+                let all_acked = m.in_flight.is_empty() && m.read_to == m.records.len() as u64;
+                let taken = b.append(&recs).expect("append");
+                prop_assert!(taken <= recs.len());
+                prop_assert!(b.used_bytes() <= l.max_bytes, "{} bytes", b.used_bytes());
+                if all_acked {
+                    prop_assert!(taken >= 1, "nothing waits, yet no room");
                 }
-                Op::Read(n) => {
-                    let got = b.read(n, usize::MAX).expect("read");
-                    let end = (m.read_to + n as u64).min(m.records.len() as u64);
-                    let want: Vec<(u64, Vec<u8>)> = (m.read_to..end)
-                        .map(|s| (s, m.records[s as usize].clone()))
-                        .collect();
-                    prop_assert_eq!(got, want);
-                    m.in_flight.extend(m.read_to..end);
-                    m.read_to = end;
-                }
-                Op::Ack(i) => {
-                    if !m.in_flight.is_empty() {
-                        let seq = *m.in_flight.iter().nth(i % m.in_flight.len()).expect("some");
-                        m.in_flight.remove(&seq);
-                        b.acknowledge([seq]).expect("ack");
-                        prop_assert_eq!(
-                            b.watermark(),
-                            m.in_flight.first().copied().unwrap_or(m.read_to)
-                        );
-                    }
-                }
-                Op::Restart | Op::TornTail(_) => {
-                    drop(b);
-                    if let Op::TornTail(n) = op {
-                        if let Some(last) = segments(dir.path()).last() {
-                            let mut data = fs::read(last).expect("read");
-                            let mut torn = Vec::new();
-                            super::disk::encode_record(u64::MAX, &[7u8; 64], &mut torn);
-                            data.extend_from_slice(&torn[..n]);
-                            fs::write(last, &data).expect("write");
-                        }
-                    }
-                    let (nb, rec) = open(dir.path(), &l);
-                    b = nb;
-                    m.restart();
-                    prop_assert_eq!(rec.corrupt_segments, 0);
-                    prop_assert_eq!(rec.watermark, m.watermark);
-                    prop_assert_eq!(rec.records, m.records.len() as u64 - m.watermark);
+                m.records.extend(recs.into_iter().take(taken));
+            }
+            Op::Read(n) => {
+                let got = b.read(n, usize::MAX).expect("read");
+                let end = (m.read_to + n as u64).min(m.records.len() as u64);
+                let want: Vec<(u64, Vec<u8>)> = (m.read_to..end)
+                    .map(|s| (s, m.records[s as usize].clone()))
+                    .collect();
+                prop_assert_eq!(got, want);
+                m.in_flight.extend(m.read_to..end);
+                m.read_to = end;
+            }
+            Op::Ack(i) => {
+                if !m.in_flight.is_empty() {
+                    let seq = *m.in_flight.iter().nth(i % m.in_flight.len()).expect("some");
+                    m.in_flight.remove(&seq);
+                    b.acknowledge([seq]).expect("ack");
+                    prop_assert_eq!(
+                        b.watermark(),
+                        m.in_flight.first().copied().unwrap_or(m.read_to)
+                    );
                 }
             }
+            Op::Restart | Op::TornTail(_) => {
+                drop(b);
+                if let Op::TornTail(n) = op {
+                    if let Some(last) = segments(dir.path()).last() {
+                        let mut data = fs::read(last).expect("read");
+                        let mut torn = Vec::new();
+                        super::disk::encode_record(u64::MAX, &[7u8; 64], &mut torn);
+                        data.extend_from_slice(&torn[..n]);
+                        fs::write(last, &data).expect("write");
+                    }
+                }
+                let (nb, rec) = open(dir.path(), &l);
+                b = nb;
+                m.restart();
+                prop_assert_eq!(rec.corrupt_segments, 0);
+                prop_assert_eq!(rec.watermark, m.watermark);
+                prop_assert_eq!(rec.records, m.records.len() as u64 - m.watermark);
+                prop_assert!(b.used_bytes() <= l.max_bytes);
+            }
         }
-        // Everything not acknowledged comes out, exactly once more.
-        let got = read_all(&mut b);
-        let want: Vec<(u64, Vec<u8>)> = (m.read_to..m.records.len() as u64)
-            .map(|s| (s, m.records[s as usize].clone()))
-            .collect();
-        prop_assert_eq!(got, want);
     }
+    // Everything not acknowledged comes out, exactly once more.
+    let got = read_all(&mut b);
+    let want: Vec<(u64, Vec<u8>)> = (m.read_to..m.records.len() as u64)
+        .map(|s| (s, m.records[s as usize].clone()))
+        .collect();
+    prop_assert_eq!(got, want);
+    Ok(())
 }
 
 #[derive(Debug, Clone)]
