@@ -308,6 +308,7 @@ impl Runtime {
                 batch_size,
                 state_dir: config.global.state_dir.clone(),
                 shutdown_grace: config.global.shutdown_grace,
+                origins: None,
             };
             let key = BindKey::of(&s.kind);
             // A port-0 socket is only handed to a source of the same name.

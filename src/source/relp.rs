@@ -81,8 +81,9 @@ impl RelpSource {
         listener: Arc<TcpListener>,
         settings: &StreamListen,
         window: usize,
-        cx: Context,
+        mut cx: Context,
     ) -> RelpSource {
+        cx.origins = Some(Arc::new(crate::origin::Sequence::new(&cx.hostname, b'r')));
         RelpSource {
             listener,
             settings: settings.clone(),

@@ -6,5 +6,6 @@ mod filesource;
 mod forward;
 mod fuzz_regressions;
 mod harness;
+mod origin;
 mod reload;
 mod server;
