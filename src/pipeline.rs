@@ -354,7 +354,12 @@ impl Runtime {
             let counters =
                 self.registry
                     .component(d.name.clone(), "destination", d.kind.type_name());
-            match Destination::new(d, counters, self.reopen.subscribe()) {
+            match Destination::new(
+                d,
+                counters,
+                self.reopen.subscribe(),
+                &config.global.state_dir,
+            ) {
                 Ok(dest) => dests.push(Some(dest)),
                 Err(e) => {
                     tracing::warn!(destination = %d.name, kind = d.kind.type_name(), "{e}: skipped");

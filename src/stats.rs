@@ -52,6 +52,10 @@ pub struct Counters {
     pub dropped_io: AtomicU64,
     pub dropped_abandoned: AtomicU64,
     pub dropped_udp_overflow: AtomicU64,
+    /// Messages a database already had (same origin id): not stored again.
+    pub duplicates: AtomicU64,
+    /// Rows a database refused even after repair (kept in a rejects file).
+    pub rejected: AtomicU64,
 }
 
 impl Counters {
@@ -72,6 +76,8 @@ impl Counters {
             dropped_io: AtomicU64::new(0),
             dropped_abandoned: AtomicU64::new(0),
             dropped_udp_overflow: AtomicU64::new(0),
+            duplicates: AtomicU64::new(0),
+            rejected: AtomicU64::new(0),
         }
     }
 
@@ -115,6 +121,8 @@ impl Counters {
             ("dropped_io", get(&self.dropped_io)),
             ("dropped_abandoned", get(&self.dropped_abandoned)),
             ("dropped_udp_overflow", get(&self.dropped_udp_overflow)),
+            ("duplicates", get(&self.duplicates)),
+            ("rejected", get(&self.rejected)),
         ];
         for (key, value) in rest {
             if value != 0 {

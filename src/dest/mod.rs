@@ -12,14 +12,19 @@
 //! when the write failed.
 //!
 //! Forwarding destinations (tcp, udp, relp) live in [`forward`]: they
-//! release acks as their protocol allows (see there). Destinations whose
-//! runtime is not built yet (sqlite, postgres, tls) are reported by
+//! release acks as their protocol allows (see there). Databases
+//! ([`sqlite`], [`postgres`], sharing the row layout of [`sql`]) release
+//! them after the commit. Destinations whose runtime is not built yet
+//! (tls, postgres with `tls`) are reported by
 //! [`Destination::new`] as [`Error::NotBuilt`]; a `disk_buffer` is not
 //! built yet either: the destination runs without it (WARN).
 
 pub mod balance;
 pub mod file;
 pub mod forward;
+pub mod postgres;
+pub mod sql;
+pub mod sqlite;
 pub mod stdout;
 
 use std::sync::Arc;
@@ -66,15 +71,19 @@ pub enum Destination {
     File(file::FileDest),
     Stdout(stdout::StdoutDest),
     Forward(forward::ForwardDest),
+    Sqlite(sqlite::SqliteDest),
+    Postgres(postgres::PostgresDest),
 }
 
 impl Destination {
     /// `reopen` changes on SIGHUP: file destinations close their files and
-    /// reopen them on the next write (logrotate).
+    /// reopen them on the next write (logrotate). `state_dir` is
+    /// `global.state_dir` (the postgres rejects file lives there).
     pub fn new(
         config: &config::Destination,
         counters: Arc<Counters>,
         reopen: watch::Receiver<u64>,
+        state_dir: &std::path::Path,
     ) -> Result<Destination, Error> {
         match &config.kind {
             DestinationKind::File(file) => Ok(Destination::File(file::FileDest::new(
@@ -98,9 +107,43 @@ impl Destination {
                     counters,
                 )))
             }
-            DestinationKind::Sqlite { .. }
-            | DestinationKind::Postgres { .. }
-            | DestinationKind::Forward(_) => Err(Error::NotBuilt {
+            DestinationKind::Sqlite {
+                path,
+                table,
+                batch_size,
+            } => Ok(Destination::Sqlite(sqlite::SqliteDest::new(
+                config.name.clone(),
+                path.clone(),
+                table.clone(),
+                *batch_size,
+                counters,
+            ))),
+            DestinationKind::Postgres {
+                url,
+                table,
+                batch_size,
+                partition,
+                tls: None,
+                disk_buffer,
+            } => {
+                if disk_buffer.is_some() {
+                    tracing::warn!(destination = %config.name, "the disk buffer is not built yet: running without it (batches wait in memory while the database is down)");
+                }
+                Ok(Destination::Postgres(postgres::PostgresDest::new(
+                    config.name.clone(),
+                    url.clone(),
+                    table.clone(),
+                    *batch_size,
+                    *partition,
+                    state_dir,
+                    counters,
+                )))
+            }
+            DestinationKind::Postgres { .. } => Err(Error::NotBuilt {
+                name: config.name.clone(),
+                kind: "postgres with tls",
+            }),
+            DestinationKind::Forward(_) => Err(Error::NotBuilt {
                 name: config.name.clone(),
                 kind: config.kind.type_name(),
             }),
@@ -112,6 +155,8 @@ impl Destination {
             Destination::File(d) => d.run(input).await,
             Destination::Stdout(d) => d.run(input).await,
             Destination::Forward(d) => d.run(input).await,
+            Destination::Sqlite(d) => d.run(input).await,
+            Destination::Postgres(d) => d.run(input).await,
         }
     }
 }

@@ -363,7 +363,7 @@ fn write_json(msg: &Message, out: &mut Vec<u8>) {
 }
 
 /// `{"SD-ID":{"PARAM":"value",...},...}`, repeated SD-IDs merged.
-fn push_json_sd(out: &mut Vec<u8>, sd: &[SdElement]) {
+pub(crate) fn push_json_sd(out: &mut Vec<u8>, sd: &[SdElement]) {
     out.push(b'{');
     let mut first = true;
     for (i, element) in sd.iter().enumerate() {

@@ -2,6 +2,7 @@
 //! [`harness`] (a temp dir, config files, the exit code and output).
 
 mod check;
+mod database;
 mod filesource;
 mod forward;
 mod fuzz_regressions;
