@@ -724,3 +724,45 @@ fn postgres_row_refused_by_the_database_goes_to_the_rejects_file() {
     let error = value["error"].as_str().expect("error");
     assert!(error.starts_with("23514: "), "{error}");
 }
+
+#[test]
+fn postgres_daily_partitions_hold_the_rows_and_recognise_redelivery() {
+    let pg = Postgres::start();
+    let db = TestDir::new();
+    let inbox = db.path().join("inbox");
+    std::fs::create_dir(&inbox).expect("mkdir");
+    let dest = format!(
+        "type = \"postgres\"\nurl = \"{}\"\npartition = \"daily\"",
+        pg.url()
+    );
+    let mut server = Server::start(&config(&dest, &inbox, ""));
+    // Today (a partition is made), a day long ago (the default
+    // partition), and one message delivered twice with the same time.
+    let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
+    let day = chrono::Utc::now().format("%Y%m%d").to_string();
+    let input = format!(
+        "<14>1 {today}T00:00:01Z h a - - [logrelay@32473 id=\"o-1\"] today\n\
+         <14>1 2001-01-01T00:00:00Z h a - - [logrelay@32473 id=\"o-2\"] long ago\n\
+         <14>1 {today}T00:00:01Z h a - - [logrelay@32473 id=\"o-1\"] today again\n"
+    );
+    server.send_tcp("tcp", input.as_bytes());
+    let done = wait_for(Duration::from_secs(20), || {
+        pg.count("SELECT count(*) FROM pg_tables WHERE tablename = 'logs'") == 1
+            && pg.count("SELECT count(*) FROM logs") >= 2
+    });
+    assert!(done, "{}", server.stderr());
+    let stderr = server.stop();
+    assert!(
+        stderr.contains("written=2") && stderr.contains("duplicates=1"),
+        "{stderr}"
+    );
+    let rows = pg.query("SELECT tableoid::regclass::text, message FROM logs ORDER BY message");
+    let s = |v: &str| Some(v.to_owned());
+    assert_eq!(
+        rows,
+        [
+            vec![s("logs_default"), s("long ago")],
+            vec![s(&format!("logs_p{day}")), s("today")],
+        ]
+    );
+}
