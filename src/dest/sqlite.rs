@@ -191,7 +191,13 @@ impl SqliteDest {
         if !mode.eq_ignore_ascii_case("wal") {
             tracing::warn!(destination = %self.name, mode, "the database did not switch to WAL");
         }
-        conn.execute_batch("PRAGMA synchronous = FULL;")?;
+        // A 64 MiB page cache (the default is 2 MiB): with five B-trees
+        // over scattered keys a small cache spills and rereads index pages
+        // on every batch; checkpoints every 16 MiB of WAL instead of 4
+        // (benches/db.sh: CPU per row 28 -> 25 us on this VM).
+        conn.execute_batch(
+            "PRAGMA synchronous = FULL; PRAGMA cache_size = -65536; PRAGMA wal_autocheckpoint = 4000;",
+        )?;
         conn.execute_batch(&schema_sql(&self.table))?;
         tracing::info!(destination = %self.name, path = %self.path.display(), table = %self.table, "database open");
         Ok(conn)
