@@ -116,3 +116,74 @@ destinations = ["relp", "tcp"]
     assert!(run.bytes().all(|b| b.is_ascii_hexdigit()), "{run}");
     drop(client);
 }
+
+/// A RELP source gives messages that arrive without an origin id one of
+/// its own (`HOST:r:RUN:SEQ`), counting up; one that arrives with an id
+/// keeps it.
+#[test]
+fn relp_source_numbers_messages_without_an_origin_and_keeps_existing_ones() {
+    let data = TestDir::new();
+    let out = data.path().join("out.json");
+    let server = Server::start(&format!(
+        r#"
+[global]
+hostname = "server-1"
+[sources.relp]
+type = "relp"
+listen = "127.0.0.1:0"
+[destinations.out]
+type = "file"
+path = "{}"
+format = "json"
+[[paths]]
+sources = ["relp"]
+destinations = ["out"]
+"#,
+        out.display()
+    ));
+    let client = Server::start(&format!(
+        r#"
+[sources.tcp]
+type = "tcp"
+listen = "127.0.0.1:0"
+[destinations.relp]
+type = "relp"
+servers = ["127.0.0.1:{}"]
+[[paths]]
+sources = ["tcp"]
+destinations = ["relp"]
+"#,
+        server.port("relp")
+    ));
+    client.send_tcp(
+        "tcp",
+        b"<14>1 2026-11-27T07:00:00Z h a - - - one\n\
+          <14>1 2026-11-27T07:00:01Z h a - - [logrelay@32473 id=\"up:f:1-2-3:4\"] two\n\
+          <14>1 2026-11-27T07:00:02Z h a - - - three\n",
+    );
+    let lines = wait_lines(&out, 3);
+    let origins: Vec<(String, String)> = lines
+        .iter()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_slice(l).expect("json");
+            (
+                v["message"].as_str().expect("message").to_owned(),
+                v["origin"].as_str().expect("origin").to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(origins.len(), 3);
+    assert_eq!(origins[1], ("two".to_owned(), "up:f:1-2-3:4".to_owned()));
+    let run = origins[0]
+        .1
+        .strip_prefix("server-1:r:")
+        .and_then(|rest| rest.strip_suffix(":0"))
+        .expect("HOST:r:RUN:0");
+    assert_eq!(run.len(), 16, "{run}");
+    assert_eq!(origins[0].0, "one");
+    assert_eq!(
+        origins[2],
+        ("three".to_owned(), format!("server-1:r:{run}:1"))
+    );
+    drop(client);
+}
