@@ -50,6 +50,7 @@ pub fn rfc5424(data: &[u8]) {
     let shown = String::from_utf8_lossy(&out);
     assert_eq!(second.quality, ParseQuality::Syslog, "{shown:?}");
     assert_eq!(first.message, second.message, "{shown:?}");
+    assert_eq!(first.origin, second.origin, "{shown:?}");
     let in_rfc = |field: &[u8], max: usize| {
         field.len() <= max && field.iter().all(|c| (b'!'..=b'~').contains(c))
     };

@@ -6,6 +6,7 @@
 //! - [`config`]: TOML -> validated [`config::Config`]; embedded defaults per mode.
 //! - [`message`]: [`message::Message`], `Facility`, `Severity`, `Batch` and the
 //!   acknowledgement token every layer passes along.
+//! - [`origin`]: origin ids (stable unique message ids carried end to end).
 //! - [`syslog`]: PRI, RFC 3164 and RFC 5424 parsers, RFC 6587 framing codecs,
 //!   output formats.
 //! - [`filter`]: the filter language: parser into `Expr`, evaluation.
@@ -36,6 +37,7 @@ pub mod filter;
 #[doc(hidden)]
 pub mod fuzz_checks;
 pub mod message;
+pub mod origin;
 pub mod pipeline;
 pub mod privilege;
 pub mod relp;

@@ -262,6 +262,11 @@ pub struct Message {
     pub msgid: Bytes,
     pub structured_data: Vec<SdElement>,
     pub message: Bytes,
+    /// A stable unique id given where the message entered logrelay (file,
+    /// pipe and RELP sources; see [`crate::origin`]), carried end to end
+    /// in RFC 5424 as `[logrelay@32473 id="..."]` so that a destination
+    /// can recognise a message delivered twice. Empty: none.
+    pub origin: Bytes,
     /// The name of the source that received it.
     pub source: Arc<str>,
     /// The peer address, for network sources.
@@ -288,6 +293,7 @@ impl Message {
             msgid: Bytes::new(),
             structured_data: Vec::new(),
             message: raw.clone(),
+            origin: Bytes::new(),
             source,
             source_ip: None,
             raw,

@@ -334,6 +334,7 @@ impl Runtime {
                 batch_size,
                 state_dir: config.global.state_dir.clone(),
                 shutdown_grace: config.global.shutdown_grace,
+                origins: None,
             };
             let key = BindKey::of(&s.kind);
             // A port-0 socket is only handed to a source of the same name.
@@ -379,7 +380,12 @@ impl Runtime {
             let counters =
                 self.registry
                     .component(d.name.clone(), "destination", d.kind.type_name());
-            match Destination::new(d, counters, self.reopen.subscribe()) {
+            match Destination::new(
+                d,
+                counters,
+                self.reopen.subscribe(),
+                &config.global.state_dir,
+            ) {
                 Ok(dest) => dests.push(Some(dest)),
                 Err(e) => {
                     tracing::warn!(destination = %d.name, kind = d.kind.type_name(), "{e}: skipped");

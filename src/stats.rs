@@ -64,6 +64,10 @@ pub struct Counters {
     /// Disk buffer: segments set aside as corrupt (start-up) or cut short
     /// by damage found while reading.
     pub corrupt_segments: AtomicU64,
+    /// Messages a database already had (same origin id): not stored again.
+    pub duplicates: AtomicU64,
+    /// Rows a database refused even after repair (kept in a rejects file).
+    pub rejected: AtomicU64,
 }
 
 impl Counters {
@@ -89,6 +93,8 @@ impl Counters {
             buffered_bytes: AtomicU64::new(0),
             dropped_when_full: AtomicU64::new(0),
             corrupt_segments: AtomicU64::new(0),
+            duplicates: AtomicU64::new(0),
+            rejected: AtomicU64::new(0),
         }
     }
 
@@ -137,6 +143,8 @@ impl Counters {
             ("buffered_bytes", get(&self.buffered_bytes)),
             ("dropped_when_full", get(&self.dropped_when_full)),
             ("corrupt_segments", get(&self.corrupt_segments)),
+            ("duplicates", get(&self.duplicates)),
+            ("rejected", get(&self.rejected)),
         ];
         for (key, value) in rest {
             if value != 0 {

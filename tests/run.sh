@@ -32,6 +32,22 @@ if ((${#missing[@]})); then
     fi
 fi
 
+# PostgreSQL for the database tests: they run its initdb/pg_ctl (found on
+# PATH or in /usr/lib/postgresql/*/bin) on a private cluster in a temp dir.
+# Installed without a default cluster of its own.
+if ! command -v initdb >/dev/null 2>&1 && ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; then
+    if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
+        echo "tests/run.sh: installing postgresql" >&2
+        mkdir -p /etc/postgresql-common
+        [[ -e /etc/postgresql-common/createcluster.conf ]] \
+            || echo "create_main_cluster = false" >/etc/postgresql-common/createcluster.conf
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+    else
+        echo "tests/run.sh: PostgreSQL is missing (run as root on Debian to install it): the database tests will fail" >&2
+    fi
+fi
+
 # Real RELP and TLS peers: rsyslog's omrelp, imrelp and omfwd with the gtls
 # netstream driver (rsyslog-gnutls). Debian's rsyslog conflicts
 # with syslog-ng-core, so it is never installed: its packages are unpacked

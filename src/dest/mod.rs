@@ -13,14 +13,19 @@
 //!
 //! Forwarding destinations (tcp, udp, relp) live in [`forward`]: they
 //! release acks as their protocol allows (see there); `tls` and RELP over
-//! TLS get their rustls client config from [`crate::tls`] here. Destinations whose
-//! runtime is not built yet (sqlite, postgres) are reported by
-//! [`Destination::new`] as [`Error::NotBuilt`]. A forwarding destination's
-//! `disk_buffer` is run by [`crate::buffer::spool`].
+//! TLS get their rustls client config from [`crate::tls`] here. Databases
+//! ([`sqlite`], [`postgres`], sharing the row layout of [`sql`]) release
+//! them after the commit. A forwarding destination's `disk_buffer` is run
+//! by [`crate::buffer::spool`]. Destinations whose runtime is not built yet
+//! (postgres with `tls`) are reported by [`Destination::new`] as
+//! [`Error::NotBuilt`].
 
 pub mod balance;
 pub mod file;
 pub mod forward;
+pub mod postgres;
+pub mod sql;
+pub mod sqlite;
 pub mod stdout;
 
 use std::sync::Arc;
@@ -69,15 +74,19 @@ pub enum Destination {
     File(file::FileDest),
     Stdout(stdout::StdoutDest),
     Forward(forward::ForwardDest),
+    Sqlite(sqlite::SqliteDest),
+    Postgres(postgres::PostgresDest),
 }
 
 impl Destination {
     /// `reopen` changes on SIGHUP: file destinations close their files and
-    /// reopen them on the next write (logrotate).
+    /// reopen them on the next write (logrotate). `state_dir` is
+    /// `global.state_dir` (the postgres rejects file lives there).
     pub fn new(
         config: &config::Destination,
         counters: Arc<Counters>,
         reopen: watch::Receiver<u64>,
+        state_dir: &std::path::Path,
     ) -> Result<Destination, Error> {
         match &config.kind {
             DestinationKind::File(file) => Ok(Destination::File(file::FileDest::new(
@@ -109,12 +118,42 @@ impl Destination {
                     None => Ok(Destination::Forward(dest)),
                 }
             }
-            DestinationKind::Sqlite { .. } | DestinationKind::Postgres { .. } => {
-                Err(Error::NotBuilt {
-                    name: config.name.clone(),
-                    kind: config.kind.type_name(),
-                })
+            DestinationKind::Sqlite {
+                path,
+                table,
+                batch_size,
+            } => Ok(Destination::Sqlite(sqlite::SqliteDest::new(
+                config.name.clone(),
+                path.clone(),
+                table.clone(),
+                *batch_size,
+                counters,
+            ))),
+            DestinationKind::Postgres {
+                url,
+                table,
+                batch_size,
+                partition,
+                tls: None,
+                disk_buffer,
+            } => {
+                if disk_buffer.is_some() {
+                    tracing::warn!(destination = %config.name, "the disk buffer is not built yet: running without it (batches wait in memory while the database is down)");
+                }
+                Ok(Destination::Postgres(postgres::PostgresDest::new(
+                    config.name.clone(),
+                    url.clone(),
+                    table.clone(),
+                    *batch_size,
+                    *partition,
+                    state_dir,
+                    counters,
+                )))
             }
+            DestinationKind::Postgres { .. } => Err(Error::NotBuilt {
+                name: config.name.clone(),
+                kind: "postgres with tls",
+            }),
         }
     }
 
@@ -123,6 +162,8 @@ impl Destination {
             Destination::File(d) => d.run(input).await,
             Destination::Stdout(d) => d.run(input).await,
             Destination::Forward(d) => d.run(input).await,
+            Destination::Sqlite(d) => d.run(input).await,
+            Destination::Postgres(d) => d.run(input).await,
         }
     }
 }

@@ -88,6 +88,9 @@ pub struct Context {
     pub state_dir: PathBuf,
     /// `global.shutdown_grace`: how long shutdown may wait for acks.
     pub shutdown_grace: std::time::Duration,
+    /// Origin ids for messages that arrive without one (pipe and RELP
+    /// sources set it; `None` elsewhere), given in [`Context::send`].
+    pub origins: Option<Arc<crate::origin::Sequence>>,
 }
 
 impl Context {
@@ -132,9 +135,12 @@ impl Context {
     }
 
     /// Sends `batch` (if not empty); `false` when the pipeline is gone.
-    pub async fn send(&self, out: &mpsc::Sender<Batch>, batch: Batch) -> bool {
+    pub async fn send(&self, out: &mpsc::Sender<Batch>, mut batch: Batch) -> bool {
         if batch.is_empty() {
             return true;
+        }
+        if let Some(origins) = &self.origins {
+            origins.assign(&mut batch.messages);
         }
         Counters::add(&self.counters.received, batch.len() as u64);
         out.send(batch).await.is_ok()

@@ -27,7 +27,11 @@ pub struct PipeSource {
 }
 
 impl PipeSource {
-    pub fn open(path: &Path, cx: Context) -> Result<PipeSource, Error> {
+    pub fn open(path: &Path, mut cx: Context) -> Result<PipeSource, Error> {
+        cx.origins = Some(std::sync::Arc::new(crate::origin::Sequence::new(
+            &cx.hostname,
+            b'p',
+        )));
         let path_error = |what, source| Error::Path {
             name: cx.name.clone(),
             path: path.to_owned(),

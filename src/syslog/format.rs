@@ -15,7 +15,8 @@
 //!   with the message's own offset), `received` (RFC 3339, UTC), `host`,
 //!   `program`, `pid`, `facility` and `severity` (names), `msgid`,
 //!   `structured_data` (`{"SD-ID":{"PARAM":"value",...},...}`), `message`,
-//!   `source`, `source_ip` (string, or `null`). Fractions of a second are
+//!   `source`, `source_ip` (string, or `null`), and `origin` (the origin
+//!   id, [`crate::origin`]) only when the message has one. Fractions of a second are
 //!   written as microseconds when non-zero (finer digits are dropped).
 //!   Empty pid/msgid are `""`. Bytes that are not valid UTF-8 become U+FFFD
 //!   (one per maximal invalid subsequence, as `String::from_utf8_lossy`).
@@ -353,11 +354,16 @@ fn write_json(msg: &Message, out: &mut Vec<u8>) {
             out.push(b'"');
         }
     }
+    if !msg.origin.is_empty() {
+        out.extend_from_slice(b",\"origin\":\"");
+        push_json_text(out, &msg.origin);
+        out.push(b'"');
+    }
     out.push(b'}');
 }
 
 /// `{"SD-ID":{"PARAM":"value",...},...}`, repeated SD-IDs merged.
-fn push_json_sd(out: &mut Vec<u8>, sd: &[SdElement]) {
+pub(crate) fn push_json_sd(out: &mut Vec<u8>, sd: &[SdElement]) {
     out.push(b'{');
     let mut first = true;
     for (i, element) in sd.iter().enumerate() {
@@ -524,6 +530,7 @@ struct Record {
     message: Option<String>,
     source: Option<String>,
     source_ip: Option<String>,
+    origin: Option<String>,
 }
 
 /// `structured_data` in document order, repeated keys kept (a serde_json
@@ -623,6 +630,7 @@ pub fn parse_json(input: &[u8]) -> Result<Message, JsonError> {
         msgid: bytes(record.msgid),
         structured_data: record.structured_data.map(|sd| sd.0).unwrap_or_default(),
         message: bytes(record.message),
+        origin: bytes(record.origin),
         source: Arc::from(record.source.unwrap_or_default()),
         source_ip,
         raw: Bytes::copy_from_slice(input),
@@ -816,6 +824,18 @@ mod tests {
             r#""message":"Accepted publickey for root","source":"net","source_ip":"10.0.0.7"}"#
         );
         assert_eq!(render(Format::Json, &sample(), &TimeZone::Utc), expected);
+        let mut with_origin = sample();
+        with_origin.origin = Bytes::from_static(b"web-1:f:803-4d2-0badcafe:42");
+        let out = render(Format::Json, &with_origin, &TimeZone::Utc);
+        assert_eq!(
+            out,
+            format!(
+                "{},\"origin\":\"web-1:f:803-4d2-0badcafe:42\"}}",
+                &expected[..expected.len() - 1]
+            )
+        );
+        let back = parse_json(out.as_bytes()).expect("parses");
+        assert_eq!(back.origin, with_origin.origin);
     }
 
     #[test]
@@ -1007,12 +1027,13 @@ mod tests {
                 any::<String>(),
                 any::<String>(),
                 any::<Option<IpAddr>>(),
+                any::<String>(),
             ),
         )
             .prop_map(
                 |(
                     (timestamp, received, host, program, pid),
-                    (facility, severity, msgid, sd, message, source, source_ip),
+                    (facility, severity, msgid, sd, message, source, source_ip, origin),
                 )| {
                     let mut msg = Message::new(
                         Bytes::new(),
@@ -1029,6 +1050,7 @@ mod tests {
                     msg.structured_data = sd;
                     msg.message = Bytes::from(message);
                     msg.source_ip = source_ip;
+                    msg.origin = Bytes::from(origin);
                     msg
                 },
             )
@@ -1053,6 +1075,7 @@ mod tests {
             prop_assert_eq!(&back.message, &msg.message);
             prop_assert_eq!(&back.source, &msg.source);
             prop_assert_eq!(back.source_ip, msg.source_ip);
+            prop_assert_eq!(&back.origin, &msg.origin);
             prop_assert_eq!(&back.raw[..], &out[..]);
         }
 

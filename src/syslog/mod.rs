@@ -141,6 +141,7 @@ fn base(ctx: &ParseContext) -> Message {
         msgid: Bytes::new(),
         structured_data: Vec::new(),
         message: Bytes::new(),
+        origin: Bytes::new(),
         source: ctx.source.clone(),
         source_ip: ctx.source_ip,
         raw: Bytes::new(),

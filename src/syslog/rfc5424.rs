@@ -25,7 +25,10 @@
 //!   PARAM-NAMEs must be PRINTUSASCII without `=`, SP, `]`, `"`.
 //!   PARAM-VALUE escapes `\"`, `\\` and `\]` are removed; any other
 //!   backslash stays, as section 6.3.3 says. An unescaped `]` inside a
-//!   quoted value is accepted.
+//!   quoted value is accepted. logrelay's own element
+//!   `[logrelay@32473 id="..."]` is not kept in `structured_data`: its id
+//!   becomes `origin` ([`crate::origin`]), and the writer puts it back,
+//!   first, so it survives relay hops.
 //! - MSG (section 6.4): everything after the space that follows
 //!   STRUCTURED-DATA, with a leading UTF-8 BOM removed. It is a slice of
 //!   the input: no copy.
@@ -47,6 +50,7 @@ use memchr::memchr2;
 
 use super::{base, pri, ParseContext};
 use crate::message::{write_isodate, Message, ParseQuality, SdElement, TimeZone};
+use crate::origin;
 
 /// The UTF-8 byte order mark that may open MSG (section 6.4).
 const BOM: &[u8] = b"\xEF\xBB\xBF";
@@ -129,7 +133,8 @@ fn parse_into(msg: &mut Message, raw: &Bytes, b: &[u8]) -> Result<(), usize> {
     match b.get(pos) {
         Some(b'-') => pos += 1,
         Some(b'[') => {
-            let (elements, end) = parse_structured_data(raw, b, pos).ok_or(sd_start)?;
+            let (mut elements, end) = parse_structured_data(raw, b, pos).ok_or(sd_start)?;
+            take_origin(msg, &mut elements);
             msg.structured_data = elements;
             pos = end;
         }
@@ -147,10 +152,29 @@ fn parse_into(msg: &mut Message, raw: &Bytes, b: &[u8]) -> Result<(), usize> {
         }
         Some(_) => {
             msg.structured_data = Vec::new();
+            msg.origin = Bytes::new();
             return Err(sd_start);
         }
     }
     Ok(())
+}
+
+/// Moves logrelay's own element (`[logrelay@32473 id="..."]`, see
+/// [`crate::origin`]) out of `elements` into `msg.origin`. The first such
+/// element with an `id` wins; the element is removed whole (the SD-ID is
+/// logrelay's: it carries nothing else).
+fn take_origin(msg: &mut Message, elements: &mut Vec<SdElement>) {
+    let Some(i) = elements.iter().position(|e| e.id.as_ref() == origin::SD_ID) else {
+        return;
+    };
+    let element = elements.remove(i);
+    if let Some((_, id)) = element
+        .params
+        .into_iter()
+        .find(|(name, _)| name.as_ref() == origin::SD_PARAM)
+    {
+        msg.origin = id;
+    }
 }
 /// The header field starting at `pos`: `(start, end)` where `end` is the
 /// offset of the space that ends it. `None` when the field is empty or
@@ -398,8 +422,17 @@ pub fn write(msg: &Message, out: &mut Vec<u8>) {
         }
     }
     out.push(b' ');
-    if msg.structured_data.is_empty() {
+    if msg.structured_data.is_empty() && msg.origin.is_empty() {
         out.push(b'-');
+    }
+    if !msg.origin.is_empty() {
+        out.push(b'[');
+        out.extend_from_slice(origin::SD_ID);
+        out.push(b' ');
+        out.extend_from_slice(origin::SD_PARAM);
+        out.extend_from_slice(b"=\"");
+        push_escaped_value(out, &msg.origin);
+        out.extend_from_slice(b"\"]");
     }
     for element in &msg.structured_data {
         out.push(b'[');
@@ -849,6 +882,43 @@ mod tests {
         assert_eq!(String::from_utf8_lossy(&out), want);
     }
 
+    #[test]
+    fn origin_element_round_trips_and_stays_out_of_structured_data() {
+        let ctx = ctx();
+        let input = b"<14>1 2026-11-27T07:00:00Z h a - - [x@1 k=\"v\"][logrelay@32473 id=\"web-1:f:1-2-3:0\"] m";
+        let msg = parse(Bytes::from_static(input), &ctx);
+        assert_eq!(msg.quality, ParseQuality::Syslog);
+        assert_eq!(msg.origin.as_ref(), b"web-1:f:1-2-3:0");
+        assert_eq!(msg.structured_data.len(), 1);
+        assert_eq!(msg.structured_data[0].id.as_ref(), b"x@1");
+        let mut out = Vec::new();
+        write(&msg, &mut out);
+        assert_eq!(
+            String::from_utf8_lossy(&out),
+            "<14>1 2026-11-27T07:00:00+00:00 h a - - [logrelay@32473 id=\"web-1:f:1-2-3:0\"][x@1 k=\"v\"] m"
+        );
+        // Alone, with an escaped value.
+        let mut alone = parse(Bytes::from_static(b"<14>1 - h a - - - m"), &ctx);
+        alone.origin = Bytes::from_static(b"a\"b]");
+        out.clear();
+        write(&alone, &mut out);
+        assert!(
+            String::from_utf8_lossy(&out).ends_with(" - - [logrelay@32473 id=\"a\\\"b\\]\"] m"),
+            "{}",
+            String::from_utf8_lossy(&out)
+        );
+        let back = parse(Bytes::from(out), &ctx);
+        assert_eq!(back.origin.as_ref(), b"a\"b]");
+        assert!(back.structured_data.is_empty());
+        // Broken SD after it: no origin is kept from a malformed message.
+        let broken = parse(
+            Bytes::from_static(b"<14>1 - h a - - [logrelay@32473 id=\"x\"]m"),
+            &ctx,
+        );
+        assert_eq!(broken.quality, ParseQuality::Malformed);
+        assert!(broken.origin.is_empty());
+    }
+
     fn header_value(max: usize) -> impl Strategy<Value = Vec<u8>> {
         proptest::collection::vec(b'!'..=b'~', 1..=max).prop_filter("NILVALUE", |v| v != b"-")
     }
@@ -894,6 +964,13 @@ mod tests {
             pid in optional(header_value(MAX_PROCID)),
             msgid in optional(header_value(MAX_MSGID)),
             sd in proptest::collection::vec(sd_element(), 0..3),
+            origin in prop_oneof![
+                Just(Vec::new()),
+                proptest::collection::vec(
+                    prop_oneof![any::<u8>(), Just(b'"'), Just(b'\\'), Just(b']')],
+                    1..40,
+                ),
+            ],
             message in prop_oneof![
                 proptest::collection::vec(any::<u8>(), 0..100),
                 Just(b"\xEF\xBB\xBFstarts with a BOM".to_vec()),
@@ -913,6 +990,7 @@ mod tests {
             msg.pid = Bytes::from(pid);
             msg.msgid = Bytes::from(msgid);
             msg.structured_data = sd;
+            msg.origin = Bytes::from(origin);
             msg.message = Bytes::from(message);
 
             let mut out = Vec::new();
@@ -929,6 +1007,7 @@ mod tests {
             prop_assert_eq!(&back.pid, &msg.pid);
             prop_assert_eq!(&back.msgid, &msg.msgid);
             prop_assert_eq!(&back.structured_data, &msg.structured_data);
+            prop_assert_eq!(&back.origin, &msg.origin);
             prop_assert_eq!(&back.message, &msg.message);
         }
 

@@ -344,7 +344,7 @@ fn file_source_tails_1000_files_with_100_descriptors() {
 fn lines_routed_to_an_unbuilt_destination_are_not_acknowledged() {
     let dir = TestDir::new();
     let text = config("")
-        + "\n[destinations.db]\ntype = \"sqlite\"\npath = \"logs.db\"\n\n[[paths]]\nsources = [\"app\"]\ndestinations = [\"db\"]\n";
+        + "\n[destinations.db]\ntype = \"postgres\"\nurl = \"postgres://127.0.0.1:9/x\"\ntls = {}\n\n[[paths]]\nsources = [\"app\"]\ndestinations = [\"db\"]\n";
     dir.write("config.toml", &text);
     std::fs::create_dir_all(dir.path().join("in")).expect("mkdir in");
     let input = dir.path().join("in/app.log");

@@ -518,14 +518,14 @@ type = "file"
 path = "{}"
 template = "${{HOST}} ${{MESSAGE}}"
 [destinations.db]
-type = "sqlite"
-path = "{}"
+type = "postgres"
+url = "postgres://127.0.0.1:9/x"
+tls = {{}}
 [[paths]]
 sources = ["relp"]
 destinations = ["out", "db"]
 "#,
         out.display(),
-        data.path().join("logs.db").display()
     );
     let server = Server::start(&config);
     let mut fwd = forwarder(&format!(

@@ -3,12 +3,14 @@
 
 mod chaos;
 mod check;
+mod database;
 mod diskbuf;
 mod filesource;
 mod forward;
 mod fuzz_regressions;
 mod harness;
 mod interop;
+mod origin;
 mod package;
 mod pki;
 mod privilege;

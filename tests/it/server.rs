@@ -274,10 +274,6 @@ fn embedded_default_archives_a_tcp_line_under_logrelay_data() {
         stderr.contains("relp"),
         "the unbuilt relp source is named: {stderr}"
     );
-    assert!(
-        stderr.contains("sqlite"),
-        "the unbuilt sqlite destination is named: {stderr}"
-    );
     server.send_tcp("tcp", b"<13>Nov 27 07:00:00 myhost myprog[42]: archived\n");
     let archive = server.path("logrelay-data/server/archive");
     let lines = wait_lines(&archive.join("myhost/myprog.log"), 1);
@@ -286,7 +282,28 @@ fn embedded_default_archives_a_tcp_line_under_logrelay_data() {
         "{}",
         String::from_utf8_lossy(&lines[0])
     );
-    server.stop();
+    // The embedded default's SQLite destination runs: the same message
+    // is a row of logrelay-data/server/logs.db.
+    let stderr = server.stop();
+    let db = rusqlite::Connection::open(server.path("logrelay-data/server/logs.db"))
+        .expect("the default database exists");
+    let rows: Vec<(String, String, String, String)> = db
+        .prepare("SELECT host, program, pid, message FROM logs")
+        .and_then(|mut s| {
+            s.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+                .collect()
+        })
+        .expect("query");
+    assert_eq!(
+        rows,
+        [(
+            "myhost".to_owned(),
+            "myprog".to_owned(),
+            "42".to_owned(),
+            "archived".to_owned()
+        )],
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -318,6 +318,13 @@ impl FileSource {
         for line in chunk.lines {
             self.cx.push(&mut batch, line, &parse_cx);
         }
+        crate::origin::assign_file(
+            &self.cx.hostname,
+            chunk.key.dev,
+            chunk.key.ino,
+            &chunk.origins,
+            &mut batch.messages,
+        );
         let (ack, tracker) = Ack::new();
         for msg in &mut batch.messages {
             msg.ack = Some(ack.clone());

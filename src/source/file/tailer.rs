@@ -66,9 +66,34 @@ const MAX_DEPTH: usize = 32;
 pub struct Chunk {
     pub key: FileKey,
     pub lines: Vec<Bytes>,
+    /// Where each line comes from, for its origin id (`crate::origin`).
+    pub origins: Vec<LineOrigin>,
     /// The file offset just after the last line: committed once the
     /// chunk's ack resolves `Delivered` (and every earlier one did).
     pub end_offset: u64,
+}
+
+/// What identifies a line of a file across restarts and rotations,
+/// together with the file's [`FileKey`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LineOrigin {
+    /// The file offset of the line's first byte.
+    pub start: u64,
+    /// CRC-32 of the file's first `min(256, end of the line)` bytes: the
+    /// content that was there when the line was read, so that a recycled
+    /// inode (other content) gives other ids, while the same line read
+    /// again (after a restart, or from its rotated name) gives the same.
+    pub head_crc: u32,
+}
+
+/// A line (or multiline event, or piece of a long line) as read: its text
+/// and where it lies in the file.
+#[derive(Debug)]
+struct Line {
+    text: Bytes,
+    start: u64,
+    /// The offset just after it (after its `\n`).
+    end: u64,
 }
 
 /// What the tailer knows about one file identity.
@@ -133,6 +158,7 @@ impl Reader {
 #[derive(Debug, Default)]
 struct Joiner {
     event: Vec<u8>,
+    start: u64,
     end: u64,
     since: Option<Instant>,
     has_event: bool,
@@ -625,7 +651,7 @@ impl Tailer {
         reader.size_seen = size;
         reader.mtime_seen = mtime;
 
-        let mut lines: Vec<(Bytes, u64)> = Vec::new();
+        let mut lines: Vec<Line> = Vec::new();
         let mut used = 0usize;
         let mut eof = false;
         let read_size = cfg.read_bytes.max(4096);
@@ -681,18 +707,18 @@ impl Tailer {
             let end = reader.offset;
             let rest = reader.buf.split().freeze();
             reader.partial_since = None;
-            push_line(rest, end, cfg, &mut lines, &mut self.long_lines);
+            let start = end - rest.len() as u64;
+            push_line(rest, start, end, cfg, &mut lines, &mut self.long_lines);
         }
         // Multiline joining, then chunking.
-        let mut items: Vec<(Bytes, u64)> = Vec::with_capacity(lines.len());
+        let mut items: Vec<Line> = Vec::with_capacity(lines.len());
         match (&mut reader.joiner, &cfg.multiline) {
             (Some(joiner), Some(ml)) => {
-                for (line, end) in lines {
+                for line in lines {
                     join_line(
                         joiner,
                         ml,
                         line,
-                        end,
                         now,
                         cfg.max_line_bytes,
                         &mut items,
@@ -708,12 +734,40 @@ impl Tailer {
             }
             _ => items = lines,
         }
+        // The content identity of each line: lines within the first
+        // FINGERPRINT_BYTES (and a fingerprint not yet complete) need the
+        // file's head as it is now, after the read; the rest share the
+        // full fingerprint's CRC.
+        let head_len = super::fingerprint::FINGERPRINT_BYTES as u64;
+        let needs_head =
+            !entry.fingerprint.is_complete() || items.first().is_some_and(|l| l.end < head_len);
+        let full_crc = if needs_head && read_head(&file, &mut self.head).is_ok() {
+            crc32fast::hash(&self.head)
+        } else {
+            self.head.clear();
+            entry.fingerprint.crc
+        };
+        let head = &self.head;
+        let head_crc = |end: u64| {
+            if end >= head_len || head.is_empty() {
+                full_crc
+            } else {
+                crc32fast::hash(head.get(..end as usize).unwrap_or(head))
+            }
+        };
         for group in items.chunks(cfg.batch_lines.max(1)) {
-            if let Some(&(_, end_offset)) = group.last() {
+            if let Some(last) = group.last() {
                 out.push(Chunk {
                     key,
-                    lines: group.iter().map(|(l, _)| l.clone()).collect(),
-                    end_offset,
+                    lines: group.iter().map(|l| l.text.clone()).collect(),
+                    origins: group
+                        .iter()
+                        .map(|l| LineOrigin {
+                            start: l.start,
+                            head_crc: head_crc(l.end),
+                        })
+                        .collect(),
+                    end_offset: last.end,
                 });
             }
         }
@@ -904,12 +958,7 @@ pub fn glob_base(pattern: &str) -> (String, Option<usize>) {
 /// Splits the complete lines off the front of `reader.buf` into `out`
 /// (with the offset after each); the unfinished rest stays, cut to
 /// `max_line_bytes` (split or truncated) when it grows past it.
-fn split_lines(
-    reader: &mut Reader,
-    cfg: &TailerConfig,
-    out: &mut Vec<(Bytes, u64)>,
-    long: &mut u64,
-) {
+fn split_lines(reader: &mut Reader, cfg: &TailerConfig, out: &mut Vec<Line>, long: &mut u64) {
     let max = cfg.max_line_bytes.max(1);
     // Offset of buf[0].
     let mut base = reader.offset - reader.buf.len() as u64;
@@ -931,7 +980,15 @@ fn split_lines(
         let mut start = 0usize;
         for nl in memchr::memchr_iter(b'\n', &complete) {
             let end_offset = base + nl as u64 + 1;
-            push_line(complete.slice(start..nl), end_offset, cfg, out, long);
+            let line_start = base + start as u64;
+            push_line(
+                complete.slice(start..nl),
+                line_start,
+                end_offset,
+                cfg,
+                out,
+                long,
+            );
             start = nl + 1;
         }
         base += complete.len() as u64;
@@ -942,13 +999,22 @@ fn split_lines(
             LongLines::Split => {
                 while reader.buf.len() > max {
                     let piece = reader.buf.split_to(max).freeze();
+                    let start = base;
                     base += max as u64;
-                    out.push((piece, base));
+                    out.push(Line {
+                        text: piece,
+                        start,
+                        end: base,
+                    });
                 }
             }
             LongLines::Truncate => {
                 let piece = reader.buf.split_to(max).freeze();
-                out.push((piece, reader.offset));
+                out.push(Line {
+                    text: piece,
+                    start: base,
+                    end: reader.offset,
+                });
                 reader.buf.clear();
                 reader.discarding = true;
             }
@@ -960,9 +1026,10 @@ fn split_lines(
 /// lines are skipped, over-long ones split or truncated.
 fn push_line(
     mut line: Bytes,
+    start: u64,
     end_offset: u64,
     cfg: &TailerConfig,
-    out: &mut Vec<(Bytes, u64)>,
+    out: &mut Vec<Line>,
     long: &mut u64,
 ) {
     if line.last() == Some(&b'\r') {
@@ -973,23 +1040,34 @@ fn push_line(
     }
     let max = cfg.max_line_bytes.max(1);
     if line.len() <= max {
-        out.push((line, end_offset));
+        out.push(Line {
+            text: line,
+            start,
+            end: end_offset,
+        });
         return;
     }
     *long += 1;
     match cfg.long_lines {
-        LongLines::Truncate => out.push((line.slice(..max), end_offset)),
+        LongLines::Truncate => out.push(Line {
+            text: line.slice(..max),
+            start,
+            end: end_offset,
+        }),
         LongLines::Split => {
-            let line_start = end_offset - line.len() as u64 - 1;
             let mut at = 0;
             while at < line.len() {
                 let to = (at + max).min(line.len());
                 let end = if to == line.len() {
                     end_offset
                 } else {
-                    line_start + to as u64
+                    start + to as u64
                 };
-                out.push((line.slice(at..to), end));
+                out.push(Line {
+                    text: line.slice(at..to),
+                    start: start + at as u64,
+                    end,
+                });
                 at = to;
             }
         }
@@ -1001,13 +1079,17 @@ fn push_line(
 fn join_line(
     joiner: &mut Joiner,
     ml: &Multiline,
-    line: Bytes,
-    end: u64,
+    line: Line,
     now: Instant,
     max: usize,
-    out: &mut Vec<(Bytes, u64)>,
+    out: &mut Vec<Line>,
     long: &mut u64,
 ) {
+    let Line {
+        text: line,
+        start,
+        end,
+    } = line;
     let indented = ml.indented && matches!(line.first(), Some(b' ' | b'\t'));
     let not_a_start = ml.start.as_ref().is_some_and(|re| !re.is_match(&line));
     let continues = joiner.has_event && (indented || not_a_start);
@@ -1032,14 +1114,19 @@ fn join_line(
         flush_event(joiner, out);
     }
     joiner.event.extend_from_slice(&line);
+    joiner.start = start;
     joiner.end = end;
     joiner.since = Some(now);
     joiner.has_event = true;
 }
 
-fn flush_event(joiner: &mut Joiner, out: &mut Vec<(Bytes, u64)>) {
+fn flush_event(joiner: &mut Joiner, out: &mut Vec<Line>) {
     let event = Bytes::from(std::mem::take(&mut joiner.event));
-    out.push((event, joiner.end));
+    out.push(Line {
+        text: event,
+        start: joiner.start,
+        end: joiner.end,
+    });
     joiner.has_event = false;
     joiner.since = None;
 }
@@ -1135,6 +1222,82 @@ mod tests {
         std::io::Write::write_all(&mut f, b"ijk\nnext\n").expect("write");
         assert_eq!(lines(&mut t, now), ["next"]);
         assert_eq!(t.long_lines, 1);
+    }
+
+    /// Polls once; each line with its origin.
+    fn origins(t: &mut Tailer, now: Instant) -> Vec<(String, LineOrigin)> {
+        t.scan(now);
+        let mut chunks = Vec::new();
+        t.poll(now, None, &mut chunks);
+        let mut out = Vec::new();
+        for c in chunks {
+            assert_eq!(c.lines.len(), c.origins.len());
+            for (l, o) in c.lines.iter().zip(&c.origins) {
+                out.push((String::from_utf8_lossy(l).into_owned(), *o));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn line_origins_are_start_offsets_and_stable_head_crcs() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("a.log");
+        std::fs::write(&path, "a\nbb\r\n\nccc\n").expect("write");
+        let now = Instant::now();
+        let cfg = config(dir.path(), 1024, LongLines::Split, None);
+        let mut t = Tailer::new(cfg.clone(), Checkpoints::default());
+        let first = origins(&mut t, now);
+        let content = b"a\nbb\r\n\nccc\n";
+        let want = |text: &str, start: u64, end: usize| {
+            let head_crc = crc32fast::hash(&content[..end]);
+            (text.to_owned(), LineOrigin { start, head_crc })
+        };
+        assert_eq!(
+            first,
+            [want("a", 0, 2), want("bb", 2, 6), want("ccc", 7, 11)]
+        );
+        // The file grows past the fingerprint; a restart (no checkpoint)
+        // reads the same lines with the same origins.
+        let long = "x".repeat(300);
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .expect("open");
+        std::io::Write::write_all(&mut f, format!("{long}\nlast\n").as_bytes()).expect("write");
+        let mut t = Tailer::new(cfg.clone(), Checkpoints::default());
+        let again = origins(&mut t, now);
+        assert_eq!(again[..3], first[..]);
+        let full = std::fs::read(&path).expect("read");
+        let full_crc = crc32fast::hash(&full[..256]);
+        assert_eq!(
+            again[3..],
+            [
+                (
+                    long.clone(),
+                    LineOrigin {
+                        start: 11,
+                        head_crc: full_crc
+                    }
+                ),
+                (
+                    "last".to_owned(),
+                    LineOrigin {
+                        start: 312,
+                        head_crc: full_crc
+                    }
+                ),
+            ]
+        );
+        // Other content at the same offsets: other origins.
+        std::fs::write(&path, "z\nbb\r\n\nccc\n").expect("write");
+        let mut t = Tailer::new(cfg, Checkpoints::default());
+        let other = origins(&mut t, now);
+        assert_eq!(other.len(), 3);
+        for (a, b) in other.iter().zip(&first) {
+            assert_eq!(a.1.start, b.1.start);
+            assert_ne!(a.1.head_crc, b.1.head_crc);
+        }
     }
 
     #[test]
