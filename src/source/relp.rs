@@ -67,8 +67,9 @@ impl RelpSource {
         settings: &StreamListen,
         window: usize,
         tls: Option<&TlsConfig>,
-        cx: Context,
+        mut cx: Context,
     ) -> Result<RelpSource, Error> {
+        cx.origins = Some(Arc::new(crate::origin::Sequence::new(&cx.hostname, b'r')));
         // Certificates first: a bad one must not leave a port bound.
         let tls = tls
             .map(|t| Handshaker::new(t, &cx.name).map(Arc::new))

@@ -7,11 +7,10 @@ use crate::harness::{logrelay, repo, TestDir};
 fn every_config_in_configs_dir_checks_clean() {
     let dir = repo().join("configs");
     // The production configs name TLS files under /etc/logrelay/tls/:
-    // they are checked with stand-ins (check only needs them readable).
-    let tls = TestDir::new();
-    for name in ["ca.pem", "host.pem", "host.key"] {
-        tls.write(name, "stand-in");
-    }
+    // they are checked with test certificates (check loads them).
+    let ca = crate::pki::Ca::new("ca");
+    ca.leaf("host", &["localhost"]);
+    let tls = &ca.dir;
     let mut checked = 0;
     for entry in std::fs::read_dir(&dir).expect("configs/") {
         let mut path = entry.expect("entry").path();

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use crate::harness::{read_lines, wait_for, Server, TestDir};
 
-type Rows = Vec<Vec<Option<String>>>;
+pub(crate) type Rows = Vec<Vec<Option<String>>>;
 
 // ---------------------------------------------------------------- PostgreSQL
 
@@ -48,7 +48,7 @@ fn is_root() -> bool {
 }
 
 /// A private PostgreSQL cluster, stopped (immediate) on drop.
-struct Postgres {
+pub(crate) struct Postgres {
     dir: tempfile::TempDir,
     bin: PathBuf,
     /// initdb refuses to run as root: the user to run it as then.
@@ -57,7 +57,7 @@ struct Postgres {
 }
 
 impl Postgres {
-    fn start() -> Postgres {
+    pub(crate) fn start() -> Postgres {
         let dir = tempfile::Builder::new()
             .prefix("logrelay-pg-")
             .tempdir()
@@ -167,12 +167,12 @@ impl Postgres {
         );
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
     }
 
     /// Rows of `sql` (simple query protocol: every value as text).
-    fn query(&self, sql: &str) -> Rows {
+    pub(crate) fn query(&self, sql: &str) -> Rows {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -195,7 +195,7 @@ impl Postgres {
         })
     }
 
-    fn count(&self, sql: &str) -> usize {
+    pub(crate) fn count(&self, sql: &str) -> usize {
         self.query(sql)
             .first()
             .and_then(|r| r.first().cloned().flatten())
@@ -222,7 +222,7 @@ impl Drop for Postgres {
 
 // -------------------------------------------------------------------- SQLite
 
-fn sqlite_query(path: &Path, sql: &str) -> Rows {
+pub(crate) fn sqlite_query(path: &Path, sql: &str) -> Rows {
     use rusqlite::types::ValueRef;
     let db = rusqlite::Connection::open(path).expect("open the SQLite database");
     // Before logrelay created the table there is nothing to read (the
@@ -252,7 +252,7 @@ fn sqlite_query(path: &Path, sql: &str) -> Rows {
     rows
 }
 
-fn sqlite_count(path: &Path, sql: &str) -> usize {
+pub(crate) fn sqlite_count(path: &Path, sql: &str) -> usize {
     sqlite_query(path, sql)
         .first()
         .and_then(|r| r.first().cloned().flatten())

@@ -2,6 +2,7 @@
 //! [`harness`] (a temp dir, config files, the exit code and output).
 
 mod chaos;
+mod chaos_db;
 mod check;
 mod database;
 mod diskbuf;

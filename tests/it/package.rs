@@ -134,7 +134,7 @@ fn debian_package_ships_binary_unit_configs_logrotate_and_man_page() {
     }
 
     // The packaged binary and configs: the configs are the repo's, and
-    // each passes `logrelay check` in its mode (TLS files: stand-ins).
+    // each passes `logrelay check` in its mode (TLS files: test certificates).
     let root = dir.path().join("root");
     let root_text = root.display().to_string();
     let unpacked = run("dpkg-deb", &["-x", &deb_text, &root_text]);
@@ -149,8 +149,10 @@ fn debian_package_ships_binary_unit_configs_logrotate_and_man_page() {
     );
     let tls = dir.path().join("tls");
     std::fs::create_dir(&tls).expect("tls dir");
+    let ca = crate::pki::Ca::new("ca");
+    ca.leaf("host", &["localhost"]);
     for name in ["ca.pem", "host.pem", "host.key"] {
-        std::fs::write(tls.join(name), "stand-in").expect("tls file");
+        std::fs::copy(ca.dir.path().join(name), tls.join(name)).expect("tls file");
     }
     for mode in ["client", "relay", "server"] {
         let packaged = root.join(format!("etc/logrelay/{mode}.toml"));
