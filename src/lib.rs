@@ -19,16 +19,22 @@
 //!   `[[paths]]`; start-up, signals, config reload (SIGHUP) and shutdown
 //!   order.
 //! - [`relp`]: the RELP frame codec shared by the relp source and destination.
-//! - [`stats`]: per-component counters.
+//! - [`stats`]: per-component counters, connected peers, and their
+//!   renderings (JSON, table, Prometheus text).
+//! - [`control`]: the control socket `logrelay stats` asks; starts the
+//!   observers (control socket, [`metrics`] endpoint, periodic stats line).
+//! - [`metrics`]: the Prometheus text endpoint (a minimal HTTP/1.x responder).
 #![deny(unsafe_code)]
 
 pub mod cli;
 pub mod config;
+pub mod control;
 pub mod dest;
 pub mod filter;
 #[doc(hidden)]
 pub mod fuzz_checks;
 pub mod message;
+pub mod metrics;
 pub mod pipeline;
 pub mod relp;
 pub mod source;

@@ -19,6 +19,7 @@
 pub mod datagram;
 pub mod file;
 pub mod pipe;
+pub mod ratelimit;
 pub mod relp;
 pub mod stdin;
 pub mod tcp;
@@ -85,6 +86,8 @@ pub struct Context {
     pub state_dir: PathBuf,
     /// `global.shutdown_grace`: how long shutdown may wait for acks.
     pub shutdown_grace: std::time::Duration,
+    /// `rate_limit` and `peer_rate_limit`, shared by every connection.
+    pub limiter: Option<Arc<ratelimit::Limiter>>,
 }
 
 impl Context {
@@ -129,11 +132,23 @@ impl Context {
     }
 
     /// Sends `batch` (if not empty); `false` when the pipeline is gone.
-    pub async fn send(&self, out: &mpsc::Sender<Batch>, batch: Batch) -> bool {
+    /// Counts it `received` (and the connection's peer seen), then drops
+    /// what is over the rate limits, counted `dropped_rate_limit`.
+    pub async fn send(&self, out: &mpsc::Sender<Batch>, mut batch: Batch) -> bool {
         if batch.is_empty() {
             return true;
         }
-        Counters::add(&self.counters.received, batch.len() as u64);
+        let n = batch.len() as u64;
+        Counters::add(&self.counters.received, n);
+        let _ = crate::stats::CURRENT_PEER.try_with(|peer| peer.saw(n));
+        if let Some(limiter) = &self.limiter {
+            let dropped = limiter.apply(&mut batch);
+            self.counters
+                .dropped(crate::stats::DropReason::RateLimit, dropped);
+            if batch.is_empty() {
+                return true;
+            }
+        }
         out.send(batch).await.is_ok()
     }
 
@@ -452,6 +467,8 @@ impl Source {
 pub(super) trait Listener {
     type Stream: Send + 'static;
     type Peer: std::fmt::Debug;
+    /// How `logrelay stats` lists the peer.
+    fn peer_name(peer: &Self::Peer) -> String;
     /// The next connection, ready to be read.
     fn accept_one(
         &self,
@@ -461,6 +478,9 @@ pub(super) trait Listener {
 impl Listener for tokio::net::TcpListener {
     type Stream = tokio::net::TcpStream;
     type Peer = std::net::SocketAddr;
+    fn peer_name(peer: &Self::Peer) -> String {
+        peer.to_string()
+    }
     async fn accept_one(&self) -> std::io::Result<(Self::Stream, Self::Peer)> {
         let (stream, peer) = self.accept().await?;
         let _ = stream.set_nodelay(true);
@@ -471,6 +491,9 @@ impl Listener for tokio::net::TcpListener {
 impl Listener for tokio::net::UnixListener {
     type Stream = tokio::net::UnixStream;
     type Peer = ();
+    fn peer_name((): &Self::Peer) -> String {
+        "local".to_owned()
+    }
     async fn accept_one(&self) -> std::io::Result<(Self::Stream, Self::Peer)> {
         let (stream, _) = self.accept().await?;
         Ok((stream, ()))
@@ -517,11 +540,13 @@ pub(super) async fn accept_connections<L, F, Fut>(
             continue;
         };
         Counters::add(&cx.counters.connections, 1);
+        let listed = cx.counters.peer_connected(L::peer_name(&peer));
         let session = serve(stream, peer);
-        connections.spawn(async move {
+        connections.spawn(crate::stats::CURRENT_PEER.scope(listed.peer(), async move {
             session.await;
+            drop(listed);
             drop(permit);
-        });
+        }));
     }
     connections.close();
     connections.wait().await;

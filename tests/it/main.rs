@@ -8,3 +8,4 @@ mod fuzz_regressions;
 mod harness;
 mod reload;
 mod server;
+mod stats;
