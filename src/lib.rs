@@ -23,6 +23,8 @@
 //!   renderings (JSON, table, Prometheus text).
 //! - [`control`]: the control socket `logrelay stats` asks; starts the
 //!   observers (control socket, [`metrics`] endpoint, periodic stats line).
+//! - [`logging`]: the internal log (tracing to stderr, journald
+//!   priorities) feeding the `internal` source.
 //! - [`metrics`]: the Prometheus text endpoint (a minimal HTTP/1.x responder).
 #![deny(unsafe_code)]
 
@@ -33,6 +35,7 @@ pub mod dest;
 pub mod filter;
 #[doc(hidden)]
 pub mod fuzz_checks;
+pub mod logging;
 pub mod message;
 pub mod metrics;
 pub mod pipeline;

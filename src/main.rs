@@ -122,11 +122,5 @@ fn run(mode: Mode, args: &RunArgs) -> ExitCode {
 
 /// Logs go to stderr; `RUST_LOG` filters them (default: info).
 fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    logrelay::logging::init();
 }

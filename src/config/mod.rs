@@ -244,6 +244,10 @@ pub enum SourceKind {
         tls: Option<TlsConfig>,
     },
     Stdin,
+    /// logrelay's own log events at `level` and above.
+    Internal {
+        level: tracing::Level,
+    },
 }
 
 impl SourceKind {
@@ -258,6 +262,7 @@ impl SourceKind {
             SourceKind::Tls { .. } => "tls",
             SourceKind::Relp { .. } => "relp",
             SourceKind::Stdin => "stdin",
+            SourceKind::Internal { .. } => "internal",
         }
     }
 
@@ -273,6 +278,7 @@ impl SourceKind {
             | SourceKind::Relp { stream: s, .. } => s.listen.to_string(),
             SourceKind::Udp { listen, .. } => listen.to_string(),
             SourceKind::Stdin => "standard input".to_owned(),
+            SourceKind::Internal { level } => format!("logrelay's own events, {level} and above"),
         }
     }
 }

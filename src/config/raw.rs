@@ -197,6 +197,13 @@ pub enum RawSource {
         #[serde(flatten)]
         common: RawSourceCommon,
     },
+    /// logrelay's own log events.
+    Internal {
+        /// "error" | "warn" | "info" (default) | "debug" | "trace"
+        level: Option<String>,
+        #[serde(flatten)]
+        common: RawSourceCommon,
+    },
 }
 
 #[derive(Debug, Deserialize)]

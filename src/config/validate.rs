@@ -144,6 +144,18 @@ pub(super) fn validate(text: &str, origin: &str, mode: Mode) -> Result<Config> {
     let mut sources = Vec::new();
     for (name, rs) in &raw.sources {
         let mut s = source(&cx, name, rs, &global)?;
+        // Its events have one queue: a second would starve the first.
+        if matches!(s.kind, SourceKind::Internal { .. }) {
+            if let Some(first) = sources
+                .iter()
+                .find(|o: &&Source| matches!(o.kind, SourceKind::Internal { .. }))
+            {
+                return Err(cx.at(
+                    &[Seg::Key("sources"), Seg::Key(name), Seg::Key("type")],
+                    format!("only one internal source may run: {} is one", first.name),
+                ));
+            }
+        }
         if let Some(toml::Value::Table(t)) = source_tables.remove(name) {
             s.table = t;
         }
@@ -866,6 +878,24 @@ fn source(cx: &Cx<'_>, name: &str, rs: &RawSource, global: &Global) -> Result<So
             )
         }
         RawSource::Stdin { common } => (SourceKind::Stdin, common),
+        RawSource::Internal { level, common } => (
+            SourceKind::Internal {
+                level: choice(
+                    cx,
+                    &at("level"),
+                    level.as_deref(),
+                    tracing::Level::INFO,
+                    &[
+                        ("error", tracing::Level::ERROR),
+                        ("warn", tracing::Level::WARN),
+                        ("info", tracing::Level::INFO),
+                        ("debug", tracing::Level::DEBUG),
+                        ("trace", tracing::Level::TRACE),
+                    ],
+                )?,
+            },
+            common,
+        ),
     };
     let limits = |key: &'static str, raw: &Option<RawRateLimit>| -> Result<Option<RateLimit>> {
         let Some(raw) = raw else { return Ok(None) };
@@ -879,7 +909,10 @@ fn source(cx: &Cx<'_>, name: &str, rs: &RawSource, global: &Global) -> Result<So
         };
         if matches!(
             kind,
-            SourceKind::File(_) | SourceKind::Pipe { .. } | SourceKind::Stdin
+            SourceKind::File(_)
+                | SourceKind::Pipe { .. }
+                | SourceKind::Stdin
+                | SourceKind::Internal { .. }
         ) {
             return Err(cx.at_key(
                 &[Seg::Key("sources"), Seg::Key(name), Seg::Key(key)],

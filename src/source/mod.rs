@@ -18,6 +18,7 @@
 
 pub mod datagram;
 pub mod file;
+pub mod internal;
 pub mod pipe;
 pub mod ratelimit;
 pub mod relp;
@@ -306,7 +307,7 @@ impl BindKey {
             SourceKind::Pipe { path }
             | SourceKind::UnixDgram { path, .. }
             | SourceKind::UnixStream { path, .. } => Some(BindKey::Path(path.clone())),
-            SourceKind::File(_) | SourceKind::Stdin => None,
+            SourceKind::File(_) | SourceKind::Stdin | SourceKind::Internal { .. } => None,
         }
     }
 
@@ -331,6 +332,7 @@ pub enum Source {
     Stdin(stdin::StdinSource),
     File(Box<file::FileSource>),
     Relp(relp::RelpSource),
+    Internal(internal::InternalSource),
 }
 
 impl Source {
@@ -353,6 +355,9 @@ impl Source {
                 .map(Source::UnixStream),
             SourceKind::Pipe { path } => pipe::PipeSource::open(path, cx).map(Source::Pipe),
             SourceKind::Stdin => Ok(Source::Stdin(stdin::StdinSource::new(cx))),
+            SourceKind::Internal { level } => {
+                Ok(Source::Internal(internal::InternalSource::new(*level, cx)))
+            }
             SourceKind::File(f) => file::FileSource::bind(f, cx).map(|s| Source::File(Box::new(s))),
             SourceKind::Relp {
                 stream,
@@ -426,7 +431,7 @@ impl Source {
             Source::Udp(s) => Some(Shared::Udp(s.shared())),
             Source::UnixDgram(s) => Some(Shared::UnixDgram(s.shared())),
             Source::UnixStream(s) => Some(Shared::UnixStream(s.shared())),
-            Source::Pipe(_) | Source::Stdin(_) | Source::File(_) => None,
+            Source::Pipe(_) | Source::Stdin(_) | Source::File(_) | Source::Internal(_) => None,
         }
     }
 
@@ -440,6 +445,7 @@ impl Source {
             Source::UnixStream(s) => Ok(s.path().display().to_string()),
             Source::Pipe(s) => Ok(s.path().display().to_string()),
             Source::Stdin(_) => Ok("stdin".to_owned()),
+            Source::Internal(_) => Ok("internal".to_owned()),
             Source::File(s) => Ok(s.local_addr()),
         }
         .unwrap_or_else(|e| format!("?({e})"))
@@ -457,6 +463,7 @@ impl Source {
             Source::UnixStream(s) => s.run(out, cancel).await,
             Source::Pipe(s) => s.run(out, cancel).await,
             Source::Stdin(s) => s.run(out, cancel).await,
+            Source::Internal(s) => s.run(out, cancel).await,
             Source::File(s) => s.run(out, cancel).await,
             Source::Relp(s) => s.run(out, cancel).await,
         }
