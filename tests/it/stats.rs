@@ -548,3 +548,69 @@ destinations = ["out"]
         run.stderr
     );
 }
+
+#[test]
+fn control_socket_survives_silent_and_wrong_clients_and_stats_interval_logs() {
+    use std::os::unix::net::UnixStream;
+    let mut server = Server::start(
+        r#"
+[global]
+state_dir = "state"
+control = "run/ctl/control.sock"
+stats_interval = "100ms"
+
+[sources.net]
+type = "udp"
+listen = "127.0.0.1:0"
+
+[destinations.out]
+type = "file"
+path = "out.log"
+
+[[paths]]
+sources = ["net"]
+destinations = ["out"]
+"#,
+    );
+    let path = server.path("run/ctl/control.sock");
+    // Created with its directory, mode 0660.
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(&path)
+            .expect("control socket")
+            .permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o660);
+    // Silent clients hold no one up (up to the limit, answered in turn).
+    let silent: Vec<UnixStream> = (0..3)
+        .map(|_| UnixStream::connect(&path).expect("connect"))
+        .collect();
+    let mut wrong = UnixStream::connect(&path).expect("connect");
+    wrong.set_read_timeout(Some(DEADLINE)).expect("timeout");
+    wrong.write_all(b"shutdown\n").expect("send");
+    let mut answer = String::new();
+    wrong.read_to_string(&mut answer).expect("read");
+    let answer: Value = serde_json::from_str(answer.trim()).expect("json");
+    assert!(
+        answer["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("stats")),
+        "{answer}"
+    );
+
+    server.send_udp("net", b"<13>one");
+    wait_lines(&server.path("out.log"), 1);
+    let run = logrelay(
+        &["stats", "--json", "--control", "run/ctl/control.sock"],
+        server.dir.path(),
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let doc: Value = serde_json::from_str(&run.stdout).expect("json");
+    assert_eq!(counter(&doc, "source", "net", "received"), 1);
+    drop(silent);
+
+    // The periodic line carries the same counters.
+    let line = server.wait_stderr("stats: source net: received=1", 1);
+    assert!(line.contains("destination out: written=1"), "{line}");
+    server.stop();
+    assert!(!path.exists(), "control socket left behind");
+}
