@@ -412,8 +412,11 @@ impl Registry {
     }
 
     /// Everything, as `logrelay stats` and the exporters see it.
+    /// Components are listed sources first, then paths, filters and
+    /// destinations, each in creation order.
     pub fn snapshot(&self, mode: &str, uptime: Duration) -> Snapshot {
-        let all = self.all();
+        let mut all = self.all();
+        all.sort_by_key(|c| role_bit(c.role));
         let mut peers = Vec::new();
         let components = all
             .iter()
