@@ -66,7 +66,15 @@ impl ControlSocket {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(io("cannot create its directory"))?;
         }
-        if std::fs::symlink_metadata(path).is_ok() {
+        if let Ok(meta) = std::fs::symlink_metadata(path) {
+            use std::os::unix::fs::FileTypeExt;
+            if !meta.file_type().is_socket() {
+                return Err(Error::Io {
+                    path: path.to_path_buf(),
+                    what: "exists and is not a socket",
+                    source: std::io::Error::from(std::io::ErrorKind::AlreadyExists),
+                });
+            }
             if std::os::unix::net::UnixStream::connect(path).is_ok() {
                 return Err(Error::InUse {
                     path: path.to_path_buf(),
@@ -280,4 +288,53 @@ pub fn default_paths() -> Vec<PathBuf> {
         out.push(PathBuf::from(format!("/run/logrelay/{mode}.sock")));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn bind_replaces_only_a_stale_socket() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub/control.sock");
+        // A socket file nobody answers on (its process died): replaced.
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
+        let first = ControlSocket::bind(&path).unwrap();
+        // A live one: left alone.
+        assert!(matches!(
+            ControlSocket::bind(&path),
+            Err(Error::InUse { .. })
+        ));
+        drop(first);
+        // Not a socket: never removed.
+        let file = dir.path().join("regular");
+        std::fs::write(&file, b"keep").unwrap();
+        assert!(ControlSocket::bind(&file).is_err());
+        assert_eq!(std::fs::read(&file).unwrap(), b"keep");
+    }
+
+    #[tokio::test]
+    async fn answers_stats_and_removes_its_socket() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.sock");
+        let socket = ControlSocket::bind(&path).unwrap();
+        let registry = Arc::new(crate::stats::Registry::new());
+        let r = registry.clone();
+        let cancel = CancellationToken::new();
+        let task = tokio::spawn(socket.serve(
+            move || r.snapshot("relay", Duration::from_secs(1)),
+            cancel.clone(),
+        ));
+        let p = path.clone();
+        let (_, snap) = tokio::task::spawn_blocking(move || query(&p))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(snap.mode, "relay");
+        cancel.cancel();
+        task.await.unwrap();
+        assert!(!path.exists());
+    }
 }
