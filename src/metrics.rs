@@ -164,7 +164,20 @@ async fn respond<F: Fn() -> Snapshot>(
     if !head_only {
         stream.write_all(body.as_bytes()).await?;
     }
-    stream.shutdown().await
+    stream.shutdown().await?;
+    if !complete {
+        // Closing with unread input would reset the connection and could
+        // destroy the answer before the client reads it: read (a bounded
+        // amount, within the exchange's timeout) until the client closes.
+        let mut drained = 0;
+        while drained < 16 * MAX_HEAD {
+            match stream.read(&mut chunk).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => drained += n,
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

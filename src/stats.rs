@@ -10,7 +10,9 @@
 //! roles it applies to, whether it is a gauge, and its help text). The
 //! field appears on [`Counters`], and in the JSON, the table, the
 //! Prometheus text (`logrelay_NAME_total{component,role,type}`, gauges
-//! without `_total`) and the log lines with no other change.
+//! without `_total`) and the log lines with no other change. A destination
+//! counter named `dropped_*` (like `written`) takes messages out of the
+//! derived `queued_messages` gauge.
 //!
 //! Connected peers (tcp, relp, unix_stream) are listed per source:
 //! address, connected since, last seen, messages; a closed connection
