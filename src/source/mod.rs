@@ -497,13 +497,18 @@ impl Listener for tokio::net::TcpListener {
 
 impl Listener for tokio::net::UnixListener {
     type Stream = tokio::net::UnixStream;
-    type Peer = ();
-    fn peer_name((): &Self::Peer) -> String {
-        "local".to_owned()
+    /// The sending process, from the kernel (SO_PEERCRED), when known.
+    type Peer = Option<i32>;
+    fn peer_name(pid: &Self::Peer) -> String {
+        match pid {
+            Some(pid) => format!("local pid {pid}"),
+            None => "local".to_owned(),
+        }
     }
     async fn accept_one(&self) -> std::io::Result<(Self::Stream, Self::Peer)> {
         let (stream, _) = self.accept().await?;
-        Ok((stream, ()))
+        let pid = stream.peer_cred().ok().and_then(|c| c.pid());
+        Ok((stream, pid))
     }
 }
 

@@ -614,3 +614,43 @@ destinations = ["out"]
     server.stop();
     assert!(!path.exists(), "control socket left behind");
 }
+
+#[test]
+fn unix_stream_peers_are_listed_by_the_senders_pid() {
+    use std::os::unix::net::UnixStream;
+    let server = Server::start(
+        r#"
+[global]
+state_dir = "state"
+control = "control.sock"
+
+[sources.local]
+type = "unix_stream"
+path = "log.sock"
+
+[destinations.out]
+type = "file"
+path = "out.log"
+
+[[paths]]
+sources = ["local"]
+destinations = ["out"]
+"#,
+    );
+    let mut client = UnixStream::connect(server.path("log.sock")).expect("connect");
+    client.write_all(b"<13>one\n<13>two\n").expect("send");
+    wait_lines(&server.path("out.log"), 2);
+    let pid = std::process::id();
+    assert!(
+        wait_for(DEADLINE, || stats_json(&server)["peers"][0]["messages"]
+            == 2),
+        "{:#}",
+        stats_json(&server)
+    );
+    let doc = stats_json(&server);
+    let peers = doc["peers"].as_array().expect("peers");
+    assert_eq!(peers.len(), 1, "{doc:#}");
+    assert_eq!(peers[0]["address"], format!("local pid {pid}").as_str());
+    assert_eq!(peers[0]["state"], "connected");
+    drop(client);
+}
