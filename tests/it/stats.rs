@@ -443,6 +443,33 @@ destinations = ["out"]
     assert_eq!(run.code, 2, "{}", run.stdout);
     assert!(run.stderr.starts_with("config.toml:5:"), "{}", run.stderr);
     assert!(run.stderr.contains("per"), "{}", run.stderr);
+    // A valid one: `check` shows the limits with their defaults filled in.
+    dir.write(
+        "config.toml",
+        r#"
+[sources.net]
+type = "udp"
+listen = "127.0.0.1:0"
+rate_limit = { messages = 10 }
+peer_rate_limit = { messages = 2, per = "1m", burst = 5 }
+
+[destinations.out]
+type = "stdout"
+
+[[paths]]
+sources = ["net"]
+destinations = ["out"]
+"#,
+    );
+    let run = logrelay(&["check", "-c", "config.toml"], dir.path());
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stdout.contains(
+            "net (udp): 127.0.0.1:0, rate limit 10 per 1s, burst 10, per peer 2 per 60s, burst 5\n"
+        ),
+        "{}",
+        run.stdout
+    );
 }
 
 #[test]
