@@ -22,7 +22,13 @@
 //!   `[[paths]]`; start-up, signals, config reload (SIGHUP) and shutdown
 //!   order.
 //! - [`relp`]: the RELP frame codec shared by the relp source and destination.
-//! - [`stats`]: per-component counters.
+//! - [`stats`]: per-component counters, connected peers, and their
+//!   renderings (JSON, table, Prometheus text).
+//! - [`control`]: the control socket `logrelay stats` asks; starts the
+//!   observers (control socket, [`metrics`] endpoint, periodic stats line).
+//! - [`logging`]: the internal log (tracing to stderr, journald
+//!   priorities) feeding the `internal` source.
+//! - [`metrics`]: the Prometheus text endpoint (a minimal HTTP/1.x responder).
 //! - [`systemd`]: sd_notify readiness, reload, stopping and watchdog pings.
 //! - [`privilege`]: `[global] user`/`group`: switch user once sources are bound.
 //! - [`tls`]: TLS settings -> rustls server and client configs (chain,
@@ -32,11 +38,14 @@
 pub mod buffer;
 pub mod cli;
 pub mod config;
+pub mod control;
 pub mod dest;
 pub mod filter;
 #[doc(hidden)]
 pub mod fuzz_checks;
+pub mod logging;
 pub mod message;
+pub mod metrics;
 pub mod origin;
 pub mod pipeline;
 pub mod privilege;

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::Parser;
 
-use logrelay::cli::{Cli, Command, RunArgs};
+use logrelay::cli::{Cli, Command, RunArgs, StatsArgs};
 use logrelay::config::{defaults, Config, Mode, Origin};
 use logrelay::pipeline;
 
@@ -23,8 +23,47 @@ fn main() -> ExitCode {
             }
             Err(e) => config_error(&e),
         },
-        Command::Stats(_) => {
-            eprintln!("logrelay: stats: the control socket is not built yet");
+        Command::Stats(args) => stats(&args),
+    }
+}
+
+/// `logrelay stats`: asks the control socket of `--control`, of the
+/// config of `-c`, or else the first that exists of the embedded defaults'
+/// sockets (server, relay, client) and the packaged configs' ones.
+fn stats(args: &StatsArgs) -> ExitCode {
+    let path = if let Some(path) = &args.control {
+        path.clone()
+    } else if let Some(file) = &args.config {
+        match Config::load(file, Mode::Server) {
+            Ok(config) => config.global.control,
+            Err(e) => return config_error(&e),
+        }
+    } else {
+        let candidates = logrelay::control::default_paths();
+        match candidates.iter().find(|p| p.exists()) {
+            Some(p) => p.clone(),
+            None => {
+                let list: Vec<String> =
+                    candidates.iter().map(|p| p.display().to_string()).collect();
+                eprintln!(
+                    "logrelay: stats: no control socket at {}: name one with --control PATH or -c FILE",
+                    list.join(", ")
+                );
+                return ExitCode::from(1);
+            }
+        }
+    };
+    match logrelay::control::query(&path) {
+        Ok((text, snapshot)) => {
+            if args.json {
+                println!("{text}");
+            } else {
+                print!("{}", snapshot.table());
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("logrelay: stats: {e}");
             ExitCode::from(1)
         }
     }
@@ -83,11 +122,5 @@ fn run(mode: Mode, args: &RunArgs) -> ExitCode {
 
 /// Logs go to stderr; `RUST_LOG` filters them (default: info).
 fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    logrelay::logging::init();
 }

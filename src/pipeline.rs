@@ -72,7 +72,7 @@ use crate::dest::Destination;
 use crate::filter::{FilterId, Filters};
 use crate::message::Batch;
 use crate::source::{self, BindKey, Source};
-use crate::stats::Registry;
+use crate::stats::{Counters, Registry};
 use crate::systemd;
 
 #[derive(Debug, thiserror::Error)]
@@ -89,6 +89,8 @@ pub enum Error {
     },
     #[error(transparent)]
     Privilege(#[from] crate::privilege::Error),
+    #[error(transparent)]
+    Metrics(#[from] crate::metrics::Error),
     #[error("nothing to run: no source of this config is built yet")]
     NoSources,
     #[error(
@@ -116,6 +118,10 @@ struct Route {
     /// unbuilt ones were reported at start-up).
     only_unbuilt: bool,
     is_final: bool,
+    /// `paths[N]`: matched, filtered_out.
+    counters: Arc<Counters>,
+    /// One per filter: passed, rejected.
+    filter_counters: Vec<Arc<Counters>>,
 }
 
 /// Everything a router needs to route one batch; one per config
@@ -130,6 +136,8 @@ struct Table {
     /// Senders of the destinations (`None`: type not built yet).
     dests: Vec<Option<mpsc::Sender<Batch>>>,
     dest_names: Vec<Arc<str>>,
+    /// One per destination (`received`: routed to it).
+    dest_counters: Vec<Option<Arc<Counters>>>,
 }
 
 /// A source that runs, as the reload logic knows it.
@@ -204,6 +212,10 @@ pub async fn run(config: Config, origin: Origin) -> Result<(), Error> {
 
     let mut runtime = Runtime::new();
     let plan = runtime.prepare(config).await?;
+    // The control socket is bound while still root (its directory may be
+    // root's), then root is no longer needed (privilege.rs).
+    let observers =
+        crate::control::start(&plan.config.global, mode, runtime.registry.clone()).await?;
     // Every source is bound: root is no longer needed (privilege.rs).
     crate::privilege::drop_privileges(&plan.config.global)?;
     let (_, bound) = runtime.commit(plan);
@@ -254,6 +266,7 @@ pub async fn run(config: Config, origin: Origin) -> Result<(), Error> {
     notifier.stopping();
     runtime.shutdown(grace).await;
     watchdog_stop.cancel();
+    observers.stop().await;
     Ok(())
 }
 
@@ -270,6 +283,7 @@ impl Runtime {
             filters: Filters::default(),
             dests: Vec::new(),
             dest_names: Vec::new(),
+            dest_counters: Vec::new(),
         }));
         Runtime {
             registry: Arc::new(Registry::new()),
@@ -335,6 +349,8 @@ impl Runtime {
                 state_dir: config.global.state_dir.clone(),
                 shutdown_grace: config.global.shutdown_grace,
                 origins: None,
+                limiter: source::ratelimit::Limiter::new(s.rate_limit, s.peer_rate_limit)
+                    .map(Arc::new),
             };
             let key = BindKey::of(&s.kind);
             // A port-0 socket is only handed to a source of the same name.
@@ -485,8 +501,22 @@ impl Runtime {
             let source_routes: Vec<Route> = config
                 .paths
                 .iter()
-                .filter(|p| p.sources.contains(&index))
-                .map(|p| Route {
+                .enumerate()
+                .filter(|(_, p)| p.sources.contains(&index))
+                .map(|(n, p)| Route {
+                    counters: self.registry.component(
+                        Arc::from(format!("paths[{}]", n + 1)),
+                        "path",
+                        "path",
+                    ),
+                    filter_counters: p
+                        .filters
+                        .iter()
+                        .map(|&f| {
+                            let name = config.filters.name(f).unwrap_or("?");
+                            self.registry.component(Arc::from(name), "filter", "filter")
+                        })
+                        .collect(),
                     filters: p.filters.clone(),
                     destinations: p
                         .destinations
@@ -505,6 +535,17 @@ impl Runtime {
         }
         let dest_names: Vec<Arc<str>> =
             config.destinations.iter().map(|d| d.name.clone()).collect();
+        let dest_counters = config
+            .destinations
+            .iter()
+            .zip(&senders)
+            .map(|(d, tx)| {
+                tx.as_ref().map(|_| {
+                    self.registry
+                        .component(d.name.clone(), "destination", d.kind.type_name())
+                })
+            })
+            .collect();
         let Config {
             global, filters, ..
         } = config;
@@ -516,6 +557,7 @@ impl Runtime {
             filters,
             dests: senders,
             dest_names,
+            dest_counters,
         }));
 
         // New sources (and their routers) run from here.
@@ -524,8 +566,16 @@ impl Runtime {
                 continue;
             };
             let (tx, rx) = mpsc::channel(queue);
-            self.router_tasks
-                .spawn(route(id, r.config.name.clone(), rx, self.table.subscribe()));
+            let counters =
+                self.registry
+                    .component(r.config.name.clone(), "source", r.config.kind.type_name());
+            self.router_tasks.spawn(route(
+                id,
+                r.config.name.clone(),
+                counters,
+                rx,
+                self.table.subscribe(),
+            ));
             let cancel = r.cancel.clone();
             let name = r.config.name.clone();
             self.source_tasks.spawn(async move {
@@ -591,6 +641,7 @@ impl Runtime {
             filters: Filters::default(),
             dests: Vec::new(),
             dest_names: Vec::new(),
+            dest_counters: Vec::new(),
         }));
         let mut dests: Vec<RunningDest> = self.dests.drain(..).collect();
         dests.append(&mut self.retired_dests);
@@ -634,9 +685,12 @@ fn is_socket(kind: &config::SourceKind) -> bool {
 async fn route(
     id: u64,
     source: Arc<str>,
+    counters: Arc<Counters>,
     mut input: mpsc::Receiver<Batch>,
     mut tables: watch::Receiver<Arc<Table>>,
 ) {
+    // Per-batch tallies of path and filter counters (see `split`).
+    let mut tally: Vec<u64> = Vec::new();
     let mut table = tables.borrow_and_update().clone();
     // False once our source is not in the current table (a reload stopped
     // it): what it still delivers goes by the table it was read under.
@@ -675,8 +729,23 @@ async fn route(
         // The common case (one path, no filter, one destination) forwards
         // each batch whole: no message is looked at or moved.
         match whole_batches_to(routes) {
-            Some(d) if d < outs.len() => outs[d] = batch,
-            _ => split(batch, routes, &table.filters, &mut outs, &mut targets),
+            Some(d) if d < outs.len() => {
+                if let Some(r) = routes.first() {
+                    Counters::add(&r.counters.matched, batch.len() as u64);
+                }
+                outs[d] = batch;
+            }
+            _ => {
+                let unrouted = split(
+                    batch,
+                    routes,
+                    &table.filters,
+                    &mut outs,
+                    &mut targets,
+                    &mut tally,
+                );
+                Counters::add(&counters.unrouted, unrouted);
+            }
         }
         for (d, out) in outs.iter_mut().enumerate() {
             if out.is_empty() {
@@ -686,6 +755,10 @@ async fn route(
             let Some(Some(tx)) = dests.get(d) else {
                 continue;
             };
+            let n = batch.len() as u64;
+            if let Some(Some(c)) = table.dest_counters.get(d) {
+                Counters::add(&c.received, n);
+            }
             if let Err(mpsc::error::SendError(lost)) = tx.send(batch).await {
                 if !std::mem::replace(&mut gone[d], true) {
                     let destination = table.dest_names.get(d).map_or("?", |n| &**n);
@@ -716,23 +789,45 @@ fn whole_batches_to(routes: &[Route]) -> Option<usize> {
 }
 
 /// Distributes the messages of `batch` over `outs` (one batch per
-/// destination) following `routes` (see the module doc for the rules).
+/// destination) following `routes` (see the module doc for the rules);
+/// returns how many no path took. Path and filter counters are tallied in
+/// `tally` (per route: matched, filtered_out, then passed and rejected of
+/// each filter) and added once at the end.
 fn split(
     batch: Batch,
     routes: &[Route],
     filters: &Filters,
     outs: &mut [Batch],
     targets: &mut Vec<usize>,
-) {
+    tally: &mut Vec<u64>,
+) -> u64 {
     for out in outs.iter_mut() {
         out.messages.reserve(batch.len());
     }
+    tally.clear();
+    tally.resize(routes.iter().map(|r| 2 + 2 * r.filters.len()).sum(), 0);
+    let mut unrouted = 0;
     for msg in batch.messages {
         targets.clear();
+        let mut at = 0;
         for r in routes {
-            if !r.filters.iter().all(|&f| filters.matches(f, &msg)) {
+            let base = at;
+            at += 2 + 2 * r.filters.len();
+            let mut matched = true;
+            for (i, &f) in r.filters.iter().enumerate() {
+                if filters.matches(f, &msg) {
+                    tally[base + 2 + 2 * i] += 1;
+                } else {
+                    tally[base + 3 + 2 * i] += 1;
+                    matched = false;
+                    break;
+                }
+            }
+            if !matched {
+                tally[base + 1] += 1;
                 continue;
             }
+            tally[base] += 1;
             if r.only_unbuilt {
                 if let Some(ack) = &msg.ack {
                     ack.fail();
@@ -752,6 +847,19 @@ fn split(
                 outs[d].messages.push(msg.clone());
             }
             outs[last].messages.push(msg);
+        } else {
+            unrouted += 1;
         }
     }
+    let mut at = 0;
+    for r in routes {
+        Counters::add(&r.counters.matched, tally[at]);
+        Counters::add(&r.counters.filtered_out, tally[at + 1]);
+        for (i, c) in r.filter_counters.iter().enumerate() {
+            Counters::add(&c.passed, tally[at + 2 + 2 * i]);
+            Counters::add(&c.rejected, tally[at + 3 + 2 * i]);
+        }
+        at += 2 + 2 * r.filters.len();
+    }
+    unrouted
 }

@@ -1,14 +1,32 @@
-//! Counters: one [`Counters`] per component (source or destination), plain
-//! relaxed atomics bumped on the hot path once per batch, and the
-//! [`Registry`] that owns them all so they can be reported at shutdown (the
-//! control socket and Prometheus text come later and will read the same
-//! registry).
+//! Counters: one [`Counters`] per component (source, path, filter or
+//! destination), plain relaxed atomics bumped on the hot path once per
+//! batch, and the [`Registry`] that owns them all. The registry is read by
+//! the control socket ([`crate::control`], `logrelay stats`), the
+//! Prometheus endpoint ([`crate::metrics`]), the periodic stats line
+//! (`global.stats_interval`) and the summary logged at shutdown, all
+//! through one [`Snapshot`].
+//!
+//! Adding a counter: one line in the `counters!` list below (name, the
+//! roles it applies to, whether it is a gauge, and its help text). The
+//! field appears on [`Counters`], and in the JSON, the table, the
+//! Prometheus text (`logrelay_NAME_total{component,role,type}`, gauges
+//! without `_total`) and the log lines with no other change. A destination
+//! counter named `dropped_*` (like `written`) takes messages out of the
+//! derived `queued_messages` gauge.
+//!
+//! Connected peers (tcp, relp, unix_stream) are listed per source:
+//! address, connected since, last seen, messages; a closed connection
+//! stays listed as gone for [`GONE_KEPT`], so instances leaving the fleet
+//! are visible for a while.
 //!
 //! Nothing here allocates per message.
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime};
+
+use serde::{Deserialize, Serialize};
 
 /// Why a message was not written by a destination.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -23,81 +41,118 @@ pub enum DropReason {
     /// A UDP source's receive buffer was full: the kernel dropped the
     /// datagram (counted by the source).
     UdpOverflow,
+    /// Over the source's `rate_limit` or `peer_rate_limit`.
+    RateLimit,
+    /// The internal source's queue was full (a burst of logrelay's own
+    /// events).
+    QueueFull,
 }
 
-/// The counters of one component.
-#[derive(Debug)]
-pub struct Counters {
-    pub name: Arc<str>,
-    /// `source` or `destination`, and the component's type name.
-    pub role: &'static str,
-    pub kind: &'static str,
-    /// Messages handed to the pipeline (sources).
-    pub received: AtomicU64,
-    /// Messages whose parse quality is not `Syslog` (plain or malformed).
-    pub malformed: AtomicU64,
-    /// Frames delivered shorter than sent (size limit, cut-off stream).
-    pub truncated: AtomicU64,
-    /// Oversized frames dropped whole.
-    pub discarded: AtomicU64,
-    /// Broken framing headers (resynchronised, nothing lost).
-    pub bad_frames: AtomicU64,
-    /// Connections accepted.
-    pub connections: AtomicU64,
-    /// Connections closed at once because `max_connections` was reached.
-    pub refused: AtomicU64,
-    /// TLS handshakes that failed (plaintext, wrong or missing certificate,
-    /// timeout): the connection was closed before anything was read.
-    pub tls_handshake_failures: AtomicU64,
-    /// Messages written (destinations).
-    pub written: AtomicU64,
-    pub dropped_bad_path: AtomicU64,
-    pub dropped_io: AtomicU64,
-    pub dropped_abandoned: AtomicU64,
-    pub dropped_udp_overflow: AtomicU64,
-    /// Disk buffer: records (and their bytes) stored durably.
-    pub buffered: AtomicU64,
-    pub buffered_bytes: AtomicU64,
-    /// Disk buffer: messages dropped because it was full (`drop_newest`)
-    /// or they could never fit.
-    pub dropped_when_full: AtomicU64,
-    /// Disk buffer: segments set aside as corrupt (start-up) or cut short
-    /// by damage found while reading.
-    pub corrupt_segments: AtomicU64,
-    /// Messages a database already had (same origin id): not stored again.
-    pub duplicates: AtomicU64,
-    /// Rows a database refused even after repair (kept in a rejects file).
-    pub rejected: AtomicU64,
+/// Role bits: which components a counter applies to.
+pub const SOURCE: u8 = 1;
+pub const PATH: u8 = 2;
+pub const FILTER: u8 = 4;
+pub const DESTINATION: u8 = 8;
+
+fn role_bit(role: &str) -> u8 {
+    match role {
+        "source" => SOURCE,
+        "path" => PATH,
+        "filter" => FILTER,
+        "destination" => DESTINATION,
+        _ => 0,
+    }
+}
+
+/// What the exporters know of one counter.
+#[derive(Debug, Clone, Copy)]
+pub struct CounterInfo {
+    pub name: &'static str,
+    /// Role bits ([`SOURCE`] | [`PATH`] | ...).
+    pub roles: u8,
+    /// A value that goes up and down (Prometheus `gauge`), not a total.
+    pub gauge: bool,
+    pub help: &'static str,
+}
+
+macro_rules! counters {
+    ($( $name:ident : $roles:expr, $gauge:expr, $help:literal; )*) => {
+        /// The counters of one component (see the module doc for how to
+        /// add one).
+        #[derive(Debug)]
+        pub struct Counters {
+            pub name: Arc<str>,
+            /// `source`, `path`, `filter` or `destination`.
+            pub role: &'static str,
+            /// The component's type name (`tcp`, `file`, `path`, ...).
+            pub kind: &'static str,
+            $( #[doc = $help] pub $name: AtomicU64, )*
+            peers: Mutex<Vec<Arc<Peer>>>,
+        }
+
+        impl Counters {
+            fn new(name: Arc<str>, role: &'static str, kind: &'static str) -> Counters {
+                Counters {
+                    name,
+                    role,
+                    kind,
+                    $( $name: AtomicU64::new(0), )*
+                    peers: Mutex::new(Vec::new()),
+                }
+            }
+
+            /// Every counter's stored value, in [`COUNTERS`] order.
+            fn stored(&self) -> [u64; COUNTERS.len()] {
+                [ $( self.$name.load(Ordering::Relaxed), )* ]
+            }
+        }
+
+        /// Every counter, in the order reports list them.
+        pub const COUNTERS: &[CounterInfo] = &[
+            $( CounterInfo { name: stringify!($name), roles: $roles, gauge: $gauge, help: $help }, )*
+        ];
+    };
+}
+
+counters! {
+    received: SOURCE | DESTINATION, false,
+        "Sources: messages read (including those a rate limit then dropped). Destinations: messages routed to it.";
+    malformed: SOURCE, false, "Messages that are not well-formed syslog (kept whole as plain text).";
+    truncated: SOURCE, false, "Frames delivered shorter than sent (size limit, cut-off stream).";
+    discarded: SOURCE, false, "Oversized frames dropped whole (oversize = \"discard\").";
+    bad_frames: SOURCE, false, "Broken framing headers (resynchronised, nothing lost).";
+    connections: SOURCE, false, "Connections accepted.";
+    refused: SOURCE, false, "Connections closed at once because max_connections was reached.";
+    unrouted: SOURCE, false, "Messages no path took.";
+    dropped_rate_limit: SOURCE, false, "Messages dropped over rate_limit or peer_rate_limit.";
+    dropped_udp_overflow: SOURCE, false, "Datagrams the kernel dropped: receive buffer full.";
+    dropped_queue_full: SOURCE, false, "Internal events dropped: the internal source's queue was full.";
+    matched: PATH, false, "Messages the path took (all its filters matched).";
+    filtered_out: PATH, false, "Messages the path's filters rejected.";
+    passed: FILTER, false, "Messages the filter matched (evaluated from a path).";
+    rejected: FILTER, false, "Messages the filter did not match (evaluated from a path).";
+    written: DESTINATION, false, "Messages written (file, stdout) or sent/acknowledged (forwarding).";
+    acknowledged: DESTINATION, false, "Messages the next tier acknowledged (RELP rsp 200).";
+    retried: DESTINATION, false, "Messages sent again after a connection broke or a write failed.";
+    dropped_bad_path: DESTINATION, false, "Messages whose rendered file path was unusable.";
+    dropped_io: DESTINATION, false, "Messages lost to a failed write, open or fsync.";
+    dropped_abandoned: DESTINATION, false, "Messages still queued when the shutdown grace ran out.";
+    tls_handshake_failures: SOURCE, false, "TLS handshakes that failed (plaintext, wrong or missing certificate, timeout).";
+    buffered: DESTINATION, false, "Disk buffer: records stored durably.";
+    buffered_bytes: DESTINATION, false, "Disk buffer: bytes of the records stored.";
+    dropped_when_full: DESTINATION, false, "Disk buffer: messages dropped because it was full (when_full = \"drop_newest\") or they could never fit.";
+    corrupt_segments: DESTINATION, false, "Disk buffer: segments set aside as corrupt (start-up) or cut short by damage found while reading.";
+    duplicates: DESTINATION, false, "Databases: messages already stored (same origin id), not stored again.";
+    dropped_rejected_rows: DESTINATION, false, "Databases: rows refused even after repair (kept in the rejects file).";
+    queued_messages: DESTINATION, true, "Messages routed to the destination and not yet written, recognised as duplicates or dropped.";
+}
+
+/// Index of `queued_messages` in [`COUNTERS`] (derived, see [`Counters::values`]).
+fn queued_index() -> Option<usize> {
+    COUNTERS.iter().position(|c| c.name == "queued_messages")
 }
 
 impl Counters {
-    fn new(name: Arc<str>, role: &'static str, kind: &'static str) -> Counters {
-        Counters {
-            name,
-            role,
-            kind,
-            received: AtomicU64::new(0),
-            malformed: AtomicU64::new(0),
-            truncated: AtomicU64::new(0),
-            discarded: AtomicU64::new(0),
-            bad_frames: AtomicU64::new(0),
-            connections: AtomicU64::new(0),
-            refused: AtomicU64::new(0),
-            tls_handshake_failures: AtomicU64::new(0),
-            written: AtomicU64::new(0),
-            dropped_bad_path: AtomicU64::new(0),
-            dropped_io: AtomicU64::new(0),
-            dropped_abandoned: AtomicU64::new(0),
-            dropped_udp_overflow: AtomicU64::new(0),
-            buffered: AtomicU64::new(0),
-            buffered_bytes: AtomicU64::new(0),
-            dropped_when_full: AtomicU64::new(0),
-            corrupt_segments: AtomicU64::new(0),
-            duplicates: AtomicU64::new(0),
-            rejected: AtomicU64::new(0),
-        }
-    }
-
     /// Adds `n` to `counter` (relaxed: these are statistics, not
     /// synchronisation).
     pub fn add(counter: &AtomicU64, n: u64) {
@@ -112,47 +167,198 @@ impl Counters {
             DropReason::Io => &self.dropped_io,
             DropReason::Abandoned => &self.dropped_abandoned,
             DropReason::UdpOverflow => &self.dropped_udp_overflow,
+            DropReason::RateLimit => &self.dropped_rate_limit,
+            DropReason::QueueFull => &self.dropped_queue_full,
         };
         Counters::add(counter, n);
     }
 
-    /// `key=value` pairs of the non-zero counters (all of the role's main
-    /// counter, even when zero), for the shutdown log line.
-    pub fn summary(&self) -> String {
-        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        let mut out = String::new();
-        let main = if self.role == "source" {
-            ("received", get(&self.received))
-        } else {
-            ("written", get(&self.written))
-        };
-        let _ = write!(out, "{}={}", main.0, main.1);
-        let rest = [
-            ("malformed", get(&self.malformed)),
-            ("truncated", get(&self.truncated)),
-            ("discarded", get(&self.discarded)),
-            ("bad_frames", get(&self.bad_frames)),
-            ("connections", get(&self.connections)),
-            ("refused", get(&self.refused)),
-            ("tls_handshake_failures", get(&self.tls_handshake_failures)),
-            ("dropped_bad_path", get(&self.dropped_bad_path)),
-            ("dropped_io", get(&self.dropped_io)),
-            ("dropped_abandoned", get(&self.dropped_abandoned)),
-            ("dropped_udp_overflow", get(&self.dropped_udp_overflow)),
-            ("buffered", get(&self.buffered)),
-            ("buffered_bytes", get(&self.buffered_bytes)),
-            ("dropped_when_full", get(&self.dropped_when_full)),
-            ("corrupt_segments", get(&self.corrupt_segments)),
-            ("duplicates", get(&self.duplicates)),
-            ("rejected", get(&self.rejected)),
-        ];
-        for (key, value) in rest {
-            if value != 0 {
-                let _ = write!(out, " {key}={value}");
+    /// `(name, value)` of every counter that applies to this component's
+    /// role, in [`COUNTERS`] order. `queued_messages` of a destination is
+    /// derived: received - written - dropped_* (never below zero).
+    pub fn values(&self) -> Vec<(&'static str, u64)> {
+        let mut stored = self.stored();
+        if self.role == "destination" {
+            if let Some(q) = queued_index() {
+                let mut out = 0u64;
+                for (info, v) in COUNTERS.iter().zip(stored.iter()) {
+                    if info.roles & DESTINATION != 0
+                        && (info.name == "written"
+                            || info.name == "duplicates"
+                            || info.name.starts_with("dropped_"))
+                    {
+                        out = out.saturating_add(*v);
+                    }
+                }
+                stored[q] = stored[q]
+                    .saturating_add(self.received.load(Ordering::Relaxed).saturating_sub(out));
             }
         }
-        out
+        let bit = role_bit(self.role);
+        COUNTERS
+            .iter()
+            .zip(stored)
+            .filter(|(info, _)| info.roles & bit != 0)
+            .map(|(info, v)| (info.name, v))
+            .collect()
     }
+
+    /// The counter a role reports first, even when zero.
+    fn main_counter(&self) -> &'static str {
+        match self.role {
+            "source" => "received",
+            "path" => "matched",
+            "filter" => "passed",
+            _ => "written",
+        }
+    }
+
+    /// `key=value` pairs: the role's main counter, then the non-zero
+    /// others; for the log lines.
+    pub fn summary(&self) -> String {
+        summary_of(self.main_counter(), &self.values())
+    }
+
+    /// A peer connected to this source: listed until its [`PeerGuard`] is
+    /// dropped, then as gone for [`GONE_KEPT`].
+    pub fn peer_connected(&self, address: String) -> PeerGuard {
+        let now = now_ms();
+        let peer = Arc::new(Peer {
+            address,
+            since_ms: now,
+            last_seen_ms: AtomicU64::new(now),
+            messages: AtomicU64::new(0),
+            gone_ms: AtomicU64::new(0),
+        });
+        let mut peers = lock(&self.peers);
+        prune(&mut peers, now);
+        peers.push(peer.clone());
+        PeerGuard(peer)
+    }
+
+    fn peers(&self) -> Vec<PeerStats> {
+        let now = now_ms();
+        let mut peers = lock(&self.peers);
+        prune(&mut peers, now);
+        peers
+            .iter()
+            .map(|p| {
+                let gone = p.gone_ms.load(Ordering::Relaxed);
+                PeerStats {
+                    source: self.name.to_string(),
+                    address: p.address.clone(),
+                    state: if gone == 0 { "connected" } else { "gone" }.to_owned(),
+                    connected_since: rfc3339(p.since_ms),
+                    last_seen: rfc3339(p.last_seen_ms.load(Ordering::Relaxed)),
+                    messages: p.messages.load(Ordering::Relaxed),
+                }
+            })
+            .collect()
+    }
+}
+
+fn summary_of(main: &str, values: &[(&'static str, u64)]) -> String {
+    let mut out = String::new();
+    let main_value = values
+        .iter()
+        .find(|(n, _)| *n == main)
+        .map_or(0, |(_, v)| *v);
+    let _ = write!(out, "{main}={main_value}");
+    for (key, value) in values {
+        if *key != main && *value != 0 {
+            let _ = write!(out, " {key}={value}");
+        }
+    }
+    out
+}
+
+/// How long a closed connection stays listed as gone.
+pub const GONE_KEPT: Duration = Duration::from_secs(60);
+/// At most this many gone peers are kept per source (a connection flood
+/// must not grow the list without bound).
+const GONE_MAX: usize = 256;
+
+/// One connection to a stream source.
+#[derive(Debug)]
+pub struct Peer {
+    address: String,
+    since_ms: u64,
+    last_seen_ms: AtomicU64,
+    messages: AtomicU64,
+    /// 0 while connected, else when it closed.
+    gone_ms: AtomicU64,
+}
+
+impl Peer {
+    /// `n` messages arrived from it now (once per batch).
+    pub fn saw(&self, n: u64) {
+        Counters::add(&self.messages, n);
+        self.last_seen_ms.store(now_ms(), Ordering::Relaxed);
+    }
+}
+
+/// Marks its peer gone when dropped (the connection ended).
+#[derive(Debug)]
+pub struct PeerGuard(Arc<Peer>);
+
+impl PeerGuard {
+    pub fn peer(&self) -> Arc<Peer> {
+        self.0.clone()
+    }
+}
+
+impl Drop for PeerGuard {
+    fn drop(&mut self) {
+        self.0.gone_ms.store(now_ms().max(1), Ordering::Relaxed);
+    }
+}
+
+tokio::task_local! {
+    /// The peer of the connection a task serves (set by the accept loop),
+    /// so that [`crate::source::Context::send`] can mark it seen.
+    pub static CURRENT_PEER: Arc<Peer>;
+}
+
+fn prune(peers: &mut Vec<Arc<Peer>>, now: u64) {
+    let kept_ms = GONE_KEPT.as_millis() as u64;
+    peers.retain(|p| {
+        let gone = p.gone_ms.load(Ordering::Relaxed);
+        gone == 0 || now.saturating_sub(gone) < kept_ms
+    });
+    let gone = peers
+        .iter()
+        .filter(|p| p.gone_ms.load(Ordering::Relaxed) != 0)
+        .count();
+    if gone > GONE_MAX {
+        let mut excess = gone - GONE_MAX;
+        peers.retain(|p| {
+            if excess > 0 && p.gone_ms.load(Ordering::Relaxed) != 0 {
+                excess -= 1;
+                false
+            } else {
+                true
+            }
+        });
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    match m.lock() {
+        Ok(g) => g,
+        Err(poisoned) => poisoned.into_inner(),
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+fn rfc3339(ms: u64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms as i64)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+        .unwrap_or_default()
 }
 
 /// Every component's counters, in creation order.
@@ -175,10 +381,7 @@ impl Registry {
         role: &'static str,
         kind: &'static str,
     ) -> Arc<Counters> {
-        let mut list = match self.components.lock() {
-            Ok(list) => list,
-            Err(poisoned) => poisoned.into_inner(),
-        };
+        let mut list = lock(&self.components);
         if let Some(known) = list
             .iter()
             .find(|c| c.name == name && c.role == role && c.kind == kind)
@@ -191,10 +394,7 @@ impl Registry {
     }
 
     pub fn all(&self) -> Vec<Arc<Counters>> {
-        match self.components.lock() {
-            Ok(list) => list.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        }
+        lock(&self.components).clone()
     }
 
     /// One INFO line per component.
@@ -209,6 +409,231 @@ impl Registry {
             );
         }
     }
+
+    /// One compact INFO line with every component (`global.stats_interval`).
+    pub fn log_compact(&self) {
+        let mut line = String::new();
+        for c in self.all() {
+            if !line.is_empty() {
+                line.push_str("; ");
+            }
+            let _ = write!(line, "{} {}: {}", c.role, c.name, c.summary());
+        }
+        tracing::info!("stats: {line}");
+    }
+
+    /// Everything, as `logrelay stats` and the exporters see it.
+    /// Components are listed sources first, then paths, filters and
+    /// destinations, each in creation order.
+    pub fn snapshot(&self, mode: &str, uptime: Duration) -> Snapshot {
+        let mut all = self.all();
+        all.sort_by_key(|c| role_bit(c.role));
+        let mut peers = Vec::new();
+        let components = all
+            .iter()
+            .map(|c| {
+                if c.role == "source" {
+                    peers.extend(c.peers());
+                }
+                ComponentStats {
+                    name: c.name.to_string(),
+                    role: c.role.to_owned(),
+                    kind: c.kind.to_owned(),
+                    counters: c
+                        .values()
+                        .into_iter()
+                        .map(|(k, v)| (k.to_owned(), v))
+                        .collect(),
+                }
+            })
+            .collect();
+        Snapshot {
+            mode: mode.to_owned(),
+            pid: std::process::id(),
+            uptime_seconds: uptime.as_secs(),
+            components,
+            peers,
+        }
+    }
+}
+
+/// What `logrelay stats --json` prints: one document per request.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Snapshot {
+    pub mode: String,
+    pub pid: u32,
+    pub uptime_seconds: u64,
+    pub components: Vec<ComponentStats>,
+    pub peers: Vec<PeerStats>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ComponentStats {
+    pub name: String,
+    pub role: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Every counter of the role, zeros included, in [`COUNTERS`] order.
+    pub counters: indexmap::IndexMap<String, u64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PeerStats {
+    pub source: String,
+    pub address: String,
+    /// `connected` or `gone`.
+    pub state: String,
+    pub connected_since: String,
+    pub last_seen: String,
+    pub messages: u64,
+}
+
+impl Snapshot {
+    /// The human-readable table of `logrelay stats`: one row per
+    /// component (its main counter, then the non-zero others), then the
+    /// peers.
+    pub fn table(&self) -> String {
+        let mut out = String::new();
+        let w_name = self
+            .components
+            .iter()
+            .map(|c| c.name.len())
+            .chain([9])
+            .max()
+            .unwrap_or(9);
+        let w_kind = self
+            .components
+            .iter()
+            .map(|c| c.kind.len())
+            .chain([4])
+            .max()
+            .unwrap_or(4);
+        let _ = writeln!(
+            out,
+            "logrelay {} (pid {}), up {}s",
+            self.mode, self.pid, self.uptime_seconds
+        );
+        let _ = writeln!(
+            out,
+            "{:<11} {:<w_name$} {:<w_kind$} COUNTERS",
+            "ROLE", "COMPONENT", "TYPE"
+        );
+        for c in &self.components {
+            let main = match c.role.as_str() {
+                "source" => "received",
+                "path" => "matched",
+                "filter" => "passed",
+                _ => "written",
+            };
+            let values: Vec<(&'static str, u64)> = COUNTERS
+                .iter()
+                .filter_map(|info| c.counters.get(info.name).map(|v| (info.name, *v)))
+                .collect();
+            let _ = writeln!(
+                out,
+                "{:<11} {:<w_name$} {:<w_kind$} {}",
+                c.role,
+                c.name,
+                c.kind,
+                summary_of(main, &values)
+            );
+        }
+        if !self.peers.is_empty() {
+            out.push('\n');
+            let _ = writeln!(
+                out,
+                "{:<w_name$} {:<40} {:<9} {:<24} {:<24} MESSAGES",
+                "SOURCE", "PEER", "STATE", "CONNECTED SINCE", "LAST SEEN"
+            );
+            for p in &self.peers {
+                let _ = writeln!(
+                    out,
+                    "{:<w_name$} {:<40} {:<9} {:<24} {:<24} {}",
+                    p.source, p.address, p.state, p.connected_since, p.last_seen, p.messages
+                );
+            }
+        }
+        out
+    }
+
+    /// The Prometheus text exposition format (version 0.0.4): each
+    /// counter as `logrelay_NAME_total{component,role,type}` (gauges
+    /// without `_total`), the samples of one metric together; plus
+    /// `logrelay_peers{component,...}` (connected peers per source) and
+    /// `logrelay_uptime_seconds`.
+    pub fn prometheus(&self) -> String {
+        let mut out = String::new();
+        for info in COUNTERS {
+            let metric = if info.gauge {
+                format!("logrelay_{}", info.name)
+            } else {
+                format!("logrelay_{}_total", info.name)
+            };
+            let mut header = false;
+            for c in &self.components {
+                let Some(v) = c.counters.get(info.name) else {
+                    continue;
+                };
+                if !header {
+                    let _ = writeln!(out, "# HELP {metric} {}", escape_help(info.help));
+                    let kind = if info.gauge { "gauge" } else { "counter" };
+                    let _ = writeln!(out, "# TYPE {metric} {kind}");
+                    header = true;
+                }
+                let _ = writeln!(out, "{metric}{} {v}", labels(c));
+            }
+        }
+        let sources: Vec<&ComponentStats> = self
+            .components
+            .iter()
+            .filter(|c| c.role == "source")
+            .collect();
+        if !sources.is_empty() {
+            let _ = writeln!(out, "# HELP logrelay_peers Connections open to the source.");
+            let _ = writeln!(out, "# TYPE logrelay_peers gauge");
+            for c in sources {
+                let n = self
+                    .peers
+                    .iter()
+                    .filter(|p| p.source == c.name && p.state == "connected")
+                    .count();
+                let _ = writeln!(out, "logrelay_peers{} {n}", labels(c));
+            }
+        }
+        let _ = writeln!(
+            out,
+            "# HELP logrelay_uptime_seconds Seconds since the process started."
+        );
+        let _ = writeln!(out, "# TYPE logrelay_uptime_seconds gauge");
+        let _ = writeln!(out, "logrelay_uptime_seconds {}", self.uptime_seconds);
+        out
+    }
+}
+
+fn labels(c: &ComponentStats) -> String {
+    format!(
+        "{{component=\"{}\",role=\"{}\",type=\"{}\"}}",
+        escape_label(&c.name),
+        escape_label(&c.role),
+        escape_label(&c.kind)
+    )
+}
+
+fn escape_label(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    for ch in v.chars() {
+        match ch {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn escape_help(v: &str) -> String {
+    v.replace('\\', "\\\\").replace('\n', "\\n")
 }
 
 #[cfg(test)]
@@ -234,5 +659,45 @@ mod tests {
         let u = registry.component(Arc::from("u"), "source", "udp");
         u.dropped(DropReason::UdpOverflow, 7);
         assert_eq!(u.summary(), "received=0 dropped_udp_overflow=7");
+    }
+
+    #[test]
+    fn queued_is_received_minus_written_and_dropped() {
+        let registry = Registry::new();
+        let d = registry.component(Arc::from("out"), "destination", "file");
+        Counters::add(&d.received, 10);
+        Counters::add(&d.written, 6);
+        d.dropped(DropReason::Io, 1);
+        let values = d.values();
+        assert!(values.contains(&("queued_messages", 3)), "{values:?}");
+        // Source-only counters are not listed for a destination.
+        assert!(!values.iter().any(|(n, _)| *n == "malformed"));
+    }
+
+    #[test]
+    fn snapshot_round_trips_and_renders() {
+        let registry = Registry::new();
+        let s = registry.component(Arc::from("n\"et"), "source", "tcp");
+        Counters::add(&s.received, 5);
+        let guard = s.peer_connected("127.0.0.1:4000".into());
+        guard.peer().saw(5);
+        let snap = registry.snapshot("server", Duration::from_secs(3));
+        let json = serde_json::to_string(&snap).unwrap();
+        let back: Snapshot = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, snap);
+        assert_eq!(snap.peers.len(), 1);
+        assert_eq!(snap.peers[0].messages, 5);
+        assert_eq!(snap.peers[0].state, "connected");
+        let text = snap.prometheus();
+        assert!(text.contains(
+            "logrelay_received_total{component=\"n\\\"et\",role=\"source\",type=\"tcp\"} 5\n"
+        ));
+        assert!(
+            text.contains("logrelay_peers{component=\"n\\\"et\",role=\"source\",type=\"tcp\"} 1\n")
+        );
+        assert!(snap.table().contains("received=5"));
+        drop(guard);
+        let snap = registry.snapshot("server", Duration::from_secs(3));
+        assert_eq!(snap.peers[0].state, "gone");
     }
 }

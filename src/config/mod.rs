@@ -103,6 +103,16 @@ pub struct Global {
     pub batch_size: usize,
     pub queue_batches: usize,
     pub shutdown_grace: Duration,
+    /// Zero: no periodic stats line.
+    pub stats_interval: Duration,
+}
+
+/// A token bucket: `messages` per `per`, bursts of up to `burst`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    pub messages: u64,
+    pub per: Duration,
+    pub burst: u64,
 }
 
 /// How a source labels what it parses.
@@ -121,6 +131,9 @@ pub struct Source {
     pub name: Arc<str>,
     pub kind: SourceKind,
     pub parse: ParseDefaults,
+    /// `rate_limit`, `peer_rate_limit` (network and socket sources).
+    pub rate_limit: Option<RateLimit>,
+    pub peer_rate_limit: Option<RateLimit>,
     /// The `[sources.NAME]` table as written: what a reload compares to
     /// tell an unchanged source (see [`Source::runs_like`]).
     pub table: toml::Table,
@@ -231,6 +244,10 @@ pub enum SourceKind {
         tls: Option<TlsConfig>,
     },
     Stdin,
+    /// logrelay's own log events at `level` and above.
+    Internal {
+        level: tracing::Level,
+    },
 }
 
 impl SourceKind {
@@ -245,6 +262,7 @@ impl SourceKind {
             SourceKind::Tls { .. } => "tls",
             SourceKind::Relp { .. } => "relp",
             SourceKind::Stdin => "stdin",
+            SourceKind::Internal { .. } => "internal",
         }
     }
 
@@ -260,6 +278,7 @@ impl SourceKind {
             | SourceKind::Relp { stream: s, .. } => s.listen.to_string(),
             SourceKind::Udp { listen, .. } => listen.to_string(),
             SourceKind::Stdin => "standard input".to_owned(),
+            SourceKind::Internal { level } => format!("logrelay's own events, {level} and above"),
         }
     }
 }
@@ -526,10 +545,11 @@ impl Config {
         out.push_str("sources:\n");
         for s in &self.sources {
             out.push_str(&format!(
-                "  {} ({}): {}\n",
+                "  {} ({}): {}{}\n",
                 s.name,
                 s.kind.type_name(),
-                s.kind.describe()
+                s.kind.describe(),
+                describe_limits(s)
             ));
         }
         if !self.filter_defs.is_empty() {
@@ -584,4 +604,22 @@ impl Config {
         }
         out
     }
+}
+
+/// `, rate limit ..., per peer ...` for `check`.
+fn describe_limits(s: &Source) -> String {
+    let mut out = String::new();
+    if let Some(l) = &s.rate_limit {
+        out.push_str(&format!(
+            ", rate limit {}",
+            crate::source::ratelimit::describe(l)
+        ));
+    }
+    if let Some(l) = &s.peer_rate_limit {
+        out.push_str(&format!(
+            ", per peer {}",
+            crate::source::ratelimit::describe(l)
+        ));
+    }
+    out
 }

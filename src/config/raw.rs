@@ -49,6 +49,8 @@ pub struct RawGlobal {
     pub queue_batches: Option<i64>,
     /// How long SIGTERM waits for in-flight messages. Default "10s".
     pub shutdown_grace: Option<String>,
+    /// Log one stats line this often. Default "0s" (never).
+    pub stats_interval: Option<String>,
 }
 
 /// Settings shared by every source: how non-syslog lines are labelled and
@@ -68,6 +70,22 @@ pub struct RawSourceCommon {
     pub oversize: Option<String>,
     /// Zone of zone-less (RFC 3164) timestamps. Default: `[global] time_zone`.
     pub time_zone: Option<String>,
+    /// Network and socket sources: at most this many messages for the
+    /// whole source. Default: none.
+    pub rate_limit: Option<RawRateLimit>,
+    /// The same, for each sending address. Default: none.
+    pub peer_rate_limit: Option<RawRateLimit>,
+}
+
+/// `{ messages = N, per = "1s", burst = M }`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRateLimit {
+    pub messages: Option<i64>,
+    /// Default "1s".
+    pub per: Option<String>,
+    /// Default: `messages`.
+    pub burst: Option<i64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -176,6 +194,13 @@ pub enum RawSource {
         common: RawSourceCommon,
     },
     Stdin {
+        #[serde(flatten)]
+        common: RawSourceCommon,
+    },
+    /// logrelay's own log events.
+    Internal {
+        /// "error" | "warn" | "info" (default) | "debug" | "trace"
+        level: Option<String>,
         #[serde(flatten)]
         common: RawSourceCommon,
     },

@@ -11,15 +11,15 @@ use bytes::Bytes;
 
 use super::locate::{Seg, SourceMap};
 use super::raw::{
-    RawConfig, RawDestination, RawDiskBuffer, RawGlobal, RawMultiline, RawSource, RawSourceCommon,
-    RawTls,
+    RawConfig, RawDestination, RawDiskBuffer, RawGlobal, RawMultiline, RawRateLimit, RawSource,
+    RawSourceCommon, RawTls,
 };
 use super::units::{parse_duration, parse_mode, parse_size};
 use super::{
     Balance, Config, Destination, DestinationKind, DiskBufferConfig, Error, FileDestConfig,
     FileSourceConfig, ForwardDestConfig, FsyncPolicy, Global, LongLines, Mode, Multiline, Output,
-    ParseDefaults, Partition, PathSpec, Protocol, ServerAddr, Source, SourceKind, StartAt,
-    StreamListen, TlsConfig, WhenFull,
+    ParseDefaults, Partition, PathSpec, Protocol, RateLimit, ServerAddr, Source, SourceKind,
+    StartAt, StreamListen, TlsConfig, WhenFull,
 };
 use crate::filter::Filters;
 use crate::message::{Facility, Severity, TimeZone};
@@ -144,6 +144,18 @@ pub(super) fn validate(text: &str, origin: &str, mode: Mode) -> Result<Config> {
     let mut sources = Vec::new();
     for (name, rs) in &raw.sources {
         let mut s = source(&cx, name, rs, &global)?;
+        // Its events have one queue: a second would starve the first.
+        if matches!(s.kind, SourceKind::Internal { .. }) {
+            if let Some(first) = sources
+                .iter()
+                .find(|o: &&Source| matches!(o.kind, SourceKind::Internal { .. }))
+            {
+                return Err(cx.at(
+                    &[Seg::Key("sources"), Seg::Key(name), Seg::Key("type")],
+                    format!("only one internal source may run: {} is one", first.name),
+                ));
+            }
+        }
         if let Some(toml::Value::Table(t)) = source_tables.remove(name) {
             s.table = t;
         }
@@ -372,6 +384,12 @@ fn global(cx: &Cx<'_>, g: &RawGlobal, mode: Mode) -> Result<Global> {
             &key("shutdown_grace"),
             g.shutdown_grace.as_deref(),
             "10s",
+        )?,
+        stats_interval: duration(
+            cx,
+            &key("stats_interval"),
+            g.stats_interval.as_deref(),
+            "0s",
         )?,
     })
 }
@@ -876,11 +894,77 @@ fn source(cx: &Cx<'_>, name: &str, rs: &RawSource, global: &Global) -> Result<So
             )
         }
         RawSource::Stdin { common } => (SourceKind::Stdin, common),
+        RawSource::Internal { level, common } => (
+            SourceKind::Internal {
+                level: choice(
+                    cx,
+                    &at("level"),
+                    level.as_deref(),
+                    tracing::Level::INFO,
+                    &[
+                        ("error", tracing::Level::ERROR),
+                        ("warn", tracing::Level::WARN),
+                        ("info", tracing::Level::INFO),
+                        ("debug", tracing::Level::DEBUG),
+                        ("trace", tracing::Level::TRACE),
+                    ],
+                )?,
+            },
+            common,
+        ),
     };
+    let limits = |key: &'static str, raw: &Option<RawRateLimit>| -> Result<Option<RateLimit>> {
+        let Some(raw) = raw else { return Ok(None) };
+        let at = |k: &'static str| {
+            [
+                Seg::Key("sources"),
+                Seg::Key(name),
+                Seg::Key(key),
+                Seg::Key(k),
+            ]
+        };
+        if matches!(
+            kind,
+            SourceKind::File(_)
+                | SourceKind::Pipe { .. }
+                | SourceKind::Stdin
+                | SourceKind::Internal { .. }
+        ) {
+            return Err(cx.at_key(
+                &[Seg::Key("sources"), Seg::Key(name), Seg::Key(key)],
+                format!(
+                    "a {} source waits for its destinations instead of dropping: rate limits \
+                     apply to tcp, udp, tls, relp, unix_dgram and unix_stream sources",
+                    kind.type_name()
+                ),
+            ));
+        }
+        let Some(messages) = raw.messages else {
+            return Err(cx.at_key(
+                &[Seg::Key("sources"), Seg::Key(name), Seg::Key(key)],
+                "missing `messages` (how many messages per `per`)",
+            ));
+        };
+        let messages = count(cx, &at("messages"), Some(messages), 1, 1, 1 << 40)? as u64;
+        let per = duration(cx, &at("per"), raw.per.as_deref(), "1s")?;
+        if per.is_zero() {
+            return Err(cx.at(&at("per"), "must be longer than 0s"));
+        }
+        let burst = count(cx, &at("burst"), raw.burst, messages as usize, 1, 1 << 40)? as u64;
+        Ok(Some(RateLimit {
+            messages,
+            per,
+            burst,
+        }))
+    };
+    let rate_limit = limits("rate_limit", &common.rate_limit)?;
+    let peer_rate_limit = limits("peer_rate_limit", &common.peer_rate_limit)?;
     Ok(Source {
         name: Arc::from(name),
-        kind,
         parse: parse_defaults(cx, name, common, global)?,
+        kind,
+        rate_limit,
+        peer_rate_limit,
         table: toml::Table::new(),
     })
 }

@@ -450,6 +450,7 @@ impl State {
                     if let Some((_, pending)) = link.unacked.remove(at) {
                         pending.delivered();
                         Counters::add(&self.dest.counters.written, 1);
+                        Counters::add(&self.dest.counters.acknowledged, 1);
                     }
                     link.waiting_since = (!link.unacked.is_empty()).then(Instant::now);
                 } else {
@@ -480,6 +481,7 @@ impl State {
         }
         link.conn_id += 1;
         link.waiting_since = None;
+        Counters::add(&self.dest.counters.retried, link.unacked.len() as u64);
         for (_, pending) in link.unacked.drain(..).rev() {
             self.queue.push_front(pending);
         }
@@ -604,6 +606,7 @@ impl State {
         let mut written = 0;
         for (s, p) in taken.into_iter().rev() {
             if failed[s] {
+                Counters::add(&self.dest.counters.retried, 1);
                 self.queue.push_front(p);
             } else {
                 written += 1;

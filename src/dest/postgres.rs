@@ -31,7 +31,7 @@
 //!   is written again row by row; a row refused alone is appended to the
 //!   rejects file `STATE_DIR/rejects/NAME.json` (one JSON object per line:
 //!   `{"error":"...","message":{...json format...}}`), counted as
-//!   `rejected`, and its ack released: the stream never stops for it.
+//!   `dropped_rejected_rows`, and its ack released: the stream never stops for it.
 //!   Other server errors are retried like a lost connection.
 //! - TLS (`tls = {...}`) is not built: such a destination is not started.
 
@@ -323,7 +323,7 @@ impl PostgresDest {
 
     /// Appends `msg` and why it was refused to the rejects file.
     fn reject(&self, msg: &Message, why: &str) {
-        Counters::add(&self.counters.rejected, 1);
+        Counters::add(&self.counters.dropped_rejected_rows, 1);
         let mut line = b"{\"error\":".to_vec();
         line.extend_from_slice(
             serde_json::to_string(why)

@@ -18,7 +18,9 @@
 
 pub mod datagram;
 pub mod file;
+pub mod internal;
 pub mod pipe;
+pub mod ratelimit;
 pub mod relp;
 pub mod stdin;
 pub mod tcp;
@@ -91,6 +93,8 @@ pub struct Context {
     /// Origin ids for messages that arrive without one (pipe and RELP
     /// sources set it; `None` elsewhere), given in [`Context::send`].
     pub origins: Option<Arc<crate::origin::Sequence>>,
+    /// `rate_limit` and `peer_rate_limit`, shared by every connection.
+    pub limiter: Option<Arc<ratelimit::Limiter>>,
 }
 
 impl Context {
@@ -135,6 +139,8 @@ impl Context {
     }
 
     /// Sends `batch` (if not empty); `false` when the pipeline is gone.
+    /// Counts it `received` (and the connection's peer seen), then drops
+    /// what is over the rate limits, counted `dropped_rate_limit`.
     pub async fn send(&self, out: &mpsc::Sender<Batch>, mut batch: Batch) -> bool {
         if batch.is_empty() {
             return true;
@@ -142,7 +148,17 @@ impl Context {
         if let Some(origins) = &self.origins {
             origins.assign(&mut batch.messages);
         }
-        Counters::add(&self.counters.received, batch.len() as u64);
+        let n = batch.len() as u64;
+        Counters::add(&self.counters.received, n);
+        let _ = crate::stats::CURRENT_PEER.try_with(|peer| peer.saw(n));
+        if let Some(limiter) = &self.limiter {
+            let dropped = limiter.apply(&mut batch);
+            self.counters
+                .dropped(crate::stats::DropReason::RateLimit, dropped);
+            if batch.is_empty() {
+                return true;
+            }
+        }
         out.send(batch).await.is_ok()
     }
 
@@ -300,7 +316,7 @@ impl BindKey {
             SourceKind::Pipe { path }
             | SourceKind::UnixDgram { path, .. }
             | SourceKind::UnixStream { path, .. } => Some(BindKey::Path(path.clone())),
-            SourceKind::File(_) | SourceKind::Stdin => None,
+            SourceKind::File(_) | SourceKind::Stdin | SourceKind::Internal { .. } => None,
         }
     }
 
@@ -326,6 +342,7 @@ pub enum Source {
     File(Box<file::FileSource>),
     Relp(relp::RelpSource),
     Tls(tls::TlsSource),
+    Internal(internal::InternalSource),
 }
 
 impl Source {
@@ -348,6 +365,9 @@ impl Source {
                 .map(Source::UnixStream),
             SourceKind::Pipe { path } => pipe::PipeSource::open(path, cx).map(Source::Pipe),
             SourceKind::Stdin => Ok(Source::Stdin(stdin::StdinSource::new(cx))),
+            SourceKind::Internal { level } => {
+                Ok(Source::Internal(internal::InternalSource::new(*level, cx)))
+            }
             SourceKind::File(f) => file::FileSource::bind(f, cx).map(|s| Source::File(Box::new(s))),
             SourceKind::Relp {
                 stream,
@@ -420,7 +440,7 @@ impl Source {
             Source::Udp(s) => Some(Shared::Udp(s.shared())),
             Source::UnixDgram(s) => Some(Shared::UnixDgram(s.shared())),
             Source::UnixStream(s) => Some(Shared::UnixStream(s.shared())),
-            Source::Pipe(_) | Source::Stdin(_) | Source::File(_) => None,
+            Source::Pipe(_) | Source::Stdin(_) | Source::File(_) | Source::Internal(_) => None,
         }
     }
 
@@ -435,6 +455,7 @@ impl Source {
             Source::UnixStream(s) => Ok(s.path().display().to_string()),
             Source::Pipe(s) => Ok(s.path().display().to_string()),
             Source::Stdin(_) => Ok("stdin".to_owned()),
+            Source::Internal(_) => Ok("internal".to_owned()),
             Source::File(s) => Ok(s.local_addr()),
         }
         .unwrap_or_else(|e| format!("?({e})"))
@@ -452,6 +473,7 @@ impl Source {
             Source::UnixStream(s) => s.run(out, cancel).await,
             Source::Pipe(s) => s.run(out, cancel).await,
             Source::Stdin(s) => s.run(out, cancel).await,
+            Source::Internal(s) => s.run(out, cancel).await,
             Source::File(s) => s.run(out, cancel).await,
             Source::Relp(s) => s.run(out, cancel).await,
             Source::Tls(s) => s.run(out, cancel).await,
@@ -463,6 +485,8 @@ impl Source {
 pub(super) trait Listener {
     type Stream: Send + 'static;
     type Peer: std::fmt::Debug;
+    /// How `logrelay stats` lists the peer.
+    fn peer_name(peer: &Self::Peer) -> String;
     /// The next connection, ready to be read.
     fn accept_one(
         &self,
@@ -472,6 +496,9 @@ pub(super) trait Listener {
 impl Listener for tokio::net::TcpListener {
     type Stream = tokio::net::TcpStream;
     type Peer = std::net::SocketAddr;
+    fn peer_name(peer: &Self::Peer) -> String {
+        peer.to_string()
+    }
     async fn accept_one(&self) -> std::io::Result<(Self::Stream, Self::Peer)> {
         let (stream, peer) = self.accept().await?;
         let _ = stream.set_nodelay(true);
@@ -481,10 +508,18 @@ impl Listener for tokio::net::TcpListener {
 
 impl Listener for tokio::net::UnixListener {
     type Stream = tokio::net::UnixStream;
-    type Peer = ();
+    /// The sending process, from the kernel (SO_PEERCRED), when known.
+    type Peer = Option<i32>;
+    fn peer_name(pid: &Self::Peer) -> String {
+        match pid {
+            Some(pid) => format!("local pid {pid}"),
+            None => "local".to_owned(),
+        }
+    }
     async fn accept_one(&self) -> std::io::Result<(Self::Stream, Self::Peer)> {
         let (stream, _) = self.accept().await?;
-        Ok((stream, ()))
+        let pid = stream.peer_cred().ok().and_then(|c| c.pid());
+        Ok((stream, pid))
     }
 }
 
@@ -528,11 +563,13 @@ pub(super) async fn accept_connections<L, F, Fut>(
             continue;
         };
         Counters::add(&cx.counters.connections, 1);
+        let listed = cx.counters.peer_connected(L::peer_name(&peer));
         let session = serve(stream, peer);
-        connections.spawn(async move {
+        connections.spawn(crate::stats::CURRENT_PEER.scope(listed.peer(), async move {
             session.await;
+            drop(listed);
             drop(permit);
-        });
+        }));
     }
     connections.close();
     connections.wait().await;

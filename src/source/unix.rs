@@ -265,7 +265,7 @@ impl UnixStreamSource {
         let cx = Arc::new(cx);
         let served = cx.clone();
         let stop = cancel.clone();
-        accept_connections(listener, max_connections, &cx, &stop, move |stream, ()| {
+        accept_connections(listener, max_connections, &cx, &stop, move |stream, _pid| {
             let cx = served.clone();
             let out = out.clone();
             let cancel = cancel.clone();

@@ -17,5 +17,6 @@ mod pki;
 mod privilege;
 mod reload;
 mod server;
+mod stats;
 mod systemd;
 mod tls;
