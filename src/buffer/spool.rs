@@ -194,6 +194,7 @@ impl Worker {
                 Ok((buffer, recovery)) => {
                     Counters::add(&self.counters.corrupt_segments, recovery.corrupt_segments);
                     tracing::info!(destination = %self.name, path = %self.config.path.display(), records = recovery.records, bytes = recovery.bytes, segments = recovery.segments, torn_tails = recovery.torn_tails, corrupt_segments = recovery.corrupt_segments, "disk buffer open");
+                    self.show_size(&buffer);
                     return Some(buffer);
                 }
                 Err(e) => {
@@ -308,10 +309,18 @@ impl Worker {
         }
     }
 
+    /// The `disk_buffer_bytes` gauge: what the buffer's segments hold now.
+    fn show_size(&self, buffer: &DiskBuffer) {
+        self.counters
+            .disk_buffer_bytes
+            .store(buffer.used_bytes(), std::sync::atomic::Ordering::Relaxed);
+    }
+
     fn acknowledge(&mut self, buffer: &mut DiskBuffer, seqs: Vec<u64>) {
         if let Err(e) = buffer.acknowledge(seqs) {
             tracing::warn!(destination = %self.name, error = %e, "disk buffer: cannot record acknowledgements (they may be sent again after a restart)");
         }
+        self.show_size(buffer);
         if let Some(held) = self.held.take() {
             self.store(buffer, held.records, held.acks);
             if self.held.is_none() {
@@ -376,7 +385,9 @@ impl Worker {
         mut records: Vec<Vec<u8>>,
         mut acks: Vec<Option<Ack>>,
     ) {
-        let taken = match buffer.append(&records) {
+        let appended = buffer.append(&records);
+        self.show_size(buffer);
+        let taken = match appended {
             Ok(n) => n,
             Err(e) => {
                 tracing::error!(destination = %self.name, error = %e, messages = records.len(), "disk buffer write failed: the messages are not stored (their sources send them again)");

@@ -714,7 +714,7 @@ fn postgres_row_refused_by_the_database_goes_to_the_rejects_file() {
         .collect();
     assert_eq!(rows, ["first", "a", "b"]);
     assert!(
-        stderr.contains("written=3") && stderr.contains("rejected=1"),
+        stderr.contains("written=3") && stderr.contains("dropped_rejected_rows=1"),
         "{stderr}"
     );
     let rejects = read_lines(&server.path("state/rejects/db.json"));
