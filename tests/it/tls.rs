@@ -482,3 +482,41 @@ fn unusable_tls_files_are_config_errors() {
         )
     );
 }
+
+#[test]
+fn reload_with_a_new_certificate_keeps_the_port_and_serves_the_new_one() {
+    let (old_ca, new_ca) = (Ca::new("old"), Ca::new("new"));
+    let old_leaf = old_ca.leaf("server", &["127.0.0.1"]);
+    let new_leaf = new_ca.leaf("server", &["127.0.0.1"]);
+    let data = TestDir::new();
+    let out = data.path().join("out.log");
+    let mut sink = tls_sink(&identity(&old_leaf), &out);
+    let addr = sink.addr("tls");
+    let mut before = forwarder(&tls_dest(
+        addr.port(),
+        &format!("ca = \"{}\"", path_str(&old_ca.cert)),
+    ));
+    send_lines(&before, "old", 10);
+    assert_eq!(wait_count(&out, 10), expected("old", 10));
+    before.stop();
+
+    // The same source (port 0: the same socket), a certificate from another
+    // CA: the listener is taken over, not bound again, and its files read
+    // anew.
+    let config = std::fs::read_to_string(sink.path("config.toml")).expect("config");
+    let config = config
+        .replace(&path_str(&old_leaf.cert), &path_str(&new_leaf.cert))
+        .replace(&path_str(&old_leaf.key), &path_str(&new_leaf.key));
+    sink.rewrite_config(&config);
+    sink.reload(1);
+    assert_eq!(sink.addr("tls"), addr);
+    let mut after = forwarder(&tls_dest(
+        addr.port(),
+        &format!("ca = \"{}\"", path_str(&new_ca.cert)),
+    ));
+    send_lines(&after, "new", 10);
+    let got = wait_count(&out, 20);
+    assert_eq!(got[10..].to_vec(), expected("new", 10));
+    after.stop();
+    sink.stop();
+}
