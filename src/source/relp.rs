@@ -71,7 +71,7 @@ impl RelpSource {
     ) -> Result<RelpSource, Error> {
         // Certificates first: a bad one must not leave a port bound.
         let tls = tls
-            .map(|t| Handshaker::new(t, &cx.name).map(Arc::new))
+            .map(|t| Handshaker::new(t, settings.idle_timeout, &cx.name).map(Arc::new))
             .transpose()?;
         let listener = TcpListener::bind(settings.listen)
             .await
@@ -98,7 +98,7 @@ impl RelpSource {
         cx: Context,
     ) -> Result<RelpSource, Error> {
         let tls = tls
-            .map(|t| Handshaker::new(t, &cx.name).map(Arc::new))
+            .map(|t| Handshaker::new(t, settings.idle_timeout, &cx.name).map(Arc::new))
             .transpose()?;
         Ok(RelpSource {
             listener,
