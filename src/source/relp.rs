@@ -72,7 +72,7 @@ impl RelpSource {
         cx.origins = Some(Arc::new(crate::origin::Sequence::new(&cx.hostname, b'r')));
         // Certificates first: a bad one must not leave a port bound.
         let tls = tls
-            .map(|t| Handshaker::new(t, &cx.name).map(Arc::new))
+            .map(|t| Handshaker::new(t, settings.idle_timeout, &cx.name).map(Arc::new))
             .transpose()?;
         let listener = TcpListener::bind(settings.listen)
             .await
@@ -100,7 +100,7 @@ impl RelpSource {
     ) -> Result<RelpSource, Error> {
         cx.origins = Some(Arc::new(crate::origin::Sequence::new(&cx.hostname, b'r')));
         let tls = tls
-            .map(|t| Handshaker::new(t, &cx.name).map(Arc::new))
+            .map(|t| Handshaker::new(t, settings.idle_timeout, &cx.name).map(Arc::new))
             .transpose()?;
         Ok(RelpSource {
             listener,

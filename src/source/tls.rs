@@ -29,7 +29,8 @@ use crate::message::Batch;
 use crate::stats::Counters;
 use crate::tls::{RateLimit, TlsAcceptor};
 
-/// How long a client may take to complete the handshake.
+/// How long a client may take to complete the handshake (or the source's
+/// `idle_timeout`, when shorter).
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug)]
@@ -43,6 +44,7 @@ pub struct TlsSource {
 /// A listener's TLS side: the acceptor and its failure log limit.
 pub struct Handshaker {
     acceptor: TlsAcceptor,
+    timeout: Duration,
     log: RateLimit,
 }
 
@@ -53,14 +55,24 @@ impl std::fmt::Debug for Handshaker {
 }
 
 impl Handshaker {
-    /// Reads the certificates of `tls`.
-    pub fn new(tls: &TlsConfig, name: &Arc<str>) -> Result<Handshaker, Error> {
+    /// Reads the certificates of `tls`; handshakes may take
+    /// [`HANDSHAKE_TIMEOUT`], or `idle_timeout` when it is shorter (and
+    /// not zero).
+    pub fn new(
+        tls: &TlsConfig,
+        idle_timeout: Duration,
+        name: &Arc<str>,
+    ) -> Result<Handshaker, Error> {
         let config = crate::tls::server_config(tls).map_err(|e| Error::Tls {
             name: name.clone(),
             message: e.to_string(),
         })?;
         Ok(Handshaker {
             acceptor: TlsAcceptor::from(config),
+            timeout: match idle_timeout.is_zero() {
+                true => HANDSHAKE_TIMEOUT,
+                false => idle_timeout.min(HANDSHAKE_TIMEOUT),
+            },
             log: RateLimit::default(),
         })
     }
@@ -78,12 +90,12 @@ pub async fn handshake(
     let accepted = tokio::select! {
         biased;
         () = cancel.cancelled() => return None,
-        r = tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.acceptor.accept(stream)) => r,
+        r = tokio::time::timeout(tls.timeout, tls.acceptor.accept(stream)) => r,
     };
     let why = match accepted {
         Ok(Ok(stream)) => return Some(stream),
         Ok(Err(e)) => e.to_string(),
-        Err(_) => format!("no handshake within {HANDSHAKE_TIMEOUT:?}"),
+        Err(_) => format!("no handshake within {:?}", tls.timeout),
     };
     Counters::add(&cx.counters.tls_handshake_failures, 1);
     match tls.log.admit() {
@@ -107,7 +119,7 @@ impl TlsSource {
         tls: &TlsConfig,
         cx: Context,
     ) -> Result<TlsSource, Error> {
-        let acceptor = Handshaker::new(tls, &cx.name)?;
+        let acceptor = Handshaker::new(tls, settings.idle_timeout, &cx.name)?;
         let listener = TcpListener::bind(settings.listen)
             .await
             .map_err(|source| Error::Bind {
@@ -130,7 +142,7 @@ impl TlsSource {
         tls: &TlsConfig,
         cx: Context,
     ) -> Result<TlsSource, Error> {
-        let acceptor = Handshaker::new(tls, &cx.name)?;
+        let acceptor = Handshaker::new(tls, settings.idle_timeout, &cx.name)?;
         Ok(TlsSource {
             listener,
             settings: settings.clone(),

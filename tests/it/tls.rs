@@ -34,7 +34,12 @@ sources = ["tls", "relp"]
 destinations = ["out"]
 "#,
         out.display(),
-        inline = tls.trim().replace('\n', ", "),
+        // The TLS keys only (not the listener's own, like idle_timeout).
+        inline = tls
+            .lines()
+            .filter(|l| !l.is_empty() && !l.starts_with("idle_timeout"))
+            .collect::<Vec<_>>()
+            .join(", "),
     );
     Server::start(&config)
 }
@@ -481,4 +486,92 @@ fn unusable_tls_files_are_config_errors() {
             junk.display()
         )
     );
+}
+
+#[test]
+fn reload_with_a_new_certificate_keeps_the_port_and_serves_the_new_one() {
+    let (old_ca, new_ca) = (Ca::new("old"), Ca::new("new"));
+    let old_leaf = old_ca.leaf("server", &["127.0.0.1"]);
+    let new_leaf = new_ca.leaf("server", &["127.0.0.1"]);
+    let data = TestDir::new();
+    let out = data.path().join("out.log");
+    let mut sink = tls_sink(&identity(&old_leaf), &out);
+    let addr = sink.addr("tls");
+    let mut before = forwarder(&tls_dest(
+        addr.port(),
+        &format!("ca = \"{}\"", path_str(&old_ca.cert)),
+    ));
+    send_lines(&before, "old", 10);
+    assert_eq!(wait_count(&out, 10), expected("old", 10));
+    before.stop();
+
+    // The same source (port 0: the same socket), a certificate from another
+    // CA: the listener is taken over, not bound again, and its files read
+    // anew.
+    let config = std::fs::read_to_string(sink.path("config.toml")).expect("config");
+    let config = config
+        .replace(&path_str(&old_leaf.cert), &path_str(&new_leaf.cert))
+        .replace(&path_str(&old_leaf.key), &path_str(&new_leaf.key));
+    sink.rewrite_config(&config);
+    sink.reload(1);
+    assert_eq!(sink.addr("tls"), addr);
+    let mut after = forwarder(&tls_dest(
+        addr.port(),
+        &format!("ca = \"{}\"", path_str(&new_ca.cert)),
+    ));
+    send_lines(&after, "new", 10);
+    let got = wait_count(&out, 20);
+    assert_eq!(got[10..].to_vec(), expected("new", 10));
+    after.stop();
+    sink.stop();
+}
+
+#[test]
+fn stalled_and_broken_handshakes_are_closed_counted_and_harmless() {
+    let ca = Ca::new("ca");
+    let server_leaf = ca.leaf("server", &["127.0.0.1"]);
+    let data = TestDir::new();
+    let out = data.path().join("out.log");
+    // idle_timeout bounds the handshake too.
+    let mut sink = tls_sink(
+        &format!("{}\nidle_timeout = \"500ms\"", identity(&server_leaf)),
+        &out,
+    );
+    let addr = sink.addr("tls");
+    // A client that sends nothing, one that stops halfway through a
+    // ClientHello, and one that sends a record header with garbage.
+    let silent = TcpStream::connect(addr).expect("connect");
+    let mut half = TcpStream::connect(addr).expect("connect");
+    half.write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01])
+        .expect("send");
+    let mut garbage = TcpStream::connect(addr).expect("connect");
+    garbage
+        .write_all(&[0x16, 0x03, 0x03, 0x00, 0x05, 0xff, 0xff, 0xff, 0xff, 0xff])
+        .expect("send");
+    for mut stream in [silent, half, garbage] {
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        let mut rest = Vec::new();
+        // Closed by the server (an alert at most), well before 10 s.
+        let read = std::io::Read::read_to_end(&mut stream, &mut rest);
+        assert!(
+            read.is_ok() || rest.first() == Some(&0x15),
+            "{read:?} {rest:?}"
+        );
+    }
+    let mut fwd = forwarder(&tls_dest(
+        addr.port(),
+        &format!("ca = \"{}\"", path_str(&ca.cert)),
+    ));
+    send_lines(&fwd, "after", 10);
+    assert_eq!(wait_count(&out, 10), expected("after", 10));
+    fwd.stop();
+    let stderr = sink.stop();
+    assert_eq!(
+        counter(&stderr, "tls", "tls_handshake_failures"),
+        3,
+        "{stderr}"
+    );
+    assert_eq!(counter(&stderr, "tls", "received"), 10, "{stderr}");
 }
