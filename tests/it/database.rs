@@ -98,6 +98,8 @@ impl Postgres {
                 "trust",
                 "-E",
                 "UTF8",
+                // Whatever locale the environment names may not be installed.
+                "--no-locale",
                 "--no-sync",
             ],
         );
