@@ -796,3 +796,32 @@ fn sqlite_unopenable_database_is_retried_until_it_works() {
     assert_eq!(rows, ["one", "two"], "{stderr}");
     assert!(stderr.contains("database is writable again"), "{stderr}");
 }
+
+/// PostgreSQL down when logrelay starts: the first batch waits (WARN
+/// `database is down`) and is written once the server comes up.
+#[test]
+fn postgres_down_at_start_is_waited_for() {
+    let pg = Postgres::start();
+    pg.stop_immediate();
+    let db = TestDir::new();
+    let inbox = db.path().join("inbox");
+    std::fs::create_dir(&inbox).expect("mkdir");
+    let dest = format!("type = \"postgres\"\nurl = \"{}\"", pg.url());
+    let mut server = Server::start(&config(&dest, &inbox, ""));
+    server.send_tcp("tcp", b"early one\nearly two\n");
+    server.wait_stderr("database is down", 1);
+    pg.start_server();
+    let done = wait_for(Duration::from_secs(30), || {
+        pg.count("SELECT count(*) FROM pg_tables WHERE tablename = 'logs'") == 1
+            && pg.count("SELECT count(*) FROM logs") >= 2
+    });
+    assert!(done, "{}", server.stderr());
+    let stderr = server.stop();
+    let rows: Vec<String> = pg
+        .query("SELECT message FROM logs ORDER BY id")
+        .into_iter()
+        .filter_map(|r| r.into_iter().next().flatten())
+        .collect();
+    assert_eq!(rows, ["early one", "early two"], "{stderr}");
+    assert!(stderr.contains("database is back"), "{stderr}");
+}
