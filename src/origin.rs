@@ -162,18 +162,31 @@ fn push_hex(out: &mut Vec<u8>, n: u64, width: usize) {
     }
 }
 
-/// Decimal `n`.
+/// Decimal `n`, two digits per division (this runs once per file line).
 fn push_decimal(out: &mut Vec<u8>, n: u64) {
+    const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
+        2021222324252627282930313233343536373839\
+        4041424344454647484950515253545556575859\
+        6061626364656667686970717273747576777879\
+        8081828384858687888990919293949596979899";
     let mut digits = [0u8; 20];
     let mut i = digits.len();
     let mut n = n;
-    loop {
+    while n >= 100 {
+        let pair = (n % 100) as usize * 2;
+        n /= 100;
+        i -= 2;
+        digits[i] = PAIRS[pair];
+        digits[i + 1] = PAIRS[pair + 1];
+    }
+    if n >= 10 {
+        let pair = n as usize * 2;
+        i -= 2;
+        digits[i] = PAIRS[pair];
+        digits[i + 1] = PAIRS[pair + 1];
+    } else {
         i -= 1;
-        digits[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
+        digits[i] = b'0' + n as u8;
     }
     out.extend_from_slice(&digits[i..]);
 }
@@ -209,6 +222,11 @@ mod tests {
             String::from_utf8_lossy(&out),
             "0 000000ab ffffffffffffffff 0 18446744073709551615"
         );
+        for n in [0u64, 7, 10, 99, 100, 101, 999, 1000, 12_345, 987_654_321] {
+            let mut out = Vec::new();
+            push_decimal(&mut out, n);
+            assert_eq!(String::from_utf8_lossy(&out), n.to_string());
+        }
     }
 
     #[test]

@@ -98,6 +98,8 @@ impl Postgres {
                 "trust",
                 "-E",
                 "UTF8",
+                // Whatever locale the environment names may not be installed.
+                "--no-locale",
                 "--no-sync",
             ],
         );
@@ -765,4 +767,61 @@ fn postgres_daily_partitions_hold_the_rows_and_recognise_redelivery() {
             vec![s(&format!("logs_p{day}")), s("today")],
         ]
     );
+}
+
+/// While the database cannot be opened (a directory sits at its path),
+/// the batch waits and is tried again; once the path is free the rows are
+/// written, none lost.
+#[test]
+fn sqlite_unopenable_database_is_retried_until_it_works() {
+    let db = TestDir::new();
+    let path = db.path().join("logs.db");
+    std::fs::create_dir(&path).expect("a directory in the database's place");
+    let inbox = db.path().join("inbox");
+    std::fs::create_dir(&inbox).expect("mkdir");
+    let dest = format!("type = \"sqlite\"\npath = \"{}\"", path.display());
+    let mut server = Server::start(&config(&dest, &inbox, ""));
+    server.send_tcp("tcp", b"one\ntwo\n");
+    server.wait_stderr("cannot write to the database", 1);
+    std::fs::remove_dir(&path).expect("free the path");
+    let done = wait_for(Duration::from_secs(20), || {
+        path.is_file() && sqlite_count(&path, "SELECT count(*) FROM logs") >= 2
+    });
+    assert!(done, "{}", server.stderr());
+    let stderr = server.stop();
+    let rows: Vec<String> = sqlite_query(&path, "SELECT message FROM logs ORDER BY id")
+        .into_iter()
+        .filter_map(|r| r.into_iter().next().flatten())
+        .collect();
+    assert_eq!(rows, ["one", "two"], "{stderr}");
+    assert!(stderr.contains("database is writable again"), "{stderr}");
+}
+
+/// PostgreSQL down when logrelay starts: the first batch waits (WARN
+/// `database is down`) and is written once the server comes up.
+#[test]
+fn postgres_down_at_start_is_waited_for() {
+    let pg = Postgres::start();
+    pg.stop_immediate();
+    let db = TestDir::new();
+    let inbox = db.path().join("inbox");
+    std::fs::create_dir(&inbox).expect("mkdir");
+    let dest = format!("type = \"postgres\"\nurl = \"{}\"", pg.url());
+    let mut server = Server::start(&config(&dest, &inbox, ""));
+    server.send_tcp("tcp", b"early one\nearly two\n");
+    server.wait_stderr("database is down", 1);
+    pg.start_server();
+    let done = wait_for(Duration::from_secs(30), || {
+        pg.count("SELECT count(*) FROM pg_tables WHERE tablename = 'logs'") == 1
+            && pg.count("SELECT count(*) FROM logs") >= 2
+    });
+    assert!(done, "{}", server.stderr());
+    let stderr = server.stop();
+    let rows: Vec<String> = pg
+        .query("SELECT message FROM logs ORDER BY id")
+        .into_iter()
+        .filter_map(|r| r.into_iter().next().flatten())
+        .collect();
+    assert_eq!(rows, ["early one", "early two"], "{stderr}");
+    assert!(stderr.contains("database is back"), "{stderr}");
 }
