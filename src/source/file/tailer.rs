@@ -128,6 +128,10 @@ struct Reader {
     joiner: Option<Joiner>,
     /// Some glob still matches the file at `Entry::path`.
     matched: bool,
+    /// The open file had no name left at the last poll (unlinked): it can
+    /// never be found again after a restart, so it is not checkpointed
+    /// (its inode may be recycled by a file that is not it).
+    unlinked: bool,
     last_active: Instant,
     eof_since: Option<Instant>,
     size_seen: u64,
@@ -146,6 +150,7 @@ impl Reader {
             discarding: false,
             joiner: multiline.then(Joiner::default),
             matched: true,
+            unlinked: false,
             last_active: now,
             eof_since: None,
             size_seen: size,
@@ -613,6 +618,7 @@ impl Tailer {
         };
         let size = meta.len();
         let gone = meta.nlink() == 0;
+        reader.unlinked = gone;
         // Truncated (copytruncate), or rewritten from the start: read the
         // new content from offset 0.
         let mtime = meta.mtime_nsec() as i128 + meta.mtime() as i128 * 1_000_000_000;
@@ -868,7 +874,7 @@ impl Tailer {
         let mut files: Vec<FileCheckpoint> = self
             .entries
             .iter_mut()
-            .filter(|(_, e)| !e.deleted)
+            .filter(|(_, e)| !e.deleted && !e.reader.as_ref().is_some_and(|r| r.unlinked))
             .map(|(k, e)| {
                 if e.reader.is_some() {
                     e.seen_unix = now_unix;
