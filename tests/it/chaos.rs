@@ -13,14 +13,14 @@ use crate::harness::{Server, TestDir};
 
 const LINES: usize = 200_000;
 
-fn spawn(config: &str, mode: &str) -> Server {
+pub(crate) fn spawn(config: &str, mode: &str) -> Server {
     let dir = TestDir::new();
     dir.write("config.toml", config);
     std::fs::create_dir_all(dir.path().join("in")).expect("mkdir in");
     Server::spawn(dir, &[mode, "-c", "config.toml"], None)
 }
 
-fn restart(server: Server, mode: &str) -> Server {
+pub(crate) fn restart(server: Server, mode: &str) -> Server {
     Server::spawn(server.into_dir(), &[mode, "-c", "config.toml"], None)
 }
 
@@ -43,7 +43,7 @@ destinations = ["archive"]
     )
 }
 
-fn relay_config(port: u16, server: u16) -> String {
+pub(crate) fn relay_config(port: u16, server: u16) -> String {
     format!(
         r#"
 [global]
@@ -64,7 +64,7 @@ destinations = ["server"]
     )
 }
 
-fn client_config(relay: u16) -> String {
+pub(crate) fn client_config(relay: u16) -> String {
     format!(
         r#"
 [global]

@@ -4,27 +4,18 @@
 //! client, then the relay, then the server are killed with `kill -9` mid-
 //! stream and restarted (the server after a pause). Lines in flight at a
 //! kill are sent again, but each keeps the origin id its file position
-//! gave it, so the table must hold every number exactly once.
+//! gave it, so the table must hold every number exactly once. The client
+//! and relay are those of the chaos test (`chaos.rs`).
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use crate::chaos::{client_config, relay_config, restart, spawn};
 use crate::database::{sqlite_query, Postgres};
 use crate::diskbuf::free_port;
-use crate::harness::{Server, TestDir};
+use crate::harness::TestDir;
 
 const LINES: usize = 100_000;
-
-fn spawn(config: &str, mode: &str) -> Server {
-    let dir = TestDir::new();
-    dir.write("config.toml", config);
-    std::fs::create_dir_all(dir.path().join("in")).expect("mkdir in");
-    Server::spawn(dir, &[mode, "-c", "config.toml"], None)
-}
-
-fn restart(server: Server, mode: &str) -> Server {
-    Server::spawn(server.into_dir(), &[mode, "-c", "config.toml"], None)
-}
 
 fn server_config(port: u16, destination: &str) -> String {
     format!(
@@ -39,49 +30,6 @@ listen = "127.0.0.1:{port}"
 [[paths]]
 sources = ["relp"]
 destinations = ["db"]
-"#
-    )
-}
-
-fn relay_config(port: u16, server: u16) -> String {
-    format!(
-        r#"
-[global]
-state_dir = "state"
-[sources.relp]
-type = "relp"
-listen = "127.0.0.1:{port}"
-[destinations.server]
-type = "relp"
-servers = ["127.0.0.1:{server}"]
-max_backoff = "200ms"
-disk_buffer = {{ max_bytes = "64MiB" }}
-[[paths]]
-sources = ["relp"]
-destinations = ["server"]
-"#
-    )
-}
-
-fn client_config(relay: u16) -> String {
-    format!(
-        r#"
-[global]
-state_dir = "state"
-[sources.app]
-type = "file"
-paths = ["in/*.log"]
-start_at = "beginning"
-poll_interval = "100ms"
-checkpoint_interval = "200ms"
-[destinations.relay]
-type = "relp"
-servers = ["127.0.0.1:{relay}"]
-max_backoff = "200ms"
-disk_buffer = {{ max_bytes = "64MiB" }}
-[[paths]]
-sources = ["app"]
-destinations = ["relay"]
 "#
     )
 }
