@@ -438,6 +438,10 @@ impl Runtime {
             };
             let (tx, rx) = mpsc::channel(queue);
             senders.push(Some(tx));
+            let counters =
+                self.registry
+                    .component(d.name.clone(), "destination", d.kind.type_name());
+            let rx = crate::dest::inbox::Inbox::new(rx, counters);
             let previous = old_dests
                 .iter()
                 .position(|o| o.name == d.name)
@@ -758,6 +762,7 @@ async fn route(
             let n = batch.len() as u64;
             if let Some(Some(c)) = table.dest_counters.get(d) {
                 Counters::add(&c.received, n);
+                crate::dest::inbox::Inbox::sent(c, crate::dest::inbox::batch_bytes(&batch));
             }
             if let Err(mpsc::error::SendError(lost)) = tx.send(batch).await {
                 if !std::mem::replace(&mut gone[d], true) {

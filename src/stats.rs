@@ -145,6 +145,7 @@ counters! {
     corrupt_segments: DESTINATION, false, "Disk buffer: segments set aside as corrupt (start-up) or cut short by damage found while reading.";
     duplicates: DESTINATION, false, "Databases: messages already stored (same origin id), not stored again.";
     dropped_rejected_rows: DESTINATION, false, "Databases: rows refused even after repair (kept in the rejects file).";
+    queued_bytes: DESTINATION, true, "Bytes (as received) of the messages waiting in the destination's input queue.";
     queued_messages: DESTINATION, true, "Messages routed to the destination and not yet written, recognised as duplicates or dropped.";
 }
 

@@ -35,6 +35,7 @@ use tokio::time::Instant;
 
 use super::disk::{DiskBuffer, Limits};
 use crate::config::{DiskBufferConfig, FsyncPolicy, WhenFull};
+use crate::dest::inbox::Inbox;
 use crate::message::{Ack, Batch, Message};
 use crate::stats::{Counters, DropReason};
 
@@ -89,7 +90,7 @@ impl Spool {
         name: Arc<str>,
         config: DiskBufferConfig,
         counters: Arc<Counters>,
-        input: mpsc::Receiver<Batch>,
+        input: Inbox,
         encode: Encoder,
     ) -> io::Result<Spool> {
         let handle = tokio::runtime::Handle::current();
@@ -158,7 +159,7 @@ struct Worker {
     name: Arc<str>,
     config: DiskBufferConfig,
     counters: Arc<Counters>,
-    input: mpsc::Receiver<Batch>,
+    input: Inbox,
     encode: Encoder,
     records_tx: Option<mpsc::Sender<Vec<Record>>>,
     acks: mpsc::UnboundedReceiver<u64>,

@@ -28,10 +28,11 @@ use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
 use super::{render, Error};
 use crate::config::FileDestConfig;
+use crate::dest::inbox::Inbox;
 use crate::message::{Ack, Batch};
 use crate::stats::{Counters, DropReason};
 
@@ -63,7 +64,7 @@ impl FileDest {
     /// one wakeup (router -> this thread) instead of three (router ->
     /// destination task -> blocking pool -> back), and no async thread ever
     /// waits on a disk.
-    pub async fn run(self, input: mpsc::Receiver<Batch>) -> Result<(), Error> {
+    pub async fn run(self, input: Inbox) -> Result<(), Error> {
         let name = self.name.clone();
         let handle = tokio::runtime::Handle::current();
         let (done_tx, done_rx) = tokio::sync::oneshot::channel();
@@ -85,7 +86,7 @@ impl FileDest {
         })
     }
 
-    fn run_blocking(self, mut input: mpsc::Receiver<Batch>, handle: &tokio::runtime::Handle) {
+    fn run_blocking(self, mut input: Inbox, handle: &tokio::runtime::Handle) {
         let FileDest {
             name,
             config,

@@ -65,6 +65,7 @@ use super::balance::{Pick, Servers};
 use super::Error;
 use crate::buffer::spool::{self, Acker, Record, Spool};
 use crate::config::{ForwardDestConfig, Output, Protocol, ServerAddr};
+use crate::dest::inbox::Inbox;
 use crate::message::{Ack, Batch, Message};
 use crate::relp::{self, FrameDecoder};
 use crate::stats::Counters;
@@ -131,7 +132,7 @@ impl Drop for Pending {
 
 /// Where the destination's messages come from.
 enum Feed {
-    Direct(mpsc::Receiver<Batch>),
+    Direct(Inbox),
     Buffered(Spool),
 }
 
@@ -228,7 +229,7 @@ impl ForwardDest {
         self
     }
 
-    pub async fn run(self, input: mpsc::Receiver<Batch>) -> Result<(), Error> {
+    pub async fn run(self, input: Inbox) -> Result<(), Error> {
         let mut feed = match self.config.disk_buffer.clone() {
             None => Feed::Direct(input),
             Some(buffer) => {

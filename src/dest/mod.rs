@@ -4,7 +4,7 @@
 //! then flushes and returns:
 //!
 //! ```text
-//! mpsc::Receiver<Batch> --> render (Format::write | Template::render) + "\n" --> file(s) | stdout
+//! Inbox --> render (Format::write | Template::render) + "\n" --> file(s) | stdout
 //! ```
 //!
 //! A message's [`Ack`](crate::message::Ack) clone is dropped only after its
@@ -23,6 +23,7 @@
 pub mod balance;
 pub mod file;
 pub mod forward;
+pub mod inbox;
 pub mod postgres;
 pub mod sql;
 pub mod sqlite;
@@ -30,10 +31,11 @@ pub mod stdout;
 
 use std::sync::Arc;
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
+use self::inbox::Inbox;
 use crate::config::{self, DestinationKind, Output};
-use crate::message::{Batch, Message};
+use crate::message::Message;
 use crate::stats::Counters;
 
 #[derive(Debug, thiserror::Error)]
@@ -157,7 +159,7 @@ impl Destination {
         }
     }
 
-    pub async fn run(self, input: mpsc::Receiver<Batch>) -> Result<(), Error> {
+    pub async fn run(self, input: Inbox) -> Result<(), Error> {
         match self {
             Destination::File(d) => d.run(input).await,
             Destination::Stdout(d) => d.run(input).await,

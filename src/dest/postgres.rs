@@ -42,13 +42,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, Utc};
-use tokio::sync::mpsc;
 use tokio_postgres::{Client, NoTls, Statement};
 
 use super::sql::Row;
 use super::Error;
 use crate::config::Partition;
-use crate::message::{Batch, Message, TimeZone};
+use crate::dest::inbox::Inbox;
+use crate::message::{Message, TimeZone};
 use crate::stats::{Counters, DropReason};
 use crate::syslog::format::Format;
 
@@ -128,7 +128,7 @@ impl PostgresDest {
         }
     }
 
-    pub async fn run(self, mut input: mpsc::Receiver<Batch>) -> Result<(), Error> {
+    pub async fn run(self, mut input: Inbox) -> Result<(), Error> {
         let mut conn: Option<Conn> = None;
         let mut pending: Vec<Message> = Vec::new();
         loop {

@@ -28,7 +28,8 @@ use tokio::sync::mpsc;
 
 use super::sql::{sqlite_time, Row};
 use super::Error;
-use crate::message::{Batch, Message};
+use crate::dest::inbox::Inbox;
+use crate::message::Message;
 use crate::stats::Counters;
 
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
@@ -61,7 +62,7 @@ impl SqliteDest {
         }
     }
 
-    pub async fn run(self, input: mpsc::Receiver<Batch>) -> Result<(), Error> {
+    pub async fn run(self, input: Inbox) -> Result<(), Error> {
         let name = self.name.clone();
         let handle = tokio::runtime::Handle::current();
         let (done_tx, done_rx) = tokio::sync::oneshot::channel();
@@ -82,7 +83,7 @@ impl SqliteDest {
         })
     }
 
-    fn run_blocking(self, mut input: mpsc::Receiver<Batch>, handle: &tokio::runtime::Handle) {
+    fn run_blocking(self, mut input: Inbox, handle: &tokio::runtime::Handle) {
         let mut db: Option<Connection> = None;
         let mut pending: Vec<Message> = Vec::new();
         loop {

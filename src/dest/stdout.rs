@@ -5,11 +5,10 @@
 use std::sync::Arc;
 
 use tokio::io::AsyncWriteExt;
-use tokio::sync::mpsc;
 
 use super::{render, Error};
 use crate::config::Output;
-use crate::message::Batch;
+use crate::dest::inbox::Inbox;
 use crate::stats::{Counters, DropReason};
 
 #[derive(Debug)]
@@ -28,7 +27,7 @@ impl StdoutDest {
         }
     }
 
-    pub async fn run(self, mut input: mpsc::Receiver<Batch>) -> Result<(), Error> {
+    pub async fn run(self, mut input: Inbox) -> Result<(), Error> {
         let mut stdout = tokio::io::stdout();
         let mut buf = Vec::with_capacity(64 * 1024);
         while let Some(batch) = input.recv().await {

@@ -146,6 +146,7 @@ destinations = ["out"]
         ("destination", "out", "written", 6),
         ("destination", "out", "dropped_io", 0),
         ("destination", "out", "queued_messages", 0),
+        ("destination", "out", "queued_bytes", 0),
     ];
     for (role, component, name, value) in expect {
         assert_eq!(
@@ -238,6 +239,7 @@ destinations = ["out"]
     );
     assert_eq!(metric(&body, &format!("logrelay_written_total{dst}")), 6);
     assert_eq!(metric(&body, &format!("logrelay_queued_messages{dst}")), 0);
+    assert_eq!(metric(&body, &format!("logrelay_queued_bytes{dst}")), 0);
     assert!(
         body.contains("# TYPE logrelay_written_total counter\n"),
         "{body}"

@@ -1,0 +1,109 @@
+//! A destination's input queue, as the destination sees it: the bounded
+//! channel its routers send batches into, plus the `queued_bytes` gauge.
+//! Routers add the bytes of each batch they send ([`Inbox::sent`]); the
+//! destination subtracts them when it takes the batch, so the gauge is what
+//! waits in the channel (the bytes behind `queued_messages`, minus what a
+//! destination holds in flight itself).
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use tokio::sync::mpsc::{self, error::TryRecvError};
+
+use crate::message::Batch;
+use crate::stats::Counters;
+
+/// The receiving end of a destination's channel.
+#[derive(Debug)]
+pub struct Inbox {
+    rx: mpsc::Receiver<Batch>,
+    counters: Arc<Counters>,
+}
+
+/// The bytes a batch counts for: its messages as received.
+pub fn batch_bytes(batch: &Batch) -> u64 {
+    batch.messages.iter().map(|m| m.raw.len() as u64).sum()
+}
+
+impl Inbox {
+    pub fn new(rx: mpsc::Receiver<Batch>, counters: Arc<Counters>) -> Inbox {
+        Inbox { rx, counters }
+    }
+
+    /// A router is about to send `bytes` (see [`batch_bytes`]) to the
+    /// destination whose counters are `counters`.
+    pub fn sent(counters: &Counters, bytes: u64) {
+        Counters::add(&counters.queued_bytes, bytes);
+    }
+
+    fn took(&self, batch: &Batch) {
+        let bytes = batch_bytes(batch);
+        // Never below zero, even for a batch sent before a reload swapped
+        // the counters in.
+        let _ =
+            self.counters
+                .queued_bytes
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |q| {
+                    Some(q.saturating_sub(bytes))
+                });
+    }
+
+    pub async fn recv(&mut self) -> Option<Batch> {
+        let batch = self.rx.recv().await;
+        if let Some(b) = &batch {
+            self.took(b);
+        }
+        batch
+    }
+
+    pub fn try_recv(&mut self) -> Result<Batch, TryRecvError> {
+        let batch = self.rx.try_recv();
+        if let Ok(b) = &batch {
+            self.took(b);
+        }
+        batch
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rx.is_empty()
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.rx.is_closed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::message::Message;
+    use bytes::Bytes;
+
+    #[tokio::test]
+    async fn the_gauge_is_what_waits_in_the_channel() {
+        let counters =
+            crate::stats::Registry::default().component("d".into(), "destination", "file");
+        let (tx, rx) = mpsc::channel(4);
+        let mut inbox = Inbox::new(rx, counters.clone());
+        let batch = |texts: &[&str]| Batch {
+            messages: texts
+                .iter()
+                .map(|t| Message::new(Bytes::from(t.to_string()), chrono::Utc::now(), "s".into()))
+                .collect(),
+        };
+        for b in [batch(&["12345", "678"]), batch(&["abcdefghij"])] {
+            Inbox::sent(&counters, batch_bytes(&b));
+            tx.send(b).await.expect("send");
+        }
+        let queued = || counters.queued_bytes.load(Ordering::Relaxed);
+        assert_eq!(queued(), 18);
+        assert_eq!(inbox.recv().await.map(|b| b.len()), Some(2));
+        assert_eq!(queued(), 10);
+        assert_eq!(inbox.try_recv().map(|b| b.len()).ok(), Some(1));
+        assert_eq!(queued(), 0);
+        assert!(inbox.try_recv().is_err());
+        drop(tx);
+        assert!(inbox.recv().await.is_none());
+        assert_eq!(queued(), 0);
+    }
+}
