@@ -156,11 +156,13 @@ enum Event {
         server: usize,
         result: io::Result<Conn>,
     },
+    /// The answers (`txnr`, code) decoded from one read, in order: one
+    /// event per read, not per frame, so a window of answers wakes the
+    /// destination task once.
     Rsp {
         server: usize,
         conn_id: u64,
-        txnr: u32,
-        code: Option<u16>,
+        answers: Vec<(u32, Option<u16>)>,
     },
     Closed {
         server: usize,
@@ -437,27 +439,34 @@ impl State {
             Event::Rsp {
                 server,
                 conn_id,
-                txnr,
-                code,
+                answers,
             } => {
-                let link = &mut self.links[server];
-                if conn_id != link.conn_id || link.live.is_none() {
-                    return;
-                }
-                let Some(at) = link.unacked.iter().position(|(t, _)| *t == txnr) else {
-                    return;
-                };
-                if code == Some(200) {
-                    if let Some((_, pending)) = link.unacked.remove(at) {
-                        pending.delivered();
-                        Counters::add(&self.dest.counters.written, 1);
-                        Counters::add(&self.dest.counters.acknowledged, 1);
+                let mut delivered = 0;
+                for (txnr, code) in answers {
+                    let link = &mut self.links[server];
+                    if conn_id != link.conn_id || link.live.is_none() {
+                        break;
                     }
-                    link.waiting_since = (!link.unacked.is_empty()).then(Instant::now);
-                } else {
-                    let why = format!("server answered {code:?} to a syslog frame");
-                    self.break_link(server, &why, false);
+                    let Some(at) = link.unacked.iter().position(|(t, _)| *t == txnr) else {
+                        continue;
+                    };
+                    if code == Some(200) {
+                        if let Some((_, pending)) = link.unacked.remove(at) {
+                            pending.delivered();
+                            delivered += 1;
+                        }
+                    } else {
+                        let why = format!("server answered {code:?} to a syslog frame");
+                        self.break_link(server, &why, false);
+                        break;
+                    }
                 }
+                let link = &mut self.links[server];
+                if delivered > 0 && conn_id == link.conn_id && link.live.is_some() {
+                    link.waiting_since = (!link.unacked.is_empty()).then(Instant::now);
+                }
+                Counters::add(&self.dest.counters.written, delivered);
+                Counters::add(&self.dest.counters.acknowledged, delivered);
             }
             Event::Closed {
                 server,
@@ -837,21 +846,26 @@ async fn read_answers(
     events: mpsc::UnboundedSender<Event>,
 ) {
     let mut decoder = FrameDecoder::new(64 * 1024, Oversize::Truncate);
+    let mut answers: Vec<(u32, Option<u16>)> = Vec::new();
+    // One event for the answers decoded so far (see `Event::Rsp`).
+    let flush = |answers: &mut Vec<(u32, Option<u16>)>| {
+        answers.is_empty()
+            || events
+                .send(Event::Rsp {
+                    server,
+                    conn_id,
+                    answers: std::mem::take(answers),
+                })
+                .is_ok()
+    };
     let why = loop {
         loop {
             match decoder.decode(&mut buf) {
                 Ok(Some(frame)) => {
                     if frame.is(b"rsp") {
-                        let event = Event::Rsp {
-                            server,
-                            conn_id,
-                            txnr: frame.txnr,
-                            code: relp::rsp_code(&frame.data),
-                        };
-                        if events.send(event).is_err() {
-                            return;
-                        }
+                        answers.push((frame.txnr, relp::rsp_code(&frame.data)));
                     } else if frame.is(b"serverclose") {
+                        flush(&mut answers);
                         let _ = events.send(Event::Closed {
                             server,
                             conn_id,
@@ -862,6 +876,7 @@ async fn read_answers(
                 }
                 Ok(None) => break,
                 Err(e) => {
+                    flush(&mut answers);
                     let _ = events.send(Event::Closed {
                         server,
                         conn_id,
@@ -870,6 +885,9 @@ async fn read_answers(
                     return;
                 }
             }
+        }
+        if !flush(&mut answers) {
+            return;
         }
         buf.reserve(8192);
         match read.read_buf(&mut buf).await {
