@@ -12,9 +12,6 @@
 //! `global.batch_size`), never one send per message. A full channel makes
 //! stream sources stop reading (TCP backpressure); datagram sources wait
 //! too, so the kernel's receive buffer absorbs bursts.
-//!
-//! Sources whose runtime is not built yet are reported by [`Source::bind`]
-//! as [`Error::NotBuilt`]; the pipeline decides what to do.
 
 pub mod datagram;
 pub mod file;
@@ -46,8 +43,6 @@ use crate::syslog::{self, ParseContext};
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    #[error("source {name}: the {kind} source is not built yet")]
-    NotBuilt { name: Arc<str>, kind: &'static str },
     #[error("source {name}: cannot bind {addr}: {source}")]
     Bind {
         name: Arc<str>,

@@ -1,0 +1,238 @@
+//! The router of each source: takes the source's batches, walks the
+//! `[[paths]]` that name the source (filters, `final`), and sends one
+//! batch per destination into the destinations' bounded channels, by the
+//! routing [`Table`] current when the batch arrived (see the pipeline's
+//! module doc for the rules and for how reloads switch tables).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, watch};
+
+use crate::dest::inbox::{batch_bytes, Inbox};
+use crate::filter::{FilterId, Filters};
+use crate::message::Batch;
+use crate::stats::Counters;
+
+/// One `[[paths]]` entry as a router sees it.
+#[derive(Debug, Clone)]
+pub(super) struct Route {
+    pub(super) filters: Vec<FilterId>,
+    /// Indexes into the table's destinations.
+    pub(super) destinations: Vec<usize>,
+    pub(super) is_final: bool,
+    /// `paths[N]`: matched, filtered_out.
+    pub(super) counters: Arc<Counters>,
+    /// One per filter: passed, rejected.
+    pub(super) filter_counters: Vec<Arc<Counters>>,
+}
+
+/// Everything a router needs to route one batch; one per config
+/// generation, replaced whole on reload (see the module doc).
+#[derive(Debug)]
+pub(super) struct Table {
+    /// The routes of each running source, by source id. A router whose id
+    /// is missing belongs to a source the reload stopped: it keeps the
+    /// table its source's messages were read under.
+    pub(super) routes: HashMap<u64, Vec<Route>>,
+    pub(super) filters: Filters,
+    /// Senders of the destinations, in config order.
+    pub(super) dests: Vec<mpsc::Sender<Batch>>,
+    pub(super) dest_names: Vec<Arc<str>>,
+    /// One per destination (`received`: routed to it).
+    pub(super) dest_counters: Vec<Arc<Counters>>,
+}
+
+impl Table {
+    /// No routes, no destinations: before start-up and after shutdown.
+    pub(super) fn empty() -> Table {
+        Table {
+            routes: HashMap::new(),
+            filters: Filters::default(),
+            dests: Vec::new(),
+            dest_names: Vec::new(),
+            dest_counters: Vec::new(),
+        }
+    }
+}
+
+/// The router of source `id`: splits each batch into one batch per
+/// destination (see the module doc for the rules) and sends them, with the
+/// routing table current when the batch arrived.
+pub(super) async fn route(
+    id: u64,
+    source: Arc<str>,
+    counters: Arc<Counters>,
+    mut input: mpsc::Receiver<Batch>,
+    mut tables: watch::Receiver<Arc<Table>>,
+) {
+    // Per-batch tallies of path and filter counters (see `split`).
+    let mut tally: Vec<u64> = Vec::new();
+    let mut table = tables.borrow_and_update().clone();
+    // False once our source is not in the current table (a reload stopped
+    // it): what it still delivers goes by the table it was read under.
+    let mut following = true;
+    let mut outs: Vec<Batch> = Vec::new();
+    let mut targets: Vec<usize> = Vec::new();
+    let mut gone: Vec<bool> = Vec::new();
+    loop {
+        let batch = tokio::select! {
+            // A new table first, so a batch never waits behind a switch.
+            biased;
+            changed = tables.changed(), if following => {
+                let next = match changed {
+                    Ok(()) => tables.borrow_and_update().clone(),
+                    Err(_) => { following = false; continue; }
+                };
+                if next.routes.contains_key(&id) {
+                    table = next;
+                    gone.clear();
+                } else {
+                    following = false;
+                }
+                continue;
+            }
+            batch = input.recv() => match batch {
+                Some(batch) => batch,
+                None => break,
+            },
+        };
+        let Some(routes) = table.routes.get(&id) else {
+            continue;
+        };
+        let dests = &table.dests;
+        outs.resize_with(dests.len(), Batch::default);
+        gone.resize(dests.len(), false);
+        // The common case (one path, no filter, one destination) forwards
+        // each batch whole: no message is looked at or moved.
+        match whole_batches_to(routes) {
+            Some(d) if d < outs.len() => {
+                if let Some(r) = routes.first() {
+                    Counters::add(&r.counters.matched, batch.len() as u64);
+                }
+                outs[d] = batch;
+            }
+            _ => {
+                let unrouted = split(
+                    batch,
+                    routes,
+                    &table.filters,
+                    &mut outs,
+                    &mut targets,
+                    &mut tally,
+                );
+                Counters::add(&counters.unrouted, unrouted);
+            }
+        }
+        for (d, out) in outs.iter_mut().enumerate() {
+            if out.is_empty() {
+                continue;
+            }
+            let batch = std::mem::take(out);
+            let Some(tx) = dests.get(d) else {
+                continue;
+            };
+            let n = batch.len() as u64;
+            if let Some(c) = table.dest_counters.get(d) {
+                Counters::add(&c.received, n);
+                Inbox::sent(c, batch_bytes(&batch));
+            }
+            if let Err(mpsc::error::SendError(lost)) = tx.send(batch).await {
+                if !std::mem::replace(&mut gone[d], true) {
+                    let destination = table.dest_names.get(d).map_or("?", |n| &**n);
+                    tracing::error!(
+                        source = %source, destination, lost = lost.len(),
+                        "destination has stopped: messages for it are lost"
+                    );
+                }
+                for msg in &lost.messages {
+                    if let Some(ack) = &msg.ack {
+                        ack.fail();
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The only destination of `routes` when they are one unfiltered path to
+/// one destination.
+fn whole_batches_to(routes: &[Route]) -> Option<usize> {
+    match routes {
+        [only] if only.filters.is_empty() && only.destinations.len() == 1 => {
+            only.destinations.first().copied()
+        }
+        _ => None,
+    }
+}
+
+/// Distributes the messages of `batch` over `outs` (one batch per
+/// destination) following `routes` (see the module doc for the rules);
+/// returns how many no path took. Path and filter counters are tallied in
+/// `tally` (per route: matched, filtered_out, then passed and rejected of
+/// each filter) and added once at the end.
+fn split(
+    batch: Batch,
+    routes: &[Route],
+    filters: &Filters,
+    outs: &mut [Batch],
+    targets: &mut Vec<usize>,
+    tally: &mut Vec<u64>,
+) -> u64 {
+    for out in outs.iter_mut() {
+        out.messages.reserve(batch.len());
+    }
+    tally.clear();
+    tally.resize(routes.iter().map(|r| 2 + 2 * r.filters.len()).sum(), 0);
+    let mut unrouted = 0;
+    for msg in batch.messages {
+        targets.clear();
+        let mut at = 0;
+        for r in routes {
+            let base = at;
+            at += 2 + 2 * r.filters.len();
+            let mut matched = true;
+            for (i, &f) in r.filters.iter().enumerate() {
+                if filters.matches(f, &msg) {
+                    tally[base + 2 + 2 * i] += 1;
+                } else {
+                    tally[base + 3 + 2 * i] += 1;
+                    matched = false;
+                    break;
+                }
+            }
+            if !matched {
+                tally[base + 1] += 1;
+                continue;
+            }
+            tally[base] += 1;
+            for &d in &r.destinations {
+                if !targets.contains(&d) {
+                    targets.push(d);
+                }
+            }
+            if r.is_final {
+                break;
+            }
+        }
+        if let Some((&last, rest)) = targets.split_last() {
+            for &d in rest {
+                outs[d].messages.push(msg.clone());
+            }
+            outs[last].messages.push(msg);
+        } else {
+            unrouted += 1;
+        }
+    }
+    let mut at = 0;
+    for r in routes {
+        Counters::add(&r.counters.matched, tally[at]);
+        Counters::add(&r.counters.filtered_out, tally[at + 1]);
+        for (i, c) in r.filter_counters.iter().enumerate() {
+            Counters::add(&c.passed, tally[at + 2 + 2 * i]);
+            Counters::add(&c.rejected, tally[at + 3 + 2 * i]);
+        }
+        at += 2 + 2 * r.filters.len();
+    }
+    unrouted
+}
