@@ -501,11 +501,10 @@ fn relp_destination_delivers_to_rsyslog_imrelp() {
 }
 
 /// Regression (the three-terminal quick start): the server's default path
-/// goes to a file and to SQLite, which is not built yet. RELP frames must
-/// still be answered once the file has them, so the relay sends each
-/// message once instead of resending it forever.
+/// goes to a file and to SQLite. RELP frames are answered once both have
+/// them, so the relay sends each message once instead of resending it.
 #[test]
-fn relp_is_answered_when_a_path_also_names_an_unbuilt_destination() {
+fn relp_is_answered_once_every_destination_of_the_path_has_it() {
     let data = TestDir::new();
     let out = out_file(&data, "archive.log");
     let config = format!(
@@ -518,16 +517,16 @@ type = "file"
 path = "{}"
 template = "${{HOST}} ${{MESSAGE}}"
 [destinations.db]
-type = "postgres"
-url = "postgres://127.0.0.1:9/x"
-tls = {{}}
+type = "sqlite"
+path = "{}"
 [[paths]]
 sources = ["relp"]
 destinations = ["out", "db"]
 "#,
         out.display(),
+        data.path().join("logs.db").display(),
     );
-    let server = Server::start(&config);
+    let mut server = Server::start(&config);
     let mut fwd = forwarder(&format!(
         "type = \"relp\"\nservers = [\"127.0.0.1:{}\"]",
         server.port("relp")
@@ -542,6 +541,17 @@ destinations = ["out", "db"]
     assert_eq!(lines_after.len(), 2_000, "messages were sent again");
     let stderr = fwd.stop();
     assert!(!stderr.contains("server is down"), "{stderr}");
+    // Every message once in the database too (the server drains at stop).
+    server.stop();
+    let db = data.path().join("logs.db");
+    assert_eq!(
+        crate::database::sqlite_count(&db, "SELECT count(*) FROM logs"),
+        2_000
+    );
+    assert_eq!(
+        crate::database::sqlite_count(&db, "SELECT count(DISTINCT message) FROM logs"),
+        2_000
+    );
 }
 
 /// The `udp` destination sends one RFC 5424 datagram per message, which a
