@@ -1,38 +1,47 @@
 //! logrelay: one binary that ships syslog across a fleet.
 //!
-//! Module map (what each module owns; data flows top to bottom):
+//! Module map (what each module owns; data flows top to bottom). The
+//! longer tour, with the data flow, acknowledgements, backpressure and the
+//! on-disk formats, is `docs/design.md`.
 //!
 //! - [`cli`]: the command line (`client | relay | server | check | stats`).
-//! - [`config`]: TOML -> validated [`config::Config`]; embedded defaults per mode.
-//! - [`message`]: [`message::Message`], `Facility`, `Severity`, `Batch` and the
-//!   acknowledgement token every layer passes along.
+//! - [`config`]: TOML -> [`config::raw`] (serde, unknown keys refused) ->
+//!   validated [`config::Config`], with `FILE:LINE:COL` errors; the
+//!   embedded default config of each mode.
+//! - [`message`]: [`message::Message`], `Facility`, `Severity`, `TimeZone`,
+//!   `Batch` and the acknowledgement token ([`message::Ack`]) every layer
+//!   passes along.
 //! - [`origin`]: origin ids (stable unique message ids carried end to end).
-//! - [`syslog`]: PRI, RFC 3164 and RFC 5424 parsers, RFC 6587 framing codecs,
-//!   output formats.
+//! - [`syslog`]: PRI, RFC 3164 and RFC 5424 parsers and writers, RFC 6587
+//!   framing codecs, output formats.
 //! - [`filter`]: the filter language: parser into `Expr`, evaluation.
 //! - [`template`]: `${MACRO}` templates, compiled once, path-safe rendering.
-//! - [`source`]: where messages enter (tcp, udp, unix_dgram, unix_stream,
-//!   pipe, stdin, file): bytes -> framing -> parse -> `Batch`.
-//! - [`dest`]: where messages leave (file, stdout): `Batch` -> rendered
-//!   records -> writes; acks released after the write.
-//! - [`buffer`]: disk buffers (durable, bounded queues) in front of
-//!   forwarding destinations.
-//! - [`state`]: durable on-disk state (file source checkpoints).
+//! - [`relp`]: the RELP frame codec shared by the relp source and destination.
+//! - [`tls`]: TLS settings -> rustls server and client configs (chain,
+//!   fingerprint pins, peer names, hostname checks).
+//! - [`source`]: where messages enter (file, pipe, unix_dgram, unix_stream,
+//!   tcp, tls, udp, relp, stdin, internal): bytes -> framing -> parse ->
+//!   `Batch`; rate limits; the accept loop; socket hand-over on reload.
+//! - [`dest`]: where messages leave (file, stdout, tcp, tls, udp, relp,
+//!   sqlite, postgres): `Batch` -> rendered records or rows -> writes,
+//!   commits or sends; acks released once the message is durable there.
+//! - [`buffer`]: disk buffers (the spool: durable, bounded queues) in front
+//!   of forwarding destinations: on-disk format, recovery, the spool thread.
+//! - [`state`]: durable state under `state_dir`: file source checkpoints.
 //! - [`pipeline`]: `Config` -> tasks, bounded channels, routing by
 //!   `[[paths]]`; start-up, signals, config reload (SIGHUP) and shutdown
 //!   order.
-//! - [`relp`]: the RELP frame codec shared by the relp source and destination.
 //! - [`stats`]: per-component counters, connected peers, and their
 //!   renderings (JSON, table, Prometheus text).
 //! - [`control`]: the control socket `logrelay stats` asks; starts the
 //!   observers (control socket, [`metrics`] endpoint, periodic stats line).
+//! - [`metrics`]: the Prometheus text endpoint (a minimal HTTP/1.x responder).
 //! - [`logging`]: the internal log (tracing to stderr, journald
 //!   priorities) feeding the `internal` source.
-//! - [`metrics`]: the Prometheus text endpoint (a minimal HTTP/1.x responder).
 //! - [`systemd`]: sd_notify readiness, reload, stopping and watchdog pings.
 //! - [`privilege`]: `[global] user`/`group`: switch user once sources are bound.
-//! - [`tls`]: TLS settings -> rustls server and client configs (chain,
-//!   fingerprint pins, peer names).
+//! - `fuzz_checks` (hidden): the properties the fuzz targets check, also
+//!   replayed by the integration tests.
 #![deny(unsafe_code)]
 
 pub mod buffer;
