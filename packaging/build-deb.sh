@@ -10,7 +10,7 @@
 #   /etc/logrelay/{client,relay,server}.toml   configs/*.toml (conffiles)
 #   /etc/logrotate.d/logrelay              the server's archives (conffile)
 #   /usr/share/man/man8/logrelay.8.gz      generated from the binary's --help
-#   /usr/share/doc/logrelay/               copyright, README
+#   /usr/share/doc/logrelay/               copyright, README, docs/ (the reference)
 # The maintainer scripts create the `logrelay` system user, /var/lib/logrelay
 # and /var/log/remote (see packaging/debian/postinst).
 set -euo pipefail
@@ -49,6 +49,11 @@ install -D -m 0644 "$here/debian/logrotate" "$root/etc/logrotate.d/logrelay"
 install -D -m 0644 "$here/debian/copyright" "$root/usr/share/doc/logrelay/copyright"
 install -D -m 0644 "$repo/README.md" "$root/usr/share/doc/logrelay/README.md"
 gzip -9n "$root/usr/share/doc/logrelay/README.md"
+# The reference the README links to (docs/*.md).
+for doc in "$repo"/docs/*.md; do
+    install -D -m 0644 "$doc" "$root/usr/share/doc/logrelay/docs/$(basename "$doc")"
+    gzip -9n "$root/usr/share/doc/logrelay/docs/$(basename "$doc")"
+done
 
 # The man page: a fixed frame around the --help of every command, so it
 # always says what this binary does.

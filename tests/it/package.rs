@@ -59,7 +59,17 @@ fn debian_package_ships_binary_unit_configs_logrotate_and_man_page() {
         .collect();
     let dir_ = |p: &str| format!("drwxr-xr-x root/root {p}");
     let file = |p: &str| format!("-rw-r--r-- root/root {p}");
-    let expected = vec![
+    // The reference: every docs/*.md of the repository, gzipped.
+    let mut docs: Vec<String> = std::fs::read_dir(repo().join("docs"))
+        .expect("docs/")
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".md"))
+        .map(|n| file(&format!("./usr/share/doc/logrelay/docs/{n}.gz")))
+        .collect();
+    docs.sort();
+    assert!(docs.len() >= 7, "{docs:?}");
+    let mut expected = vec![
         dir_("./"),
         dir_("./etc/"),
         dir_("./etc/logrelay/"),
@@ -81,10 +91,14 @@ fn debian_package_ships_binary_unit_configs_logrotate_and_man_page() {
         dir_("./usr/share/doc/logrelay/"),
         file("./usr/share/doc/logrelay/README.md.gz"),
         file("./usr/share/doc/logrelay/copyright"),
+        dir_("./usr/share/doc/logrelay/docs/"),
+    ];
+    expected.extend(docs);
+    expected.extend([
         dir_("./usr/share/man/"),
         dir_("./usr/share/man/man8/"),
         file("./usr/share/man/man8/logrelay.8.gz"),
-    ];
+    ]);
     assert_eq!(entries, expected);
 
     // Control fields and conffiles.
