@@ -7,13 +7,17 @@
 //!
 //! ```text
 //! inotify events (watcher.rs) ─┐
-//! poll_interval timer ─────────┼─> tailer thread: Tailer::scan / poll (tailer.rs)
-//! cancel ──────────────────────┘        │ Chunk (lines + end offset)
+//! poll_interval timer ─────────┼─> tailer thread: Tailer::scan (discover.rs)
+//! cancel ──────────────────────┘                  Tailer::poll (tailer.rs, lines.rs)
+//!                                       │ Chunk (lines + end offset)
 //!                                       v
 //!                       syslog::parse -> Batch + Ack --> pipeline
 //!                       AckTracker -> Tailer::track; collect_acks -> checkpoint
 //! ```
 //!
+//! - `discover.rs`: globs, new files, rotated and vanished files;
+//!   `lines.rs`: line splitting, long lines, partial lines, multiline;
+//!   `tailer.rs`: the core (reading, truncation, descriptors, acks).
 //! - One dedicated thread per file source runs the synchronous [`Tailer`]
 //!   (blocking reads and fsyncs never touch the async threads) and sends
 //!   with `blocking_send`, so a full channel stops the reading.
@@ -51,12 +55,16 @@
 //!   grow, checked by identity and fingerprint. Rotated files being
 //!   drained are never closed early, so they may exceed the limit briefly.
 
+mod discover;
 pub mod fingerprint;
+mod lines;
 pub mod tailer;
 pub mod watcher;
 
 #[cfg(test)]
 mod model_tests;
+#[cfg(test)]
+mod test_support;
 
 use std::path::PathBuf;
 use std::sync::mpsc as std_mpsc;

@@ -366,8 +366,17 @@ impl World {
     }
 }
 
+/// 96 cases by default (a few seconds); `PROPTEST_CASES=N` runs N.
+fn cases() -> u32 {
+    if std::env::var_os("PROPTEST_CASES").is_some() {
+        ProptestConfig::default().cases
+    } else {
+        96
+    }
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(96))]
+    #![proptest_config(ProptestConfig::with_cases(cases()))]
 
     #[test]
     fn tailer_delivers_every_line_and_repeats_only_after_kills(ops in prop::collection::vec(op(), 1..60)) {
