@@ -1,7 +1,7 @@
 //! Server selection for the forwarding destinations (tcp, udp, relp):
 //! which of `servers` a message goes to (`balance`), which servers are
 //! healthy, and when to try a failed one again (jittered exponential
-//! backoff up to `max_backoff`). No I/O here: the destination reports
+//! backoff up to `max_backoff`: [`Backoff`]). No I/O here: the destination reports
 //! connects and failures, [`Servers`] answers [`Servers::pick`].
 //!
 //! - `failover`: the first healthy server in config order; as soon as an
@@ -27,6 +27,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use super::delivery::Backoff;
 use crate::config::{Balance, ServerAddr};
 
 /// Ring points per server.
@@ -80,12 +81,10 @@ pub struct Servers {
     addrs: Vec<ServerAddr>,
     balance: Balance,
     health: Vec<Health>,
-    backoff: Vec<Duration>,
+    backoff: Vec<Backoff>,
     /// `(point, server)`, sorted by point.
     ring: Vec<(u32, usize)>,
     next_rr: usize,
-    max_backoff: Duration,
-    rng: u64,
 }
 
 impl Servers {
@@ -104,21 +103,17 @@ impl Servers {
             }
             ring.sort_unstable();
         }
-        let seed = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as u64)
-            ^ u64::from(std::process::id()) << 32;
         let n = addrs.len();
         Servers {
             name,
             addrs,
             balance,
             health: vec![Health::Unknown; n],
-            backoff: vec![Duration::ZERO; n],
+            backoff: (0..n)
+                .map(|_| Backoff::new(FIRST_BACKOFF, max_backoff))
+                .collect(),
             ring,
             next_rr: 0,
-            max_backoff: max_backoff.max(FIRST_BACKOFF),
-            rng: seed | 1,
         }
     }
 
@@ -217,7 +212,7 @@ impl Servers {
             tracing::debug!(destination = %self.name, server = %self.addrs[i], "connected");
         }
         self.health[i] = Health::Up;
-        self.backoff[i] = Duration::ZERO;
+        self.backoff[i].reset();
     }
 
     /// A connection ended quietly (idle close, `serverclose` with nothing
@@ -232,19 +227,7 @@ impl Servers {
     /// jittered, growing delay.
     pub fn set_down(&mut self, i: usize, why: &str) {
         let was = self.health[i];
-        let backoff = if self.backoff[i].is_zero() {
-            FIRST_BACKOFF
-        } else {
-            (self.backoff[i] * 2).min(self.max_backoff)
-        };
-        self.backoff[i] = backoff;
-        // Between half and all of the backoff (xorshift64).
-        self.rng ^= self.rng << 13;
-        self.rng ^= self.rng >> 7;
-        self.rng ^= self.rng << 17;
-        let half = backoff / 2;
-        let jitter = half.mul_f64((self.rng % 1000) as f64 / 1000.0);
-        let delay = half + jitter;
+        let delay = self.backoff[i].next_delay();
         self.health[i] = Health::Down {
             retry_at: Instant::now() + delay,
         };
@@ -348,6 +331,6 @@ mod tests {
         for _ in 0..10 {
             s.set_down(0, "test");
         }
-        assert_eq!(s.backoff[0], Duration::from_millis(300));
+        assert_eq!(s.backoff[0].bound(), Duration::from_millis(300));
     }
 }

@@ -15,8 +15,9 @@
 //!   running as root), kept in a cache of at most `max_open_files` (least
 //!   recently used closed first), closed after `idle_timeout` unused, and
 //!   all closed on SIGHUP so logrotate's renames take effect.
-//! - All file I/O runs on the blocking pool (`spawn_blocking`), one batch
-//!   at a time, so async threads never wait on a disk.
+//! - All file I/O runs on a writer thread of its own
+//!   ([`delivery::on_thread`]), one batch at a time, so async threads never
+//!   wait on a disk.
 
 use std::collections::HashMap;
 use std::ffi::OsStr;
@@ -30,7 +31,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
-use super::{render, Error};
+use super::{delivery, render, Error};
 use crate::config::FileDestConfig;
 use crate::dest::inbox::Inbox;
 use crate::message::{Ack, Batch};
@@ -59,31 +60,10 @@ impl FileDest {
         }
     }
 
-    /// Runs on a thread of its own: it waits for work through the tokio
-    /// runtime (`Handle::block_on`) and writes directly, so a batch costs
-    /// one wakeup (router -> this thread) instead of three (router ->
-    /// destination task -> blocking pool -> back), and no async thread ever
-    /// waits on a disk.
+    /// Runs on a writer thread of its own ([`delivery::on_thread`]).
     pub async fn run(self, input: Inbox) -> Result<(), Error> {
         let name = self.name.clone();
-        let handle = tokio::runtime::Handle::current();
-        let (done_tx, done_rx) = tokio::sync::oneshot::channel();
-        let thread = std::thread::Builder::new()
-            .name(format!("dest-{name}"))
-            .spawn(move || {
-                self.run_blocking(input, &handle);
-                let _ = done_tx.send(());
-            })
-            .map_err(|e| Error::Panicked {
-                name: name.clone(),
-                detail: format!("cannot start the writer thread: {e}"),
-            })?;
-        // The thread says it is done, or it panicked (the sender dropped).
-        let _ = done_rx.await;
-        thread.join().map_err(|_| Error::Panicked {
-            name,
-            detail: "the writer thread panicked".to_owned(),
-        })
+        delivery::on_thread(&name, move |handle| self.run_blocking(input, handle)).await
     }
 
     fn run_blocking(self, mut input: Inbox, handle: &tokio::runtime::Handle) {

@@ -16,11 +16,15 @@
 //! TLS get their rustls client config from [`crate::tls`] here. Databases
 //! ([`sqlite`], [`postgres`], sharing the row layout of [`sql`]) release
 //! them after the commit. A forwarding destination's `disk_buffer` is run
-//! by [`crate::buffer::spool`]. Destinations whose runtime is not built yet
-//! (postgres with `tls`) are reported by [`Destination::new`] as
-//! [`Error::NotBuilt`].
+//! by [`crate::buffer::spool`].
+//!
+//! What every destination shares is in [`delivery`]: the classification of
+//! failures (transient or permanent, by errno, SQLSTATE, SQLite code or
+//! RELP answer), the jittered [`delivery::Backoff`], the writer thread of
+//! the file and SQLite destinations and the databases' batch accumulation.
 
 pub mod balance;
+pub mod delivery;
 pub mod file;
 pub mod forward;
 pub mod inbox;
@@ -41,8 +45,6 @@ use crate::stats::Counters;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    #[error("destination {name}: the {kind} destination is not built yet")]
-    NotBuilt { name: Arc<str>, kind: &'static str },
     #[error("destination {name}: the writer thread panicked: {detail}")]
     Panicked { name: Arc<str>, detail: String },
     #[error("destination {name}: TLS: {message}")]
@@ -52,13 +54,6 @@ pub enum Error {
         name: Arc<str>,
         source: std::io::Error,
     },
-}
-
-impl Error {
-    /// Whether trying again later may succeed.
-    pub fn is_retryable(&self) -> bool {
-        matches!(self, Error::Io { .. })
-    }
 }
 
 /// Appends `msg` rendered as `output`, and the record's `\n`.
@@ -152,9 +147,12 @@ impl Destination {
                     counters,
                 )))
             }
-            DestinationKind::Postgres { .. } => Err(Error::NotBuilt {
+            // `check` refuses postgres `tls` (not built): a config that
+            // passed it never gets here.
+            DestinationKind::Postgres { tls: Some(_), .. } => Err(Error::Tls {
                 name: config.name.clone(),
-                kind: "postgres with tls",
+                message: "PostgreSQL over TLS is not supported (`logrelay check` refuses it)"
+                    .to_owned(),
             }),
         }
     }

@@ -44,6 +44,7 @@ use std::time::Duration;
 use chrono::{DateTime, NaiveDate, Utc};
 use tokio_postgres::{Client, NoTls, Statement};
 
+use super::delivery::{Accumulator, Backoff};
 use super::sql::Row;
 use super::Error;
 use crate::config::Partition;
@@ -130,22 +131,8 @@ impl PostgresDest {
 
     pub async fn run(self, mut input: Inbox) -> Result<(), Error> {
         let mut conn: Option<Conn> = None;
-        let mut pending: Vec<Message> = Vec::new();
-        loop {
-            if pending.is_empty() {
-                match input.recv().await {
-                    Some(batch) => pending = batch.messages,
-                    None => break,
-                }
-            }
-            while pending.len() < self.batch_size {
-                match input.try_recv() {
-                    Ok(batch) => pending.extend(batch.messages),
-                    Err(_) => break,
-                }
-            }
-            let take = pending.len().min(self.batch_size);
-            let messages: Vec<Message> = pending.drain(..take).collect();
+        let mut batches = Accumulator::new(self.batch_size);
+        while let Some(messages) = batches.next(&mut input).await {
             self.write_until_done(&mut conn, &messages).await;
             // Acks are released here, after the commit.
             drop(messages);
@@ -156,7 +143,7 @@ impl PostgresDest {
     /// Writes `messages` until every row is committed or rejected.
     async fn write_until_done(&self, conn: &mut Option<Conn>, messages: &[Message]) {
         let rows: Vec<Row> = messages.iter().map(Row::of).collect();
-        let mut backoff = MIN_BACKOFF;
+        let mut backoff = Backoff::new(MIN_BACKOFF, MAX_BACKOFF);
         let mut failures = 0u32;
         // Row by row from here on, once the batch was refused for its data.
         let mut isolated: Option<usize> = None;
@@ -197,8 +184,7 @@ impl PostgresDest {
                     }
                 }
             }
-            tokio::time::sleep(jitter(backoff)).await;
-            backoff = (backoff * 2).min(MAX_BACKOFF);
+            tokio::time::sleep(backoff.next_delay()).await;
         }
         if failures > 0 {
             tracing::info!(destination = %self.name, "database is back");
@@ -439,12 +425,4 @@ impl PostgresDest {
              ON CONFLICT DO NOTHING"
         )
     }
-}
-
-/// `d` times a factor in [0.5, 1.5), from the clock's nanoseconds.
-fn jitter(d: Duration) -> Duration {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |t| t.subsec_nanos());
-    d.mul_f64(0.5 + f64::from(nanos % 1000) / 1000.0)
 }

@@ -15,7 +15,8 @@
 //!   every batch already queued, up to `batch_size` rows, and writes them
 //!   in one transaction. A failed transaction (disk full, database locked
 //!   for long, file removed) is rolled back and tried again with the same
-//!   rows after a delay that doubles from 100 ms to 30 s, reopening the
+//!   rows after a jittered delay that doubles from 100 ms to 30 s
+//!   ([`delivery::Backoff`]), reopening the
 //!   database; meanwhile no batch is taken, so the sources slow down.
 //!   Nothing is dropped.
 
@@ -24,8 +25,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rusqlite::{params, Connection};
-use tokio::sync::mpsc;
 
+use super::delivery::{self, Accumulator, Backoff};
 use super::sql::{sqlite_time, Row};
 use super::Error;
 use crate::dest::inbox::Inbox;
@@ -62,50 +63,16 @@ impl SqliteDest {
         }
     }
 
+    /// Runs on a writer thread of its own ([`delivery::on_thread`]).
     pub async fn run(self, input: Inbox) -> Result<(), Error> {
         let name = self.name.clone();
-        let handle = tokio::runtime::Handle::current();
-        let (done_tx, done_rx) = tokio::sync::oneshot::channel();
-        let thread = std::thread::Builder::new()
-            .name(format!("dest-{name}"))
-            .spawn(move || {
-                self.run_blocking(input, &handle);
-                let _ = done_tx.send(());
-            })
-            .map_err(|e| Error::Panicked {
-                name: name.clone(),
-                detail: format!("cannot start the writer thread: {e}"),
-            })?;
-        let _ = done_rx.await;
-        thread.join().map_err(|_| Error::Panicked {
-            name,
-            detail: "the writer thread panicked".to_owned(),
-        })
+        delivery::on_thread(&name, move |handle| self.run_blocking(input, handle)).await
     }
 
     fn run_blocking(self, mut input: Inbox, handle: &tokio::runtime::Handle) {
         let mut db: Option<Connection> = None;
-        let mut pending: Vec<Message> = Vec::new();
-        loop {
-            // Every batch already queued, up to batch_size rows.
-            if pending.is_empty() {
-                match input.try_recv() {
-                    Ok(batch) => pending = batch.messages,
-                    Err(mpsc::error::TryRecvError::Empty) => match handle.block_on(input.recv()) {
-                        Some(batch) => pending = batch.messages,
-                        None => break,
-                    },
-                    Err(mpsc::error::TryRecvError::Disconnected) => break,
-                }
-            }
-            while pending.len() < self.batch_size {
-                match input.try_recv() {
-                    Ok(batch) => pending.extend(batch.messages),
-                    Err(_) => break,
-                }
-            }
-            let take = pending.len().min(self.batch_size);
-            let messages: Vec<Message> = pending.drain(..take).collect();
+        let mut batches = Accumulator::new(self.batch_size);
+        while let Some(messages) = batches.next_blocking(&mut input, handle) {
             self.write_until_done(&mut db, &messages);
             // Acks are released here, after the commit.
             drop(messages);
@@ -116,7 +83,7 @@ impl SqliteDest {
     /// database, with backoff) until it commits.
     fn write_until_done(&self, db: &mut Option<Connection>, messages: &[Message]) {
         let rows: Vec<Row> = messages.iter().map(Row::of).collect();
-        let mut backoff = MIN_BACKOFF;
+        let mut backoff = Backoff::new(MIN_BACKOFF, MAX_BACKOFF);
         let mut failures = 0u32;
         loop {
             match self.write(db, &rows) {
@@ -141,8 +108,7 @@ impl SqliteDest {
                         );
                     }
                     *db = None;
-                    std::thread::sleep(backoff);
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                    std::thread::sleep(backoff.next_delay());
                 }
             }
         }

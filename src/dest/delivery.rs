@@ -1,0 +1,875 @@
+//! The delivery face: what every destination does with what it takes,
+//! and the one place where an error's kind is decided (DESIGN.md,
+//! "Failures have a kind").
+//!
+//! ```text
+//! Batch --> write / commit / send --> Delivered ----------------------------> release acks
+//!                                 \-> Failure --classify--> Transient: keep the batch and its acks,
+//!                                                 |          back off (Backoff), try again
+//!                                                 \-------> Permanent: set the message(s) aside
+//!                                                            (rejects store), release acks, go on
+//! ```
+//!
+//! What lives here, shared by every destination:
+//!
+//! - The classification: [`classify_errno`] (file system and socket
+//!   errors, by where they happened: [`Stage`]), [`classify_sqlstate`]
+//!   (PostgreSQL), [`classify_sqlite`] (SQLite result codes),
+//!   [`classify_rsp`] (RELP answers). Each returns a [`Reason`], whose
+//!   [`Kind`] is fixed by [`Reason::kind`]. The table is drawn below and
+//!   tested at the bottom of this file; no destination decides a kind
+//!   itself.
+//! - [`Backoff`]: jittered exponential delays with bounds, for every retry
+//!   (file, databases, forwarding servers).
+//! - [`Face`]: a destination's transient state: the `retries` counter, the
+//!   `state` gauge (0 delivering, 1 retrying), one log line when a
+//!   destination starts failing and one when it delivers again.
+//! - [`on_thread`]: the writer thread of the file and SQLite destinations
+//!   (blocking I/O never on an async thread).
+//! - [`Accumulator`]: the databases' batches (every batch already queued,
+//!   up to `batch_size` rows, in one transaction).
+//!
+//! # The classification table
+//!
+//! | where | error | kind | reason |
+//! |---|---|---|---|
+//! | file system, anywhere | ENOSPC, EDQUOT | transient | `no_space` |
+//! | file system, anywhere | EROFS | transient | `read_only` |
+//! | file system, anywhere | EIO, ESTALE | transient | `io` |
+//! | file system, anywhere | EACCES, EPERM | transient | `permission` |
+//! | file system, anywhere | EMFILE, ENFILE, ENOMEM, EAGAIN | transient | `resources` |
+//! | file system, anywhere | ENOENT (a directory removed meanwhile) | transient | `unavailable` |
+//! | path a template rendered | ENAMETOOLONG, EINVAL, ENOTDIR, EISDIR, EEXIST, ELOOP | permanent | `path_refused` |
+//! | fixed part of a path (no macro in it), an open file | ENAMETOOLONG, EINVAL, ENOTDIR, EISDIR, EEXIST, ELOOP | transient | `path_blocked` |
+//! | network | ECONNREFUSED, ECONNRESET, ECONNABORTED, EPIPE, ENOTCONN, EHOSTUNREACH, ENETUNREACH, ENETDOWN, EHOSTDOWN, end of stream | transient | `unavailable` |
+//! | network | ETIMEDOUT, a timeout of ours | transient | `timeout` |
+//! | PostgreSQL | SQLSTATE class 08, 57 (shutdown, cannot connect now, cancelled) | transient | `unavailable` |
+//! | PostgreSQL | class 40 (40001 serialization failure, 40P01 deadlock), 55P03, 55006 | transient | `busy` |
+//! | PostgreSQL | 53100 disk full | transient | `no_space` |
+//! | PostgreSQL | class 53 (out of memory, too many connections) | transient | `resources` |
+//! | PostgreSQL | 25006 read-only transaction (a standby) | transient | `read_only` |
+//! | PostgreSQL | 42501 insufficient privilege | transient | `permission` |
+//! | PostgreSQL | class 58, XX (system, internal error) | transient | `io` |
+//! | PostgreSQL | class 22, 23, 54 (data, constraint, program limit) | permanent | `row_refused` |
+//! | SQLite | SQLITE_FULL | transient | `no_space` |
+//! | SQLite | SQLITE_READONLY | transient | `read_only` |
+//! | SQLite | SQLITE_IOERR, SQLITE_CORRUPT, SQLITE_NOTADB | transient | `io` |
+//! | SQLite | SQLITE_BUSY, SQLITE_LOCKED | transient | `busy` |
+//! | SQLite | SQLITE_CANTOPEN | transient | `unavailable` |
+//! | SQLite | SQLITE_PERM, SQLITE_AUTH | transient | `permission` |
+//! | SQLite | SQLITE_NOMEM | transient | `resources` |
+//! | SQLite | SQLITE_TOOBIG, SQLITE_MISMATCH, SQLITE_CONSTRAINT | permanent | `row_refused` |
+//! | RELP | `rsp 200` | delivered | |
+//! | RELP | `rsp` with any other code, for one frame | permanent | `peer_refused` |
+//! | RELP | `rsp` without a code (broken answer) | transient | `unavailable` |
+//! | disk buffer | a message larger than the whole buffer | permanent | `too_large` |
+//! | anything else | | transient | `other` |
+//!
+//! Why unknown errors are transient: a transient failure holds the
+//! messages (nothing is lost, the state gauge and the log show it), a
+//! permanent one takes them out of the stream; guessing wrong the first
+//! way stalls a destination visibly, the second way would move messages
+//! aside that a fix of the cause would have delivered.
+//!
+//! A permanent `row_refused` for a statement of many rows means some row
+//! is refused: the database destinations then write the batch row by row
+//! ("repair") and only a row refused alone is set aside.
+
+use std::fmt;
+use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::inbox::Inbox;
+use super::Error;
+use crate::message::Message;
+use crate::stats::Counters;
+
+/// What a failure means for the messages it hit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// The cause may go away: keep the messages, back off, try again.
+    Transient,
+    /// This message can never be delivered here: set it aside, go on.
+    Permanent,
+}
+
+/// Why an attempt failed, as counted, logged and kept in the rejects
+/// store. The names ([`Reason::name`]) are stable: they appear in
+/// `logrelay rejects`, in logs and in docs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Reason {
+    NoSpace,
+    ReadOnly,
+    Io,
+    Permission,
+    Resources,
+    Unavailable,
+    Timeout,
+    Busy,
+    /// The fixed part of a path, or an open file, is unusable (a file
+    /// where the configured directory should be, ...): the operator fixes it.
+    PathBlocked,
+    Other,
+    /// The file system refuses the name a template rendered.
+    PathRefused,
+    /// The database refuses the row even after repair.
+    RowRefused,
+    /// The next tier refused this message (RELP `rsp` other than 200).
+    PeerRefused,
+    /// Larger than the destination's disk buffer can ever hold.
+    TooLarge,
+}
+
+impl Reason {
+    pub const ALL: [Reason; 14] = [
+        Reason::NoSpace,
+        Reason::ReadOnly,
+        Reason::Io,
+        Reason::Permission,
+        Reason::Resources,
+        Reason::Unavailable,
+        Reason::Timeout,
+        Reason::Busy,
+        Reason::PathBlocked,
+        Reason::Other,
+        Reason::PathRefused,
+        Reason::RowRefused,
+        Reason::PeerRefused,
+        Reason::TooLarge,
+    ];
+
+    pub fn kind(self) -> Kind {
+        match self {
+            Reason::PathRefused | Reason::RowRefused | Reason::PeerRefused | Reason::TooLarge => {
+                Kind::Permanent
+            }
+            _ => Kind::Transient,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Reason::NoSpace => "no_space",
+            Reason::ReadOnly => "read_only",
+            Reason::Io => "io",
+            Reason::Permission => "permission",
+            Reason::Resources => "resources",
+            Reason::Unavailable => "unavailable",
+            Reason::Timeout => "timeout",
+            Reason::Busy => "busy",
+            Reason::PathBlocked => "path_blocked",
+            Reason::Other => "other",
+            Reason::PathRefused => "path_refused",
+            Reason::RowRefused => "row_refused",
+            Reason::PeerRefused => "peer_refused",
+            Reason::TooLarge => "too_large",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Reason> {
+        Reason::ALL.into_iter().find(|r| r.name() == name)
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The code the failing layer gave, kept with a rejected message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Code {
+    None,
+    Errno(i32),
+    /// PostgreSQL's five-character SQLSTATE.
+    SqlState(String),
+    /// SQLite's extended result code.
+    Sqlite(i32),
+    /// A RELP `rsp` code.
+    Rsp(u16),
+}
+
+impl fmt::Display for Code {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Code::None => f.write_str("-"),
+            Code::Errno(n) => match errno_name(*n) {
+                Some(name) => write!(f, "{name}"),
+                None => write!(f, "errno {n}"),
+            },
+            Code::SqlState(s) => write!(f, "SQLSTATE {s}"),
+            Code::Sqlite(n) => write!(f, "SQLITE {n}"),
+            Code::Rsp(n) => write!(f, "rsp {n}"),
+        }
+    }
+}
+
+/// A failed attempt, classified.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{detail} ({reason}, {code})")]
+pub struct Failure {
+    pub reason: Reason,
+    pub code: Code,
+    /// What the failing layer said, with context (a path, a server).
+    pub detail: String,
+}
+
+impl Failure {
+    pub fn new(reason: Reason, code: Code, detail: impl Into<String>) -> Failure {
+        Failure {
+            reason,
+            code,
+            detail: detail.into(),
+        }
+    }
+
+    pub fn kind(&self) -> Kind {
+        self.reason.kind()
+    }
+
+    pub fn is_permanent(&self) -> bool {
+        self.kind() == Kind::Permanent
+    }
+
+    /// An I/O error at `stage`, with `context` (a path) in the detail.
+    pub fn io(e: &io::Error, stage: Stage, context: &dyn fmt::Display) -> Failure {
+        let reason = match e.raw_os_error() {
+            Some(errno) => classify_errno(errno, stage),
+            None => classify_io_kind(e.kind()),
+        };
+        let code = e.raw_os_error().map_or(Code::None, Code::Errno);
+        Failure::new(reason, code, format!("{context}: {e}"))
+    }
+}
+
+/// Where an I/O error happened: the same errno means different things for
+/// a name a message made and for one the operator wrote.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stage {
+    /// Creating the directories of, or opening, a path whose failing part
+    /// a template rendered from the message.
+    RenderedPath,
+    /// The literal part of a path (the template's text up to its first
+    /// macro), or writing/syncing a file already open.
+    FixedPath,
+    /// A socket: connecting, writing, reading answers.
+    Network,
+}
+
+/// The reason for errno `errno` at `stage` (the table in the module doc).
+pub fn classify_errno(errno: i32, stage: Stage) -> Reason {
+    use libc::*;
+    match errno {
+        ENOSPC | EDQUOT => Reason::NoSpace,
+        EROFS => Reason::ReadOnly,
+        EIO | ESTALE => Reason::Io,
+        EACCES | EPERM => Reason::Permission,
+        EMFILE | ENFILE | ENOMEM | EAGAIN => Reason::Resources,
+        ENOENT => Reason::Unavailable,
+        ENAMETOOLONG | EINVAL | ENOTDIR | EISDIR | EEXIST | ELOOP => match stage {
+            Stage::RenderedPath => Reason::PathRefused,
+            Stage::FixedPath => Reason::PathBlocked,
+            Stage::Network => Reason::Other,
+        },
+        ECONNREFUSED | ECONNRESET | ECONNABORTED | EPIPE | ENOTCONN | EHOSTUNREACH
+        | ENETUNREACH | ENETDOWN | EHOSTDOWN => Reason::Unavailable,
+        ETIMEDOUT => Reason::Timeout,
+        _ => Reason::Other,
+    }
+}
+
+/// The reason for an I/O error that carries no errno (made by a library
+/// or by us: timeouts, a closed stream).
+pub fn classify_io_kind(kind: io::ErrorKind) -> Reason {
+    use io::ErrorKind::*;
+    match kind {
+        TimedOut => Reason::Timeout,
+        ConnectionRefused | ConnectionReset | ConnectionAborted | BrokenPipe | NotConnected
+        | UnexpectedEof | AddrNotAvailable | NotFound => Reason::Unavailable,
+        PermissionDenied => Reason::Permission,
+        OutOfMemory => Reason::Resources,
+        _ => Reason::Other,
+    }
+}
+
+/// The reason for a PostgreSQL SQLSTATE (the table in the module doc).
+pub fn classify_sqlstate(state: &str) -> Reason {
+    match state {
+        "53100" => return Reason::NoSpace,
+        "25006" => return Reason::ReadOnly,
+        "42501" => return Reason::Permission,
+        "55P03" | "55006" => return Reason::Busy,
+        _ => {}
+    }
+    match state.get(..2) {
+        Some("08" | "57") => Reason::Unavailable,
+        Some("40") => Reason::Busy,
+        Some("53") => Reason::Resources,
+        Some("58" | "XX") => Reason::Io,
+        Some("22" | "23" | "54") => Reason::RowRefused,
+        _ => Reason::Other,
+    }
+}
+
+/// The reason for a SQLite (extended) result code: the primary code is
+/// its low byte.
+pub fn classify_sqlite(code: i32) -> Reason {
+    use rusqlite::ffi;
+    match code & 0xff {
+        ffi::SQLITE_FULL => Reason::NoSpace,
+        ffi::SQLITE_READONLY => Reason::ReadOnly,
+        ffi::SQLITE_IOERR | ffi::SQLITE_CORRUPT | ffi::SQLITE_NOTADB => Reason::Io,
+        ffi::SQLITE_BUSY | ffi::SQLITE_LOCKED => Reason::Busy,
+        ffi::SQLITE_CANTOPEN => Reason::Unavailable,
+        ffi::SQLITE_PERM | ffi::SQLITE_AUTH => Reason::Permission,
+        ffi::SQLITE_NOMEM => Reason::Resources,
+        ffi::SQLITE_TOOBIG | ffi::SQLITE_MISMATCH | ffi::SQLITE_CONSTRAINT => Reason::RowRefused,
+        _ => Reason::Other,
+    }
+}
+
+/// A rusqlite error, classified.
+pub fn sqlite_failure(e: &rusqlite::Error, context: &dyn fmt::Display) -> Failure {
+    match e {
+        rusqlite::Error::SqliteFailure(err, _) => Failure::new(
+            classify_sqlite(err.extended_code),
+            Code::Sqlite(err.extended_code),
+            format!("{context}: {e}"),
+        ),
+        // Values rusqlite refuses before SQLite sees them (a string too
+        // long for an int index, ...): the row's data.
+        rusqlite::Error::ToSqlConversionFailure(_) => {
+            Failure::new(Reason::RowRefused, Code::None, format!("{context}: {e}"))
+        }
+        _ => Failure::new(Reason::Other, Code::None, format!("{context}: {e}")),
+    }
+}
+
+/// What a RELP `rsp` code means for its frame: `None` when delivered.
+pub fn classify_rsp(code: Option<u16>) -> Option<Reason> {
+    match code {
+        Some(200) => None,
+        Some(_) => Some(Reason::PeerRefused),
+        None => Some(Reason::Unavailable),
+    }
+}
+
+/// The symbolic name of the errnos the table names.
+pub fn errno_name(errno: i32) -> Option<&'static str> {
+    use libc::*;
+    Some(match errno {
+        ENOSPC => "ENOSPC",
+        EDQUOT => "EDQUOT",
+        EROFS => "EROFS",
+        EIO => "EIO",
+        ESTALE => "ESTALE",
+        EACCES => "EACCES",
+        EPERM => "EPERM",
+        EMFILE => "EMFILE",
+        ENFILE => "ENFILE",
+        ENOMEM => "ENOMEM",
+        EAGAIN => "EAGAIN",
+        ENOENT => "ENOENT",
+        ENAMETOOLONG => "ENAMETOOLONG",
+        EINVAL => "EINVAL",
+        ENOTDIR => "ENOTDIR",
+        EISDIR => "EISDIR",
+        EEXIST => "EEXIST",
+        ELOOP => "ELOOP",
+        ECONNREFUSED => "ECONNREFUSED",
+        ECONNRESET => "ECONNRESET",
+        ECONNABORTED => "ECONNABORTED",
+        EPIPE => "EPIPE",
+        ENOTCONN => "ENOTCONN",
+        EHOSTUNREACH => "EHOSTUNREACH",
+        ENETUNREACH => "ENETUNREACH",
+        ENETDOWN => "ENETDOWN",
+        EHOSTDOWN => "EHOSTDOWN",
+        ETIMEDOUT => "ETIMEDOUT",
+        _ => return None,
+    })
+}
+
+/// The errno a symbolic name stands for (the inverse of [`errno_name`]).
+pub fn errno_from_name(name: &str) -> Option<i32> {
+    (1..200).find(|&n| errno_name(n) == Some(name))
+}
+
+/// Jittered exponential backoff: after each failure the bound doubles,
+/// from `first` up to `max`, and the delay is a random point between half
+/// the bound and all of it, so that many destinations (or many relays)
+/// that failed together do not retry together. `max` below `first` is
+/// raised to `first`.
+#[derive(Clone, Debug)]
+pub struct Backoff {
+    first: Duration,
+    max: Duration,
+    /// Zero: no failure since the last reset.
+    bound: Duration,
+    rng: u64,
+}
+
+/// Seeds differ per instance, even for instances made in the same
+/// nanosecond.
+static SEED: AtomicU64 = AtomicU64::new(0x9e37_79b9_7f4a_7c15);
+
+impl Backoff {
+    pub fn new(first: Duration, max: Duration) -> Backoff {
+        let time = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        let seed = SEED.fetch_add(0x9e37_79b9_7f4a_7c15, Ordering::Relaxed)
+            ^ time
+            ^ u64::from(std::process::id()) << 32;
+        Backoff::with_seed(first, max, seed)
+    }
+
+    /// A backoff whose jitter is the same on every run (tests).
+    pub fn with_seed(first: Duration, max: Duration, seed: u64) -> Backoff {
+        let first = first.max(Duration::from_millis(1));
+        Backoff {
+            first,
+            max: max.max(first),
+            bound: Duration::ZERO,
+            rng: seed | 1,
+        }
+    }
+
+    /// One more failure: how long to wait before the next attempt.
+    pub fn next_delay(&mut self) -> Duration {
+        self.bound = if self.bound.is_zero() {
+            self.first
+        } else {
+            (self.bound * 2).min(self.max)
+        };
+        // xorshift64
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        let half = self.bound / 2;
+        half + half.mul_f64((self.rng % 1000) as f64 / 1000.0)
+    }
+
+    /// The current bound (zero after a reset).
+    pub fn bound(&self) -> Duration {
+        self.bound
+    }
+
+    /// Success: the next failure starts from `first` again.
+    pub fn reset(&mut self) {
+        self.bound = Duration::ZERO;
+    }
+}
+
+/// A destination's transient state (see the module doc): owns its
+/// [`Backoff`], the `retries` counter and the `state` gauge, and logs a
+/// change of state once.
+#[derive(Debug)]
+pub struct Face {
+    name: Arc<str>,
+    counters: Arc<Counters>,
+    backoff: Backoff,
+    /// Since when, and after which failure, the destination is retrying.
+    failing: Option<(Instant, Reason)>,
+    attempts: u64,
+}
+
+/// The first retry delay of a destination.
+pub const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+
+impl Face {
+    pub fn new(name: Arc<str>, counters: Arc<Counters>, max_backoff: Duration) -> Face {
+        Face {
+            name,
+            counters,
+            backoff: Backoff::new(FIRST_BACKOFF, max_backoff),
+            failing: None,
+            attempts: 0,
+        }
+    }
+
+    pub fn name(&self) -> &Arc<str> {
+        &self.name
+    }
+
+    pub fn counters(&self) -> &Arc<Counters> {
+        &self.counters
+    }
+
+    /// Whether the last attempt failed transiently.
+    pub fn is_failing(&self) -> bool {
+        self.failing.is_some()
+    }
+
+    /// A transient failure: counts the retry, logs when the destination
+    /// starts failing (or fails for a new reason), and returns how long to
+    /// wait before trying again.
+    pub fn failed(&mut self, failure: &Failure) -> Duration {
+        let delay = self.backoff.next_delay();
+        self.attempts += 1;
+        match self.failing {
+            Some((_, reason)) if reason == failure.reason => {
+                tracing::debug!(destination = %self.name, reason = %failure.reason, code = %failure.code, error = %failure.detail, attempts = self.attempts, retry_in = ?delay, "still failing");
+            }
+            _ => {
+                tracing::warn!(destination = %self.name, reason = %failure.reason, code = %failure.code, error = %failure.detail, retry_in = ?delay, "cannot deliver: holding the messages and trying again (sources wait meanwhile)");
+                let since = self.failing.map_or_else(Instant::now, |(since, _)| since);
+                self.failing = Some((since, failure.reason));
+            }
+        }
+        delay
+    }
+
+    /// An attempt succeeded: if the destination was failing, it is back.
+    pub fn succeeded(&mut self) {
+        if let Some((since, _)) = self.failing.take() {
+            tracing::info!(destination = %self.name, retries = self.attempts, after = ?since.elapsed(), "delivering again");
+        }
+        self.attempts = 0;
+        self.backoff.reset();
+    }
+
+    /// Runs `attempt` until it succeeds or fails permanently, sleeping
+    /// (this thread) between transient failures.
+    pub fn retry_blocking<T>(
+        &mut self,
+        mut attempt: impl FnMut() -> Result<T, Failure>,
+    ) -> Result<T, Failure> {
+        loop {
+            match attempt() {
+                Ok(value) => {
+                    self.succeeded();
+                    return Ok(value);
+                }
+                Err(failure) if failure.is_permanent() => return Err(failure),
+                Err(failure) => {
+                    let delay = self.failed(&failure);
+                    std::thread::sleep(delay);
+                }
+            }
+        }
+    }
+}
+
+/// Runs `work` on a thread of its own (`dest-NAME`): it waits for input
+/// through the tokio runtime (`Handle::block_on`) and does its I/O
+/// directly, so a batch costs one wakeup (router -> this thread) instead
+/// of three (router -> task -> blocking pool -> back), and no async thread
+/// ever waits on a disk. A panic of the thread is reported as
+/// [`Error::Panicked`] (the acks it held fail as they unwind:
+/// [`crate::message::Ack`]).
+pub async fn on_thread<F>(name: &Arc<str>, work: F) -> Result<(), Error>
+where
+    F: FnOnce(&tokio::runtime::Handle) + Send + 'static,
+{
+    let handle = tokio::runtime::Handle::current();
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+    let thread = std::thread::Builder::new()
+        .name(format!("dest-{name}"))
+        .spawn(move || {
+            work(&handle);
+            let _ = done_tx.send(());
+        })
+        .map_err(|e| Error::Panicked {
+            name: name.clone(),
+            detail: format!("cannot start the writer thread: {e}"),
+        })?;
+    // The thread says it is done, or it panicked (the sender dropped).
+    let _ = done_rx.await;
+    thread.join().map_err(|_| Error::Panicked {
+        name: name.clone(),
+        detail: "the writer thread panicked".to_owned(),
+    })
+}
+
+/// The databases' batches: every batch already queued, up to
+/// `batch_size` messages, become one write.
+#[derive(Debug)]
+pub struct Accumulator {
+    pending: Vec<Message>,
+    batch_size: usize,
+}
+
+impl Accumulator {
+    pub fn new(batch_size: usize) -> Accumulator {
+        Accumulator {
+            pending: Vec::new(),
+            batch_size: batch_size.max(1),
+        }
+    }
+
+    /// The next messages to write, waiting for a batch when none is
+    /// queued; `None` at the end of input.
+    pub async fn next(&mut self, input: &mut Inbox) -> Option<Vec<Message>> {
+        if self.pending.is_empty() {
+            self.pending = input.recv().await?.messages;
+        }
+        Some(self.take(input))
+    }
+
+    /// [`Accumulator::next`] from a writer thread: a batch already queued
+    /// needs no trip through the runtime.
+    pub fn next_blocking(
+        &mut self,
+        input: &mut Inbox,
+        handle: &tokio::runtime::Handle,
+    ) -> Option<Vec<Message>> {
+        if self.pending.is_empty() {
+            match input.try_recv() {
+                Ok(batch) => self.pending = batch.messages,
+                Err(tokio::sync::mpsc::error::TryRecvError::Empty) => {
+                    self.pending = handle.block_on(input.recv())?.messages;
+                }
+                Err(tokio::sync::mpsc::error::TryRecvError::Disconnected) => return None,
+            }
+        }
+        Some(self.take(input))
+    }
+
+    fn take(&mut self, input: &mut Inbox) -> Vec<Message> {
+        while self.pending.len() < self.batch_size {
+            match input.try_recv() {
+                Ok(batch) => self.pending.extend(batch.messages),
+                Err(_) => break,
+            }
+        }
+        if self.pending.len() <= self.batch_size {
+            return std::mem::take(&mut self.pending);
+        }
+        let rest = self.pending.split_off(self.batch_size);
+        std::mem::replace(&mut self.pending, rest)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The table of the module doc, row by row.
+    #[test]
+    fn errno_table() {
+        use libc::*;
+        use Stage::*;
+        let table: &[(i32, Stage, Reason)] = &[
+            (ENOSPC, FixedPath, Reason::NoSpace),
+            (EDQUOT, RenderedPath, Reason::NoSpace),
+            (EROFS, FixedPath, Reason::ReadOnly),
+            (EROFS, RenderedPath, Reason::ReadOnly),
+            (EIO, FixedPath, Reason::Io),
+            (ESTALE, FixedPath, Reason::Io),
+            (EACCES, RenderedPath, Reason::Permission),
+            (EPERM, FixedPath, Reason::Permission),
+            (EMFILE, FixedPath, Reason::Resources),
+            (ENFILE, FixedPath, Reason::Resources),
+            (ENOMEM, FixedPath, Reason::Resources),
+            (ENOENT, RenderedPath, Reason::Unavailable),
+            (ENAMETOOLONG, RenderedPath, Reason::PathRefused),
+            (EINVAL, RenderedPath, Reason::PathRefused),
+            (ENOTDIR, RenderedPath, Reason::PathRefused),
+            (EISDIR, RenderedPath, Reason::PathRefused),
+            (EEXIST, RenderedPath, Reason::PathRefused),
+            (ELOOP, RenderedPath, Reason::PathRefused),
+            (ENAMETOOLONG, FixedPath, Reason::PathBlocked),
+            (ENOTDIR, FixedPath, Reason::PathBlocked),
+            (EISDIR, FixedPath, Reason::PathBlocked),
+            (ECONNREFUSED, Network, Reason::Unavailable),
+            (ECONNRESET, Network, Reason::Unavailable),
+            (EPIPE, Network, Reason::Unavailable),
+            (EHOSTUNREACH, Network, Reason::Unavailable),
+            (ENETUNREACH, Network, Reason::Unavailable),
+            (ETIMEDOUT, Network, Reason::Timeout),
+            (EINVAL, Network, Reason::Other),
+            (EXDEV, FixedPath, Reason::Other),
+        ];
+        for &(errno, stage, want) in table {
+            assert_eq!(
+                classify_errno(errno, stage),
+                want,
+                "{:?} at {stage:?}",
+                errno_name(errno)
+            );
+        }
+        // Only the path a message made can refuse that message.
+        for errno in 1..200 {
+            for stage in [FixedPath, Network] {
+                assert_eq!(classify_errno(errno, stage).kind(), Kind::Transient);
+            }
+        }
+    }
+
+    #[test]
+    fn io_errors_without_errno_and_failures() {
+        assert_eq!(classify_io_kind(io::ErrorKind::TimedOut), Reason::Timeout);
+        assert_eq!(
+            classify_io_kind(io::ErrorKind::UnexpectedEof),
+            Reason::Unavailable
+        );
+        assert_eq!(classify_io_kind(io::ErrorKind::InvalidData), Reason::Other);
+        let e = io::Error::from_raw_os_error(libc::EISDIR);
+        let f = Failure::io(&e, Stage::RenderedPath, &"/x/y.log");
+        assert_eq!(f.reason, Reason::PathRefused);
+        assert_eq!(f.code, Code::Errno(libc::EISDIR));
+        assert!(f.is_permanent());
+        assert!(f.detail.starts_with("/x/y.log: "), "{}", f.detail);
+        assert_eq!(f.code.to_string(), "EISDIR");
+        let f = Failure::io(&io::Error::other("x"), Stage::FixedPath, &"p");
+        assert_eq!((f.reason, f.code), (Reason::Other, Code::None));
+    }
+
+    #[test]
+    fn sqlstate_table() {
+        let table = [
+            ("08006", Reason::Unavailable),
+            ("08001", Reason::Unavailable),
+            ("57P01", Reason::Unavailable),
+            ("57P03", Reason::Unavailable),
+            ("57014", Reason::Unavailable),
+            ("40001", Reason::Busy),
+            ("40P01", Reason::Busy),
+            ("55P03", Reason::Busy),
+            ("55006", Reason::Busy),
+            ("53100", Reason::NoSpace),
+            ("53200", Reason::Resources),
+            ("53300", Reason::Resources),
+            ("25006", Reason::ReadOnly),
+            ("42501", Reason::Permission),
+            ("58030", Reason::Io),
+            ("XX000", Reason::Io),
+            ("22021", Reason::RowRefused),
+            ("22P02", Reason::RowRefused),
+            ("23502", Reason::RowRefused),
+            ("23505", Reason::RowRefused),
+            ("54000", Reason::RowRefused),
+            ("42P01", Reason::Other),
+            ("", Reason::Other),
+        ];
+        for (state, want) in table {
+            assert_eq!(classify_sqlstate(state), want, "{state}");
+        }
+    }
+
+    #[test]
+    fn sqlite_table() {
+        use rusqlite::ffi;
+        let table = [
+            (ffi::SQLITE_FULL, Reason::NoSpace),
+            (ffi::SQLITE_READONLY, Reason::ReadOnly),
+            (ffi::SQLITE_IOERR, Reason::Io),
+            (ffi::SQLITE_IOERR_WRITE, Reason::Io),
+            (ffi::SQLITE_IOERR_FSYNC, Reason::Io),
+            (ffi::SQLITE_CORRUPT, Reason::Io),
+            (ffi::SQLITE_NOTADB, Reason::Io),
+            (ffi::SQLITE_BUSY, Reason::Busy),
+            (ffi::SQLITE_BUSY_SNAPSHOT, Reason::Busy),
+            (ffi::SQLITE_LOCKED, Reason::Busy),
+            (ffi::SQLITE_CANTOPEN, Reason::Unavailable),
+            (ffi::SQLITE_PERM, Reason::Permission),
+            (ffi::SQLITE_AUTH, Reason::Permission),
+            (ffi::SQLITE_NOMEM, Reason::Resources),
+            (ffi::SQLITE_TOOBIG, Reason::RowRefused),
+            (ffi::SQLITE_MISMATCH, Reason::RowRefused),
+            (ffi::SQLITE_CONSTRAINT_NOTNULL, Reason::RowRefused),
+            (ffi::SQLITE_ERROR, Reason::Other),
+        ];
+        for (code, want) in table {
+            assert_eq!(classify_sqlite(code), want, "{code}");
+        }
+    }
+
+    #[test]
+    fn rsp_table() {
+        assert_eq!(classify_rsp(Some(200)), None);
+        assert_eq!(classify_rsp(Some(500)), Some(Reason::PeerRefused));
+        assert_eq!(classify_rsp(Some(418)), Some(Reason::PeerRefused));
+        assert_eq!(classify_rsp(None), Some(Reason::Unavailable));
+    }
+
+    #[test]
+    fn reasons_have_stable_names_and_kinds() {
+        for r in Reason::ALL {
+            assert_eq!(Reason::from_name(r.name()), Some(r));
+        }
+        let permanent: Vec<&str> = Reason::ALL
+            .iter()
+            .filter(|r| r.kind() == Kind::Permanent)
+            .map(|r| r.name())
+            .collect();
+        assert_eq!(
+            permanent,
+            ["path_refused", "row_refused", "peer_refused", "too_large"]
+        );
+        for errno in 1..200 {
+            if let Some(name) = errno_name(errno) {
+                assert_eq!(errno_from_name(name), Some(errno));
+            }
+        }
+    }
+
+    #[test]
+    fn backoff_doubles_to_its_bound_with_jitter_and_resets() {
+        let mut b = Backoff::with_seed(Duration::from_millis(100), Duration::from_millis(1000), 42);
+        let mut bounds = Vec::new();
+        for _ in 0..6 {
+            let d = b.next_delay();
+            let bound = b.bound();
+            assert!(d >= bound / 2 && d <= bound, "{d:?} within {bound:?}");
+            bounds.push(bound.as_millis());
+        }
+        assert_eq!(bounds, [100, 200, 400, 800, 1000, 1000]);
+        b.reset();
+        assert_eq!(b.bound(), Duration::ZERO);
+        b.next_delay();
+        assert_eq!(b.bound(), Duration::from_millis(100));
+        // A maximum below the first delay is raised to it.
+        let mut b = Backoff::with_seed(Duration::from_secs(1), Duration::ZERO, 1);
+        b.next_delay();
+        b.next_delay();
+        assert_eq!(b.bound(), Duration::from_secs(1));
+        // Two backoffs made together do not wait the same.
+        let (mut x, mut y) = (
+            Backoff::new(Duration::from_secs(10), Duration::from_secs(10)),
+            Backoff::new(Duration::from_secs(10), Duration::from_secs(10)),
+        );
+        let xs: Vec<Duration> = (0..4).map(|_| x.next_delay()).collect();
+        let ys: Vec<Duration> = (0..4).map(|_| y.next_delay()).collect();
+        assert_ne!(xs, ys);
+    }
+
+    #[test]
+    fn face_counts_retries_and_logs_state_changes() {
+        let counters =
+            crate::stats::Registry::default().component("d".into(), "destination", "file");
+        let mut face = Face::new("d".into(), counters.clone(), Duration::from_millis(2));
+        let mut left = 3;
+        let result = face.retry_blocking(|| {
+            if left == 0 {
+                return Ok(7);
+            }
+            left -= 1;
+            Err(Failure::new(
+                Reason::NoSpace,
+                Code::Errno(libc::ENOSPC),
+                "full",
+            ))
+        });
+        assert_eq!(result, Ok(7));
+        assert!(!face.is_failing());
+        let result: Result<(), Failure> = face.retry_blocking(|| {
+            Err(Failure::new(
+                Reason::PathRefused,
+                Code::Errno(libc::EISDIR),
+                "dir",
+            ))
+        });
+        assert_eq!(result.map_err(|f| f.reason), Err(Reason::PathRefused));
+        face.failed(&Failure::new(Reason::ReadOnly, Code::None, "ro"));
+        assert!(face.is_failing());
+        face.succeeded();
+        assert!(!face.is_failing());
+    }
+}

@@ -1,0 +1,476 @@
+//! Forwarding destinations: `tcp`, `tls`, `udp` and `relp` (over TCP or
+//! TLS). Batches enter ([`feed`]: directly or through the disk buffer);
+//! each
+//! message is rendered once with the destination's `Output` (RFC 5424 by
+//! default) and queued; the queue is sent to the server [`Servers::pick`]
+//! chooses for it (see [`super::balance`] for `failover`, `round_robin`,
+//! `hash_host`, health and backoff).
+//!
+//! ```text
+//! Batch -> render -> queue --pick--> tcp: encode_frame (octet counting | lf) -> write
+//!                                    udp: one datagram per message
+//!                                    relp: "TXNR syslog LEN DATA\n" -> unacked window -> rsp 200
+//! ```
+//!
+//! When acks are released (DESIGN.md, "Acknowledgements"):
+//!
+//! - `relp`: when the server's `rsp 200` for the message's frame arrives.
+//!   At most `window` frames per connection wait for their answer. When a
+//!   connection breaks, every unanswered frame goes back to the front of
+//!   the queue and is sent again (to the same server once it is back, or to
+//!   another one as `balance` decides): duplicates are possible only for
+//!   frames in flight at the break. A non-200 answer breaks the connection
+//!   the same way.
+//! - `tcp`: when the write succeeded. A successful write only means the
+//!   local kernel has the bytes; if the server dies before reading them
+//!   they are lost. To narrow that, before each write the connection is
+//!   checked for a close by the peer (a syslog server never sends data, so
+//!   a readable socket means EOF or an error), and a closed connection is
+//!   reconnected before anything is written to it. RELP is the reliable one.
+//! - `tls`: like `tcp` (same framing), over a TLS session set up by
+//!   [`crate::tls`]; a write is flushed into the socket before it counts,
+//!   and the close check reads the session (a close_notify or EOF).
+//! - `udp`: when the datagram was handed to the kernel.
+//!
+//! Backpressure: the queue holds at most [`QUEUE_LIMIT`] messages; while no
+//! server is reachable nothing is dropped: the destination keeps its queue,
+//! stops taking batches (its channel fills, the router and then the sources
+//! wait) and retries with backoff. Messages still queued when the process
+//! gives up at shutdown have their acks failed, never reported delivered.
+//!
+//! With `disk_buffer`, batches go through a [`Spool`] instead: their
+//! messages are rendered, stored durably in the buffer (their acks are
+//! released then), and the queue is filled from the buffer; a message
+//! delivered as above acknowledges its record to the buffer instead of an
+//! upstream ack. At shutdown the destination does not wait for the buffer
+//! to drain: frames in flight get a moment ([`BUFFERED_CLOSE`]) to be
+//! answered, the rest stays in the buffer for the next start.
+//!
+//! Connects (and the RELP `open` handshake) run in tasks of their own, so a
+//! slow server never holds up the others; their results, RELP answers and
+//! closed connections come back to the destination task as [`Event`]s.
+//!
+//! Modules: [`feed`] (the queue and the spool feed), [`stream`] (tcp, tls
+//! and udp sessions), [`relp`] (the RELP session); this file holds the
+//! destination task's loop and the per-server connection state.
+
+mod feed;
+mod relp;
+mod stream;
+
+use std::collections::VecDeque;
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpStream, UdpSocket};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use self::feed::{Feed, Incoming};
+use super::balance::Servers;
+use super::Error;
+use crate::buffer::spool::Acker;
+use crate::config::{ForwardDestConfig, Protocol, ServerAddr};
+use crate::dest::inbox::Inbox;
+use crate::message::Ack;
+use crate::stats::Counters;
+
+/// The halves of a RELP connection (plain TCP or TLS).
+type RelpRead = Box<dyn AsyncRead + Send + Unpin>;
+type RelpWrite = Box<dyn AsyncWrite + Send + Unpin>;
+type TlsStream = tokio_rustls::client::TlsStream<TcpStream>;
+
+/// Messages rendered and waiting to be sent, at most.
+pub const QUEUE_LIMIT: usize = 4096;
+/// Messages (or bytes) put into one round of writes, at most.
+const ROUND_MESSAGES: usize = 1024;
+const ROUND_BYTES: usize = 1024 * 1024;
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+/// With a disk buffer, how long frames in flight at shutdown may take to
+/// be answered (what is not answered is sent again after the restart).
+const BUFFERED_CLOSE: Duration = Duration::from_secs(2);
+
+#[derive(Debug)]
+pub struct ForwardDest {
+    name: Arc<str>,
+    config: ForwardDestConfig,
+    counters: Arc<Counters>,
+    /// `tls`, and `relp` with a `tls` table.
+    tls: Option<Arc<rustls::ClientConfig>>,
+}
+
+/// One rendered message on its way.
+struct Pending {
+    payload: Bytes,
+    host: Bytes,
+    ack: Option<Release>,
+}
+
+/// Whom a delivered message tells.
+enum Release {
+    /// The source (no disk buffer).
+    Upstream(Ack),
+    /// The disk buffer, which holds the record with this seq.
+    Buffer(u64, Acker),
+}
+
+impl Pending {
+    /// The server has it (as far as the protocol can tell): release.
+    fn delivered(mut self) {
+        if let Some(Release::Buffer(seq, acker)) = self.ack.take() {
+            let _ = acker.send(seq);
+        }
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        // Dropped without `delivered`: abandoned at shutdown (a buffered
+        // record stays in the buffer).
+        if let Some(Release::Upstream(ack)) = &self.ack {
+            ack.fail();
+        }
+    }
+}
+
+/// What connection tasks report.
+enum Event {
+    Connected {
+        server: usize,
+        result: io::Result<Conn>,
+    },
+    /// The answers (`txnr`, code) decoded from one read, in order: one
+    /// event per read, not per frame, so a window of answers wakes the
+    /// destination task once.
+    Rsp {
+        server: usize,
+        conn_id: u64,
+        answers: Vec<(u32, Option<u16>)>,
+    },
+    Closed {
+        server: usize,
+        conn_id: u64,
+        why: String,
+    },
+}
+
+/// A fresh connection, as a connect task hands it over.
+enum Conn {
+    Tcp(TcpStream),
+    Tls(Box<TlsStream>),
+    Udp(UdpSocket),
+    Relp {
+        read: RelpRead,
+        write: RelpWrite,
+        leftover: BytesMut,
+    },
+}
+
+enum Live {
+    Tcp(TcpStream),
+    Tls(Box<TlsStream>),
+    Udp(UdpSocket),
+    Relp {
+        write: RelpWrite,
+        reader: JoinHandle<()>,
+    },
+}
+
+/// One server's connection state.
+#[derive(Default)]
+struct Link {
+    live: Option<Live>,
+    connecting: bool,
+    conn_id: u64,
+    /// RELP: frames sent and not answered, in txnr order.
+    unacked: VecDeque<(u32, Pending)>,
+    next_txnr: u32,
+    /// RELP: since when the server owes an answer without having given
+    /// one (the last answer, or the send into an empty window).
+    waiting_since: Option<Instant>,
+}
+
+impl Drop for Link {
+    fn drop(&mut self) {
+        if let Some(Live::Relp { reader, .. }) = &self.live {
+            reader.abort();
+        }
+    }
+}
+
+impl ForwardDest {
+    pub fn new(name: Arc<str>, config: ForwardDestConfig, counters: Arc<Counters>) -> ForwardDest {
+        ForwardDest {
+            name,
+            config,
+            counters,
+            tls: None,
+        }
+    }
+
+    /// Connections go over TLS with `config`.
+    pub fn with_tls(mut self, config: Arc<rustls::ClientConfig>) -> ForwardDest {
+        self.tls = Some(config);
+        self
+    }
+
+    pub async fn run(self, input: Inbox) -> Result<(), Error> {
+        let mut feed = Feed::start(&self, input)?;
+        let acker = feed.acker();
+        let buffered = acker.is_some();
+        let mut closing_at: Option<Instant> = None;
+        let mut state = State {
+            servers: Servers::new(
+                self.name.clone(),
+                self.config.servers.clone(),
+                self.config.balance,
+                self.config.max_backoff,
+            ),
+            links: (0..self.config.servers.len())
+                .map(|_| Link::default())
+                .collect(),
+            queue: VecDeque::new(),
+            events: mpsc::unbounded_channel(),
+            dest: self,
+        };
+        let mut open = true;
+        loop {
+            // Buffered and closing: nothing new goes out.
+            if open || !buffered {
+                state.dispatch().await;
+            }
+            // After the dispatch: it may have found connections closed.
+            state.start_connects();
+            let in_flight: usize = state.links.iter().map(|l| l.unacked.len()).sum();
+            if !open && state.queue.is_empty() && in_flight == 0 {
+                break;
+            }
+            if !open && buffered {
+                let at = *closing_at.get_or_insert_with(|| Instant::now() + BUFFERED_CLOSE);
+                if in_flight == 0 || Instant::now() >= at {
+                    break;
+                }
+            }
+            let wake = match (state.servers.next_retry(), closing_at) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            let stall = state.next_stall();
+            let room = state.queue.len() < QUEUE_LIMIT;
+            tokio::select! {
+                event = state.events.1.recv() => {
+                    if let Some(event) = event {
+                        state.handle(event);
+                    }
+                }
+                incoming = feed.recv(), if open && room => match incoming {
+                    Some(Incoming::Batch(batch)) => state.enqueue(batch),
+                    Some(Incoming::Records(records)) => state.enqueue_records(records, acker.as_ref()),
+                    None => open = false,
+                },
+                () = sleep_until(wake) => {}
+                () = sleep_until(stall) => state.break_stalled(),
+            }
+        }
+        state.close().await;
+        // The queue's records acknowledge nothing: let the spool end.
+        drop(state);
+        drop(acker);
+        feed.finish().await;
+        Ok(())
+    }
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+struct State {
+    dest: ForwardDest,
+    servers: Servers,
+    links: Vec<Link>,
+    queue: VecDeque<Pending>,
+    events: (mpsc::UnboundedSender<Event>, mpsc::UnboundedReceiver<Event>),
+}
+
+impl State {
+    /// Starts a connect task for every server that needs one now.
+    fn start_connects(&mut self) {
+        for i in self.servers.due(Instant::now()) {
+            let link = &mut self.links[i];
+            if link.connecting || link.live.is_some() {
+                continue;
+            }
+            link.connecting = true;
+            let addr = self.servers.addr(i).clone();
+            let protocol = self.dest.config.protocol;
+            let tls = self.dest.tls.clone();
+            let events = self.events.0.clone();
+            tokio::spawn(async move {
+                let connecting = connect(&addr, protocol, tls);
+                let result = match tokio::time::timeout(CONNECT_TIMEOUT, connecting).await {
+                    Ok(result) => result,
+                    Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "connect timed out")),
+                };
+                let _ = events.send(Event::Connected { server: i, result });
+            });
+        }
+    }
+
+    fn handle(&mut self, event: Event) {
+        match event {
+            Event::Connected { server, result } => {
+                let link = &mut self.links[server];
+                link.connecting = false;
+                match result {
+                    Ok(conn) => {
+                        link.conn_id += 1;
+                        link.next_txnr = 2; // 1 was the open
+                        link.live = Some(match conn {
+                            Conn::Tcp(s) => Live::Tcp(s),
+                            Conn::Tls(s) => Live::Tls(s),
+                            Conn::Udp(s) => Live::Udp(s),
+                            Conn::Relp {
+                                read,
+                                write,
+                                leftover,
+                            } => Live::Relp {
+                                write,
+                                reader: tokio::spawn(relp::read_answers(
+                                    server,
+                                    link.conn_id,
+                                    read,
+                                    leftover,
+                                    self.events.0.clone(),
+                                )),
+                            },
+                        });
+                        self.servers.set_up(server);
+                    }
+                    Err(e) => self.servers.set_down(server, &e.to_string()),
+                }
+            }
+            Event::Rsp {
+                server,
+                conn_id,
+                answers,
+            } => self.answers(server, conn_id, answers),
+            Event::Closed {
+                server,
+                conn_id,
+                why,
+            } => {
+                if conn_id == self.links[server].conn_id && self.links[server].live.is_some() {
+                    let quiet = self.links[server].unacked.is_empty();
+                    self.break_link(server, &why, quiet);
+                }
+            }
+        }
+    }
+
+    /// Drops server `i`'s connection; its unanswered frames go back to
+    /// the front of the queue. `quiet`: nothing was lost in flight (an idle
+    /// close): reconnect at once without calling the server down.
+    fn break_link(&mut self, i: usize, why: &str, quiet: bool) {
+        let link = &mut self.links[i];
+        if let Some(Live::Relp { reader, .. }) = link.live.take() {
+            reader.abort();
+        }
+        link.conn_id += 1;
+        link.waiting_since = None;
+        Counters::add(&self.dest.counters.retried, link.unacked.len() as u64);
+        for (_, pending) in link.unacked.drain(..).rev() {
+            self.queue.push_front(pending);
+        }
+        if quiet {
+            tracing::debug!(destination = %self.dest.name, server = %self.servers.addr(i), why, "connection closed: reconnecting");
+            self.servers.set_reconnecting(i);
+        } else {
+            self.servers.set_down(i, why);
+        }
+    }
+
+    /// When the first RELP server that owes answers runs out of time.
+    fn next_stall(&self) -> Option<Instant> {
+        let timeout = self.dest.config.response_timeout;
+        self.links
+            .iter()
+            .filter_map(|l| l.waiting_since)
+            .min()
+            .map(|since| since + timeout)
+    }
+
+    /// Gives up the connections whose server has left frames unanswered
+    /// for `timeout`: they go again, to it after a reconnect or to another
+    /// server, so a server that accepts and then hangs cannot hold the
+    /// stream forever.
+    fn break_stalled(&mut self) {
+        let timeout = self.dest.config.response_timeout;
+        let now = Instant::now();
+        for i in 0..self.links.len() {
+            let stalled = self.links[i]
+                .waiting_since
+                .is_some_and(|since| now.duration_since(since) >= timeout);
+            if stalled {
+                let why = format!("no answer for {timeout:?}");
+                self.break_link(i, &why, false);
+            }
+        }
+    }
+
+    /// Sends what can be sent now.
+    async fn dispatch(&mut self) {
+        // Rounds until nothing more can go (no server, window full).
+        loop {
+            if self.queue.is_empty() {
+                return;
+            }
+            let sent = match self.dest.config.protocol {
+                Protocol::Relp => self.round_relp().await,
+                _ => self.round_stream().await,
+            };
+            if !sent {
+                return;
+            }
+        }
+    }
+}
+
+async fn timed_shutdown<W: AsyncWrite + Unpin>(w: &mut W) -> Result<(), ()> {
+    match tokio::time::timeout(Duration::from_secs(1), w.shutdown()).await {
+        Ok(Ok(())) => Ok(()),
+        _ => Err(()),
+    }
+}
+
+/// Writes `buf` and flushes it (TLS holds records until then).
+async fn timed_write<W: AsyncWrite + Unpin>(w: &mut W, buf: &[u8]) -> Result<(), String> {
+    let write = async {
+        w.write_all(buf).await?;
+        w.flush().await
+    };
+    match tokio::time::timeout(WRITE_TIMEOUT, write).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err(format!("write timed out after {WRITE_TIMEOUT:?}")),
+    }
+}
+
+async fn connect(
+    addr: &ServerAddr,
+    protocol: Protocol,
+    tls: Option<Arc<rustls::ClientConfig>>,
+) -> io::Result<Conn> {
+    match protocol {
+        Protocol::Relp => relp::connect(addr, tls).await,
+        Protocol::Tcp | Protocol::Tls | Protocol::Udp => stream::connect(addr, protocol, tls).await,
+    }
+}

@@ -1,0 +1,146 @@
+//! Stream sessions of the forwarding destination: `tcp`, `tls` and `udp`.
+//! A round takes messages from the queue, frames them per server
+//! (RFC 6587 octet counting or LF for tcp/tls, one datagram per message
+//! for udp) and writes; a written message is delivered (its ack
+//! released), a failed write puts the round's messages for that server
+//! back at the front of the queue.
+//!
+//! A successful write only means the local kernel has the bytes, so
+//! before each write a tcp connection is checked for a close by the peer
+//! ([`peer_closed`]: a syslog server never sends data, so a readable
+//! socket means EOF or an error), and a tls one for a close_notify.
+
+use std::io;
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use tokio::net::{TcpStream, UdpSocket};
+
+use super::{timed_write, Conn, Live, Pending, State, ROUND_BYTES, ROUND_MESSAGES};
+use crate::config::{Protocol, ServerAddr};
+use crate::dest::balance::Pick;
+use crate::stats::Counters;
+use crate::syslog::framing::encode_frame;
+
+/// Connects to `addr` for `protocol` (tcp, tls or udp).
+pub(super) async fn connect(
+    addr: &ServerAddr,
+    protocol: Protocol,
+    tls: Option<Arc<rustls::ClientConfig>>,
+) -> io::Result<Conn> {
+    let target = (addr.host.as_str(), addr.port);
+    if protocol == Protocol::Udp {
+        let Some(remote) = tokio::net::lookup_host(target).await?.next() else {
+            return Err(io::Error::new(io::ErrorKind::NotFound, "no address"));
+        };
+        let local = if remote.is_ipv4() {
+            "0.0.0.0:0"
+        } else {
+            "[::]:0"
+        };
+        let socket = UdpSocket::bind(local).await?;
+        socket.connect(remote).await?;
+        return Ok(Conn::Udp(socket));
+    }
+    let stream = TcpStream::connect(target).await?;
+    let _ = stream.set_nodelay(true);
+    match tls {
+        Some(tls) => Ok(Conn::Tls(Box::new(
+            crate::tls::connect(&tls, &addr.host, stream, true).await?,
+        ))),
+        None => Ok(Conn::Tcp(stream)),
+    }
+}
+
+impl State {
+    /// One round of tcp or udp writes; `false` when nothing could be sent.
+    pub(super) async fn round_stream(&mut self) -> bool {
+        let n = self.links.len();
+        let framing = self.dest.config.framing;
+        let mut bufs: Vec<BytesMut> = vec![BytesMut::new(); n];
+        let mut taken: Vec<(usize, Pending)> = Vec::new();
+        let mut bytes = 0;
+        while let Some(p) = self.queue.front() {
+            let Pick::Server(s) = self.servers.pick(&p.host) else {
+                break;
+            };
+            let Some(p) = self.queue.pop_front() else {
+                break;
+            };
+            bytes += p.payload.len();
+            if matches!(self.dest.config.protocol, Protocol::Tcp | Protocol::Tls) {
+                encode_frame(framing, &p.payload, &mut bufs[s]);
+            }
+            taken.push((s, p));
+            if taken.len() >= ROUND_MESSAGES || bytes >= ROUND_BYTES {
+                break;
+            }
+        }
+        if taken.is_empty() {
+            return false;
+        }
+        let mut failed = vec![false; n];
+        for s in 0..n {
+            if !taken.iter().any(|(t, _)| *t == s) {
+                continue;
+            }
+            let result = match &mut self.links[s].live {
+                Some(Live::Tcp(stream)) => match peer_closed(stream) {
+                    Some(why) => Err((why, true)),
+                    None => timed_write(stream, &bufs[s]).await.map_err(|e| (e, false)),
+                },
+                Some(Live::Tls(stream)) => match crate::tls::peer_closed(stream) {
+                    Some(closed) => Err(closed),
+                    None => timed_write(stream, &bufs[s]).await.map_err(|e| (e, false)),
+                },
+                Some(Live::Udp(socket)) => {
+                    let mut result = Ok(());
+                    for (_, p) in taken.iter().filter(|(t, _)| *t == s) {
+                        if p.payload.is_empty() {
+                            continue;
+                        }
+                        if let Err(e) = socket.send(&p.payload).await {
+                            result = Err((e.to_string(), false));
+                            break;
+                        }
+                    }
+                    result
+                }
+                _ => Err(("not connected".to_owned(), true)),
+            };
+            if let Err((why, quiet)) = result {
+                failed[s] = true;
+                self.links[s].live = None;
+                if quiet {
+                    self.servers.set_reconnecting(s);
+                } else {
+                    self.servers.set_down(s, &why);
+                }
+            }
+        }
+        let mut written = 0;
+        for (s, p) in taken.into_iter().rev() {
+            if failed[s] {
+                Counters::add(&self.dest.counters.retried, 1);
+                self.queue.push_front(p);
+            } else {
+                written += 1;
+                p.delivered();
+            }
+        }
+        Counters::add(&self.dest.counters.written, written);
+        written > 0 || failed.iter().any(|&f| f)
+    }
+}
+
+/// Whether a syslog-over-TCP peer has closed (it never sends data, so
+/// anything readable is EOF or an error): `Some(why)` when it has.
+fn peer_closed(stream: &TcpStream) -> Option<String> {
+    let mut probe = [0u8; 256];
+    match stream.try_read(&mut probe) {
+        Ok(0) => Some("closed by the server".to_owned()),
+        Ok(_) => None,
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => None,
+        Err(e) => Some(e.to_string()),
+    }
+}
