@@ -20,9 +20,10 @@ use tokio::net::{UnixDatagram, UnixListener};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use super::accept::{accept_loop, Accept};
 use super::datagram::{DatagramBuffer, LINGER};
 use super::udp::datagram_frame;
-use super::{accept_connections, read_stream, Context, Error};
+use super::{read_stream, Context, Error};
 use crate::message::Batch;
 use crate::syslog::framing::Framing;
 
@@ -265,7 +266,12 @@ impl UnixStreamSource {
         let cx = Arc::new(cx);
         let served = cx.clone();
         let stop = cancel.clone();
-        accept_connections(listener, max_connections, &cx, &stop, move |stream, _pid| {
+        let how = Accept {
+            name: &cx.name,
+            max_connections,
+            counters: Some(&cx.counters),
+        };
+        accept_loop(listener, how, &stop, move |stream, _pid| {
             let cx = served.clone();
             let out = out.clone();
             let cancel = cancel.clone();
