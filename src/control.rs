@@ -24,6 +24,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::source::accept::{accept_loop, Accept};
 use crate::stats::Snapshot;
 
 /// Longest request line.
@@ -104,30 +105,22 @@ impl ControlSocket {
         F: Fn() -> Snapshot + Send + Sync + 'static,
     {
         let snapshot = Arc::new(snapshot);
-        let permits = Arc::new(tokio::sync::Semaphore::new(MAX_CLIENTS));
-        loop {
-            let accepted = tokio::select! {
-                () = cancel.cancelled() => break,
-                accepted = self.listener.accept() => accepted,
-            };
-            let stream = match accepted {
-                Ok((stream, _)) => stream,
-                Err(e) => {
-                    tracing::warn!(path = %self.path.display(), error = %e, "control socket: accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            };
-            let Ok(permit) = permits.clone().try_acquire_owned() else {
-                drop(stream);
-                continue;
-            };
+        let how = Accept {
+            name: "control socket",
+            max_connections: MAX_CLIENTS,
+            counters: None,
+        };
+        accept_loop(&self.listener, how, &cancel, |stream, _pid| {
             let snapshot = snapshot.clone();
-            tokio::spawn(async move {
-                let _ = tokio::time::timeout(REQUEST_TIMEOUT, answer(stream, &*snapshot)).await;
-                drop(permit);
-            });
-        }
+            let cancel = cancel.clone();
+            async move {
+                tokio::select! {
+                    () = cancel.cancelled() => {}
+                    _ = tokio::time::timeout(REQUEST_TIMEOUT, answer(stream, &*snapshot)) => {}
+                }
+            }
+        })
+        .await;
         let ours = std::fs::metadata(&self.path)
             .map(|m| (m.dev(), m.ino()) == self.id)
             .unwrap_or(false);

@@ -17,6 +17,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::source::accept::{accept_loop, Accept};
 use crate::stats::Snapshot;
 
 pub const MAX_HEAD: usize = 8 * 1024;
@@ -52,30 +53,22 @@ impl MetricsEndpoint {
         F: Fn() -> Snapshot + Send + Sync + 'static,
     {
         let snapshot = Arc::new(snapshot);
-        let permits = Arc::new(tokio::sync::Semaphore::new(MAX_CLIENTS));
-        loop {
-            let accepted = tokio::select! {
-                () = cancel.cancelled() => break,
-                accepted = self.listener.accept() => accepted,
-            };
-            let stream = match accepted {
-                Ok((stream, _)) => stream,
-                Err(e) => {
-                    tracing::warn!(error = %e, "metrics endpoint: accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            };
-            let Ok(permit) = permits.clone().try_acquire_owned() else {
-                drop(stream);
-                continue;
-            };
+        let how = Accept {
+            name: "metrics endpoint",
+            max_connections: MAX_CLIENTS,
+            counters: None,
+        };
+        accept_loop(&self.listener, how, &cancel, |stream, _peer| {
             let snapshot = snapshot.clone();
-            tokio::spawn(async move {
-                let _ = tokio::time::timeout(TIMEOUT, respond(stream, &*snapshot)).await;
-                drop(permit);
-            });
-        }
+            let cancel = cancel.clone();
+            async move {
+                tokio::select! {
+                    () = cancel.cancelled() => {}
+                    _ = tokio::time::timeout(TIMEOUT, respond(stream, &*snapshot)) => {}
+                }
+            }
+        })
+        .await;
     }
 }
 

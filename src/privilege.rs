@@ -27,7 +27,6 @@
 //! `user`/`group` applies only after a restart. Such a reload is refused
 //! (logged, the running config stays), like any reload that cannot bind.
 
-use std::ffi::CString;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
@@ -92,21 +91,14 @@ pub fn resolve(global: &Global) -> Result<Option<Target>, Error> {
         (None, Some(group)) => return Err(Error::GroupWithoutUser(group.clone())),
         (Some(user), _) => user,
     };
-    let (uid, primary_gid) = match lookup_user(user)? {
-        Some(ids) => ids,
-        None => match user.parse::<u32>() {
-            Ok(uid) => (uid, uid),
-            Err(_) => return Err(Error::NoSuchUser(user.clone())),
-        },
+    let Some((uid, primary_gid)) = user_ids(user)? else {
+        return Err(Error::NoSuchUser(user.clone()));
     };
     let (group, gid) = match &global.group {
         None => (primary_gid.to_string(), primary_gid),
-        Some(group) => match lookup_group(group)? {
+        Some(group) => match group_id(group)? {
             Some(gid) => (group.clone(), gid),
-            None => match group.parse::<u32>() {
-                Ok(gid) => (group.clone(), gid),
-                Err(_) => return Err(Error::NoSuchGroup(group.clone())),
-            },
+            None => return Err(Error::NoSuchGroup(group.clone())),
         },
     };
     Ok(Some(Target {
@@ -166,32 +158,31 @@ fn give_tree(dir: &Path, target: &Target) -> Result<(), Error> {
     Ok(())
 }
 
-#[allow(unsafe_code)]
 fn effective_ids() -> (u32, u32) {
-    // SAFETY: geteuid and getegid cannot fail and touch no memory.
-    unsafe { (libc::geteuid(), libc::getegid()) }
+    (
+        nix::unistd::geteuid().as_raw(),
+        nix::unistd::getegid().as_raw(),
+    )
 }
 
-#[allow(unsafe_code)]
+/// setgroups, setgid, setuid through the C library (`nix`), which applies
+/// each to every thread of the process (glibc's setxid broadcast): a raw
+/// system call (as `rustix` makes) would change only the calling thread
+/// and leave the runtime's other threads as root.
 fn switch(target: &Target) -> Result<(), Error> {
-    let check = |call: &'static str, rc: libc::c_int| {
-        if rc == 0 {
-            Ok(())
-        } else {
-            Err(Error::Syscall {
-                call,
-                source: std::io::Error::last_os_error(),
-            })
-        }
+    use nix::unistd::{Gid, Uid};
+    let check = |call: &'static str, result: nix::Result<()>| {
+        result.map_err(|errno| Error::Syscall {
+            call,
+            source: std::io::Error::from(errno),
+        })
     };
-    let groups = [target.gid as libc::gid_t];
-    // SAFETY: one gid from a valid array; then plain id-setting calls.
-    // glibc applies setgroups/setgid/setuid to every thread.
-    check("setgroups", unsafe { libc::setgroups(1, groups.as_ptr()) })?;
-    check("setgid", unsafe { libc::setgid(target.gid) })?;
-    check("setuid", unsafe { libc::setuid(target.uid) })?;
-    // SAFETY: as above; this one must fail.
-    let regained = target.uid != 0 && unsafe { libc::setuid(0) } == 0;
+    let gid = Gid::from_raw(target.gid);
+    check("setgroups", nix::unistd::setgroups(&[gid]))?;
+    check("setgid", nix::unistd::setgid(gid))?;
+    check("setuid", nix::unistd::setuid(Uid::from_raw(target.uid)))?;
+    // This one must fail.
+    let regained = target.uid != 0 && nix::unistd::setuid(Uid::from_raw(0)).is_ok();
     let (euid, egid) = effective_ids();
     if regained || euid != target.uid || egid != target.gid {
         return Err(Error::Regained(target.user.clone()));
@@ -199,82 +190,61 @@ fn switch(target: &Target) -> Result<(), Error> {
     Ok(())
 }
 
-/// `(uid, primary gid)` of `name` from the passwd database.
-#[allow(unsafe_code)]
-fn lookup_user(name: &str) -> Result<Option<(u32, u32)>, Error> {
-    let Ok(c_name) = CString::new(name) else {
-        return Ok(None);
-    };
-    let mut size = 16 * 1024;
-    loop {
-        let mut buf = vec![0 as libc::c_char; size];
-        // SAFETY: a zeroed passwd is a valid out-parameter.
-        let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
-        let mut result: *mut libc::passwd = std::ptr::null_mut();
-        // SAFETY: every pointer is valid for the call; buf outlives it and
-        // its length is passed.
-        let rc = unsafe {
-            libc::getpwnam_r(
-                c_name.as_ptr(),
-                &mut pwd,
-                buf.as_mut_ptr(),
-                buf.len(),
-                &mut result,
-            )
-        };
-        match rc {
-            0 if result.is_null() => return Ok(None),
-            0 => return Ok(Some((pwd.pw_uid, pwd.pw_gid))),
-            libc::ERANGE if size < 1024 * 1024 => size *= 4,
-            // "Not found" comes back as these from some NSS modules.
-            libc::ENOENT | libc::ESRCH | libc::EBADF | libc::EPERM => return Ok(None),
-            errno => {
-                return Err(Error::Lookup {
-                    what: "user",
-                    name: name.to_owned(),
-                    source: std::io::Error::from_raw_os_error(errno),
-                })
-            }
-        }
+/// Whether an errno from getpwnam_r/getgrnam_r means "no such name":
+/// some NSS modules answer that with these instead of a null result.
+fn means_not_found(errno: nix::errno::Errno) -> bool {
+    use nix::errno::Errno;
+    matches!(
+        errno,
+        Errno::ENOENT | Errno::ESRCH | Errno::EBADF | Errno::EPERM
+    )
+}
+
+/// `(uid, primary gid)` of user `name`, looked up through NSS
+/// (getpwnam_r: /etc/passwd, LDAP, sssd... as nsswitch.conf says).
+/// `Ok(None)` when there is no such user. The one user lookup of the
+/// crate: [`drop_privileges`] and the file destination's `owner` use it.
+pub fn lookup_user(name: &str) -> Result<Option<(u32, u32)>, Error> {
+    match nix::unistd::User::from_name(name) {
+        Ok(user) => Ok(user.map(|u| (u.uid.as_raw(), u.gid.as_raw()))),
+        Err(errno) if means_not_found(errno) => Ok(None),
+        Err(errno) => Err(Error::Lookup {
+            what: "user",
+            name: name.to_owned(),
+            source: std::io::Error::from(errno),
+        }),
     }
 }
 
-/// The gid of group `name` from the group database.
-#[allow(unsafe_code)]
-fn lookup_group(name: &str) -> Result<Option<u32>, Error> {
-    let Ok(c_name) = CString::new(name) else {
-        return Ok(None);
-    };
-    let mut size = 16 * 1024;
-    loop {
-        let mut buf = vec![0 as libc::c_char; size];
-        // SAFETY: a zeroed group is a valid out-parameter.
-        let mut grp: libc::group = unsafe { std::mem::zeroed() };
-        let mut result: *mut libc::group = std::ptr::null_mut();
-        // SAFETY: as in lookup_user.
-        let rc = unsafe {
-            libc::getgrnam_r(
-                c_name.as_ptr(),
-                &mut grp,
-                buf.as_mut_ptr(),
-                buf.len(),
-                &mut result,
-            )
-        };
-        match rc {
-            0 if result.is_null() => return Ok(None),
-            0 => return Ok(Some(grp.gr_gid)),
-            libc::ERANGE if size < 1024 * 1024 => size *= 4,
-            libc::ENOENT | libc::ESRCH | libc::EBADF | libc::EPERM => return Ok(None),
-            errno => {
-                return Err(Error::Lookup {
-                    what: "group",
-                    name: name.to_owned(),
-                    source: std::io::Error::from_raw_os_error(errno),
-                })
-            }
-        }
+/// The gid of group `name`, looked up through NSS (getgrnam_r); `Ok(None)`
+/// when there is no such group.
+pub fn lookup_group(name: &str) -> Result<Option<u32>, Error> {
+    match nix::unistd::Group::from_name(name) {
+        Ok(group) => Ok(group.map(|g| g.gid.as_raw())),
+        Err(errno) if means_not_found(errno) => Ok(None),
+        Err(errno) => Err(Error::Lookup {
+            what: "group",
+            name: name.to_owned(),
+            source: std::io::Error::from(errno),
+        }),
     }
+}
+
+/// `(uid, primary gid)` of `who`: a user name, else a number (whose
+/// primary gid is then taken to be the same number), as chown(1) reads
+/// its argument. `Ok(None)`: neither.
+pub fn user_ids(who: &str) -> Result<Option<(u32, u32)>, Error> {
+    Ok(lookup_user(who)?.or_else(|| who.parse().ok().map(|uid| (uid, uid))))
+}
+
+/// The gid of `who`: a group name, else a number. `Ok(None)`: neither.
+pub fn group_id(who: &str) -> Result<Option<u32>, Error> {
+    Ok(lookup_group(who)?.or_else(|| who.parse().ok()))
+}
+
+/// Whether the process runs with an effective uid of 0.
+pub fn is_root() -> bool {
+    effective_ids().0 == 0
 }
 
 #[cfg(test)]

@@ -430,36 +430,33 @@ fn resolve_owner(
     if owner.is_none() && group.is_none() {
         return None;
     }
-    use std::os::unix::fs::MetadataExt;
-    let euid = std::fs::metadata("/proc/self").map(|m| m.uid()).ok();
-    if euid != Some(0) {
+    if !crate::privilege::is_root() {
         tracing::info!(destination = %name, "not running as root: owner/group of new files left as is");
         return None;
     }
-    let lookup = |db: &str, who: &str| -> Option<u32> {
-        if let Ok(n) = who.parse() {
-            return Some(n);
-        }
-        let text = std::fs::read_to_string(db).ok()?;
-        text.lines().find_map(|line| {
-            let mut fields = line.split(':');
-            (fields.next()? == who).then_some(())?;
-            fields.nth(1)?.parse().ok()
-        })
-    };
-    let uid = owner.and_then(|o| {
-        let uid = lookup("/etc/passwd", o);
-        if uid.is_none() {
+    // Names through NSS (crate::privilege), so LDAP/sssd users and
+    // groups resolve as they do for `[global] user`; else numbers.
+    let uid = owner.and_then(|o| match crate::privilege::user_ids(o) {
+        Ok(Some((uid, _))) => Some(uid),
+        Ok(None) => {
             tracing::warn!(destination = %name, owner = o, "unknown user: owner left as is");
+            None
         }
-        uid
+        Err(e) => {
+            tracing::warn!(destination = %name, owner = o, "{e}: owner left as is");
+            None
+        }
     });
-    let gid = group.and_then(|g| {
-        let gid = lookup("/etc/group", g);
-        if gid.is_none() {
+    let gid = group.and_then(|g| match crate::privilege::group_id(g) {
+        Ok(Some(gid)) => Some(gid),
+        Ok(None) => {
             tracing::warn!(destination = %name, group = g, "unknown group: group left as is");
+            None
         }
-        gid
+        Err(e) => {
+            tracing::warn!(destination = %name, group = g, "{e}: group left as is");
+            None
+        }
     });
     Some((uid, gid))
 }

@@ -13,6 +13,7 @@
 //! stream sources stop reading (TCP backpressure); datagram sources wait
 //! too, so the kernel's receive buffer absorbs bursts.
 
+pub mod accept;
 pub mod datagram;
 pub mod file;
 pub mod internal;
@@ -21,7 +22,6 @@ pub mod ratelimit;
 pub mod relp;
 pub mod stdin;
 pub mod tcp;
-pub mod tls;
 pub mod udp;
 pub mod unix;
 
@@ -336,7 +336,6 @@ pub enum Source {
     Stdin(stdin::StdinSource),
     File(Box<file::FileSource>),
     Relp(relp::RelpSource),
-    Tls(tls::TlsSource),
     Internal(internal::InternalSource),
 }
 
@@ -344,7 +343,13 @@ impl Source {
     /// Opens what `config` describes (binds, creates the socket or FIFO).
     pub async fn bind(config: &config::Source, cx: Context) -> Result<Source, Error> {
         match &config.kind {
-            SourceKind::Tcp(listen) => tcp::TcpSource::bind(listen, cx).await.map(Source::Tcp),
+            SourceKind::Tcp(listen) => tcp::TcpSource::bind(listen, None, cx)
+                .await
+                .map(Source::Tcp),
+            // tls is tcp with a handshake first.
+            SourceKind::Tls { stream, tls } => tcp::TcpSource::bind(stream, Some(tls), cx)
+                .await
+                .map(Source::Tcp),
             SourceKind::Udp {
                 listen,
                 receive_buffer,
@@ -371,9 +376,6 @@ impl Source {
             } => relp::RelpSource::bind(stream, *window, tls.as_ref(), cx)
                 .await
                 .map(Source::Relp),
-            SourceKind::Tls { stream, tls } => {
-                tls::TlsSource::bind(stream, tls, cx).await.map(Source::Tls)
-            }
         }
     }
 
@@ -388,9 +390,12 @@ impl Source {
         shared: &Shared,
     ) -> Result<Source, Error> {
         match (&config.kind, shared) {
-            (SourceKind::Tcp(settings), Shared::Tcp(listener)) => Ok(Source::Tcp(
-                tcp::TcpSource::take_over(listener.clone(), settings, cx),
-            )),
+            (SourceKind::Tcp(settings), Shared::Tcp(listener)) => {
+                tcp::TcpSource::take_over(listener.clone(), settings, None, cx).map(Source::Tcp)
+            }
+            (SourceKind::Tls { stream, tls }, Shared::Tcp(listener)) => {
+                tcp::TcpSource::take_over(listener.clone(), stream, Some(tls), cx).map(Source::Tcp)
+            }
             (
                 SourceKind::Relp {
                     stream,
@@ -400,9 +405,6 @@ impl Source {
                 Shared::Tcp(listener),
             ) => relp::RelpSource::take_over(listener.clone(), stream, *window, tls.as_ref(), cx)
                 .map(Source::Relp),
-            (SourceKind::Tls { stream, tls }, Shared::Tcp(listener)) => {
-                tls::TlsSource::take_over(listener.clone(), stream, tls, cx).map(Source::Tls)
-            }
             (SourceKind::Udp { receive_buffer, .. }, Shared::Udp(socket)) => Ok(Source::Udp(
                 udp::UdpSource::take_over(socket.clone(), *receive_buffer, cx),
             )),
@@ -431,7 +433,6 @@ impl Source {
         match self {
             Source::Tcp(s) => Some(Shared::Tcp(s.shared())),
             Source::Relp(s) => Some(Shared::Tcp(s.shared())),
-            Source::Tls(s) => Some(Shared::Tcp(s.shared())),
             Source::Udp(s) => Some(Shared::Udp(s.shared())),
             Source::UnixDgram(s) => Some(Shared::UnixDgram(s.shared())),
             Source::UnixStream(s) => Some(Shared::UnixStream(s.shared())),
@@ -444,7 +445,6 @@ impl Source {
         match self {
             Source::Tcp(s) => s.local_addr().map(|a: SocketAddr| a.to_string()),
             Source::Relp(s) => s.local_addr().map(|a: SocketAddr| a.to_string()),
-            Source::Tls(s) => s.local_addr().map(|a: SocketAddr| a.to_string()),
             Source::Udp(s) => s.local_addr().map(|a: SocketAddr| a.to_string()),
             Source::UnixDgram(s) => Ok(s.path().display().to_string()),
             Source::UnixStream(s) => Ok(s.path().display().to_string()),
@@ -471,101 +471,6 @@ impl Source {
             Source::Internal(s) => s.run(out, cancel).await,
             Source::File(s) => s.run(out, cancel).await,
             Source::Relp(s) => s.run(out, cancel).await,
-            Source::Tls(s) => s.run(out, cancel).await,
         }
     }
-}
-
-/// What [`accept_connections`] needs of a listening socket.
-pub(super) trait Listener {
-    type Stream: Send + 'static;
-    type Peer: std::fmt::Debug;
-    /// How `logrelay stats` lists the peer.
-    fn peer_name(peer: &Self::Peer) -> String;
-    /// The next connection, ready to be read.
-    fn accept_one(
-        &self,
-    ) -> impl std::future::Future<Output = std::io::Result<(Self::Stream, Self::Peer)>> + Send;
-}
-
-impl Listener for tokio::net::TcpListener {
-    type Stream = tokio::net::TcpStream;
-    type Peer = std::net::SocketAddr;
-    fn peer_name(peer: &Self::Peer) -> String {
-        peer.to_string()
-    }
-    async fn accept_one(&self) -> std::io::Result<(Self::Stream, Self::Peer)> {
-        let (stream, peer) = self.accept().await?;
-        let _ = stream.set_nodelay(true);
-        Ok((stream, peer))
-    }
-}
-
-impl Listener for tokio::net::UnixListener {
-    type Stream = tokio::net::UnixStream;
-    /// The sending process, from the kernel (SO_PEERCRED), when known.
-    type Peer = Option<i32>;
-    fn peer_name(pid: &Self::Peer) -> String {
-        match pid {
-            Some(pid) => format!("local pid {pid}"),
-            None => "local".to_owned(),
-        }
-    }
-    async fn accept_one(&self) -> std::io::Result<(Self::Stream, Self::Peer)> {
-        let (stream, _) = self.accept().await?;
-        let pid = stream.peer_cred().ok().and_then(|c| c.pid());
-        Ok((stream, pid))
-    }
-}
-
-/// Accepts connections until `cancel`, at most `max_connections` at once
-/// (over the limit a connection is accepted, closed at once and counted
-/// `refused`), and runs `serve` for each as a task of its own; returns once
-/// every connection has finished, so what they read is delivered.
-pub(super) async fn accept_connections<L, F, Fut>(
-    listener: &L,
-    max_connections: usize,
-    cx: &Context,
-    cancel: &CancellationToken,
-    mut serve: F,
-) where
-    L: Listener,
-    F: FnMut(L::Stream, L::Peer) -> Fut,
-    Fut: std::future::Future<Output = ()> + Send + 'static,
-{
-    let permits = Arc::new(tokio::sync::Semaphore::new(max_connections.max(1)));
-    let connections = tokio_util::task::TaskTracker::new();
-    loop {
-        let accepted = tokio::select! {
-            biased;
-            () = cancel.cancelled() => break,
-            accepted = listener.accept_one() => accepted,
-        };
-        let (stream, peer) = match accepted {
-            Ok(pair) => pair,
-            Err(e) => {
-                // EMFILE, ECONNABORTED...: keep serving the others; pause
-                // briefly so a descriptor shortage is not a busy loop.
-                tracing::warn!(source = %cx.name, error = %e, "accept failed");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let Ok(permit) = permits.clone().try_acquire_owned() else {
-            Counters::add(&cx.counters.refused, 1);
-            tracing::debug!(source = %cx.name, ?peer, "max_connections reached: connection closed");
-            drop(stream);
-            continue;
-        };
-        Counters::add(&cx.counters.connections, 1);
-        let listed = cx.counters.peer_connected(L::peer_name(&peer));
-        let session = serve(stream, peer);
-        connections.spawn(crate::stats::CURRENT_PEER.scope(listed.peer(), async move {
-            session.await;
-            drop(listed);
-            drop(permit);
-        }));
-    }
-    connections.close();
-    connections.wait().await;
 }

@@ -87,18 +87,8 @@ impl PipeSource {
     }
 }
 
-/// mkfifo(3). The one unsafe call of the crate: std has no FIFO creation,
-/// and the `libc` crate is already in the dependency tree (through tokio).
-#[allow(unsafe_code)]
+/// mkfifo(3), through `rustix` (std has no FIFO creation).
 fn mkfifo(path: &Path, mode: u32) -> std::io::Result<()> {
-    use std::os::unix::ffi::OsStrExt;
-    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes())
-        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidInput, "NUL in path"))?;
-    // SAFETY: `c_path` is a valid NUL-terminated string that outlives the call.
-    let rc = unsafe { libc::mkfifo(c_path.as_ptr(), mode as libc::mode_t) };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error())
-    }
+    rustix::fs::mkfifoat(rustix::fs::CWD, path, rustix::fs::Mode::from_raw_mode(mode))
+        .map_err(std::io::Error::from)
 }

@@ -29,8 +29,9 @@
 //! at most `max_message_bytes` of one frame plus one read.
 //!
 //! RELP over TLS (`tls = { ... }`): the connection's task runs the TLS
-//! handshake first ([`super::tls::handshake`]: bounded, failures counted),
-//! then the same session over the TLS stream.
+//! handshake first (the listener is a [`StreamListener`], shared with the
+//! tcp and tls sources: bounded, failures counted), then the same session
+//! over the TLS stream.
 //!
 //! On shutdown a connection stops reading, still answers what it read once
 //! it is delivered (within the shutdown grace), then sends `serverclose`.
@@ -45,8 +46,8 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::tls::{handshake, Handshaker};
-use super::{accept_connections, Context, Error};
+use super::tcp::StreamListener;
+use super::{Context, Error};
 use crate::config::{StreamListen, TlsConfig};
 use crate::message::{Ack, AckStatus, AckTracker, Batch};
 use crate::relp::{self, FrameDecoder};
@@ -54,11 +55,9 @@ use crate::stats::Counters;
 
 #[derive(Debug)]
 pub struct RelpSource {
-    listener: Arc<TcpListener>,
-    settings: StreamListen,
+    /// With the TLS handshake of RELP over TLS, when configured.
+    listener: StreamListener,
     window: usize,
-    /// RELP over TLS: the handshake comes first.
-    tls: Option<Arc<Handshaker>>,
     cx: Context,
 }
 
@@ -67,25 +66,13 @@ impl RelpSource {
         settings: &StreamListen,
         window: usize,
         tls: Option<&TlsConfig>,
-        mut cx: Context,
+        cx: Context,
     ) -> Result<RelpSource, Error> {
-        cx.origins = Some(Arc::new(crate::origin::Sequence::new(&cx.hostname, b'r')));
-        // Certificates first: a bad one must not leave a port bound.
-        let tls = tls
-            .map(|t| Handshaker::new(t, settings.idle_timeout, &cx.name).map(Arc::new))
-            .transpose()?;
-        let listener = TcpListener::bind(settings.listen)
-            .await
-            .map_err(|source| Error::Bind {
-                name: cx.name.clone(),
-                addr: settings.listen.to_string(),
-                source,
-            })?;
+        let cx = numbered(cx);
+        let listener = StreamListener::bind(settings, tls, &cx).await?;
         Ok(RelpSource {
-            listener: Arc::new(listener),
-            settings: settings.clone(),
+            listener,
             window: window.max(1),
-            tls,
             cx,
         })
     }
@@ -96,23 +83,19 @@ impl RelpSource {
         settings: &StreamListen,
         window: usize,
         tls: Option<&TlsConfig>,
-        mut cx: Context,
+        cx: Context,
     ) -> Result<RelpSource, Error> {
-        cx.origins = Some(Arc::new(crate::origin::Sequence::new(&cx.hostname, b'r')));
-        let tls = tls
-            .map(|t| Handshaker::new(t, settings.idle_timeout, &cx.name).map(Arc::new))
-            .transpose()?;
+        let cx = numbered(cx);
+        let listener = StreamListener::take_over(listener, settings, tls, &cx)?;
         Ok(RelpSource {
             listener,
-            settings: settings.clone(),
             window: window.max(1),
-            tls,
             cx,
         })
     }
 
     pub fn shared(&self) -> Arc<TcpListener> {
-        self.listener.clone()
+        self.listener.shared()
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
@@ -126,52 +109,39 @@ impl RelpSource {
     ) -> Result<(), Error> {
         let RelpSource {
             listener,
-            settings,
             window,
-            tls,
             cx,
         } = self;
         let cx = Arc::new(cx);
-        let idle = (!settings.idle_timeout.is_zero()).then_some(settings.idle_timeout);
+        let idle = listener.idle_timeout();
         let served = cx.clone();
         let stop = cancel.clone();
-        accept_connections(&*listener, settings.max_connections, &cx, &stop, move |stream, peer| {
-            let session = Session {
-                cx: served.clone(),
-                out: out.clone(),
-                cancel: cancel.clone(),
-                peer,
-                window,
-                idle,
-            };
-            let tls = tls.clone();
-            async move {
-                let name = session.cx.name.clone();
-                let result = match tls {
-                    Some(tls) => {
-                        let Some(stream) =
-                            handshake(&tls, stream, peer, &session.cx, &session.cancel).await
-                        else {
-                            return;
-                        };
-                        let (reader, writer) = tokio::io::split(stream);
-                        session.run(reader, writer).await
-                    }
-                    None => {
-                        let mut stream = stream;
-                        let (reader, writer) = stream.split();
-                        session.run(reader, writer).await
-                    }
+        listener
+            .run(&cx, &stop, move |stream, peer| {
+                let session = Session {
+                    cx: served.clone(),
+                    out: out.clone(),
+                    cancel: cancel.clone(),
+                    peer,
+                    window,
+                    idle,
                 };
-                if let Err(e) = result {
-                    tracing::debug!(source = %name, %peer, error = %e, "RELP session ended with an error");
+                async move {
+                    let name = session.cx.name.clone();
+                    if let Err(e) = session.run(stream).await {
+                        tracing::debug!(source = %name, %peer, error = %e, "RELP session ended with an error");
+                    }
                 }
-            }
-        })
-        .await;
-        drop(listener);
+            })
+            .await;
         Ok(())
     }
+}
+
+/// RELP messages get origin ids ([`crate::origin`]) when they carry none.
+fn numbered(mut cx: Context) -> Context {
+    cx.origins = Some(Arc::new(crate::origin::Sequence::new(&cx.hostname, b'r')));
+    cx
 }
 
 /// Frames read together, answered together once their ack resolves.
@@ -239,12 +209,12 @@ enum Ending {
 }
 
 impl Session {
-    /// Serves one session; `writer` is flushed after every write (a TLS
-    /// stream holds records until then).
-    async fn run<R, W>(self, mut reader: R, mut writer: W) -> std::io::Result<()>
+    /// Serves one session; `stream` is flushed after every write (a TLS
+    /// stream holds records until then). Reads and writes take turns, so
+    /// one stream serves both.
+    async fn run<S>(self, mut stream: S) -> std::io::Result<()>
     where
-        R: AsyncRead + Unpin,
-        W: AsyncWrite + Unpin,
+        S: AsyncRead + AsyncWrite + Unpin,
     {
         const READ_SIZE: usize = 64 * 1024;
         let cx = &*self.cx;
@@ -278,8 +248,8 @@ impl Session {
                 }
             }
             if !wbuf.is_empty() {
-                writer.write_all(&wbuf).await?;
-                writer.flush().await?;
+                stream.write_all(&wbuf).await?;
+                stream.flush().await?;
                 wbuf.clear();
             }
             if ending == Ending::Abort {
@@ -292,10 +262,10 @@ impl Session {
                     _ => {}
                 }
                 if !wbuf.is_empty() {
-                    writer.write_all(&wbuf).await?;
-                    writer.flush().await?;
+                    stream.write_all(&wbuf).await?;
+                    stream.flush().await?;
                 }
-                let _ = writer.shutdown().await;
+                let _ = stream.shutdown().await;
                 return Ok(());
             }
             let can_read = ending == Ending::Open && waiting < self.window;
@@ -327,7 +297,7 @@ impl Session {
                     ending = Ending::ServerClose;
                     continue;
                 }
-                n = reader.read_buf(&mut buf), if can_read => n,
+                n = stream.read_buf(&mut buf), if can_read => n,
                 () = idle, if can_read => {
                     tracing::debug!(source = %cx.name, peer = %self.peer, "idle timeout: closing");
                     ending = Ending::ServerClose;
@@ -439,8 +409,8 @@ impl Session {
                 return Ok(());
             }
             if !wbuf.is_empty() {
-                writer.write_all(&wbuf).await?;
-                writer.flush().await?;
+                stream.write_all(&wbuf).await?;
+                stream.flush().await?;
                 wbuf.clear();
             }
         }

@@ -261,26 +261,10 @@ fn read_queued(
 /// Sets the receive buffer to `size`: with `SO_RCVBUFFORCE` when allowed
 /// (root or CAP_NET_ADMIN, as rsyslog does), which is not capped by
 /// `net.core.rmem_max`, else with `SO_RCVBUF` (capped).
-#[allow(unsafe_code)]
 fn set_receive_buffer(socket: &impl std::os::fd::AsFd, size: usize, cx: &Context) {
     #[cfg(target_os = "linux")]
-    {
-        let value = libc::c_int::try_from(size).unwrap_or(libc::c_int::MAX);
-        let len = libc::socklen_t::try_from(std::mem::size_of::<libc::c_int>()).unwrap_or(4);
-        // SAFETY: `value` is a c_int that lives across the call and `len`
-        // is its size; the kernel only reads it.
-        let rc = unsafe {
-            libc::setsockopt(
-                std::os::fd::AsRawFd::as_raw_fd(&socket.as_fd()),
-                libc::SOL_SOCKET,
-                libc::SO_RCVBUFFORCE,
-                std::ptr::from_ref(&value).cast(),
-                len,
-            )
-        };
-        if rc == 0 {
-            return;
-        }
+    if rustix::net::sockopt::set_socket_recv_buffer_size_force(socket, size).is_ok() {
+        return;
     }
     let sock = socket2::SockRef::from(socket);
     if let Err(e) = sock.set_recv_buffer_size(size) {

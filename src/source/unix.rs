@@ -20,9 +20,10 @@ use tokio::net::{UnixDatagram, UnixListener};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use super::accept::{accept_loop, Accept};
 use super::datagram::{DatagramBuffer, LINGER};
 use super::udp::datagram_frame;
-use super::{accept_connections, read_stream, Context, Error};
+use super::{read_stream, Context, Error};
 use crate::message::Batch;
 use crate::syslog::framing::Framing;
 
@@ -265,7 +266,12 @@ impl UnixStreamSource {
         let cx = Arc::new(cx);
         let served = cx.clone();
         let stop = cancel.clone();
-        accept_connections(listener, max_connections, &cx, &stop, move |stream, _pid| {
+        let how = Accept {
+            name: &cx.name,
+            max_connections,
+            counters: Some(&cx.counters),
+        };
+        accept_loop(listener, how, &stop, move |stream, _pid| {
             let cx = served.clone();
             let out = out.clone();
             let cancel = cancel.clone();
@@ -322,79 +328,41 @@ fn read_queued(
 
 /// The sender's credentials on a unix datagram socket (`SO_PASSCRED`,
 /// `SCM_CREDENTIALS`, unix(7)): the kernel vouches for the pid, which a
-/// /dev/log replacement records when the message carries none.
+/// /dev/log replacement records when the message carries none. Through
+/// `rustix`'s safe `recvmsg` and ancillary-data parser.
 mod credentials {
-    use std::os::fd::AsRawFd;
+    use std::io::IoSliceMut;
+    use std::mem::MaybeUninit;
 
+    use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
     use tokio::io::Interest;
     use tokio::net::UnixDatagram;
 
     /// Turns `SO_PASSCRED` on.
-    #[allow(unsafe_code)]
     pub fn enable(socket: &UnixDatagram) -> std::io::Result<()> {
-        let on: libc::c_int = 1;
-        let len = libc::socklen_t::try_from(std::mem::size_of::<libc::c_int>()).unwrap_or(4);
-        // SAFETY: `on` is a c_int that lives across the call and `len` is
-        // its size; the kernel only reads it.
-        let rc = unsafe {
-            libc::setsockopt(
-                socket.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_PASSCRED,
-                std::ptr::from_ref(&on).cast(),
-                len,
-            )
-        };
-        if rc == 0 {
-            Ok(())
-        } else {
-            Err(std::io::Error::last_os_error())
-        }
+        rustix::net::sockopt::set_socket_passcred(socket, true).map_err(std::io::Error::from)
     }
 
     /// Receives one datagram without waiting (`WouldBlock` when none is
     /// queued): its length and, with `SO_PASSCRED` on, the sender's pid.
-    #[allow(unsafe_code)]
     pub fn recv(socket: &UnixDatagram, buf: &mut [u8]) -> std::io::Result<(usize, Option<i32>)> {
         socket.try_io(Interest::READABLE, || {
-            let mut iov = libc::iovec {
-                iov_base: buf.as_mut_ptr().cast(),
-                iov_len: buf.len(),
-            };
-            // Room for one SCM_CREDENTIALS message, aligned for cmsghdr.
-            let mut control = [0u64; 8];
-            // SAFETY: msghdr is a plain C struct for which all zeroes is a
-            // valid (empty) value.
-            let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-            msg.msg_iov = &mut iov;
-            msg.msg_iovlen = 1;
-            msg.msg_control = control.as_mut_ptr().cast();
-            msg.msg_controllen = std::mem::size_of_val(&control);
-            // SAFETY: `msg` points at `iov` (covering `buf`) and `control`,
-            // both valid and writable for the lengths given, for the whole
-            // call.
-            let n = unsafe { libc::recvmsg(socket.as_raw_fd(), &mut msg, libc::MSG_DONTWAIT) };
-            let Ok(n) = usize::try_from(n) else {
-                return Err(std::io::Error::last_os_error());
-            };
+            let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmCredentials(1))];
+            let mut control = RecvAncillaryBuffer::new(&mut space);
+            let received = rustix::net::recvmsg(
+                socket,
+                &mut [IoSliceMut::new(buf)],
+                &mut control,
+                RecvFlags::DONTWAIT,
+            )
+            .map_err(std::io::Error::from)?;
             let mut pid = None;
-            // SAFETY: the CMSG_* walk stays within `msg.msg_control` /
-            // `msg_controllen` as the kernel filled them; the data of an
-            // SCM_CREDENTIALS message is a ucred, read unaligned.
-            unsafe {
-                let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
-                while !cmsg.is_null() {
-                    if (*cmsg).cmsg_level == libc::SOL_SOCKET
-                        && (*cmsg).cmsg_type == libc::SCM_CREDENTIALS
-                    {
-                        let cred: libc::ucred =
-                            std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast());
-                        pid = Some(cred.pid);
-                    }
-                    cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
+            for message in control.drain() {
+                if let RecvAncillaryMessage::ScmCredentials(cred) = message {
+                    pid = Some(cred.pid.as_raw_pid());
                 }
             }
-            Ok((n, pid))
+            Ok((received.bytes, pid))
         })
     }
 }
