@@ -12,6 +12,8 @@ pub mod locate;
 pub mod raw;
 pub mod units;
 mod validate;
+#[cfg(test)]
+mod vtests;
 
 use std::fmt;
 use std::net::SocketAddr;

@@ -1,0 +1,7 @@
+mod destinations;
+mod filters;
+mod global;
+mod paths;
+mod sources;
+mod testing;
+mod tls;
