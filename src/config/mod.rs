@@ -12,6 +12,8 @@ pub mod locate;
 pub mod raw;
 pub mod units;
 mod validate;
+
+pub use validate::local_hostname;
 #[cfg(test)]
 mod vtests;
 

@@ -3,7 +3,7 @@ use crate::config::{Config, Mode};
 
 fn global(config: &Config) -> String {
     let mut g = config.global.clone();
-    if g.hostname == crate::config::validate::local_hostname() {
+    if g.hostname == crate::config::local_hostname() {
         g.hostname = "<local>".to_owned();
     }
     format!("{g:?}")
@@ -247,7 +247,7 @@ fn state_dir_and_control_default_by_mode() {
 
 #[test]
 fn local_hostname_is_short_and_never_empty() {
-    let name = crate::config::validate::local_hostname();
+    let name = crate::config::local_hostname();
     assert!(!name.is_empty());
     assert!(!name.contains('.'), "{name}");
 }
