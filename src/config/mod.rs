@@ -14,8 +14,6 @@ pub mod units;
 mod validate;
 
 pub use validate::local_hostname;
-#[cfg(test)]
-mod vtests;
 
 use std::fmt;
 use std::net::SocketAddr;

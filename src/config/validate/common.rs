@@ -238,3 +238,127 @@ pub(super) fn template(cx: &Cx<'_>, path: &[Seg<'_>], v: &str, zone: TimeZone) -
         )
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cx(text: &str) -> Cx<'static> {
+        Cx {
+            origin: "FILE",
+            map: SourceMap::new(text),
+        }
+    }
+
+    #[test]
+    fn dotted_keys_count_indexes_from_one() {
+        let path = [
+            Seg::Key("paths"),
+            Seg::Index(0),
+            Seg::Key("sources"),
+            Seg::Index(2),
+        ];
+        assert_eq!(dotted(&path), "paths[1].sources[3]");
+        assert_eq!(dotted(&[]), "");
+        assert_eq!(list_or_none(&[]), "none");
+        assert_eq!(list_or_none(&["a", "b"]), "a, b");
+    }
+
+    #[test]
+    fn value_checks_report_at_the_value() {
+        let cx = cx("[t]\nk = \"v\"\n");
+        let at = [Seg::Key("t"), Seg::Key("k")];
+        let error = |e: Error| e.to_string();
+        let cases: Vec<(&str, String)> = vec![
+            (
+                "count below",
+                count(&cx, &at, Some(0), 5, 1, 9)
+                    .map(|n| n.to_string())
+                    .unwrap_or_else(error),
+            ),
+            (
+                "count default",
+                count(&cx, &at, None, 5, 1, 9)
+                    .map(|n| n.to_string())
+                    .unwrap_or_else(error),
+            ),
+            (
+                "count at max",
+                count(&cx, &at, Some(9), 5, 1, 9)
+                    .map(|n| n.to_string())
+                    .unwrap_or_else(error),
+            ),
+            (
+                "duration default",
+                duration(&cx, &at, None, "2m")
+                    .map(|d| format!("{d:?}"))
+                    .unwrap_or_else(error),
+            ),
+            (
+                "size",
+                size(&cx, &at, Some("2KiB"), "1")
+                    .map(|n| n.to_string())
+                    .unwrap_or_else(error),
+            ),
+            (
+                "mode",
+                mode_bits(&cx, &at, Some("9"), "0644")
+                    .map(|m| format!("{m:o}"))
+                    .unwrap_or_else(error),
+            ),
+            (
+                "address",
+                socket_addr(&cx, &at, " localhost:514 ")
+                    .map(|a| a.to_string())
+                    .unwrap_or_else(error),
+            ),
+            (
+                "choice",
+                choice(&cx, &at, Some("c"), 0, &[("a", 1), ("b", 2)])
+                    .map(|n| n.to_string())
+                    .unwrap_or_else(error),
+            ),
+            (
+                "framing without auto",
+                framing(&cx, &at, Some("auto"), Framing::Lf, false)
+                    .map(|f| format!("{f:?}"))
+                    .unwrap_or_else(error),
+            ),
+            (
+                "empty path",
+                non_empty_path(&cx, &at, "")
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_else(error),
+            ),
+            (
+                "regex",
+                regex(&cx, &at, "a[")
+                    .map(|r| r.as_str().to_owned())
+                    .unwrap_or_else(error),
+            ),
+            (
+                "template column",
+                template(&cx, &at, "ab${X", TimeZone::Utc)
+                    .map(|t| t.source().to_owned())
+                    .unwrap_or_else(error),
+            ),
+        ];
+        let expected = [
+            "FILE:2:5: t.k: 0 is out of range: expected 1 to 9",
+            "5",
+            "9",
+            "120s",
+            "2048",
+            "FILE:2:5: t.k: `9` is not an octal file mode such as \"0644\"",
+            "127.0.0.1:514",
+            "FILE:2:5: t.k: `c` is not one of \"a\", \"b\"",
+            "FILE:2:5: t.k: `auto` is not one of \"octet_counting\", \"lf\"",
+            "FILE:2:5: t.k: must not be empty",
+            "FILE:2:5: t.k: bad regex: error: unclosed character class",
+            "FILE:2:8: t.k: column 3 of the template: unterminated `${` (missing `}`)",
+        ];
+        for ((what, actual), expected) in cases.iter().zip(expected) {
+            assert_eq!(actual, expected, "{what}");
+        }
+    }
+}

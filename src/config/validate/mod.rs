@@ -17,6 +17,9 @@ mod paths;
 mod sources;
 mod tls;
 
+#[cfg(test)]
+mod testing;
+
 pub use global::local_hostname;
 
 use self::common::{Cx, Result};

@@ -1,4 +1,4 @@
-//! Support for the validation tables: every section's tests list TOML
+//! Support for the validation tables (tests only): every section's tests list TOML
 //! snippets with the exact `check` result they expect, either
 //! `ok: SUMMARY` (the validated values, defaults filled in) or the whole
 //! error line `FILE:LINE:COL: KEY: message`.

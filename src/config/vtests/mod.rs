@@ -1,7 +1,0 @@
-mod destinations;
-mod filters;
-mod global;
-mod paths;
-mod sources;
-mod testing;
-mod tls;
