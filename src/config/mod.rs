@@ -400,6 +400,8 @@ pub enum DestinationKind {
         table: String,
         batch_size: usize,
         partition: Partition,
+        /// Always `None` for now: `check` refuses `tls` and `disk_buffer`
+        /// on a postgres destination until they are built.
         tls: Option<TlsConfig>,
         disk_buffer: Option<DiskBufferConfig>,
     },

@@ -336,32 +336,3 @@ fn file_source_tails_1000_files_with_100_descriptors() {
     assert!(max_fds < 150, "{max_fds} descriptors open");
     drop(server);
 }
-
-/// A path whose only destination is of a type not built yet never
-/// acknowledges what it takes: after a restart the same lines are read and
-/// delivered again (by the other path), rather than counted as shipped.
-#[test]
-fn lines_routed_to_an_unbuilt_destination_are_not_acknowledged() {
-    let dir = TestDir::new();
-    let text = config("")
-        + "\n[destinations.db]\ntype = \"postgres\"\nurl = \"postgres://127.0.0.1:9/x\"\ntls = {}\n\n[[paths]]\nsources = [\"app\"]\ndestinations = [\"db\"]\n";
-    dir.write("config.toml", &text);
-    std::fs::create_dir_all(dir.path().join("in")).expect("mkdir in");
-    let input = dir.path().join("in/app.log");
-    append(&input, 0, 100);
-    let server = start(dir);
-    let out = server.path("out/all.log");
-    assert_eq!(wait_all(&out, 100, Duration::from_secs(10)), 0);
-    let mut server = server;
-    server.stop();
-    let server = start(server.into_dir());
-    // Every line a second time: the checkpoint never moved past them.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while counts(&out).values().filter(|&&c| c == 2).count() < 100 && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let twice = counts(&out).values().filter(|&&c| c == 2).count();
-    let mut server = server;
-    server.stop();
-    assert_eq!(twice, 100, "lines delivered twice after the restart");
-}
