@@ -500,50 +500,6 @@ fn relp_destination_delivers_to_rsyslog_imrelp() {
     assert!(stderr.contains("written=2000"), "{stderr}");
 }
 
-/// Regression (the three-terminal quick start): the server's default path
-/// goes to a file and to SQLite, which is not built yet. RELP frames must
-/// still be answered once the file has them, so the relay sends each
-/// message once instead of resending it forever.
-#[test]
-fn relp_is_answered_when_a_path_also_names_an_unbuilt_destination() {
-    let data = TestDir::new();
-    let out = out_file(&data, "archive.log");
-    let config = format!(
-        r#"
-[sources.relp]
-type = "relp"
-listen = "127.0.0.1:0"
-[destinations.out]
-type = "file"
-path = "{}"
-template = "${{HOST}} ${{MESSAGE}}"
-[destinations.db]
-type = "postgres"
-url = "postgres://127.0.0.1:9/x"
-tls = {{}}
-[[paths]]
-sources = ["relp"]
-destinations = ["out", "db"]
-"#,
-        out.display(),
-    );
-    let server = Server::start(&config);
-    let mut fwd = forwarder(&format!(
-        "type = \"relp\"\nservers = [\"127.0.0.1:{}\"]",
-        server.port("relp")
-    ));
-    send_lines(&fwd, &numbered(2_000));
-    let lines = wait_count(&out, 2_000, Duration::from_secs(20));
-    // Long enough for a resend after an unanswered window to show.
-    std::thread::sleep(Duration::from_millis(500));
-    let lines_after = crate::harness::read_lines(&out);
-    let counts = tally(&lines);
-    assert_eq!(counts.len(), 2_000);
-    assert_eq!(lines_after.len(), 2_000, "messages were sent again");
-    let stderr = fwd.stop();
-    assert!(!stderr.contains("server is down"), "{stderr}");
-}
-
 /// The `udp` destination sends one RFC 5424 datagram per message, which a
 /// logrelay `udp` source parses back to the same host and text.
 #[test]
