@@ -13,6 +13,8 @@ pub mod raw;
 pub mod units;
 mod validate;
 
+pub use validate::local_hostname;
+
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -398,6 +400,8 @@ pub enum DestinationKind {
         table: String,
         batch_size: usize,
         partition: Partition,
+        /// Always `None` for now: `check` refuses `tls` and `disk_buffer`
+        /// on a postgres destination until they are built.
         tls: Option<TlsConfig>,
         disk_buffer: Option<DiskBufferConfig>,
     },

@@ -215,6 +215,21 @@ fn config_errors_name_file_line_column_and_key() {
             "FILE:14:12: paths[1].filters[1]: no filter named `b` (defined: a)",
         ),
         (
+            "postgres tls, not built yet",
+            format!("{BASE}\n[destinations.db]\ntype = \"postgres\"\nurl = \"postgres://127.0.0.1/x\"\ntls = {{}}\n"),
+            "FILE:16:1: destinations.db.tls: `tls` is not available for postgres destinations in this version",
+        ),
+        (
+            "postgres disk buffer, not built yet",
+            format!("{BASE}\n[destinations.db]\ntype = \"postgres\"\nurl = \"postgres://127.0.0.1/x\"\ndisk_buffer = {{ max_bytes = \"1GiB\" }}\n"),
+            "FILE:16:1: destinations.db.disk_buffer: `disk_buffer` is not available for postgres destinations in this version",
+        ),
+        (
+            "a key the forwarding type does not take",
+            format!("{BASE}\n[destinations.fwd]\ntype = \"udp\"\nservers = [\"127.0.0.1:514\"]\nframing = \"lf\"\n"),
+            "FILE:16:1: framing: unknown key; expected one of `servers`, `balance`, `format`, `template`",
+        ),
+        (
             "no paths",
             "[sources.net]\ntype = \"tcp\"\nlisten = \"127.0.0.1:5514\"\n".to_owned(),
             "FILE:1:1: paths: no [[paths]]: nothing would flow from a source to a destination",
