@@ -28,6 +28,8 @@ pub enum Command {
     Check(CheckArgs),
     /// Print the counters of a running instance.
     Stats(StatsArgs),
+    /// List the messages set aside as undeliverable, or send them again.
+    Rejects(RejectsArgs),
 }
 
 #[derive(Debug, Args)]
@@ -64,6 +66,32 @@ pub struct StatsArgs {
     pub config: Option<PathBuf>,
     /// The control socket of the running instance.
     #[arg(long, value_name = "PATH")]
+    pub control: Option<PathBuf>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RejectsArgs {
+    /// Read `state_dir` (and, with --replay, the control socket) from this
+    /// config.
+    #[arg(
+        short = 'c',
+        long = "config",
+        value_name = "FILE",
+        conflicts_with_all = ["state_dir", "control"]
+    )]
+    pub config: Option<PathBuf>,
+    /// The state directory whose rejects store (`DIR/rejects`) to list.
+    #[arg(long, value_name = "DIR", conflicts_with = "replay")]
+    pub state_dir: Option<PathBuf>,
+    /// Ask the running instance to deliver DEST's set-aside messages to
+    /// DEST again (what fails again is set aside again).
+    #[arg(long, value_name = "DEST")]
+    pub replay: Option<String>,
+    /// The control socket of the running instance (for --replay).
+    #[arg(long, value_name = "PATH", requires = "replay")]
     pub control: Option<PathBuf>,
     /// Print JSON instead of a table.
     #[arg(long)]

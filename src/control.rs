@@ -3,8 +3,12 @@
 //!
 //! Protocol (one request per connection): the client writes one line,
 //! `stats\n`; the server answers with one JSON document (a
-//! [`Snapshot`](crate::stats::Snapshot)) and a newline, and closes. Any
-//! other line gets `{"error": "..."}`. A request is at most
+//! [`Snapshot`](crate::stats::Snapshot)) and a newline, and closes.
+//! `replay DEST\n` (`logrelay rejects --replay DEST`) starts a replay of
+//! DEST's rejects ([`crate::state::rejects`]) and answers
+//! `{"replay":{"destination":"DEST","files":N,"records":N}}` once the
+//! records are moved aside (the replay goes on in the background). Any
+//! other line, or a replay that cannot start, gets `{"error": "..."}`. A request is at most
 //! [`MAX_REQUEST`] bytes and must arrive within [`REQUEST_TIMEOUT`]; at
 //! most [`MAX_CLIENTS`] are served at once (more are closed at once), so a
 //! stuck or hostile client cannot hold the socket.
@@ -25,6 +29,7 @@ use tokio::net::UnixListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::source::accept::{accept_loop, Accept};
+use crate::state::rejects::{Rejects, ReplayStarted};
 use crate::stats::Snapshot;
 
 /// Longest request line.
@@ -47,6 +52,8 @@ pub enum Error {
     },
     #[error("control socket {path}: the answer is not a stats document: {detail}")]
     BadAnswer { path: PathBuf, detail: String },
+    #[error("control socket {path}: {detail}")]
+    Refused { path: PathBuf, detail: String },
 }
 
 /// A bound control socket.
@@ -56,6 +63,8 @@ pub struct ControlSocket {
     path: PathBuf,
     /// (dev, ino) of the socket file we created.
     id: (u64, u64),
+    /// For `replay` requests.
+    rejects: Option<Rejects>,
 }
 
 impl ControlSocket {
@@ -91,7 +100,14 @@ impl ControlSocket {
             listener,
             path: path.to_path_buf(),
             id: (meta.dev(), meta.ino()),
+            rejects: None,
         })
+    }
+
+    /// Answers `replay DEST` with this store.
+    pub fn with_rejects(mut self, rejects: Rejects) -> ControlSocket {
+        self.rejects = Some(rejects);
+        self
     }
 
     pub fn path(&self) -> &Path {
@@ -113,10 +129,12 @@ impl ControlSocket {
         accept_loop(&self.listener, how, &cancel, |stream, _pid| {
             let snapshot = snapshot.clone();
             let cancel = cancel.clone();
+            let rejects = self.rejects.clone();
             async move {
+                let answering = answer(stream, &*snapshot, rejects.as_ref());
                 tokio::select! {
                     () = cancel.cancelled() => {}
-                    _ = tokio::time::timeout(REQUEST_TIMEOUT, answer(stream, &*snapshot)) => {}
+                    _ = tokio::time::timeout(REQUEST_TIMEOUT, answering) => {}
                 }
             }
         })
@@ -133,6 +151,7 @@ impl ControlSocket {
 async fn answer<F: Fn() -> Snapshot>(
     mut stream: tokio::net::UnixStream,
     snapshot: &F,
+    rejects: Option<&Rejects>,
 ) -> std::io::Result<()> {
     let mut request = Vec::with_capacity(64);
     let mut chunk = [0u8; 64];
@@ -151,7 +170,19 @@ async fn answer<F: Fn() -> Snapshot>(
         b"stats" => {
             serde_json::to_string(&snapshot()).unwrap_or_else(|e| error_json(&e.to_string()))
         }
-        _ => error_json("unknown request: the only one is `stats`"),
+        request => match (request.strip_prefix(b"replay "), rejects) {
+            (Some(dest), Some(rejects)) => {
+                let dest = String::from_utf8_lossy(dest).trim().to_owned();
+                match rejects.replay(&dest).await {
+                    Ok(started) => serde_json::json!({ "replay": {
+                        "destination": dest, "files": started.files, "records": started.records,
+                    }})
+                    .to_string(),
+                    Err(e) => error_json(&e.to_string()),
+                }
+            }
+            _ => error_json("unknown request: `stats` or `replay DEST`"),
+        },
     };
     stream.write_all(reply.as_bytes()).await?;
     stream.write_all(b"\n").await?;
@@ -198,6 +229,46 @@ pub fn query(path: &Path) -> Result<(String, Snapshot), Error> {
     Ok((text, parsed))
 }
 
+/// Asks the instance at `path` to replay `destination`'s rejects
+/// (blocking; `logrelay rejects --replay`): what it took.
+pub fn replay(path: &Path, destination: &str) -> Result<ReplayStarted, Error> {
+    use std::io::{Read, Write};
+    let io = |what: &'static str| {
+        let path = path.to_path_buf();
+        move |source| Error::Io { path, what, source }
+    };
+    let mut stream = std::os::unix::net::UnixStream::connect(path).map_err(io("cannot connect"))?;
+    stream
+        .set_read_timeout(Some(REQUEST_TIMEOUT))
+        .map_err(io("cannot set a timeout"))?;
+    stream
+        .set_write_timeout(Some(REQUEST_TIMEOUT))
+        .map_err(io("cannot set a timeout"))?;
+    let request = format!("replay {}\n", destination.replace(['\n', '\r'], " "));
+    stream
+        .write_all(request.as_bytes())
+        .map_err(io("cannot send"))?;
+    let mut text = String::new();
+    (&mut stream)
+        .take(1 << 20)
+        .read_to_string(&mut text)
+        .map_err(io("cannot read the answer"))?;
+    let value: serde_json::Value = serde_json::from_str(text.trim()).unwrap_or_default();
+    if let Some(started) = value
+        .get("replay")
+        .and_then(|r| serde_json::from_value::<ReplayStarted>(r.clone()).ok())
+    {
+        return Ok(started);
+    }
+    Err(Error::Refused {
+        path: path.to_path_buf(),
+        detail: value.get("error").and_then(|m| m.as_str()).map_or_else(
+            || format!("unexpected answer: {}", text.trim()),
+            str::to_owned,
+        ),
+    })
+}
+
 /// What [`start`] runs next to the pipeline: stopped by cancelling the
 /// token (the control socket file is then removed).
 #[derive(Debug)]
@@ -224,6 +295,7 @@ pub async fn start(
     global: &crate::config::Global,
     mode: crate::config::Mode,
     registry: Arc<crate::stats::Registry>,
+    rejects: Rejects,
 ) -> Result<Observers, crate::metrics::Error> {
     let started = std::time::Instant::now();
     let mode_name = mode.to_string();
@@ -246,7 +318,7 @@ pub async fn start(
     match ControlSocket::bind(&global.control) {
         Ok(socket) => {
             tracing::info!(path = %socket.path().display(), "control socket: `logrelay stats` asks here");
-            tasks.spawn(socket.serve(snapshot, cancel.clone()));
+            tasks.spawn(socket.with_rejects(rejects).serve(snapshot, cancel.clone()));
         }
         Err(e) => tracing::warn!("{e}: `logrelay stats` cannot reach this instance"),
     }

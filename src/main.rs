@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::Parser;
 
-use logrelay::cli::{Cli, Command, RunArgs, StatsArgs};
+use logrelay::cli::{Cli, Command, RejectsArgs, RunArgs, StatsArgs};
 use logrelay::config::{defaults, Config, Mode, Origin};
 use logrelay::pipeline;
 
@@ -24,7 +24,103 @@ fn main() -> ExitCode {
             Err(e) => config_error(&e),
         },
         Command::Stats(args) => stats(&args),
+        Command::Rejects(args) => rejects(&args),
     }
+}
+
+/// `logrelay rejects`: lists the rejects store of `--state-dir`, of the
+/// config of `-c`, or else of the first embedded default's or packaged
+/// config's state directory that has one; `--replay DEST` asks the
+/// running instance (its control socket found as `logrelay stats` finds
+/// it) to send DEST's set-aside messages again.
+fn rejects(args: &RejectsArgs) -> ExitCode {
+    use logrelay::state::rejects;
+    let config = match &args.config {
+        Some(file) => match Config::load(file, Mode::Server) {
+            Ok(config) => Some(config),
+            Err(e) => return config_error(&e),
+        },
+        None => None,
+    };
+    if let Some(dest) = &args.replay {
+        let path = match (&args.control, &config) {
+            (Some(path), _) => path.clone(),
+            (None, Some(config)) => config.global.control.clone(),
+            (None, None) => {
+                let candidates = logrelay::control::default_paths();
+                match candidates.iter().find(|p| p.exists()) {
+                    Some(p) => p.clone(),
+                    None => {
+                        eprintln!("logrelay: rejects: no control socket found: name one with --control PATH or -c FILE");
+                        return ExitCode::from(1);
+                    }
+                }
+            }
+        };
+        return match logrelay::control::replay(&path, dest) {
+            Ok(started) => {
+                if args.json {
+                    println!(
+                        "{}",
+                        serde_json::json!({ "destination": dest, "files": started.files, "records": started.records })
+                    );
+                } else {
+                    println!(
+                        "replaying {} set-aside messages to {dest} ({} files): `logrelay rejects` shows what is left",
+                        started.records, started.files
+                    );
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("logrelay: rejects: {e}");
+                ExitCode::from(1)
+            }
+        };
+    }
+    let state_dir = match (&args.state_dir, &config) {
+        (Some(dir), _) => dir.clone(),
+        (None, Some(config)) => config.global.state_dir.clone(),
+        (None, None) => {
+            let candidates: Vec<std::path::PathBuf> = ["server", "relay", "client"]
+                .iter()
+                .map(|m| std::path::PathBuf::from(format!("./logrelay-data/{m}")))
+                .chain(
+                    ["server", "relay", "client"]
+                        .iter()
+                        .map(|m| std::path::PathBuf::from(format!("/var/lib/logrelay/{m}"))),
+                )
+                .collect();
+            match candidates.iter().find(|d| d.join("rejects").is_dir()) {
+                Some(dir) => dir.clone(),
+                None => {
+                    let list: Vec<String> =
+                        candidates.iter().map(|p| p.display().to_string()).collect();
+                    eprintln!(
+                        "logrelay: rejects: no rejects store in {}: name the state directory with --state-dir DIR or -c FILE",
+                        list.join(", ")
+                    );
+                    return ExitCode::from(1);
+                }
+            }
+        }
+    };
+    let dir = state_dir.join("rejects");
+    let rows = match rejects::summarize(&dir) {
+        Ok(rows) => rows,
+        Err(e) => {
+            eprintln!("logrelay: rejects: {}: {e}", dir.display());
+            return ExitCode::from(1);
+        }
+    };
+    if args.json {
+        println!("{}", serde_json::to_string(&rows).unwrap_or_default());
+    } else if rows.is_empty() {
+        println!("no messages set aside ({})", dir.display());
+    } else {
+        print!("{}", rejects::table(&rows));
+    }
+    ExitCode::SUCCESS
 }
 
 /// `logrelay stats`: asks the control socket of `--control`, of the

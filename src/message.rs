@@ -524,6 +524,17 @@ impl Ack {
     }
 }
 
+impl Drop for Ack {
+    fn drop(&mut self) {
+        // A clone dropped while its thread unwinds from a panic was never
+        // delivered: the writer died holding it (and a dropped clone
+        // otherwise counts as delivered).
+        if std::thread::panicking() {
+            self.fail();
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -611,6 +622,19 @@ mod tests {
         assert!(rx.try_recv().is_err(), "one clone is still out");
         drop(copy);
         assert_eq!(rx.try_recv(), Ok(AckStatus::Delivered));
+    }
+
+    #[test]
+    fn an_ack_dropped_by_a_panicking_thread_fails() {
+        let (ack, mut rx) = Ack::new();
+        let held = ack.clone();
+        let thread = std::thread::spawn(move || {
+            let _held = held;
+            panic!("writer died");
+        });
+        assert!(thread.join().is_err());
+        drop(ack);
+        assert_eq!(rx.try_recv(), Ok(AckStatus::Failed));
     }
 
     #[test]

@@ -11,8 +11,8 @@
 //! field appears on [`Counters`], and in the JSON, the table, the
 //! Prometheus text (`logrelay_NAME_total{component,role,type}`, gauges
 //! without `_total`) and the log lines with no other change. A destination
-//! counter named `dropped_*` (like `written`) takes messages out of the
-//! derived `queued_messages` gauge.
+//! counter named `dropped_*` or `rejected_*` (like `written`) takes
+//! messages out of the derived `queued_messages` gauge.
 //!
 //! Connected peers (tcp, relp, unix_stream) are listed per source:
 //! address, connected since, last seen, messages; a closed connection
@@ -144,9 +144,15 @@ counters! {
     dropped_when_full: DESTINATION, false, "Disk buffer: messages dropped because it was full (when_full = \"drop_newest\") or they could never fit.";
     corrupt_segments: DESTINATION, false, "Disk buffer: segments set aside as corrupt (start-up) or cut short by damage found while reading.";
     duplicates: DESTINATION, false, "Databases: messages already stored (same origin id), not stored again.";
-    dropped_rejected_rows: DESTINATION, false, "Databases: rows refused even after repair (kept in the rejects file).";
+    retries: DESTINATION, false, "Attempts made again after a transient failure (disk full, read-only, database or server down, timeout).";
+    state: DESTINATION, true, "0: delivering; 1: retrying after a transient failure (the messages wait, sources are slowed).";
+    rejected_path: DESTINATION, false, "Set aside (rejects store): the file system refuses the name a template rendered.";
+    rejected_row: DESTINATION, false, "Set aside (rejects store): the database refuses the row even after repair.";
+    rejected_peer: DESTINATION, false, "Set aside (rejects store): the next tier refused the message (RELP rsp other than 200).";
+    rejected_too_large: DESTINATION, false, "Set aside (rejects store): larger than the disk buffer can ever hold.";
+    rejects_dropped: DESTINATION, false, "Set aside but not kept: the rejects store was full (rejects_max_bytes) or could not be written.";
     queued_bytes: DESTINATION, true, "Bytes (as received) of the messages waiting in the destination's input queue.";
-    queued_messages: DESTINATION, true, "Messages routed to the destination and not yet written, recognised as duplicates or dropped.";
+    queued_messages: DESTINATION, true, "Messages routed to the destination and not yet written, recognised as duplicates, dropped or set aside.";
 }
 
 /// Index of `queued_messages` in [`COUNTERS`] (derived, see [`Counters::values`]).
@@ -177,7 +183,8 @@ impl Counters {
 
     /// `(name, value)` of every counter that applies to this component's
     /// role, in [`COUNTERS`] order. `queued_messages` of a destination is
-    /// derived: received - written - dropped_* (never below zero).
+    /// derived: received - written - duplicates - dropped_* - rejected_*
+    /// (never below zero).
     pub fn values(&self) -> Vec<(&'static str, u64)> {
         let mut stored = self.stored();
         if self.role == "destination" {
@@ -187,7 +194,8 @@ impl Counters {
                     if info.roles & DESTINATION != 0
                         && (info.name == "written"
                             || info.name == "duplicates"
-                            || info.name.starts_with("dropped_"))
+                            || info.name.starts_with("dropped_")
+                            || info.name.starts_with("rejected_"))
                     {
                         out = out.saturating_add(*v);
                     }

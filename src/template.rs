@@ -49,7 +49,13 @@
 //!   leave the directory the template's author wrote (`${HOST}` =
 //!   `../../x` gives `.._.._x`). `\` is replaced too, although it is an
 //!   ordinary byte on Unix, so the same name is safe on every platform and
-//!   in tools that treat it as an escape.
+//!   in tools that treat it as an escape. Then every component of the
+//!   rendered part of the path (from the template's static directory on)
+//!   longer than [`MAX_COMPONENT`] (255) bytes is cut: its first bytes (at
+//!   a UTF-8 boundary), `~`, 16 hex digits of the FNV-1a 64 hash of the
+//!   whole component, and its extension when it has a short one (`.log`),
+//!   255 bytes at most. Distinct long values stay distinct, and a long
+//!   host no longer makes a name the file system refuses.
 //! - [`Template::static_prefix`] / [`Template::static_dir`]: the literal
 //!   text before the first macro and its directory part, which a file
 //!   destination can create and confine itself to.
@@ -229,8 +235,10 @@ impl Template {
     }
 
     /// Appends the template for `msg` to `out` as a file path: every macro
-    /// value is made path-safe (see the module doc), literals are kept.
+    /// value is made path-safe and every rendered component is at most
+    /// [`MAX_COMPONENT`] bytes (see the module doc); literals are kept.
     pub fn render_path(&self, msg: &Message, out: &mut Vec<u8>) {
+        let begin = out.len();
         for piece in &self.pieces {
             match piece {
                 Piece::Literal(bytes) => out.extend_from_slice(bytes),
@@ -240,6 +248,10 @@ impl Template {
                     make_path_safe(out, start);
                 }
             }
+        }
+        // No component can be longer than the whole: most paths skip this.
+        if out.len() - begin > MAX_COMPONENT {
+            bound_components(out, begin + self.static_dir().len());
         }
     }
 
@@ -388,6 +400,54 @@ fn write_param_value(out: &mut Vec<u8>, value: &[u8], text: fn(&mut Vec<u8>, &[u
 
 /// Makes `out[start..]`, one macro value, safe as (part of) a path
 /// component.
+/// The longest file name component a file system takes (`NAME_MAX`).
+pub const MAX_COMPONENT: usize = 255;
+/// Hex digits of the hash that keeps distinct long components distinct.
+const HASH_DIGITS: usize = 16;
+
+/// Cuts every component of `out[from..]` longer than [`MAX_COMPONENT`]
+/// (see the module doc).
+fn bound_components(out: &mut Vec<u8>, from: usize) {
+    if from > out.len() {
+        return;
+    }
+    let rendered = out.split_off(from);
+    for (i, component) in rendered.split(|&b| b == b'/').enumerate() {
+        if i > 0 {
+            out.push(b'/');
+        }
+        if component.len() <= MAX_COMPONENT {
+            out.extend_from_slice(component);
+            continue;
+        }
+        // A short extension (`.log`) stays, so rotation patterns still match.
+        let ext = match memchr::memrchr(b'.', component) {
+            Some(dot) if component.len() - dot <= HASH_DIGITS => &component[dot..],
+            _ => b"",
+        };
+        let mut keep = MAX_COMPONENT - 1 - HASH_DIGITS - ext.len();
+        // Not inside a UTF-8 sequence.
+        while keep > 0 && component[keep] & 0xc0 == 0x80 {
+            keep -= 1;
+        }
+        out.extend_from_slice(&component[..keep]);
+        out.push(b'~');
+        let _ = write!(out, "{:016x}", fnv1a64(component));
+        out.extend_from_slice(ext);
+    }
+}
+
+/// FNV-1a, 64 bits: the same on every build and run, so a long host
+/// always lands in the same file.
+fn fnv1a64(bytes: &[u8]) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in bytes {
+        hash ^= u64::from(b);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    hash
+}
+
 fn make_path_safe(out: &mut Vec<u8>, start: usize) {
     let Some(value) = out.get_mut(start..) else {
         return;
@@ -598,6 +658,55 @@ mod tests {
         // SD values with a slash.
         m.structured_data[0].params[0].1 = Bytes::from_static(b"x/../y");
         assert_eq!(render_path("/d/${SDATA}", &m), b"/d/[meta@1 k=\"x_.._y\"]");
+    }
+
+    #[test]
+    fn long_components_are_cut_with_a_hash() {
+        let mut m = msg();
+        let t = Template::compile("/var/log/r/${HOST}/${PROGRAM}.log", TimeZone::Utc).expect("t");
+        let render = |t: &Template, m: &Message| {
+            let mut out = b"prefix:".to_vec();
+            t.render_path(m, &mut out);
+            out.split_off(7)
+        };
+        let long_a = vec![b'a'; 300];
+        let mut long_b = long_a.clone();
+        long_b[299] = b'b';
+        m.host = Bytes::from(long_a.clone());
+        m.program = Bytes::from(vec![b'p'; 400]);
+        let a = render(&t, &m);
+        let parts: Vec<&[u8]> = a.split(|&b| b == b'/').collect();
+        assert_eq!(&parts[..4], [&b""[..], b"var", b"log", b"r"]);
+        assert_eq!(parts[4].len(), 255);
+        assert_eq!(&parts[4][..238], &long_a[..238]);
+        assert_eq!(parts[4][238], b'~');
+        assert_eq!(parts[5].len(), 255);
+        assert!(
+            parts[5].ends_with(b".log"),
+            "{}",
+            String::from_utf8_lossy(parts[5])
+        );
+        // The same value, the same name; another value, another name.
+        assert_eq!(render(&t, &m), a);
+        m.host = Bytes::from(long_b);
+        let b = render(&t, &m);
+        assert_ne!(b.split(|&c| c == b'/').nth(4), Some(parts[4]));
+        // Never inside a UTF-8 character.
+        m.host = Bytes::from("é".repeat(200));
+        let c = render(&t, &m);
+        let host = c.split(|&b| b == b'/').nth(4).expect("host");
+        assert!(host.len() <= 255);
+        assert!(std::str::from_utf8(host).is_ok());
+        // Short paths are untouched, and so is the author's literal text.
+        m.host = Bytes::from_static(b"web-1");
+        m.program = Bytes::from_static(b"sshd");
+        assert_eq!(render(&t, &m), b"/var/log/r/web-1/sshd.log");
+        let lit = format!("/{}/${{HOST}}", "d".repeat(300));
+        let t = Template::compile(&lit, TimeZone::Utc).expect("t");
+        assert_eq!(
+            render(&t, &m),
+            format!("/{}/web-1", "d".repeat(300)).into_bytes()
+        );
     }
 
     #[test]

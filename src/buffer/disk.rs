@@ -479,10 +479,23 @@ impl DiskBuffer {
 
     /// Appends records in order, as many as fit within `max_bytes`; returns
     /// how many. Durable only after [`DiskBuffer::sync`].
+    ///
+    /// A write error after some records were written returns how many
+    /// were (the caller holds the rest); an error before any was written
+    /// is returned as such. Nothing half-written stays in a segment.
     pub fn append<P: AsRef<[u8]>>(&mut self, records: &[P]) -> io::Result<usize> {
         let mut out = Vec::new();
         let mut pending = 0u64;
         let mut taken = 0;
+        // Records written to the segment file so far.
+        let mut appended = 0usize;
+        let partial = |appended: usize, e: io::Error| {
+            if appended > 0 {
+                Ok(appended)
+            } else {
+                Err(e)
+            }
+        };
         for payload in records {
             let payload = payload.as_ref();
             let size = RECORD_HEADER + payload.len() as u64;
@@ -511,16 +524,23 @@ impl DiskBuffer {
                 break;
             }
             if rotate {
-                self.flush(&mut out, pending)?;
+                if let Err(e) = self.flush(&mut out, pending) {
+                    return partial(appended, e);
+                }
+                appended += pending as usize;
                 pending = 0;
-                self.rotate()?;
+                if let Err(e) = self.rotate() {
+                    return partial(appended, e);
+                }
             }
             encode_record(self.next_seq + pending, payload, &mut out);
             pending += 1;
             taken += 1;
         }
-        self.flush(&mut out, pending)?;
-        Ok(taken)
+        match self.flush(&mut out, pending) {
+            Ok(()) => Ok(taken),
+            Err(e) => partial(appended, e),
+        }
     }
 
     /// Writes the `count` encoded records in `out` to the last segment.

@@ -13,8 +13,15 @@
 //!   batch and takes no more batches until acknowledgements free a segment
 //!   (the channel fills, sources wait); `"drop_newest"` drops the records
 //!   that do not fit, counted in `dropped_when_full` (their acks are
-//!   released: the drop is the configured outcome, not a failure). A write
-//!   or fsync error fails the acks (sources send again).
+//!   released: the drop is the configured outcome, not a failure). A
+//!   message larger than the whole buffer can never be stored: it is set
+//!   aside in the rejects store (reason `too_large`), so it never blocks
+//!   the buffer. A write error (disk full, read-only: transient,
+//!   [`crate::dest::delivery`]) keeps the records that were not written,
+//!   takes no more batches, and tries again after a backoff; nothing half
+//!   written stays in a segment ([`DiskBuffer::append`]). An fsync error
+//!   fails the acks of what it should have made durable (the sources send
+//!   it again: after a failed fsync the kernel may have dropped the data).
 //! - an acknowledgement (a record's seq) from the sender, once the record
 //!   is delivered: see [`DiskBuffer::acknowledge`].
 //! - room in the bounded channel of records for the sender: the thread
@@ -35,9 +42,11 @@ use tokio::time::Instant;
 
 use super::disk::{DiskBuffer, Limits};
 use crate::config::{DiskBufferConfig, FsyncPolicy, WhenFull};
+use crate::dest::delivery::{self, Code, Face, Failure, Reason, SetAside, Stage};
 use crate::dest::inbox::Inbox;
 use crate::message::{Ack, Batch, Message};
-use crate::stats::{Counters, DropReason};
+use crate::state::rejects::Rejects;
+use crate::stats::Counters;
 
 /// Records per chunk handed to the sender, at most.
 pub const CHUNK_RECORDS: usize = 1024;
@@ -90,6 +99,7 @@ impl Spool {
         name: Arc<str>,
         config: DiskBufferConfig,
         counters: Arc<Counters>,
+        rejects: Rejects,
         input: Inbox,
         encode: Encoder,
     ) -> io::Result<Spool> {
@@ -100,10 +110,18 @@ impl Spool {
         let thread = std::thread::Builder::new()
             .name(format!("spool-{name}"))
             .spawn(move || {
+                let face = Face::new(
+                    name.clone(),
+                    counters.clone(),
+                    rejects,
+                    delivery::DISK_MAX_BACKOFF,
+                );
                 let worker = Worker {
                     name,
                     config,
                     counters,
+                    face,
+                    retry_at: None,
                     input,
                     encode,
                     records_tx: Some(records_tx),
@@ -159,6 +177,10 @@ struct Worker {
     name: Arc<str>,
     config: DiskBufferConfig,
     counters: Arc<Counters>,
+    /// Retries of failed writes, and the rejects store.
+    face: Face,
+    /// When to try held records again after a write error.
+    retry_at: Option<Instant>,
     input: Inbox,
     encode: Encoder,
     records_tx: Option<mpsc::Sender<Vec<Record>>>,
@@ -182,6 +204,7 @@ enum Job {
     /// Room for a chunk, or `false`: the sender is gone.
     Room(bool),
     SyncDue,
+    RetryDue,
 }
 
 impl Worker {
@@ -239,6 +262,7 @@ impl Worker {
                 Some(Ok(batch)) => Job::Batch(batch),
                 _ => {
                     let sync_at = self.sync_at;
+                    let retry_at = self.retry_at;
                     let input = &mut self.input;
                     let acks = &mut self.acks;
                     let tx = self.records_tx.clone();
@@ -248,6 +272,7 @@ impl Worker {
                             seq = acks.recv(), if acks_open => seq.map_or(Job::AcksClosed, Job::Ack),
                             open = async { match &tx { Some(tx) => tx.reserve().await.is_ok(), None => std::future::pending().await } }, if want_room => Job::Room(open),
                             () = async { if let Some(at) = sync_at { tokio::time::sleep_until(at).await } }, if sync_at.is_some() => Job::SyncDue,
+                            () = async { if let Some(at) = retry_at { tokio::time::sleep_until(at).await } }, if retry_at.is_some() => Job::RetryDue,
                         }
                     })
                 }
@@ -294,6 +319,15 @@ impl Worker {
                 Job::SyncDue => {
                     self.sync_at = None;
                     self.sync(&mut buffer);
+                }
+                Job::RetryDue => {
+                    self.retry_at = None;
+                    if let Some(held) = self.held.take() {
+                        self.store(&mut buffer, held.records, held.acks);
+                        if self.held.is_none() {
+                            self.sync(&mut buffer);
+                        }
+                    }
                 }
             }
         }
@@ -361,20 +395,30 @@ impl Worker {
     fn store_batch(&mut self, buffer: &mut DiskBuffer, batch: Batch) {
         let mut records = Vec::with_capacity(batch.len());
         let mut acks = Vec::with_capacity(batch.len());
-        let mut too_large = 0;
+        let mut aside: SetAside = SetAside::default();
         for mut msg in batch.messages {
             let mut record = Vec::with_capacity(256);
             (self.encode)(&msg, &mut record);
             if !buffer.fits_ever(record.len()) {
-                too_large += 1;
-                continue; // its ack goes: dropped on purpose, counted
+                // It could never be stored: a poison for the buffer.
+                let failure = Failure::new(
+                    Reason::TooLarge,
+                    Code::None,
+                    format!(
+                        "a record of {} bytes does not fit a disk buffer of {} bytes",
+                        record.len(),
+                        self.config.max_bytes
+                    ),
+                );
+                let ack = msg.ack.take();
+                aside.push(&self.name, &msg, &failure, ack);
+                continue;
             }
             acks.push(msg.ack.take());
             records.push(record);
         }
-        if too_large > 0 {
-            Counters::add(&self.counters.dropped_when_full, too_large);
-            tracing::warn!(destination = %self.name, messages = too_large, "messages larger than the disk buffer dropped");
+        if !aside.is_empty() {
+            drop(self.face.set_aside(aside));
         }
         self.store(buffer, records, acks);
     }
@@ -386,19 +430,41 @@ impl Worker {
         mut records: Vec<Vec<u8>>,
         mut acks: Vec<Option<Ack>>,
     ) {
-        let appended = buffer.append(&records);
-        self.show_size(buffer);
-        let taken = match appended {
-            Ok(n) => n,
-            Err(e) => {
-                tracing::error!(destination = %self.name, error = %e, messages = records.len(), "disk buffer write failed: the messages are not stored (their sources send them again)");
-                for ack in acks.iter().flatten() {
-                    ack.fail();
+        // Appends until everything is in, the buffer is full (nothing
+        // more taken) or a write fails.
+        let mut taken = 0;
+        let mut error = None;
+        while taken < records.len() {
+            match buffer.append(&records[taken..]) {
+                Ok(0) => break,
+                Ok(n) => taken += n,
+                Err(e) => {
+                    error = Some(e);
+                    break;
                 }
-                self.counters.dropped(DropReason::Io, records.len() as u64);
-                return;
             }
-        };
+        }
+        self.show_size(buffer);
+        if let Some(e) = error {
+            // What was not written is held and tried again after a
+            // backoff: the sources wait meanwhile.
+            let failure = Failure::io(&e, Stage::FixedPath, &self.config.path.display());
+            let delay = self.face.failed(&failure);
+            self.retry_at = Some(Instant::now() + delay);
+            let rest_records = records.split_off(taken);
+            let rest_acks = acks.split_off(taken);
+            self.unsynced_records += taken as u64;
+            self.unsynced_bytes += records.iter().map(|r| r.len() as u64).sum::<u64>();
+            self.unsynced.extend(acks.into_iter().flatten());
+            self.held = Some(Held {
+                records: rest_records,
+                acks: rest_acks,
+            });
+            return;
+        }
+        if self.face.is_failing() {
+            self.face.succeeded();
+        }
         let rest_records = records.split_off(taken);
         let rest_acks = acks.split_off(taken);
         self.unsynced_records += taken as u64;

@@ -78,6 +78,9 @@ pub enum Pick {
 #[derive(Debug)]
 pub struct Servers {
     name: std::sync::Arc<str>,
+    /// `retries` (a failed connect or a broken connection) and the
+    /// `state` gauge (1 while every server is down).
+    counters: Option<std::sync::Arc<crate::stats::Counters>>,
     addrs: Vec<ServerAddr>,
     balance: Balance,
     health: Vec<Health>,
@@ -106,6 +109,7 @@ impl Servers {
         let n = addrs.len();
         Servers {
             name,
+            counters: None,
             addrs,
             balance,
             health: vec![Health::Unknown; n],
@@ -114,6 +118,21 @@ impl Servers {
                 .collect(),
             ring,
             next_rr: 0,
+        }
+    }
+
+    /// Counts retries and shows the state in `counters`.
+    pub fn with_counters(mut self, counters: std::sync::Arc<crate::stats::Counters>) -> Servers {
+        self.counters = Some(counters);
+        self
+    }
+
+    /// Updates the `state` gauge: 1 (retrying) while no server is usable.
+    fn show_state(&self) {
+        if let Some(c) = &self.counters {
+            let down = self.health.iter().all(|h| matches!(h, Health::Down { .. }));
+            c.state
+                .store(u64::from(down), std::sync::atomic::Ordering::Relaxed);
         }
     }
 
@@ -213,6 +232,7 @@ impl Servers {
         }
         self.health[i] = Health::Up;
         self.backoff[i].reset();
+        self.show_state();
     }
 
     /// A connection ended quietly (idle close, `serverclose` with nothing
@@ -231,6 +251,10 @@ impl Servers {
         self.health[i] = Health::Down {
             retry_at: Instant::now() + delay,
         };
+        if let Some(c) = &self.counters {
+            crate::stats::Counters::add(&c.retries, 1);
+        }
+        self.show_state();
         match was {
             Health::Down { .. } => {
                 tracing::debug!(destination = %self.name, server = %self.addrs[i], error = why, retry_in = ?delay, "server still down")

@@ -24,6 +24,11 @@
 //! - [`Face`]: a destination's transient state: the `retries` counter, the
 //!   `state` gauge (0 delivering, 1 retrying), one log line when a
 //!   destination starts failing and one when it delivers again.
+//! - [`SetAside`]: what a permanent failure took out of the stream: stored
+//!   durably in the rejects store ([`crate::state::rejects`]) and counted
+//!   by reason (`rejected_path`, `rejected_row`, `rejected_peer`,
+//!   `rejected_too_large`; `rejects_dropped` when the store cannot keep
+//!   it) before the messages' acks are released.
 //! - [`on_thread`]: the writer thread of the file and SQLite destinations
 //!   (blocking I/O never on an async thread).
 //! - [`Accumulator`]: the databases' batches (every batch already queued,
@@ -85,7 +90,8 @@ use tokio::time::Instant;
 
 use super::inbox::Inbox;
 use super::Error;
-use crate::message::Message;
+use crate::message::{Ack, Message};
+use crate::state::rejects::{Record, Rejects};
 use crate::stats::Counters;
 
 /// What a failure means for the messages it hit.
@@ -473,6 +479,7 @@ impl Backoff {
 pub struct Face {
     name: Arc<str>,
     counters: Arc<Counters>,
+    rejects: Rejects,
     backoff: Backoff,
     /// Since when, and after which failure, the destination is retrying.
     failing: Option<(Instant, Reason)>,
@@ -481,12 +488,21 @@ pub struct Face {
 
 /// The first retry delay of a destination.
 pub const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+/// The longest retry delay of the file and SQLite destinations: a local
+/// disk is cheap to try, and "space was freed" should show within seconds.
+pub const DISK_MAX_BACKOFF: Duration = Duration::from_secs(5);
 
 impl Face {
-    pub fn new(name: Arc<str>, counters: Arc<Counters>, max_backoff: Duration) -> Face {
+    pub fn new(
+        name: Arc<str>,
+        counters: Arc<Counters>,
+        rejects: Rejects,
+        max_backoff: Duration,
+    ) -> Face {
         Face {
             name,
             counters,
+            rejects,
             backoff: Backoff::new(FIRST_BACKOFF, max_backoff),
             failing: None,
             attempts: 0,
@@ -501,6 +517,16 @@ impl Face {
         &self.counters
     }
 
+    pub fn rejects(&self) -> &Rejects {
+        &self.rejects
+    }
+
+    /// Stores what was set aside (blocking: call it from a writer thread
+    /// or `spawn_blocking`) and hands back what to release.
+    pub fn set_aside<R>(&self, aside: SetAside<R>) -> Vec<R> {
+        aside.store(&self.rejects, &self.name, &self.counters)
+    }
+
     /// Whether the last attempt failed transiently.
     pub fn is_failing(&self) -> bool {
         self.failing.is_some()
@@ -512,6 +538,7 @@ impl Face {
     pub fn failed(&mut self, failure: &Failure) -> Duration {
         let delay = self.backoff.next_delay();
         self.attempts += 1;
+        Counters::add(&self.counters.retries, 1);
         match self.failing {
             Some((_, reason)) if reason == failure.reason => {
                 tracing::debug!(destination = %self.name, reason = %failure.reason, code = %failure.code, error = %failure.detail, attempts = self.attempts, retry_in = ?delay, "still failing");
@@ -520,6 +547,7 @@ impl Face {
                 tracing::warn!(destination = %self.name, reason = %failure.reason, code = %failure.code, error = %failure.detail, retry_in = ?delay, "cannot deliver: holding the messages and trying again (sources wait meanwhile)");
                 let since = self.failing.map_or_else(Instant::now, |(since, _)| since);
                 self.failing = Some((since, failure.reason));
+                self.counters.state.store(1, Ordering::Relaxed);
             }
         }
         delay
@@ -529,6 +557,7 @@ impl Face {
     pub fn succeeded(&mut self) {
         if let Some((since, _)) = self.failing.take() {
             tracing::info!(destination = %self.name, retries = self.attempts, after = ?since.elapsed(), "delivering again");
+            self.counters.state.store(0, Ordering::Relaxed);
         }
         self.attempts = 0;
         self.backoff.reset();
@@ -553,6 +582,96 @@ impl Face {
                 }
             }
         }
+    }
+}
+
+/// Messages a permanent failure took out of the stream, waiting to be
+/// stored in the rejects store; what releases each one (its [`Ack`], or a
+/// forwarding destination's pending message) is handed back once they are
+/// durable there ([`SetAside::store`]).
+#[derive(Debug)]
+pub struct SetAside<R = Ack> {
+    records: Vec<Vec<u8>>,
+    reasons: Vec<Reason>,
+    releases: Vec<R>,
+    /// The first failure, for the log line.
+    first: Option<Failure>,
+}
+
+impl<R> Default for SetAside<R> {
+    fn default() -> SetAside<R> {
+        SetAside {
+            records: Vec::new(),
+            reasons: Vec::new(),
+            releases: Vec::new(),
+            first: None,
+        }
+    }
+}
+
+impl<R> SetAside<R> {
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    /// Sets `msg` aside for `failure` (a permanent one), to be released
+    /// through `release`.
+    pub fn push(
+        &mut self,
+        destination: &str,
+        msg: &Message,
+        failure: &Failure,
+        release: Option<R>,
+    ) {
+        self.records
+            .push(Record::new(destination, failure, msg).encode());
+        self.reasons.push(failure.reason);
+        self.releases.extend(release);
+        if self.first.is_none() {
+            self.first = Some(failure.clone());
+        }
+    }
+
+    /// Writes the records durably, counts them by reason (and what the
+    /// store could not keep), logs once, and returns what to release:
+    /// whether kept or not, a poison message never blocks.
+    pub fn store(self, rejects: &Rejects, name: &str, counters: &Counters) -> Vec<R> {
+        let SetAside {
+            records,
+            reasons,
+            releases,
+            first,
+        } = self;
+        if records.is_empty() {
+            return releases;
+        }
+        for reason in &reasons {
+            let counter = match reason {
+                Reason::PathRefused => &counters.rejected_path,
+                Reason::RowRefused => &counters.rejected_row,
+                Reason::PeerRefused => &counters.rejected_peer,
+                Reason::TooLarge => &counters.rejected_too_large,
+                // Transient reasons never set a message aside.
+                _ => continue,
+            };
+            Counters::add(counter, 1);
+        }
+        let kept = match rejects.put(name, &records) {
+            Ok(kept) => kept,
+            Err(e) => {
+                tracing::error!(destination = name, error = %e, messages = records.len(), "cannot write to the rejects store: the messages set aside are not kept (only counted)");
+                0
+            }
+        };
+        Counters::add(&counters.rejects_dropped, (records.len() - kept) as u64);
+        if let Some(failure) = first {
+            tracing::warn!(destination = name, reason = %failure.reason, code = %failure.code, error = %failure.detail, messages = records.len(), kept, "undeliverable: set aside in the rejects store, acknowledged, going on");
+        }
+        releases
     }
 }
 
@@ -844,7 +963,14 @@ mod tests {
     fn face_counts_retries_and_logs_state_changes() {
         let counters =
             crate::stats::Registry::default().component("d".into(), "destination", "file");
-        let mut face = Face::new("d".into(), counters.clone(), Duration::from_millis(2));
+        let dir = tempfile::tempdir().expect("tmp");
+        let rejects = Rejects::open(dir.path().join("rejects"), u64::MAX);
+        let mut face = Face::new(
+            "d".into(),
+            counters.clone(),
+            rejects,
+            Duration::from_millis(2),
+        );
         let mut left = 3;
         let result = face.retry_blocking(|| {
             if left == 0 {
@@ -858,6 +984,8 @@ mod tests {
             ))
         });
         assert_eq!(result, Ok(7));
+        assert_eq!(counters.retries.load(Ordering::Relaxed), 3);
+        assert_eq!(counters.state.load(Ordering::Relaxed), 0);
         assert!(!face.is_failing());
         let result: Result<(), Failure> = face.retry_blocking(|| {
             Err(Failure::new(
@@ -867,9 +995,44 @@ mod tests {
             ))
         });
         assert_eq!(result.map_err(|f| f.reason), Err(Reason::PathRefused));
+        assert_eq!(counters.retries.load(Ordering::Relaxed), 3);
         face.failed(&Failure::new(Reason::ReadOnly, Code::None, "ro"));
+        assert_eq!(counters.state.load(Ordering::Relaxed), 1);
         assert!(face.is_failing());
         face.succeeded();
+        assert_eq!(counters.state.load(Ordering::Relaxed), 0);
         assert!(!face.is_failing());
+    }
+
+    #[test]
+    fn set_aside_stores_counts_and_releases_even_when_full() {
+        let counters =
+            crate::stats::Registry::default().component("d".into(), "destination", "file");
+        let dir = tempfile::tempdir().expect("tmp");
+        let msg = Message::new(
+            bytes::Bytes::from_static(b"poison"),
+            chrono::Utc::now(),
+            "s".into(),
+        );
+        let failure = Failure::new(Reason::PathRefused, Code::Errno(libc::EISDIR), "dir");
+        let one = Record::new("d", &failure, &msg).encode().len() as u64;
+        let rejects = Rejects::open(dir.path().join("rejects"), one);
+        let mut aside: SetAside<u32> = SetAside::default();
+        aside.push("d", &msg, &failure, Some(1));
+        aside.push("d", &msg, &failure, Some(2));
+        let row = Failure::new(Reason::RowRefused, Code::SqlState("22021".into()), "row");
+        aside.push("d", &msg, &row, None);
+        assert_eq!(aside.len(), 3);
+        let released = aside.store(&rejects, "d", &counters);
+        assert_eq!(released, [1, 2]);
+        assert_eq!(counters.rejected_path.load(Ordering::Relaxed), 2);
+        assert_eq!(counters.rejected_row.load(Ordering::Relaxed), 1);
+        assert_eq!(counters.rejects_dropped.load(Ordering::Relaxed), 2);
+        let rows = crate::state::rejects::summarize(rejects.dir()).expect("summary");
+        assert_eq!(rows.len(), 1);
+        assert_eq!(
+            (rows[0].reason.as_str(), rows[0].count),
+            ("path_refused", 1)
+        );
     }
 }

@@ -31,10 +31,14 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
-use super::{delivery, render, Error};
+use bytes::Bytes;
+
+use super::delivery::{self, Code, Face, Failure, Reason, SetAside, Stage};
+use super::{render, Error};
 use crate::config::FileDestConfig;
 use crate::dest::inbox::Inbox;
-use crate::message::{Ack, Batch};
+use crate::message::{Ack, Batch, Message};
+use crate::state::rejects::Rejects;
 use crate::stats::{Counters, DropReason};
 
 #[derive(Debug)]
@@ -43,6 +47,7 @@ pub struct FileDest {
     config: FileDestConfig,
     counters: Arc<Counters>,
     reopen: watch::Receiver<u64>,
+    rejects: Rejects,
 }
 
 impl FileDest {
@@ -51,12 +56,14 @@ impl FileDest {
         config: FileDestConfig,
         counters: Arc<Counters>,
         reopen: watch::Receiver<u64>,
+        rejects: Rejects,
     ) -> FileDest {
         FileDest {
             name,
             config,
             counters,
             reopen,
+            rejects,
         }
     }
 
@@ -72,9 +79,10 @@ impl FileDest {
             config,
             counters,
             mut reopen,
+            rejects,
         } = self;
         let idle = config.idle_timeout;
-        let mut writer = Writer::new(name, config, counters);
+        let mut writer = Writer::new(name, config, counters, rejects);
         // Sweep for idle files a few times per idle_timeout.
         let sweep = (idle / 4).clamp(Duration::from_millis(100), Duration::from_secs(5));
         let mut ticker = handle.block_on(async {
@@ -165,24 +173,43 @@ impl Group {
     }
 }
 
-/// The blocking side: the open-file cache and the batch writer.
+/// What a rendered path stands for within one flush window.
+#[derive(Clone, Copy)]
+enum Slot {
+    /// Records gather in `pending[i]`.
+    Group(usize),
+    /// The file system refused it: `refused[i]` says why.
+    Refused(usize),
+}
+
+/// The blocking side: the batch writer, its files and its delivery face.
 struct Writer {
     name: Arc<str>,
-    config: FileDestConfig,
+    output: crate::config::Output,
+    face: Face,
+    files: Files,
     counters: Arc<Counters>,
     /// The whole path when the template has no macro.
     static_path: Option<PathBuf>,
-    /// Rendered paths must stay below this directory.
-    prefix: PathBuf,
-    owner: Option<(Option<u32>, Option<u32>)>,
-    files: HashMap<PathBuf, OpenFile>,
     path_buf: Vec<u8>,
     /// Records not yet written, per file, with their acks.
     pending: Vec<Group>,
-    /// Rendered path bytes -> index in `pending`. A path is checked once,
-    /// when its group is made, not once per message.
-    index: HashMap<Vec<u8>, usize>,
+    /// Rendered path bytes -> its slot. A path is checked (and its file
+    /// opened) once per flush window, not once per message.
+    index: HashMap<Vec<u8>, Slot>,
+    refused: Vec<Failure>,
     pending_bytes: usize,
+}
+
+/// The open-file cache and the I/O of one file destination.
+struct Files {
+    config: FileDestConfig,
+    /// Rendered paths must stay below this directory; what a template
+    /// renders below it is the message's (see [`Stage`]).
+    prefix: PathBuf,
+    is_static: bool,
+    owner: Option<(Option<u32>, Option<u32>)>,
+    open: HashMap<PathBuf, OpenFile>,
 }
 
 /// A file's records are written once they reach this size...
@@ -191,7 +218,12 @@ const FILE_FLUSH_BYTES: usize = 64 * 1024;
 const TOTAL_FLUSH_BYTES: usize = 4 * 1024 * 1024;
 
 impl Writer {
-    fn new(name: Arc<str>, config: FileDestConfig, counters: Arc<Counters>) -> Writer {
+    fn new(
+        name: Arc<str>,
+        config: FileDestConfig,
+        counters: Arc<Counters>,
+        rejects: Rejects,
+    ) -> Writer {
         let template = &config.path;
         let bytes_path = |b: &[u8]| PathBuf::from(OsStr::from_bytes(b));
         let static_path = template
@@ -199,24 +231,38 @@ impl Writer {
             .then(|| bytes_path(template.static_prefix()));
         let prefix = bytes_path(template.static_dir());
         let owner = resolve_owner(&name, config.owner.as_deref(), config.group.as_deref());
+        let face = Face::new(
+            name.clone(),
+            counters.clone(),
+            rejects,
+            delivery::DISK_MAX_BACKOFF,
+        );
         Writer {
             name,
-            config,
+            output: config.output.clone(),
+            face,
+            files: Files {
+                is_static: static_path.is_some(),
+                config,
+                prefix,
+                owner,
+                open: HashMap::new(),
+            },
             counters,
             static_path,
-            prefix,
-            owner,
-            files: HashMap::new(),
             path_buf: Vec::with_capacity(256),
             pending: Vec::new(),
             index: HashMap::new(),
+            refused: Vec::new(),
             pending_bytes: 0,
         }
     }
 
-    /// Renders `batch` into the pending records of its files.
+    /// Renders `batch` into the pending records of its files; a message
+    /// whose path the file system refuses is set aside.
     fn add_batch(&mut self, mut batch: Batch) {
         let mut bad_paths = 0u64;
+        let mut aside: SetAside = SetAside::default();
         if let Some(path) = &self.static_path {
             if self.pending.is_empty() {
                 self.pending.push(Group::new(path.clone(), batch.len()));
@@ -229,14 +275,26 @@ impl Writer {
                 0
             } else {
                 self.path_buf.clear();
-                self.config.path.render_path(msg, &mut self.path_buf);
-                match self.index.get(self.path_buf.as_slice()) {
-                    Some(&i) => i,
-                    None => match checked_path(&self.path_buf, &self.prefix) {
+                self.files.config.path.render_path(msg, &mut self.path_buf);
+                let slot = match self.index.get(self.path_buf.as_slice()) {
+                    Some(&slot) => slot,
+                    None => match checked_path(&self.path_buf, &self.files.prefix) {
                         Some(path) => {
-                            self.index.insert(self.path_buf.clone(), self.pending.len());
-                            self.pending.push(Group::new(path, 0));
-                            self.pending.len() - 1
+                            // Opened now, so that a name the file system
+                            // refuses is known while the message is here.
+                            let slot = match self.files.open(&path) {
+                                Err(failure) if failure.is_permanent() => {
+                                    self.refused.push(failure);
+                                    Slot::Refused(self.refused.len() - 1)
+                                }
+                                // Transient: the write tries again.
+                                _ => {
+                                    self.pending.push(Group::new(path, 0));
+                                    Slot::Group(self.pending.len() - 1)
+                                }
+                            };
+                            self.index.insert(self.path_buf.clone(), slot);
+                            slot
                         }
                         None => {
                             if bad_paths == 0 {
@@ -250,11 +308,19 @@ impl Writer {
                             continue;
                         }
                     },
+                };
+                match slot {
+                    Slot::Group(i) => i,
+                    Slot::Refused(f) => {
+                        let ack = msg.ack.take();
+                        aside.push(&self.name, msg, &self.refused[f], ack);
+                        continue;
+                    }
                 }
             };
             let group = &mut self.pending[slot];
             let before = group.records.len();
-            render(&self.config.output, msg, &mut group.records);
+            render(&self.output, msg, &mut group.records);
             self.pending_bytes += group.records.len() - before;
             group.count += 1;
             if let Some(ack) = msg.ack.take() {
@@ -262,6 +328,10 @@ impl Writer {
             }
         }
         self.counters.dropped(DropReason::BadPath, bad_paths);
+        if !aside.is_empty() {
+            // Released once stored (or counted as not kept).
+            drop(self.face.set_aside(aside));
+        }
     }
 
     /// Writes the files whose records reached [`FILE_FLUSH_BYTES`], or
@@ -285,6 +355,7 @@ impl Writer {
     /// Writes every pending record and releases their acks.
     fn flush_all(&mut self) {
         self.index.clear();
+        self.refused.clear();
         self.pending_bytes = 0;
         for group in std::mem::take(&mut self.pending) {
             if group.count > 0 {
@@ -293,45 +364,103 @@ impl Writer {
         }
     }
 
+    /// Writes one file's records: a transient failure is tried again
+    /// (with backoff, holding everything behind it) until it succeeds.
     fn write_group(&mut self, group: Group) {
-        match self.append(&group.path, &group.records) {
-            Ok(()) => Counters::add(&self.counters.written, group.count),
-            Err(e) => {
-                for ack in &group.acks {
-                    ack.fail();
+        let Group {
+            path,
+            records,
+            count,
+            acks,
+        } = group;
+        let files = &mut self.files;
+        match self.face.retry_blocking(|| files.append(&path, &records)) {
+            Ok(()) => Counters::add(&self.counters.written, count),
+            Err(failure) => {
+                // Refused only now (it was usable when its group was
+                // made): the rendered records are all that is left of
+                // the messages, so they are set aside as their text.
+                let mut aside: SetAside<()> = SetAside::default();
+                let now = chrono::Utc::now();
+                for line in records.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+                    let msg = Message::new(Bytes::copy_from_slice(line), now, self.name.clone());
+                    aside.push(&self.name, &msg, &failure, None);
                 }
-                self.counters.dropped(DropReason::Io, group.count);
-                tracing::error!(
-                    destination = %self.name, path = %group.path.display(), error = %e,
-                    lost = group.count, "cannot write"
-                );
-                // A broken handle (disk replaced, file system remounted)
-                // must not stay cached.
-                self.files.remove(&group.path);
+                self.face.set_aside(aside);
             }
         }
-        // Acks are released here, after the write (and fsync).
-        drop(group.acks);
+        // Acks are released here, after the write (and fsync), or after
+        // their records were set aside.
+        drop(acks);
     }
 
-    fn append(&mut self, path: &Path, records: &[u8]) -> std::io::Result<()> {
+    fn close_idle(&mut self) {
+        self.files.close_idle();
+    }
+
+    fn close_all(&mut self, why: &str) {
+        if !self.files.open.is_empty() {
+            tracing::debug!(destination = %self.name, files = self.files.open.len(), "closing files: {why}");
+        }
+        self.files.open.clear();
+    }
+}
+
+impl Files {
+    /// Appends `records` to `path`, synced when `fsync = true`. A failed
+    /// write leaves nothing of itself in the file: what it added is cut
+    /// off again, so a retry writes the records once and whole.
+    fn append(&mut self, path: &Path, records: &[u8]) -> Result<(), Failure> {
         let fsync = self.config.fsync;
         let file = self.open(path)?;
         file.last_used = Instant::now();
-        file.file.write_all(records)?;
-        if fsync {
-            file.file.sync_data()?;
+        let mut written = 0;
+        let mut result = Ok(());
+        while written < records.len() {
+            match file.file.write(&records[written..]) {
+                Ok(0) => {
+                    result = Err(std::io::Error::from(std::io::ErrorKind::WriteZero));
+                    break;
+                }
+                Ok(n) => written += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            }
         }
-        Ok(())
+        if result.is_ok() && fsync {
+            // After a failed fsync the data may never reach the disk: it
+            // is written again.
+            result = file.file.sync_data();
+        }
+        let Err(e) = result else {
+            return Ok(());
+        };
+        if written > 0 {
+            let cut = file
+                .file
+                .metadata()
+                .and_then(|m| file.file.set_len(m.len().saturating_sub(written as u64)));
+            if let Err(cut) = cut {
+                tracing::error!(path = %path.display(), error = %cut, bytes = written, "a failed write cannot be cut off: a partial record stays in the file");
+            }
+        }
+        // A broken handle (disk replaced, file system remounted) must not
+        // stay cached.
+        self.open.remove(path);
+        Err(Failure::io(&e, Stage::FixedPath, &path.display()))
     }
 
-    fn open(&mut self, path: &Path) -> std::io::Result<&mut OpenFile> {
-        if !self.files.contains_key(path) {
-            if self.files.len() >= self.config.max_open_files.max(1) {
+    /// The open file for `path`, opened (directories created) if needed.
+    fn open(&mut self, path: &Path) -> Result<&mut OpenFile, Failure> {
+        if !self.open.contains_key(path) {
+            if self.open.len() >= self.config.max_open_files.max(1) {
                 self.evict_oldest();
             }
             let file = self.create(path)?;
-            self.files.insert(
+            self.open.insert(
                 path.to_owned(),
                 OpenFile {
                     file,
@@ -339,45 +468,98 @@ impl Writer {
                 },
             );
         }
-        self.files
+        self.open
             .get_mut(path)
-            .ok_or_else(|| std::io::Error::other("file cache lost an entry"))
+            .ok_or_else(|| Failure::new(Reason::Other, Code::None, "file cache lost an entry"))
     }
 
-    fn create(&self, path: &Path) -> std::io::Result<File> {
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+    /// Whether a failure at `path` is the message's: `path` lies below
+    /// the template's static directory (the operator's own part).
+    fn stage(&self, path: &Path) -> Stage {
+        let rendered = !self.is_static
+            && path
+                .strip_prefix(&self.prefix)
+                .is_ok_and(|rest| !rest.as_os_str().is_empty());
+        if rendered {
+            Stage::RenderedPath
+        } else {
+            Stage::FixedPath
+        }
+    }
+
+    fn create(&self, path: &Path) -> Result<File, Failure> {
+        let parent = path.parent().filter(|p| !p.as_os_str().is_empty());
+        if let Some(parent) = parent {
             if !parent.is_dir() {
-                DirBuilder::new()
-                    .recursive(true)
-                    .mode(self.config.dir_mode)
-                    .create(parent)?;
+                self.make_dirs(parent)?;
             }
         }
+        let failed = |e: std::io::Error| Failure::io(&e, self.stage(path), &path.display());
         let existed = path.exists();
         let file = OpenOptions::new()
             .append(true)
             .create(true)
             .mode(self.config.file_mode)
-            .open(path)?;
+            .open(path)
+            .map_err(failed)?;
         if !existed {
             // The mode given to open(2) is filtered by the umask; the
             // configured mode is what the user asked for.
-            file.set_permissions(std::fs::Permissions::from_mode(self.config.file_mode))?;
+            file.set_permissions(std::fs::Permissions::from_mode(self.config.file_mode))
+                .map_err(failed)?;
             if let Some((uid, gid)) = self.owner {
-                std::os::unix::fs::fchown(&file, uid, gid)?;
+                std::os::unix::fs::fchown(&file, uid, gid).map_err(failed)?;
+            }
+            if self.config.fsync {
+                // The new name is durable only with its directory.
+                let dir = parent.unwrap_or(Path::new("."));
+                sync_dir(dir).map_err(|e| Failure::io(&e, Stage::FixedPath, &dir.display()))?;
             }
         }
         Ok(file)
     }
 
+    /// Creates `dir` and its missing ancestors (mode `dir_mode`); with
+    /// `fsync = true` each new directory's parent is synced, so the new
+    /// directory survives a crash.
+    fn make_dirs(&self, dir: &Path) -> Result<(), Failure> {
+        let mut missing = Vec::new();
+        let mut at = dir;
+        while !at.is_dir() {
+            missing.push(at);
+            match at.parent() {
+                Some(parent) if !parent.as_os_str().is_empty() => at = parent,
+                _ => break,
+            }
+        }
+        for d in missing.into_iter().rev() {
+            match DirBuilder::new().mode(self.config.dir_mode).create(d) {
+                Ok(()) => {
+                    if self.config.fsync {
+                        let parent = d
+                            .parent()
+                            .filter(|p| !p.as_os_str().is_empty())
+                            .unwrap_or(Path::new("."));
+                        sync_dir(parent)
+                            .map_err(|e| Failure::io(&e, Stage::FixedPath, &parent.display()))?;
+                    }
+                }
+                // Made meanwhile (another writer): fine.
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && d.is_dir() => {}
+                Err(e) => return Err(Failure::io(&e, self.stage(d), &d.display())),
+            }
+        }
+        Ok(())
+    }
+
     fn evict_oldest(&mut self) {
         let oldest = self
-            .files
+            .open
             .iter()
             .min_by_key(|(_, f)| f.last_used)
             .map(|(p, _)| p.clone());
         if let Some(path) = oldest {
-            self.files.remove(&path);
+            self.open.remove(&path);
         }
     }
 
@@ -387,16 +569,13 @@ impl Writer {
             return;
         }
         let now = Instant::now();
-        self.files
+        self.open
             .retain(|_, f| now.duration_since(f.last_used) < idle);
     }
+}
 
-    fn close_all(&mut self, why: &str) {
-        if !self.files.is_empty() {
-            tracing::debug!(destination = %self.name, files = self.files.len(), "closing files: {why}");
-        }
-        self.files.clear();
-    }
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    File::open(dir)?.sync_all()
 }
 
 /// The rendered `path` if it is non-empty, has no NUL, lies below

@@ -4,6 +4,11 @@
 //! destination subtracts them when it takes the batch, so the gauge is what
 //! waits in the channel (the bytes behind `queued_messages`, minus what a
 //! destination holds in flight itself).
+//!
+//! A running destination's inbox also takes the batches of a replay of its
+//! rejects ([`Inbox::with_replay`], [`crate::state::rejects`]). The inbox
+//! ends when the routers' channel ends; replay batches still waiting then
+//! have their acks failed (the replay keeps their records).
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -18,6 +23,7 @@ use crate::stats::Counters;
 pub struct Inbox {
     rx: mpsc::Receiver<Batch>,
     counters: Arc<Counters>,
+    replay: Option<mpsc::Receiver<Batch>>,
 }
 
 /// The bytes a batch counts for: its messages as received.
@@ -27,7 +33,17 @@ pub fn batch_bytes(batch: &Batch) -> u64 {
 
 impl Inbox {
     pub fn new(rx: mpsc::Receiver<Batch>, counters: Arc<Counters>) -> Inbox {
-        Inbox { rx, counters }
+        Inbox {
+            rx,
+            counters,
+            replay: None,
+        }
+    }
+
+    /// Also takes the batches of replays from `replay`.
+    pub fn with_replay(mut self, replay: mpsc::Receiver<Batch>) -> Inbox {
+        self.replay = Some(replay);
+        self
     }
 
     /// A router is about to send `bytes` (see [`batch_bytes`]) to the
@@ -49,23 +65,52 @@ impl Inbox {
     }
 
     pub async fn recv(&mut self) -> Option<Batch> {
-        let batch = self.rx.recv().await;
-        if let Some(b) = &batch {
-            self.took(b);
+        let batch = match &mut self.replay {
+            None => self.rx.recv().await,
+            Some(replay) => tokio::select! {
+                batch = self.rx.recv() => batch,
+                Some(batch) = replay.recv() => Some(batch),
+            },
+        };
+        match &batch {
+            Some(b) => self.took(b),
+            None => self.end_replay(),
         }
         batch
     }
 
     pub fn try_recv(&mut self) -> Result<Batch, TryRecvError> {
-        let batch = self.rx.try_recv();
-        if let Ok(b) = &batch {
-            self.took(b);
+        let mut batch = self.rx.try_recv();
+        if let (Err(TryRecvError::Empty), Some(replay)) = (&batch, &mut self.replay) {
+            if let Ok(b) = replay.try_recv() {
+                batch = Ok(b);
+            }
+        }
+        match &batch {
+            Ok(b) => self.took(b),
+            Err(TryRecvError::Disconnected) => self.end_replay(),
+            Err(TryRecvError::Empty) => {}
         }
         batch
     }
 
+    /// The input has ended: replay batches not taken fail their acks.
+    fn end_replay(&mut self) {
+        if let Some(mut replay) = self.replay.take() {
+            replay.close();
+            while let Ok(batch) = replay.try_recv() {
+                self.took(&batch);
+                for msg in &batch.messages {
+                    if let Some(ack) = &msg.ack {
+                        ack.fail();
+                    }
+                }
+            }
+        }
+    }
+
     pub fn is_empty(&self) -> bool {
-        self.rx.is_empty()
+        self.rx.is_empty() && self.replay.as_ref().map_or(true, |r| r.is_empty())
     }
 
     pub fn is_closed(&self) -> bool {

@@ -40,6 +40,7 @@ use tokio::sync::watch;
 use self::inbox::Inbox;
 use crate::config::{self, DestinationKind, Output};
 use crate::message::Message;
+use crate::state::rejects::Rejects;
 use crate::stats::Counters;
 
 #[derive(Debug, thiserror::Error)]
@@ -67,7 +68,16 @@ pub fn render(output: &Output, msg: &Message, out: &mut Vec<u8>) {
 
 /// A destination, ready to run.
 #[derive(Debug)]
-pub enum Destination {
+pub struct Destination {
+    name: Arc<str>,
+    counters: Arc<Counters>,
+    rejects: Rejects,
+    runner: Runner,
+}
+
+/// The destination types (a closed set).
+#[derive(Debug)]
+enum Runner {
     File(file::FileDest),
     Stdout(stdout::StdoutDest),
     Forward(forward::ForwardDest),
@@ -77,29 +87,36 @@ pub enum Destination {
 
 impl Destination {
     /// `reopen` changes on SIGHUP: file destinations close their files and
-    /// reopen them on the next write (logrotate). `state_dir` is
-    /// `global.state_dir` (the postgres rejects file lives there).
+    /// reopen them on the next write (logrotate). `rejects` is the
+    /// instance's rejects store (what a permanent failure sets aside).
     pub fn new(
         config: &config::Destination,
         counters: Arc<Counters>,
         reopen: watch::Receiver<u64>,
-        state_dir: &std::path::Path,
+        rejects: &Rejects,
     ) -> Result<Destination, Error> {
-        match &config.kind {
-            DestinationKind::File(file) => Ok(Destination::File(file::FileDest::new(
-                config.name.clone(),
+        let name = config.name.clone();
+        let runner = match &config.kind {
+            DestinationKind::File(file) => Runner::File(file::FileDest::new(
+                name.clone(),
                 file.clone(),
-                counters,
+                counters.clone(),
                 reopen,
-            ))),
-            DestinationKind::Stdout { output } => Ok(Destination::Stdout(stdout::StdoutDest::new(
-                config.name.clone(),
+                rejects.clone(),
+            )),
+            DestinationKind::Stdout { output } => Runner::Stdout(stdout::StdoutDest::new(
+                name.clone(),
                 output.clone(),
-                counters,
-            ))),
+                counters.clone(),
+                rejects.clone(),
+            )),
             DestinationKind::Forward(forward) => {
-                let dest =
-                    forward::ForwardDest::new(config.name.clone(), forward.clone(), counters);
+                let dest = forward::ForwardDest::new(
+                    name.clone(),
+                    forward.clone(),
+                    counters.clone(),
+                    rejects.clone(),
+                );
                 let tls = match (forward.protocol, &forward.tls) {
                     (config::Protocol::Tls | config::Protocol::Relp, Some(tls)) => Some(tls),
                     _ => None,
@@ -107,25 +124,26 @@ impl Destination {
                 match tls {
                     Some(tls) => {
                         let client = crate::tls::client_config(tls).map_err(|e| Error::Tls {
-                            name: config.name.clone(),
+                            name: name.clone(),
                             message: e.to_string(),
                         })?;
-                        Ok(Destination::Forward(dest.with_tls(client)))
+                        Runner::Forward(dest.with_tls(client))
                     }
-                    None => Ok(Destination::Forward(dest)),
+                    None => Runner::Forward(dest),
                 }
             }
             DestinationKind::Sqlite {
                 path,
                 table,
                 batch_size,
-            } => Ok(Destination::Sqlite(sqlite::SqliteDest::new(
-                config.name.clone(),
+            } => Runner::Sqlite(sqlite::SqliteDest::new(
+                name.clone(),
                 path.clone(),
                 table.clone(),
                 *batch_size,
-                counters,
-            ))),
+                counters.clone(),
+                rejects.clone(),
+            )),
             DestinationKind::Postgres {
                 url,
                 table,
@@ -135,35 +153,47 @@ impl Destination {
                 disk_buffer,
             } => {
                 if disk_buffer.is_some() {
-                    tracing::warn!(destination = %config.name, "the disk buffer is not built yet: running without it (batches wait in memory while the database is down)");
+                    tracing::warn!(destination = %name, "the disk buffer is not built yet: running without it (batches wait in memory while the database is down)");
                 }
-                Ok(Destination::Postgres(postgres::PostgresDest::new(
-                    config.name.clone(),
+                Runner::Postgres(postgres::PostgresDest::new(
+                    name.clone(),
                     url.clone(),
                     table.clone(),
                     *batch_size,
                     *partition,
-                    state_dir,
-                    counters,
-                )))
+                    counters.clone(),
+                    rejects.clone(),
+                ))
             }
             // `check` refuses postgres `tls` (not built): a config that
             // passed it never gets here.
-            DestinationKind::Postgres { tls: Some(_), .. } => Err(Error::Tls {
-                name: config.name.clone(),
-                message: "PostgreSQL over TLS is not supported (`logrelay check` refuses it)"
-                    .to_owned(),
-            }),
-        }
+            DestinationKind::Postgres { tls: Some(_), .. } => {
+                return Err(Error::Tls {
+                    name,
+                    message: "PostgreSQL over TLS is not supported (`logrelay check` refuses it)"
+                        .to_owned(),
+                })
+            }
+        };
+        Ok(Destination {
+            name,
+            counters,
+            rejects: rejects.clone(),
+            runner,
+        })
     }
 
+    /// Runs until `input` ends. While it runs, `logrelay rejects --replay
+    /// NAME` feeds this destination's set-aside messages into its input.
     pub async fn run(self, input: Inbox) -> Result<(), Error> {
-        match self {
-            Destination::File(d) => d.run(input).await,
-            Destination::Stdout(d) => d.run(input).await,
-            Destination::Forward(d) => d.run(input).await,
-            Destination::Sqlite(d) => d.run(input).await,
-            Destination::Postgres(d) => d.run(input).await,
+        let (_registration, replay) = self.rejects.register(&self.name, self.counters.clone());
+        let input = input.with_replay(replay);
+        match self.runner {
+            Runner::File(d) => d.run(input).await,
+            Runner::Stdout(d) => d.run(input).await,
+            Runner::Forward(d) => d.run(input).await,
+            Runner::Sqlite(d) => d.run(input).await,
+            Runner::Postgres(d) => d.run(input).await,
         }
     }
 }

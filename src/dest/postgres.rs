@@ -20,40 +20,38 @@
 //!   the same, which holds for syslog-formatted lines (the time comes from
 //!   the text) but not for plain lines, whose timestamp is the reception
 //!   time.
-//! - The server is down, restarting, or unreachable: the batch waits and
-//!   is tried again (same rows) after a jittered delay that doubles from
+//! - Failures are classified in [`delivery`] (SQLSTATE table). The server
+//!   is down, restarting, unreachable, out of space, or the write hit a
+//!   serialization failure or deadlock (transient): the batch waits and is
+//!   tried again (same rows) after a jittered delay that doubles from
 //!   100 ms to 30 s; meanwhile no batch is taken, so the sources slow down.
-//!   Nothing is dropped. A batch whose commit was cut off is sent again:
+//!   Nothing is dropped. A lost connection (or a statement that hangs for
+//!   60 s) is made again. A batch whose commit was cut off is sent again:
 //!   rows with an origin id are not stored twice; rows without one may be.
-//!   A statement that hangs for 60 s counts as a lost connection.
-//! - Per-row isolation: a batch the server refuses for its data (SQLSTATE
-//!   classes 22 data exception, 23 integrity constraint, 54 program limit)
-//!   is written again row by row; a row refused alone is appended to the
-//!   rejects file `STATE_DIR/rejects/NAME.json` (one JSON object per line:
-//!   `{"error":"...","message":{...json format...}}`), counted as
-//!   `dropped_rejected_rows`, and its ack released: the stream never stops for it.
-//!   Other server errors are retried like a lost connection.
-//! - TLS (`tls = {...}`) is not built: such a destination is not started.
+//! - Per-row isolation ("repair"): a batch the server refuses for its data
+//!   (SQLSTATE classes 22 data exception, 23 integrity constraint, 54
+//!   program limit: permanent) is written again row by row; a row refused
+//!   alone is set aside in the rejects store ([`crate::state::rejects`]),
+//!   counted as `rejected_row`, and its ack released: the stream never
+//!   stops for it.
+//! - TLS (`tls = {...}`) is not built: `check` refuses it.
 
 use std::collections::HashSet;
-use std::io::Write;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use tokio_postgres::{Client, NoTls, Statement};
 
-use super::delivery::{Accumulator, Backoff};
+use super::delivery::{self, Accumulator, Code, Face, Failure, Reason, SetAside};
 use super::sql::Row;
 use super::Error;
 use crate::config::Partition;
 use crate::dest::inbox::Inbox;
-use crate::message::{Message, TimeZone};
-use crate::stats::{Counters, DropReason};
-use crate::syslog::format::Format;
+use crate::message::Message;
+use crate::state::rejects::Rejects;
+use crate::stats::Counters;
 
-const MIN_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const WRITE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -67,8 +65,8 @@ pub struct PostgresDest {
     table: String,
     batch_size: usize,
     partition: Partition,
-    rejects: PathBuf,
     counters: Arc<Counters>,
+    rejects: Rejects,
 }
 
 /// A live connection and what was set up on it.
@@ -78,116 +76,114 @@ struct Conn {
     partitions: HashSet<NaiveDate>,
 }
 
-/// Why a write did not commit.
-enum Failure {
-    /// The connection is gone or unusable: reconnect, then try again.
-    Connection(String),
-    /// The server refused the data: isolate the row.
-    Data(String),
-    /// Anything else the server said: try again later.
-    Server(String),
-}
-
-fn classify(e: &tokio_postgres::Error, client: &Client) -> Failure {
-    let text = e.to_string();
+/// A tokio-postgres error, classified ([`delivery::classify_sqlstate`]):
+/// a closed connection or an error without SQLSTATE is `unavailable`.
+fn failure(e: &tokio_postgres::Error, client: &Client) -> Failure {
     match e.as_db_error() {
-        _ if client.is_closed() || e.is_closed() => Failure::Connection(text),
-        Some(db) => {
-            let detail = format!("{}: {}", db.code().code(), db.message());
-            match db.code().code().get(..2) {
-                Some("22" | "23" | "54") => Failure::Data(detail),
-                // Admin shutdown, crash shutdown, cannot connect now.
-                Some("57" | "08") => Failure::Connection(detail),
-                _ => Failure::Server(detail),
-            }
+        _ if client.is_closed() || e.is_closed() => {
+            Failure::new(Reason::Unavailable, Code::None, e.to_string())
         }
-        None => Failure::Connection(text),
+        Some(db) => {
+            let state = db.code().code();
+            Failure::new(
+                delivery::classify_sqlstate(state),
+                Code::SqlState(state.to_owned()),
+                format!("{state}: {}", db.message()),
+            )
+        }
+        None => Failure::new(Reason::Unavailable, Code::None, e.to_string()),
     }
 }
 
 impl PostgresDest {
-    /// `table` is a validated identifier; rejected rows go to
-    /// `STATE_DIR/rejects/NAME.json`.
+    /// `table` is a validated identifier; rows the server refuses go to
+    /// the rejects store.
     pub fn new(
         name: Arc<str>,
         url: String,
         table: String,
         batch_size: usize,
         partition: Partition,
-        state_dir: &std::path::Path,
         counters: Arc<Counters>,
+        rejects: Rejects,
     ) -> PostgresDest {
-        let rejects = state_dir.join("rejects").join(format!("{name}.json"));
         PostgresDest {
             name,
             url,
             table,
             batch_size: batch_size.max(1),
             partition,
-            rejects,
             counters,
+            rejects,
         }
     }
 
     pub async fn run(self, mut input: Inbox) -> Result<(), Error> {
+        let mut face = Face::new(
+            self.name.clone(),
+            self.counters.clone(),
+            self.rejects.clone(),
+            MAX_BACKOFF,
+        );
         let mut conn: Option<Conn> = None;
         let mut batches = Accumulator::new(self.batch_size);
-        while let Some(messages) = batches.next(&mut input).await {
-            self.write_until_done(&mut conn, &messages).await;
-            // Acks are released here, after the commit.
+        while let Some(mut messages) = batches.next(&mut input).await {
+            self.deliver(&mut face, &mut conn, &mut messages).await;
+            // Acks are released here, after the commit (and after refused
+            // rows were set aside).
             drop(messages);
         }
         Ok(())
     }
 
-    /// Writes `messages` until every row is committed or rejected.
-    async fn write_until_done(&self, conn: &mut Option<Conn>, messages: &[Message]) {
+    /// Writes `messages` until every row is committed or set aside.
+    async fn deliver(&self, face: &mut Face, conn: &mut Option<Conn>, messages: &mut [Message]) {
         let rows: Vec<Row> = messages.iter().map(Row::of).collect();
-        let mut backoff = Backoff::new(MIN_BACKOFF, MAX_BACKOFF);
-        let mut failures = 0u32;
         // Row by row from here on, once the batch was refused for its data.
         let mut isolated: Option<usize> = None;
+        let mut aside: SetAside = SetAside::default();
         loop {
-            let failure = match self.ready(conn).await {
-                Err(why) => Failure::Connection(why),
+            let result = match self.ready(conn).await {
+                Err(failure) => Err(failure),
                 Ok(c) => match isolated {
                     None => match self.insert(c, &rows).await {
                         Ok(inserted) => {
                             self.count(rows.len(), inserted);
-                            break;
+                            Ok(())
                         }
-                        Err(failure) => failure,
+                        Err(failure) => Err(failure),
                     },
-                    Some(ref mut next) => match self.isolate(c, &rows, messages, next).await {
-                        Ok(()) => break,
-                        Err(failure) => failure,
-                    },
+                    Some(ref mut next) => self.isolate(c, &rows, messages, next, &mut aside).await,
                 },
             };
-            match failure {
-                Failure::Data(why) if isolated.is_none() => {
-                    tracing::warn!(destination = %self.name, error = %why, rows = rows.len(), "the database refused a batch: writing it row by row");
-                    isolated = Some(0);
-                    continue;
+            let failure = match result {
+                Ok(()) => {
+                    face.succeeded();
+                    break;
                 }
-                Failure::Connection(why) | Failure::Data(why) => {
-                    *conn = None;
-                    failures += 1;
-                    if failures == 1 || failures.is_power_of_two() {
-                        tracing::warn!(destination = %self.name, error = %why, attempts = failures, "database is down: the batch waits (sources wait meanwhile)");
-                    }
-                }
-                Failure::Server(why) => {
-                    failures += 1;
-                    if failures == 1 || failures.is_power_of_two() {
-                        tracing::error!(destination = %self.name, error = %why, attempts = failures, "the database failed a batch: trying again");
-                    }
-                }
+                Err(failure) => failure,
+            };
+            if failure.reason == Reason::RowRefused && isolated.is_none() {
+                tracing::warn!(destination = %self.name, error = %failure.detail, rows = rows.len(), "the database refused a batch: writing it row by row");
+                isolated = Some(0);
+                continue;
             }
-            tokio::time::sleep(backoff.next_delay()).await;
+            if matches!(failure.reason, Reason::Unavailable | Reason::Timeout) {
+                *conn = None;
+            }
+            tokio::time::sleep(face.failed(&failure)).await;
         }
-        if failures > 0 {
-            tracing::info!(destination = %self.name, "database is back");
+        if !aside.is_empty() {
+            let (rejects, name, counters) = (
+                self.rejects.clone(),
+                self.name.clone(),
+                self.counters.clone(),
+            );
+            let stored =
+                tokio::task::spawn_blocking(move || aside.store(&rejects, &name, &counters)).await;
+            // The refused rows' acks go now (a panic of the store's
+            // thread failed them).
+            drop(stored);
         }
     }
 
@@ -200,7 +196,7 @@ impl PostgresDest {
     }
 
     /// The connection, made (and the schema set up) if needed.
-    async fn ready<'a>(&self, conn: &'a mut Option<Conn>) -> Result<&'a mut Conn, String> {
+    async fn ready<'a>(&self, conn: &'a mut Option<Conn>) -> Result<&'a mut Conn, Failure> {
         if conn.as_ref().is_some_and(|c| c.client.is_closed()) {
             *conn = None;
         }
@@ -213,12 +209,20 @@ impl PostgresDest {
         }
     }
 
-    async fn connect(&self) -> Result<Conn, String> {
+    async fn connect(&self) -> Result<Conn, Failure> {
+        let timed_out = |what: &str| Failure::new(Reason::Timeout, Code::None, what.to_owned());
         let (client, connection) =
             tokio::time::timeout(CONNECT_TIMEOUT, tokio_postgres::connect(&self.url, NoTls))
                 .await
-                .map_err(|_| "connection timed out".to_owned())?
-                .map_err(|e| e.to_string())?;
+                .map_err(|_| timed_out("connection timed out"))?
+                .map_err(|e| match e.as_db_error() {
+                    Some(db) => Failure::new(
+                        delivery::classify_sqlstate(db.code().code()),
+                        Code::SqlState(db.code().code().to_owned()),
+                        format!("{}: {}", db.code().code(), db.message()),
+                    ),
+                    None => Failure::new(Reason::Unavailable, Code::None, e.to_string()),
+                })?;
         let name = self.name.clone();
         tokio::spawn(async move {
             if let Err(e) = connection.await {
@@ -231,10 +235,8 @@ impl PostgresDest {
         };
         let insert = tokio::time::timeout(WRITE_TIMEOUT, setup)
             .await
-            .map_err(|_| "creating the table timed out".to_owned())?
-            .map_err(|e| match classify(&e, &client) {
-                Failure::Connection(s) | Failure::Data(s) | Failure::Server(s) => s,
-            })?;
+            .map_err(|_| timed_out("creating the table timed out"))?
+            .map_err(|e| failure(&e, &client))?;
         tracing::info!(destination = %self.name, table = %self.table, "database connected");
         Ok(Conn {
             client,
@@ -277,27 +279,33 @@ impl PostgresDest {
         let run = c.client.execute(&c.insert, &params);
         match tokio::time::timeout(WRITE_TIMEOUT, run).await {
             Ok(Ok(n)) => Ok(n),
-            Ok(Err(e)) => Err(classify(&e, &c.client)),
-            Err(_) => Err(Failure::Connection("the insert timed out".to_owned())),
+            Ok(Err(e)) => Err(failure(&e, &c.client)),
+            Err(_) => Err(Failure::new(
+                Reason::Timeout,
+                Code::None,
+                "the insert timed out",
+            )),
         }
     }
 
     /// Rows from `*next` on, one statement each; a row the server refuses
-    /// goes to the rejects file. `*next` advances over what is done, so a
-    /// lost connection resumes where it stopped.
+    /// is set aside (into `aside`). `*next` advances over what is done, so
+    /// a lost connection resumes where it stopped.
     async fn isolate(
         &self,
         c: &mut Conn,
         rows: &[Row],
-        messages: &[Message],
+        messages: &mut [Message],
         next: &mut usize,
+        aside: &mut SetAside,
     ) -> Result<(), Failure> {
         while let Some(row) = rows.get(*next) {
             match self.insert(c, std::slice::from_ref(row)).await {
                 Ok(inserted) => self.count(1, inserted),
-                Err(Failure::Data(why)) => {
-                    if let Some(msg) = messages.get(*next) {
-                        self.reject(msg, &why);
+                Err(failure) if failure.is_permanent() => {
+                    if let Some(msg) = messages.get_mut(*next) {
+                        let ack = msg.ack.take();
+                        aside.push(&self.name, msg, &failure, ack);
                     }
                 }
                 Err(other) => return Err(other),
@@ -305,41 +313,6 @@ impl PostgresDest {
             *next += 1;
         }
         Ok(())
-    }
-
-    /// Appends `msg` and why it was refused to the rejects file.
-    fn reject(&self, msg: &Message, why: &str) {
-        Counters::add(&self.counters.dropped_rejected_rows, 1);
-        let mut line = b"{\"error\":".to_vec();
-        line.extend_from_slice(
-            serde_json::to_string(why)
-                .unwrap_or_else(|_| "\"?\"".to_owned())
-                .as_bytes(),
-        );
-        line.extend_from_slice(b",\"message\":");
-        Format::Json.write(msg, &TimeZone::Utc, &mut line);
-        line.extend_from_slice(b"}\n");
-        let written = self
-            .rejects
-            .parent()
-            .map_or(Ok(()), std::fs::create_dir_all)
-            .and_then(|()| {
-                let mut file = std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(&self.rejects)?;
-                file.write_all(&line)?;
-                file.sync_data()
-            });
-        match written {
-            Ok(()) => {
-                tracing::warn!(destination = %self.name, error = %why, rejects = %self.rejects.display(), "the database refused a row: kept in the rejects file")
-            }
-            Err(e) => {
-                self.counters.dropped(DropReason::Io, 1);
-                tracing::error!(destination = %self.name, error = %why, rejects = %self.rejects.display(), io_error = %e, row = %String::from_utf8_lossy(&line), "the database refused a row and the rejects file cannot be written: the row is only in this log");
-            }
-        }
     }
 
     /// Creates the daily partitions `rows` need (days near now only).
@@ -362,16 +335,14 @@ impl PostgresDest {
                 "CREATE TABLE IF NOT EXISTS {t}_p{} PARTITION OF {t} FOR VALUES FROM ('{day} 00:00:00+00') TO ('{next} 00:00:00+00')",
                 day.format("%Y%m%d")
             );
-            match c.client.batch_execute(&sql).await {
-                Ok(()) => {}
-                Err(e) => match classify(&e, &c.client) {
-                    Failure::Connection(why) => return Err(Failure::Connection(why)),
-                    // Rows of that day already in the default partition,
-                    // or a race with another writer: rows go where they can.
-                    Failure::Data(why) | Failure::Server(why) => {
-                        tracing::warn!(destination = %self.name, %day, error = %why, "cannot create the day's partition: its rows go to the default partition");
-                    }
-                },
+            if let Err(e) = c.client.batch_execute(&sql).await {
+                let failure = failure(&e, &c.client);
+                if matches!(failure.reason, Reason::Unavailable | Reason::Timeout) {
+                    return Err(failure);
+                }
+                // Rows of that day already in the default partition, or a
+                // race with another writer: rows go where they can.
+                tracing::warn!(destination = %self.name, %day, error = %failure.detail, "cannot create the day's partition: its rows go to the default partition");
             }
             c.partitions.insert(day);
         }

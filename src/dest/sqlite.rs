@@ -13,12 +13,15 @@
 //!   process reading the database does not fail a write.
 //! - Runs on a thread of its own (like the file destination): it takes
 //!   every batch already queued, up to `batch_size` rows, and writes them
-//!   in one transaction. A failed transaction (disk full, database locked
-//!   for long, file removed) is rolled back and tried again with the same
-//!   rows after a jittered delay that doubles from 100 ms to 30 s
-//!   ([`delivery::Backoff`]), reopening the
+//!   in one transaction. Failures are classified in [`delivery`]: a failed
+//!   transaction (disk full, read-only, database locked for long, file
+//!   removed: transient) is rolled back and tried again with the same rows
+//!   after a jittered delay that doubles from 100 ms to 5 s, reopening the
 //!   database; meanwhile no batch is taken, so the sources slow down.
-//!   Nothing is dropped.
+//! - A row SQLite refuses on its own (`SQLITE_TOOBIG`, `SQLITE_MISMATCH`,
+//!   a constraint: permanent) fails only its statement; the transaction
+//!   goes on, and once it has committed the row's message is set aside in
+//!   the rejects store before its ack is released.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -26,15 +29,13 @@ use std::time::Duration;
 
 use rusqlite::{params, Connection};
 
-use super::delivery::{self, Accumulator, Backoff};
+use super::delivery::{self, Accumulator, Face, Failure, SetAside};
 use super::sql::{sqlite_time, Row};
 use super::Error;
 use crate::dest::inbox::Inbox;
 use crate::message::Message;
+use crate::state::rejects::Rejects;
 use crate::stats::Counters;
-
-const MIN_BACKOFF: Duration = Duration::from_millis(100);
-const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 #[derive(Debug)]
 pub struct SqliteDest {
@@ -43,6 +44,7 @@ pub struct SqliteDest {
     table: String,
     batch_size: usize,
     counters: Arc<Counters>,
+    rejects: Rejects,
 }
 
 impl SqliteDest {
@@ -53,6 +55,7 @@ impl SqliteDest {
         table: String,
         batch_size: usize,
         counters: Arc<Counters>,
+        rejects: Rejects,
     ) -> SqliteDest {
         SqliteDest {
             name,
@@ -60,6 +63,7 @@ impl SqliteDest {
             table,
             batch_size: batch_size.max(1),
             counters,
+            rejects,
         }
     }
 
@@ -70,63 +74,87 @@ impl SqliteDest {
     }
 
     fn run_blocking(self, mut input: Inbox, handle: &tokio::runtime::Handle) {
+        let mut face = Face::new(
+            self.name.clone(),
+            self.counters.clone(),
+            self.rejects.clone(),
+            delivery::DISK_MAX_BACKOFF,
+        );
         let mut db: Option<Connection> = None;
         let mut batches = Accumulator::new(self.batch_size);
-        while let Some(messages) = batches.next_blocking(&mut input, handle) {
-            self.write_until_done(&mut db, &messages);
-            // Acks are released here, after the commit.
+        while let Some(mut messages) = batches.next_blocking(&mut input, handle) {
+            self.deliver(&mut face, &mut db, &mut messages);
+            // Acks are released here, after the commit (and after refused
+            // rows were set aside).
             drop(messages);
         }
     }
 
     /// Writes `messages` in one transaction, trying again (reopening the
-    /// database, with backoff) until it commits.
-    fn write_until_done(&self, db: &mut Option<Connection>, messages: &[Message]) {
+    /// database, with backoff) until it commits; rows refused on their own
+    /// are set aside.
+    fn deliver(&self, face: &mut Face, db: &mut Option<Connection>, messages: &mut [Message]) {
         let rows: Vec<Row> = messages.iter().map(Row::of).collect();
-        let mut backoff = Backoff::new(MIN_BACKOFF, MAX_BACKOFF);
-        let mut failures = 0u32;
-        loop {
-            match self.write(db, &rows) {
-                Ok(inserted) => {
-                    Counters::add(&self.counters.written, inserted as u64);
-                    Counters::add(
-                        &self.counters.duplicates,
-                        (rows.len() - inserted.min(rows.len())) as u64,
-                    );
-                    if failures > 0 {
-                        tracing::info!(destination = %self.name, "database is writable again");
-                    }
-                    return;
-                }
-                Err(e) => {
-                    failures += 1;
-                    if failures == 1 || failures.is_power_of_two() {
-                        tracing::error!(
-                            destination = %self.name, path = %self.path.display(), error = %e,
-                            rows = rows.len(), attempts = failures,
-                            "cannot write to the database: trying again (sources wait meanwhile)"
-                        );
-                    }
-                    *db = None;
-                    std::thread::sleep(backoff.next_delay());
-                }
+        let mut refused: Vec<(usize, Failure)> = Vec::new();
+        let written = face.retry_blocking(|| {
+            refused.clear();
+            let result = self.write(db, &rows, &mut refused);
+            if result.is_err() {
+                // Reopened for the next attempt.
+                *db = None;
+            }
+            result
+        });
+        match written {
+            Ok(inserted) => {
+                let stored = rows.len() - refused.len();
+                Counters::add(&self.counters.written, inserted as u64);
+                Counters::add(
+                    &self.counters.duplicates,
+                    stored.saturating_sub(inserted) as u64,
+                );
+            }
+            // Only the transaction's own failures get here, never a
+            // row's: rows are refused one by one below.
+            Err(failure) => refused = (0..rows.len()).map(|i| (i, failure.clone())).collect(),
+        }
+        if refused.is_empty() {
+            return;
+        }
+        let mut aside: SetAside = SetAside::default();
+        for (i, failure) in &refused {
+            if let Some(msg) = messages.get_mut(*i) {
+                let ack = msg.ack.take();
+                aside.push(&self.name, msg, failure, ack);
             }
         }
+        drop(face.set_aside(aside));
     }
 
     /// One transaction; the number of rows inserted (the others were
-    /// already there).
-    fn write(&self, db: &mut Option<Connection>, rows: &[Row]) -> rusqlite::Result<usize> {
+    /// already there, or refused: their index and why in `refused`).
+    /// SQLite refuses a row by failing its statement only: the
+    /// transaction goes on with the next row.
+    fn write(
+        &self,
+        db: &mut Option<Connection>,
+        rows: &[Row],
+        refused: &mut Vec<(usize, Failure)>,
+    ) -> Result<usize, Failure> {
+        let context = self.path.display();
+        let failed = |e: rusqlite::Error| delivery::sqlite_failure(&e, &context);
         let conn = match db {
             Some(conn) => conn,
-            None => db.insert(self.open()?),
+            None => db.insert(self.open().map_err(failed)?),
         };
-        let tx = conn.transaction()?;
+        let tx = conn.transaction().map_err(failed)?;
         let mut inserted = 0;
         {
-            let mut stmt = tx.prepare_cached(&insert_sql(&self.table))?;
-            for r in rows {
-                inserted += stmt.execute(params![
+            let mut stmt = tx
+                .prepare_cached(&insert_sql(&self.table))
+                .map_err(failed)?;
+            for (i, r) in rows.iter().enumerate() {
+                let result = stmt.execute(params![
                     sqlite_time(&r.timestamp),
                     sqlite_time(&r.received),
                     r.host,
@@ -139,10 +167,20 @@ impl SqliteDest {
                     r.structured_data,
                     r.source_ip.map(|ip| ip.to_string()),
                     r.origin,
-                ])?;
+                ]);
+                match result {
+                    Ok(n) => inserted += n,
+                    Err(e) => {
+                        let failure = failed(e);
+                        if !failure.is_permanent() {
+                            return Err(failure);
+                        }
+                        refused.push((i, failure));
+                    }
+                }
             }
         }
-        tx.commit()?;
+        tx.commit().map_err(failed)?;
         Ok(inserted)
     }
 

@@ -1,33 +1,53 @@
 //! Standard output: every message rendered (format or template) as one
 //! record + `\n`, one write per batch. Batches enter; acks are released
-//! once the batch is written and flushed.
+//! once the batch is written and flushed. A failed write (a closed or full
+//! pipe) is transient like any other ([`super::delivery`]): the batch is
+//! written again after a backoff, and the sources wait meanwhile.
 
 use std::sync::Arc;
 
 use tokio::io::AsyncWriteExt;
 
+use super::delivery::{Face, Failure, Stage};
 use super::{render, Error};
 use crate::config::Output;
 use crate::dest::inbox::Inbox;
-use crate::stats::{Counters, DropReason};
+use crate::state::rejects::Rejects;
+use crate::stats::Counters;
+
+/// The longest wait between two attempts to write a batch.
+const MAX_BACKOFF: std::time::Duration = std::time::Duration::from_secs(5);
 
 #[derive(Debug)]
 pub struct StdoutDest {
     name: Arc<str>,
     output: Output,
     counters: Arc<Counters>,
+    rejects: Rejects,
 }
 
 impl StdoutDest {
-    pub fn new(name: Arc<str>, output: Output, counters: Arc<Counters>) -> StdoutDest {
+    pub fn new(
+        name: Arc<str>,
+        output: Output,
+        counters: Arc<Counters>,
+        rejects: Rejects,
+    ) -> StdoutDest {
         StdoutDest {
             name,
             output,
             counters,
+            rejects,
         }
     }
 
     pub async fn run(self, mut input: Inbox) -> Result<(), Error> {
+        let mut face = Face::new(
+            self.name.clone(),
+            self.counters.clone(),
+            self.rejects.clone(),
+            MAX_BACKOFF,
+        );
         let mut stdout = tokio::io::stdout();
         let mut buf = Vec::with_capacity(64 * 1024);
         while let Some(batch) = input.recv().await {
@@ -35,25 +55,25 @@ impl StdoutDest {
             for msg in &batch.messages {
                 render(&self.output, msg, &mut buf);
             }
-            let n = batch.len() as u64;
-            let written = async {
-                stdout.write_all(&buf).await?;
-                stdout.flush().await
-            };
-            match written.await {
-                Ok(()) => Counters::add(&self.counters.written, n),
-                Err(source) => {
-                    for msg in &batch.messages {
-                        if let Some(ack) = &msg.ack {
-                            ack.fail();
-                        }
+            loop {
+                let written = async {
+                    stdout.write_all(&buf).await?;
+                    stdout.flush().await
+                };
+                match written.await {
+                    Ok(()) => {
+                        face.succeeded();
+                        break;
                     }
-                    self.counters.dropped(DropReason::Io, n);
-                    // Keep draining (and counting) so the sources are not
-                    // blocked forever when nobody reads any more.
-                    tracing::error!(destination = %self.name, error = %source, lost = n, "cannot write to stdout");
+                    // A partial write may repeat some records: standard
+                    // output has no length to cut back to.
+                    Err(e) => {
+                        let failure = Failure::io(&e, Stage::FixedPath, &"standard output");
+                        tokio::time::sleep(face.failed(&failure)).await;
+                    }
                 }
             }
+            Counters::add(&self.counters.written, batch.len() as u64);
             drop(batch);
         }
         stdout.flush().await.map_err(|source| Error::Io {

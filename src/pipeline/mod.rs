@@ -75,6 +75,7 @@ use self::plan::{RunningDest, RunningSource};
 use self::router::Table;
 use crate::config::{Config, Global, Origin};
 use crate::source;
+use crate::state::rejects::Rejects;
 use crate::stats::Registry;
 use crate::systemd;
 
@@ -109,6 +110,8 @@ pub enum Error {
 /// The running pipeline: what start-up builds and each reload changes.
 struct Runtime {
     registry: Arc<Registry>,
+    /// The rejects store, from the config at start (a reload keeps it).
+    rejects: Rejects,
     global: Option<Global>,
     sources: Vec<RunningSource>,
     dests: Vec<RunningDest>,
@@ -139,12 +142,20 @@ pub async fn run(config: Config, origin: Origin) -> Result<(), Error> {
     let mut sigint = install(SignalKind::interrupt(), "SIGINT")?;
     let mut sighup = install(SignalKind::hangup(), "SIGHUP")?;
 
-    let mut runtime = Runtime::new();
+    let mut runtime = Runtime::new(Rejects::open(
+        config.global.state_dir.join("rejects"),
+        crate::state::rejects::DEFAULT_MAX_BYTES,
+    ));
     let plan = runtime.prepare(config).await?;
     // The control socket is bound while still root (its directory may be
     // root's), then root is no longer needed (privilege.rs).
-    let observers =
-        crate::control::start(&plan.config.global, mode, runtime.registry.clone()).await?;
+    let observers = crate::control::start(
+        &plan.config.global,
+        mode,
+        runtime.registry.clone(),
+        runtime.rejects.clone(),
+    )
+    .await?;
     // Every source is bound: root is no longer needed (privilege.rs).
     crate::privilege::drop_privileges(&plan.config.global)?;
     let (_, bound) = runtime.commit(plan);
@@ -200,7 +211,7 @@ pub async fn run(config: Config, origin: Origin) -> Result<(), Error> {
 }
 
 impl Runtime {
-    fn new() -> Runtime {
+    fn new(rejects: Rejects) -> Runtime {
         let source_tasks = TaskTracker::new();
         let router_tasks = TaskTracker::new();
         // Closed from the start: `wait` ends once they are empty, and
@@ -210,6 +221,7 @@ impl Runtime {
         let (table, _) = watch::channel(Arc::new(Table::empty()));
         Runtime {
             registry: Arc::new(Registry::new()),
+            rejects,
             global: None,
             sources: Vec::new(),
             dests: Vec::new(),

@@ -150,7 +150,7 @@ impl Runtime {
                 d,
                 counters,
                 self.reopen.subscribe(),
-                &config.global.state_dir,
+                &self.rejects,
             )?);
         }
         Ok(Plan {

@@ -4,5 +4,8 @@
 //!
 //! - [`checkpoint`]: how far each file of a file source has been
 //!   delivered (`STATE_DIR/checkpoints/SOURCE.json`).
+//! - [`rejects`]: messages set aside as undeliverable
+//!   (`STATE_DIR/rejects/DEST/*.jsonl`), listed and replayed.
 
 pub mod checkpoint;
+pub mod rejects;

@@ -46,6 +46,7 @@ impl Feed {
             dest.name.clone(),
             buffer,
             dest.counters.clone(),
+            dest.rejects.clone(),
             input,
             encode,
         )

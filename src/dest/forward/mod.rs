@@ -19,8 +19,10 @@
 //!   connection breaks, every unanswered frame goes back to the front of
 //!   the queue and is sent again (to the same server once it is back, or to
 //!   another one as `balance` decides): duplicates are possible only for
-//!   frames in flight at the break. A non-200 answer breaks the connection
-//!   the same way.
+//!   frames in flight at the break. An answer with another code is the
+//!   server refusing that one message (permanent, [`super::delivery`]): it
+//!   is set aside in the rejects store, its ack released, and the session
+//!   goes on; an answer without a code breaks the connection.
 //! - `tcp`: when the write succeeded. A successful write only means the
 //!   local kernel has the bytes; if the server dies before reading them
 //!   they are lost. To narrow that, before each write the connection is
@@ -77,6 +79,7 @@ use crate::buffer::spool::Acker;
 use crate::config::{ForwardDestConfig, Protocol, ServerAddr};
 use crate::dest::inbox::Inbox;
 use crate::message::Ack;
+use crate::state::rejects::Rejects;
 use crate::stats::Counters;
 
 /// The halves of a RELP connection (plain TCP or TLS).
@@ -100,6 +103,8 @@ pub struct ForwardDest {
     name: Arc<str>,
     config: ForwardDestConfig,
     counters: Arc<Counters>,
+    /// Where a message the server refuses is set aside.
+    rejects: Rejects,
     /// `tls`, and `relp` with a `tls` table.
     tls: Option<Arc<rustls::ClientConfig>>,
 }
@@ -204,11 +209,17 @@ impl Drop for Link {
 }
 
 impl ForwardDest {
-    pub fn new(name: Arc<str>, config: ForwardDestConfig, counters: Arc<Counters>) -> ForwardDest {
+    pub fn new(
+        name: Arc<str>,
+        config: ForwardDestConfig,
+        counters: Arc<Counters>,
+        rejects: Rejects,
+    ) -> ForwardDest {
         ForwardDest {
             name,
             config,
             counters,
+            rejects,
             tls: None,
         }
     }
@@ -230,7 +241,8 @@ impl ForwardDest {
                 self.config.servers.clone(),
                 self.config.balance,
                 self.config.max_backoff,
-            ),
+            )
+            .with_counters(self.counters.clone()),
             links: (0..self.config.servers.len())
                 .map(|_| Link::default())
                 .collect(),

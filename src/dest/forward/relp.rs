@@ -5,9 +5,13 @@
 //! - A reader task per connection decodes the answers and reports them
 //!   as one [`Event::Rsp`] per read (not per frame), so a window of answers
 //!   wakes the destination task once.
-//! - `rsp 200` delivers the frame's message (its ack is released). Any
-//!   other answer breaks the connection: its unanswered frames go back to
-//!   the front of the queue and are sent again.
+//! - `rsp 200` delivers the frame's message (its ack is released). An
+//!   `rsp` with another code refuses that one message (permanent): it is
+//!   set aside in the rejects store (its payload, parsed back for its
+//!   fields) and then released, and the session goes on, so a poison
+//!   message never holds the stream or loops on reconnects. An answer
+//!   without a code breaks the connection: its unanswered frames go back
+//!   to the front of the queue and are sent again.
 //! - At the end of input, every session is closed politely (`close`,
 //!   answered by librelp servers, which complain when nobody reads it).
 
@@ -22,11 +26,13 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::{
-    timed_shutdown, timed_write, Conn, Event, Live, RelpRead, RelpWrite, State, ROUND_BYTES,
-    ROUND_MESSAGES,
+    timed_shutdown, timed_write, Conn, Event, Live, Pending, RelpRead, RelpWrite, State,
+    ROUND_BYTES, ROUND_MESSAGES,
 };
 use crate::config::ServerAddr;
 use crate::dest::balance::Pick;
+use crate::dest::delivery::{self, Code, Failure, Reason, SetAside};
+use crate::message::{Facility, Message, Severity, TimeZone};
 use crate::relp::{self, FrameDecoder};
 use crate::stats::Counters;
 use crate::syslog::framing::Oversize;
@@ -108,6 +114,7 @@ impl State {
         answers: Vec<(u32, Option<u16>)>,
     ) {
         let mut delivered = 0;
+        let mut refused: Vec<(Pending, u16)> = Vec::new();
         for (txnr, code) in answers {
             let link = &mut self.links[server];
             if conn_id != link.conn_id || link.live.is_none() {
@@ -116,23 +123,63 @@ impl State {
             let Some(at) = link.unacked.iter().position(|(t, _)| *t == txnr) else {
                 continue;
             };
-            if code == Some(200) {
-                if let Some((_, pending)) = link.unacked.remove(at) {
-                    pending.delivered();
-                    delivered += 1;
+            match (delivery::classify_rsp(code), code) {
+                (None, _) => {
+                    if let Some((_, pending)) = link.unacked.remove(at) {
+                        pending.delivered();
+                        delivered += 1;
+                    }
                 }
-            } else {
-                let why = format!("server answered {code:?} to a syslog frame");
-                self.break_link(server, &why, false);
-                break;
+                // The server refused this one message: it is set aside,
+                // and the session goes on.
+                (Some(Reason::PeerRefused), Some(code)) => {
+                    if let Some((_, pending)) = link.unacked.remove(at) {
+                        refused.push((pending, code));
+                    }
+                }
+                _ => {
+                    let why = format!("server answered {code:?} to a syslog frame");
+                    self.break_link(server, &why, false);
+                    break;
+                }
             }
         }
+        let answered = delivered + refused.len() as u64;
         let link = &mut self.links[server];
-        if delivered > 0 && conn_id == link.conn_id && link.live.is_some() {
+        if answered > 0 && conn_id == link.conn_id && link.live.is_some() {
             link.waiting_since = (!link.unacked.is_empty()).then(Instant::now);
         }
         Counters::add(&self.dest.counters.written, delivered);
         Counters::add(&self.dest.counters.acknowledged, delivered);
+        if !refused.is_empty() {
+            self.set_aside(server, refused);
+        }
+    }
+
+    /// Stores messages the server refused (off the async threads), then
+    /// releases them: upstream acks, or their disk buffer records.
+    fn set_aside(&self, server: usize, refused: Vec<(Pending, u16)>) {
+        let rejects = self.dest.rejects.clone();
+        let name = self.dest.name.clone();
+        let counters = self.dest.counters.clone();
+        let addr = self.servers.addr(server).to_string();
+        tokio::task::spawn_blocking(move || {
+            let mut aside: SetAside<Pending> = SetAside::default();
+            let now = chrono::Utc::now();
+            let mut refused = refused.into_iter();
+            for (pending, code) in refused.by_ref() {
+                let failure = Failure::new(
+                    Reason::PeerRefused,
+                    Code::Rsp(code),
+                    format!("{addr} answered rsp {code} to the message"),
+                );
+                let msg = parsed(&pending.payload, &pending.host, &name, now);
+                aside.push(&name, &msg, &failure, Some(pending));
+            }
+            for pending in aside.store(&rejects, &name, &counters) {
+                pending.delivered();
+            }
+        });
     }
 
     /// One round of RELP frames; `false` when nothing could be sent.
@@ -281,4 +328,25 @@ pub(super) async fn read_answers(
         conn_id,
         why,
     });
+}
+
+/// A refused payload as a message (for its record in the rejects store):
+/// parsed back, with `host` (the routing key) for a message that names none.
+fn parsed(
+    payload: &bytes::Bytes,
+    host: &bytes::Bytes,
+    destination: &Arc<str>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Message {
+    let ctx = crate::syslog::ParseContext {
+        received: now,
+        source: destination.clone(),
+        source_ip: None,
+        hostname: host.clone(),
+        program: bytes::Bytes::new(),
+        facility: Facility::User,
+        severity: Severity::Notice,
+        time_zone: TimeZone::Utc,
+    };
+    crate::syslog::parse(payload.clone(), &ctx)
 }
