@@ -621,7 +621,7 @@ fn postgres_stopped_immediately_mid_stream_loses_and_duplicates_nothing() {
     assert!(started, "{}", server.stderr());
     pg.stop_immediate();
     append(&log, &numbered(10_000, 20_000));
-    server.wait_stderr("database is down", 1);
+    server.wait_stderr("reason=unavailable", 1);
     std::thread::sleep(Duration::from_millis(500));
     pg.start_server();
     let done = wait_for(Duration::from_secs(60), || {
@@ -689,7 +689,7 @@ fn sqlite_lines_read_again_after_kill_9_are_stored_once() {
 }
 
 #[test]
-fn postgres_row_refused_by_the_database_goes_to_the_rejects_file() {
+fn postgres_row_refused_by_the_database_goes_to_the_rejects_store() {
     let pg = Postgres::start();
     let db = TestDir::new();
     let inbox = db.path().join("inbox");
@@ -716,15 +716,30 @@ fn postgres_row_refused_by_the_database_goes_to_the_rejects_file() {
         .collect();
     assert_eq!(rows, ["first", "a", "b"]);
     assert!(
-        stderr.contains("written=3") && stderr.contains("dropped_rejected_rows=1"),
+        stderr.contains("written=3") && stderr.contains("rejected_row=1"),
         "{stderr}"
     );
-    let rejects = read_lines(&server.path("state/rejects/db.json"));
+    let segments: Vec<_> = std::fs::read_dir(server.path("state/rejects/db"))
+        .expect("the destination's rejects")
+        .flatten()
+        .collect();
+    assert_eq!(segments.len(), 1, "{segments:?}");
+    let rejects = read_lines(&segments[0].path());
     assert_eq!(rejects.len(), 1, "{rejects:?}");
     let value: serde_json::Value = serde_json::from_str(&rejects[0]).expect("json");
     assert_eq!(value["message"]["message"], "poison", "{value}");
-    let error = value["error"].as_str().expect("error");
-    assert!(error.starts_with("23514: "), "{error}");
+    assert_eq!(value["reason"], "row_refused", "{value}");
+    assert_eq!(value["code"], "SQLSTATE 23514", "{value}");
+    let detail = value["detail"].as_str().expect("detail");
+    assert!(detail.starts_with("23514: "), "{detail}");
+    let listed = crate::harness::logrelay(
+        &["rejects", "--state-dir", "state", "--json"],
+        server.dir.path(),
+    );
+    let rows: serde_json::Value = serde_json::from_str(&listed.stdout).expect("json");
+    assert_eq!(rows[0]["destination"], "db", "{rows}");
+    assert_eq!(rows[0]["reason"], "row_refused", "{rows}");
+    assert_eq!(rows[0]["count"], 1, "{rows}");
 }
 
 #[test]
@@ -782,7 +797,7 @@ fn sqlite_unopenable_database_is_retried_until_it_works() {
     let dest = format!("type = \"sqlite\"\npath = \"{}\"", path.display());
     let mut server = Server::start(&config(&dest, &inbox, ""));
     server.send_tcp("tcp", b"one\ntwo\n");
-    server.wait_stderr("cannot write to the database", 1);
+    server.wait_stderr("cannot deliver: holding the messages", 1);
     std::fs::remove_dir(&path).expect("free the path");
     let done = wait_for(Duration::from_secs(20), || {
         path.is_file() && sqlite_count(&path, "SELECT count(*) FROM logs") >= 2
@@ -794,11 +809,12 @@ fn sqlite_unopenable_database_is_retried_until_it_works() {
         .filter_map(|r| r.into_iter().next().flatten())
         .collect();
     assert_eq!(rows, ["one", "two"], "{stderr}");
-    assert!(stderr.contains("database is writable again"), "{stderr}");
+    assert!(stderr.contains("delivering again"), "{stderr}");
 }
 
 /// PostgreSQL down when logrelay starts: the first batch waits (WARN
-/// `database is down`) and is written once the server comes up.
+/// `cannot deliver`, reason `unavailable`) and is written once the server
+/// comes up.
 #[test]
 fn postgres_down_at_start_is_waited_for() {
     let pg = Postgres::start();
@@ -809,7 +825,7 @@ fn postgres_down_at_start_is_waited_for() {
     let dest = format!("type = \"postgres\"\nurl = \"{}\"", pg.url());
     let mut server = Server::start(&config(&dest, &inbox, ""));
     server.send_tcp("tcp", b"early one\nearly two\n");
-    server.wait_stderr("database is down", 1);
+    server.wait_stderr("reason=unavailable", 1);
     pg.start_server();
     let done = wait_for(Duration::from_secs(30), || {
         pg.count("SELECT count(*) FROM pg_tables WHERE tablename = 'logs'") == 1
@@ -823,5 +839,5 @@ fn postgres_down_at_start_is_waited_for() {
         .filter_map(|r| r.into_iter().next().flatten())
         .collect();
     assert_eq!(rows, ["early one", "early two"], "{stderr}");
-    assert!(stderr.contains("database is back"), "{stderr}");
+    assert!(stderr.contains("delivering again"), "{stderr}");
 }

@@ -6,6 +6,7 @@ mod chaos_db;
 mod check;
 mod database;
 mod diskbuf;
+mod failures;
 mod filesource;
 mod forward;
 mod fuzz_regressions;
