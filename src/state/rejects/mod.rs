@@ -64,31 +64,27 @@
 //!   line) are imported into NAME's directory when the store is first
 //!   written or replayed, then removed.
 
+mod record;
+mod replay;
+
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use base64::Engine as _;
-use bytes::Bytes;
-use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
-use tokio::sync::mpsc;
 
-use crate::dest::delivery::Failure;
-use crate::dest::inbox::{batch_bytes, Inbox};
-use crate::message::{Ack, AckStatus, Batch, Facility, Message, ParseQuality, SdElement, Severity};
-use crate::stats::Counters;
+use self::record::import_legacy;
+pub use self::record::{Record, StoredMessage, StoredSd, Text};
+use self::replay::Feed;
+pub use self::replay::{Registration, ReplayStarted};
 
 /// The default of `[global] rejects_max_bytes`: 256 MiB.
 pub const DEFAULT_MAX_BYTES: u64 = 256 << 20;
 /// A segment is closed and a new one started past this size.
 pub const SEGMENT_BYTES: u64 = 4 << 20;
-/// Messages per batch a replay feeds to its destination.
-const REPLAY_BATCH: usize = 256;
-const FORMAT_VERSION: u32 = 1;
 const SEGMENT_EXT: &str = "jsonl";
 const REPLAY_PREFIX: &str = "replay-";
 
@@ -101,179 +97,6 @@ pub enum Error {
     NotRunning(String),
     #[error("a replay of destination {0:?} is already running")]
     Busy(String),
-}
-
-// ----------------------------------------------------------------- records
-
-/// Bytes as the format writes them (a string, or `{"base64": ...}`).
-#[derive(Clone, Debug, PartialEq, Eq, Default)]
-pub struct Text(pub Bytes);
-
-impl Serialize for Text {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match std::str::from_utf8(&self.0) {
-            Ok(text) => s.serialize_str(text),
-            Err(_) => {
-                use serde::ser::SerializeMap;
-                let mut map = s.serialize_map(Some(1))?;
-                map.serialize_entry(
-                    "base64",
-                    &base64::engine::general_purpose::STANDARD.encode(&self.0),
-                )?;
-                map.end()
-            }
-        }
-    }
-}
-
-impl<'de> Deserialize<'de> for Text {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Text, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Repr {
-            Text(String),
-            Base64 { base64: String },
-        }
-        match Repr::deserialize(d)? {
-            Repr::Text(s) => Ok(Text(Bytes::from(s))),
-            Repr::Base64 { base64 } => base64::engine::general_purpose::STANDARD
-                .decode(base64)
-                .map(|b| Text(Bytes::from(b)))
-                .map_err(serde::de::Error::custom),
-        }
-    }
-}
-
-/// One SD-ELEMENT of a stored message.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StoredSd {
-    pub id: Text,
-    pub params: Vec<(Text, Text)>,
-}
-
-/// A message's fields as stored (every byte kept).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StoredMessage {
-    pub timestamp: String,
-    pub received: String,
-    pub host: Text,
-    pub program: Text,
-    pub pid: Text,
-    pub facility: u8,
-    pub severity: u8,
-    pub msgid: Text,
-    pub structured_data: Vec<StoredSd>,
-    pub message: Text,
-    pub origin: Text,
-    pub source: String,
-    pub source_ip: Option<String>,
-    pub raw: Text,
-}
-
-impl StoredMessage {
-    pub fn of(msg: &Message) -> StoredMessage {
-        StoredMessage {
-            timestamp: msg.timestamp.to_rfc3339_opts(SecondsFormat::AutoSi, true),
-            received: msg.received.to_rfc3339_opts(SecondsFormat::AutoSi, true),
-            host: Text(msg.host.clone()),
-            program: Text(msg.program.clone()),
-            pid: Text(msg.pid.clone()),
-            facility: msg.facility.number(),
-            severity: msg.severity.number(),
-            msgid: Text(msg.msgid.clone()),
-            structured_data: msg
-                .structured_data
-                .iter()
-                .map(|e| StoredSd {
-                    id: Text(e.id.clone()),
-                    params: e
-                        .params
-                        .iter()
-                        .map(|(k, v)| (Text(k.clone()), Text(v.clone())))
-                        .collect(),
-                })
-                .collect(),
-            message: Text(msg.message.clone()),
-            origin: Text(msg.origin.clone()),
-            source: msg.source.to_string(),
-            source_ip: msg.source_ip.map(|ip| ip.to_string()),
-            raw: Text(msg.raw.clone()),
-        }
-    }
-
-    /// The message back (without an ack); `None` when a time or number is
-    /// out of range (a damaged record).
-    pub fn to_message(&self) -> Option<Message> {
-        let received = DateTime::parse_from_rfc3339(&self.received)
-            .ok()?
-            .with_timezone(&Utc);
-        let mut msg = Message::new(
-            self.raw.0.clone(),
-            received,
-            Arc::from(self.source.as_str()),
-        );
-        msg.timestamp = DateTime::parse_from_rfc3339(&self.timestamp).ok()?;
-        msg.host = self.host.0.clone();
-        msg.program = self.program.0.clone();
-        msg.pid = self.pid.0.clone();
-        msg.facility = Facility::from_number(self.facility)?;
-        msg.severity = Severity::from_number(self.severity)?;
-        msg.msgid = self.msgid.0.clone();
-        msg.structured_data = self
-            .structured_data
-            .iter()
-            .map(|e| SdElement {
-                id: e.id.0.clone(),
-                params: e
-                    .params
-                    .iter()
-                    .map(|(k, v)| (k.0.clone(), v.0.clone()))
-                    .collect(),
-            })
-            .collect();
-        msg.message = self.message.0.clone();
-        msg.origin = self.origin.0.clone();
-        msg.source_ip = match &self.source_ip {
-            Some(ip) => Some(ip.parse().ok()?),
-            None => None,
-        };
-        msg.quality = ParseQuality::Syslog;
-        Some(msg)
-    }
-}
-
-/// One record of the store.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Record {
-    pub v: u32,
-    pub time: String,
-    pub destination: String,
-    pub reason: String,
-    pub code: String,
-    pub detail: String,
-    pub message: StoredMessage,
-}
-
-impl Record {
-    pub fn new(destination: &str, failure: &Failure, msg: &Message) -> Record {
-        Record {
-            v: FORMAT_VERSION,
-            time: Utc::now().to_rfc3339_opts(SecondsFormat::Micros, true),
-            destination: destination.to_owned(),
-            reason: failure.reason.name().to_owned(),
-            code: failure.code.to_string(),
-            detail: failure.detail.clone(),
-            message: StoredMessage::of(msg),
-        }
-    }
-
-    /// The record as one line of the format, `\n` included.
-    pub fn encode(&self) -> Vec<u8> {
-        // A struct of strings and numbers: serialization cannot fail.
-        let mut line = serde_json::to_vec(self).unwrap_or_default(); // ok: see above
-        line.push(b'\n');
-        line
-    }
 }
 
 /// What `logrelay rejects` lists: one row per destination and reason.
@@ -533,42 +356,6 @@ struct Writer {
     bytes: u64,
 }
 
-/// A running destination's input, for replays.
-#[derive(Debug, Clone)]
-struct Feed {
-    id: u64,
-    tx: mpsc::Sender<Batch>,
-    counters: Arc<Counters>,
-}
-
-/// Keeps a destination registered for replays; unregisters when dropped
-/// (unless a newer instance of the destination registered since).
-#[derive(Debug)]
-pub struct Registration {
-    rejects: Rejects,
-    destination: String,
-    id: u64,
-}
-
-impl Drop for Registration {
-    fn drop(&mut self) {
-        let mut feeds = lock(&self.rejects.0.feeds);
-        if feeds
-            .get(&self.destination)
-            .is_some_and(|f| f.id == self.id)
-        {
-            feeds.remove(&self.destination);
-        }
-    }
-}
-
-/// What a replay took.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ReplayStarted {
-    pub files: usize,
-    pub records: u64,
-}
-
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     match m.lock() {
         Ok(g) => g,
@@ -734,291 +521,18 @@ impl Rejects {
         }
         Ok(())
     }
-
-    /// Registers a running destination's replay input: replays of
-    /// `destination` send their batches to the returned receiver, which the
-    /// destination reads with its input ([`Inbox::with_replay`]).
-    pub fn register(
-        &self,
-        destination: &str,
-        counters: Arc<Counters>,
-    ) -> (Registration, mpsc::Receiver<Batch>) {
-        let (tx, rx) = mpsc::channel(4);
-        let id = self.0.next_feed.fetch_add(1, Ordering::Relaxed);
-        lock(&self.0.feeds).insert(destination.to_owned(), Feed { id, tx, counters });
-        let registration = Registration {
-            rejects: self.clone(),
-            destination: destination.to_owned(),
-            id,
-        };
-        (registration, rx)
-    }
-
-    /// Starts a replay of `destination`'s records (see the module doc):
-    /// moves them aside and feeds them to the running destination in a task
-    /// of their own. Returns what was taken.
-    pub async fn replay(&self, destination: &str) -> Result<ReplayStarted, Error> {
-        let feed = lock(&self.0.feeds)
-            .get(destination)
-            .cloned()
-            .ok_or_else(|| Error::NotRunning(destination.to_owned()))?;
-        let this = self.clone();
-        let name = destination.to_owned();
-        let taken = tokio::task::spawn_blocking(move || this.take_for_replay(&name))
-            .await
-            .map_err(|e| Error::Io {
-                path: self.0.dir.clone(),
-                source: io::Error::other(e.to_string()),
-            })??;
-        let started = ReplayStarted {
-            files: taken.len(),
-            records: taken.iter().map(|(_, n)| n).sum(),
-        };
-        tracing::info!(
-            destination,
-            files = started.files,
-            records = started.records,
-            "replaying set-aside messages"
-        );
-        let this = self.clone();
-        let name = destination.to_owned();
-        tokio::spawn(async move {
-            for (path, _) in taken {
-                this.replay_file(&name, &path, &feed).await;
-            }
-            lock(&this.0.store).replaying.remove(&name);
-            tracing::info!(destination = %name, "replay done");
-        });
-        Ok(started)
-    }
-
-    /// Renames the destination's segments `replay-*`; returns every replay
-    /// file with its number of lines.
-    fn take_for_replay(&self, destination: &str) -> Result<Vec<(PathBuf, u64)>, Error> {
-        let mut store = lock(&self.0.store);
-        self.scan(&mut store)?;
-        if !store.replaying.insert(destination.to_owned()) {
-            return Err(Error::Busy(destination.to_owned()));
-        }
-        let taken = self.move_aside(&mut store, destination);
-        if taken.is_err() {
-            store.replaying.remove(destination);
-        }
-        taken
-    }
-
-    fn move_aside(
-        &self,
-        store: &mut Store,
-        destination: &str,
-    ) -> Result<Vec<(PathBuf, u64)>, Error> {
-        let dest_dir = self.0.dir.join(dir_name(destination));
-        let io = |path: &Path| {
-            let path = path.to_path_buf();
-            move |source| Error::Io { path, source }
-        };
-        // New rejects of the destination go to a new segment.
-        store.writers.remove(destination);
-        let mut taken = Vec::new();
-        let mut renamed = false;
-        for file in segment_files(&dest_dir).map_err(io(&dest_dir))? {
-            let path = if file.replay {
-                file.path
-            } else {
-                let to = dest_dir.join(segment_name(file.number, true));
-                std::fs::rename(&file.path, &to).map_err(io(&file.path))?;
-                renamed = true;
-                to
-            };
-            let data = std::fs::read(&path).map_err(io(&path))?;
-            let lines = data
-                .split(|&b| b == b'\n')
-                .filter(|l| !l.is_empty())
-                .count();
-            taken.push((path, lines as u64));
-        }
-        if renamed {
-            sync_dir(&dest_dir).map_err(io(&dest_dir))?;
-        }
-        Ok(taken)
-    }
-
-    /// Feeds one replay file to the destination; deletes it once every
-    /// record is acknowledged.
-    async fn replay_file(&self, destination: &str, path: &Path, feed: &Feed) {
-        let data = match tokio::fs::read(path).await {
-            Ok(data) => data,
-            Err(e) => {
-                tracing::error!(destination, path = %path.display(), error = %e, "replay: cannot read the file: it stays for the next replay");
-                return;
-            }
-        };
-        let (ack, tracker) = Ack::new();
-        let mut damaged: Vec<Vec<u8>> = Vec::new();
-        let mut batch = Batch::with_capacity(REPLAY_BATCH);
-        let mut sent_all = true;
-        let lines = data.split(|&b| b == b'\n').filter(|l| !l.is_empty());
-        for line in lines {
-            let msg = serde_json::from_slice::<Record>(line)
-                .ok()
-                .and_then(|r| r.message.to_message());
-            let Some(mut msg) = msg else {
-                let mut kept = line.to_vec();
-                kept.push(b'\n');
-                damaged.push(kept);
-                continue;
-            };
-            msg.ack = Some(ack.clone());
-            batch.messages.push(msg);
-            if batch.len() >= REPLAY_BATCH {
-                let full = std::mem::replace(&mut batch, Batch::with_capacity(REPLAY_BATCH));
-                if !send(feed, full).await {
-                    sent_all = false;
-                    break;
-                }
-            }
-        }
-        if sent_all && !batch.is_empty() && !send(feed, batch).await {
-            sent_all = false;
-        }
-        if !sent_all {
-            ack.fail();
-        }
-        drop(ack);
-        let status = tracker.await.unwrap_or(AckStatus::Failed);
-        if status != AckStatus::Delivered {
-            tracing::warn!(destination, path = %path.display(), "replay: not every record was delivered (the destination stopped or failed them): the file stays for the next replay");
-            return;
-        }
-        let this = self.clone();
-        let name = destination.to_owned();
-        let path = path.to_path_buf();
-        let done =
-            tokio::task::spawn_blocking(move || this.finish_file(&name, &path, &damaged)).await;
-        match done {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                tracing::error!(destination, error = %e, "replay: cannot remove a replayed file (its records may come again)")
-            }
-            Err(e) => {
-                tracing::error!(destination, error = %e, "replay: cannot remove a replayed file (its records may come again)")
-            }
-        }
-    }
-
-    /// A replay file is delivered: its damaged lines go back to the store
-    /// (so they stay visible), then it is deleted.
-    fn finish_file(
-        &self,
-        destination: &str,
-        path: &Path,
-        damaged: &[Vec<u8>],
-    ) -> Result<(), Error> {
-        let io = |path: &Path| {
-            let path = path.to_path_buf();
-            move |source| Error::Io { path, source }
-        };
-        let mut store = lock(&self.0.store);
-        if !damaged.is_empty() {
-            let data = damaged.concat();
-            self.append(&mut store, destination, &data)?;
-            store.used += data.len() as u64;
-        }
-        let size = std::fs::metadata(path).map_or(0, |m| m.len());
-        std::fs::remove_file(path).map_err(io(path))?;
-        if let Some(dir) = path.parent() {
-            sync_dir(dir).map_err(io(dir))?;
-        }
-        store.used = store.used.saturating_sub(size);
-        if store.full && store.used < self.0.max_bytes {
-            store.full = false;
-        }
-        Ok(())
-    }
-}
-
-/// Sends a replay batch into a destination's input, counted as routed to
-/// it; `false` when the destination is gone (the batch's acks fail).
-async fn send(feed: &Feed, batch: Batch) -> bool {
-    Counters::add(&feed.counters.received, batch.len() as u64);
-    Inbox::sent(&feed.counters, batch_bytes(&batch));
-    match feed.tx.send(batch).await {
-        Ok(()) => true,
-        Err(mpsc::error::SendError(batch)) => {
-            for msg in &batch.messages {
-                if let Some(ack) = &msg.ack {
-                    ack.fail();
-                }
-            }
-            false
-        }
-    }
-}
-
-/// The records of an old postgres rejects file (`{"error": "SQLSTATE:
-/// text", "message": {json format}}` per line).
-fn import_legacy(destination: &str, path: &Path) -> io::Result<Vec<Vec<u8>>> {
-    let data = std::fs::read(path)?;
-    let time = std::fs::metadata(path)
-        .and_then(|m| m.modified())
-        .map(DateTime::<Utc>::from)
-        .unwrap_or_else(|_| Utc::now())
-        .to_rfc3339_opts(SecondsFormat::Micros, true);
-    let mut out = Vec::new();
-    for line in data.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
-        let value: serde_json::Value = serde_json::from_slice(line).unwrap_or_default();
-        let error = value["error"].as_str().unwrap_or("").to_owned();
-        let code = error
-            .split_once(':')
-            .map(|(c, _)| c)
-            .filter(|c| c.len() == 5)
-            .map_or_else(|| "-".to_owned(), |c| format!("SQLSTATE {c}"));
-        let m = &value["message"];
-        let text = |key: &str| Text(Bytes::from(m[key].as_str().unwrap_or("").to_owned()));
-        let now = Utc::now().to_rfc3339_opts(SecondsFormat::AutoSi, true);
-        let stamp = |key: &str| m[key].as_str().map_or_else(|| now.clone(), str::to_owned);
-        let facility = m["facility"]
-            .as_str()
-            .and_then(Facility::from_name)
-            .unwrap_or(Facility::User);
-        let severity = m["severity"]
-            .as_str()
-            .and_then(Severity::from_name)
-            .unwrap_or(Severity::Notice);
-        let message = StoredMessage {
-            timestamp: stamp("timestamp"),
-            received: stamp("received"),
-            host: text("host"),
-            program: text("program"),
-            pid: text("pid"),
-            facility: facility.number(),
-            severity: severity.number(),
-            msgid: text("msgid"),
-            structured_data: Vec::new(),
-            message: text("message"),
-            origin: text("origin"),
-            source: m["source"].as_str().unwrap_or("").to_owned(),
-            source_ip: m["source_ip"].as_str().map(str::to_owned),
-            raw: Text(Bytes::copy_from_slice(line)),
-        };
-        let record = Record {
-            v: FORMAT_VERSION,
-            time: time.clone(),
-            destination: destination.to_owned(),
-            reason: "row_refused".to_owned(),
-            code,
-            detail: error,
-            message,
-        };
-        out.push(record.encode());
-    }
-    Ok(out)
 }
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::Ordering;
+
+    use bytes::Bytes;
+    use chrono::{DateTime, Utc};
+
     use super::*;
-    use crate::dest::delivery::{Code, Reason};
+    use crate::dest::delivery::{Code, Failure, Reason};
+    use crate::message::{Facility, Message, SdElement, Severity};
 
     fn sample() -> Message {
         let received = DateTime::parse_from_rfc3339("2026-12-07T01:02:03.250Z")
