@@ -18,6 +18,26 @@
 //! - All file I/O runs on a writer thread of its own
 //!   ([`delivery::on_thread`]), one batch at a time, so async threads never
 //!   wait on a disk.
+//!
+//! Failures ([`delivery`] decides their kind):
+//!
+//! - A file is opened when the first message of a flush window names it,
+//!   so a name the file system refuses (EISDIR, ENAMETOOLONG, a directory
+//!   that cannot be made below the static directory, ...: permanent) is
+//!   known while the message is at hand: it is set aside in the rejects
+//!   store with its fields, its ack released, and the path remembered as
+//!   refused until the window is written (`flush_all`). Failures in the
+//!   static directory the operator wrote are transient.
+//! - A write that fails (disk full, read-only, I/O error: transient) is
+//!   cut back to the file's length before it (`ftruncate` of exactly the
+//!   bytes it added), so no partial record stays, and the whole group is
+//!   written again after a backoff (up to 5 s) until it succeeds: nothing
+//!   behind it is acknowledged meanwhile, the channel fills and the sources
+//!   wait. A failed fsync is handled the same way (the data may never have
+//!   reached the disk).
+//! - With `fsync = true`, a new file's directory and every new directory's
+//!   parent are fsynced too, so a crash cannot lose a name that
+//!   acknowledged records live under.
 
 use std::collections::HashMap;
 use std::ffi::OsStr;
