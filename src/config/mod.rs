@@ -107,6 +107,8 @@ pub struct Global {
     pub shutdown_grace: Duration,
     /// Zero: no periodic stats line.
     pub stats_interval: Duration,
+    /// The bound of the rejects store (`STATE_DIR/rejects`), bytes.
+    pub rejects_max_bytes: u64,
 }
 
 /// A token bucket: `messages` per `per`, bursts of up to `burst`.
@@ -305,6 +307,8 @@ pub struct FileDestConfig {
     pub fsync: bool,
     pub max_open_files: usize,
     pub idle_timeout: Duration,
+    /// The longest wait between retries of a failed write.
+    pub max_backoff: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -394,6 +398,8 @@ pub enum DestinationKind {
         path: PathBuf,
         table: String,
         batch_size: usize,
+        /// The longest wait between retries of a failed transaction.
+        max_backoff: Duration,
     },
     Postgres {
         url: String,

@@ -51,6 +51,8 @@ pub struct RawGlobal {
     pub shutdown_grace: Option<String>,
     /// Log one stats line this often. Default "0s" (never).
     pub stats_interval: Option<String>,
+    /// The rejects store's bound (`STATE_DIR/rejects`). Default "256MiB".
+    pub rejects_max_bytes: Option<String>,
 }
 
 /// Settings shared by every source: how non-syslog lines are labelled and
@@ -318,6 +320,8 @@ pub struct RawFileDest {
     pub max_open_files: Option<i64>,
     /// Close files idle this long. Default "60s".
     pub idle_timeout: Option<String>,
+    /// The longest wait between retries of a failed write. Default "5s".
+    pub max_backoff: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -336,6 +340,8 @@ pub struct RawSqliteDest {
     pub table: Option<String>,
     /// Rows per transaction. Default 1000.
     pub batch_size: Option<i64>,
+    /// The longest wait between retries of a failed transaction. Default "5s".
+    pub max_backoff: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -31,7 +31,8 @@
 //! - A write that fails (disk full, read-only, I/O error: transient) is
 //!   cut back to the file's length before it (`ftruncate` of exactly the
 //!   bytes it added), so no partial record stays, and the whole group is
-//!   written again after a backoff (up to 5 s) until it succeeds: nothing
+//!   written again after a backoff (up to `max_backoff`, default 5 s)
+//!   until it succeeds: nothing
 //!   behind it is acknowledged meanwhile, the channel fills and the sources
 //!   wait. A failed fsync is handled the same way (the data may never have
 //!   reached the disk).
@@ -251,12 +252,7 @@ impl Writer {
             .then(|| bytes_path(template.static_prefix()));
         let prefix = bytes_path(template.static_dir());
         let owner = resolve_owner(&name, config.owner.as_deref(), config.group.as_deref());
-        let face = Face::new(
-            name.clone(),
-            counters.clone(),
-            rejects,
-            delivery::DISK_MAX_BACKOFF,
-        );
+        let face = Face::new(name.clone(), counters.clone(), rejects, config.max_backoff);
         Writer {
             name,
             output: config.output.clone(),

@@ -136,11 +136,13 @@ impl Destination {
                 path,
                 table,
                 batch_size,
+                max_backoff,
             } => Runner::Sqlite(sqlite::SqliteDest::new(
                 name.clone(),
                 path.clone(),
                 table.clone(),
                 *batch_size,
+                *max_backoff,
                 counters.clone(),
                 rejects.clone(),
             )),

@@ -16,7 +16,8 @@
 //!   in one transaction. Failures are classified in [`delivery`]: a failed
 //!   transaction (disk full, read-only, database locked for long, file
 //!   removed: transient) is rolled back and tried again with the same rows
-//!   after a jittered delay that doubles from 100 ms to 5 s, reopening the
+//!   after a jittered delay that doubles from 100 ms to `max_backoff`
+//!   (default 5 s), reopening the
 //!   database; meanwhile no batch is taken, so the sources slow down.
 //! - A row SQLite refuses on its own (`SQLITE_TOOBIG`, `SQLITE_MISMATCH`,
 //!   a constraint: permanent) fails only its statement; the transaction
@@ -43,6 +44,7 @@ pub struct SqliteDest {
     path: PathBuf,
     table: String,
     batch_size: usize,
+    max_backoff: Duration,
     counters: Arc<Counters>,
     rejects: Rejects,
 }
@@ -54,6 +56,7 @@ impl SqliteDest {
         path: PathBuf,
         table: String,
         batch_size: usize,
+        max_backoff: Duration,
         counters: Arc<Counters>,
         rejects: Rejects,
     ) -> SqliteDest {
@@ -62,6 +65,7 @@ impl SqliteDest {
             path,
             table,
             batch_size: batch_size.max(1),
+            max_backoff,
             counters,
             rejects,
         }
@@ -78,7 +82,7 @@ impl SqliteDest {
             self.name.clone(),
             self.counters.clone(),
             self.rejects.clone(),
-            delivery::DISK_MAX_BACKOFF,
+            self.max_backoff,
         );
         let mut db: Option<Connection> = None;
         let mut batches = Accumulator::new(self.batch_size);

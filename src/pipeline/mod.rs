@@ -144,7 +144,7 @@ pub async fn run(config: Config, origin: Origin) -> Result<(), Error> {
 
     let mut runtime = Runtime::new(Rejects::open(
         config.global.state_dir.join("rejects"),
-        crate::state::rejects::DEFAULT_MAX_BYTES,
+        config.global.rejects_max_bytes,
     ));
     let plan = runtime.prepare(config).await?;
     // The control socket is bound while still root (its directory may be

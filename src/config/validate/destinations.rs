@@ -85,6 +85,7 @@ fn file(cx: &Cx<'_>, name: &str, f: &RawFileDest, global: &Global) -> Result<Des
         fsync: f.fsync.unwrap_or(false),
         max_open_files: count(cx, &at("max_open_files"), f.max_open_files, 256, 1, 65_536)?,
         idle_timeout: duration(cx, &at("idle_timeout"), f.idle_timeout.as_deref(), "60s")?,
+        max_backoff: duration(cx, &at("max_backoff"), f.max_backoff.as_deref(), "5s")?,
     }))
 }
 
@@ -108,6 +109,7 @@ fn sqlite(cx: &Cx<'_>, name: &str, s: &RawSqliteDest) -> Result<DestinationKind>
         path: non_empty_path(cx, &at("path"), &s.path)?,
         table: table_name(cx, &at("table"), s.table.as_deref())?,
         batch_size: count(cx, &at("batch_size"), s.batch_size, 1000, 1, 1_000_000)?,
+        max_backoff: duration(cx, &at("max_backoff"), s.max_backoff.as_deref(), "5s")?,
     })
 }
 
@@ -371,7 +373,7 @@ mod tests {
 type = "file"
 path = "/var/log/remote/${HOST}/${PROGRAM}.log"
 "#,
-            r#"ok: file (/var/log/remote/${HOST}/${PROGRAM}.log) path="/var/log/remote/${HOST}/${PROGRAM}.log" format=Line/Utc dir_mode=755 file_mode=644 owner=None group=None fsync=false max_open_files=256 idle_timeout=60s"#,
+            r#"ok: file (/var/log/remote/${HOST}/${PROGRAM}.log) path="/var/log/remote/${HOST}/${PROGRAM}.log" format=Line/Utc dir_mode=755 file_mode=644 owner=None group=None fsync=false max_open_files=256 idle_timeout=60s max_backoff=5s"#,
         ),
         (
             "file: every key",
@@ -389,7 +391,7 @@ fsync = true
 max_open_files = 65536
 idle_timeout = "5m"
 "#,
-            r#"ok: file (/var/log/${YEAR}/${HOST}.log) path="/var/log/${YEAR}/${HOST}.log" format=Json/Fixed(+01:00) dir_mode=750 file_mode=640 owner=Some("syslog") group=Some("adm") fsync=true max_open_files=65536 idle_timeout=300s"#,
+            r#"ok: file (/var/log/${YEAR}/${HOST}.log) path="/var/log/${YEAR}/${HOST}.log" format=Json/Fixed(+01:00) dir_mode=750 file_mode=640 owner=Some("syslog") group=Some("adm") fsync=true max_open_files=65536 idle_timeout=300s max_backoff=5s"#,
         ),
         (
             "file: template",
@@ -399,7 +401,7 @@ type = "file"
 path = "/x.log"
 template = "${ISODATE} ${MESSAGE}"
 "#,
-            r#"ok: file (/x.log) path="/x.log" template="${ISODATE} ${MESSAGE}" dir_mode=755 file_mode=644 owner=None group=None fsync=false max_open_files=256 idle_timeout=60s"#,
+            r#"ok: file (/x.log) path="/x.log" template="${ISODATE} ${MESSAGE}" dir_mode=755 file_mode=644 owner=None group=None fsync=false max_open_files=256 idle_timeout=60s max_backoff=5s"#,
         ),
         (
             "file: time_zone from global",
@@ -411,7 +413,7 @@ time_zone = "+03:00"
 type = "file"
 path = "/x.log"
 "#,
-            r#"ok: file (/x.log) path="/x.log" format=Line/Fixed(+03:00) dir_mode=755 file_mode=644 owner=None group=None fsync=false max_open_files=256 idle_timeout=60s"#,
+            r#"ok: file (/x.log) path="/x.log" format=Line/Fixed(+03:00) dir_mode=755 file_mode=644 owner=None group=None fsync=false max_open_files=256 idle_timeout=60s max_backoff=5s"#,
         ),
         (
             "file: no path key",
@@ -550,6 +552,16 @@ idle_timeout = "-1s"
             r#"FILE:4:16: destinations.d.idle_timeout: `-1s` is not a duration: expected a number and a unit such as "250ms", "5s" or "10m""#,
         ),
         (
+            "file: bad max_backoff",
+            r#"
+[destinations.d]
+type = "file"
+path = "/x.log"
+max_backoff = "soon"
+"#,
+            r#"FILE:4:15: destinations.d.max_backoff: `soon` is not a duration: expected a number and a unit such as "250ms", "5s" or "10m""#,
+        ),
+        (
             "file: unknown key",
             r#"
 [destinations.d]
@@ -557,7 +569,7 @@ type = "file"
 path = "/x.log"
 rotate = "daily"
 "#,
-            r#"FILE:4:1: rotate: unknown key; expected one of `path`, `format`, `template`, `time_zone`, `dir_mode`, `file_mode`, `owner`, `group`, `fsync`, `max_open_files`, `idle_timeout`"#,
+            r#"FILE:4:1: rotate: unknown key; expected one of `path`, `format`, `template`, `time_zone`, `dir_mode`, `file_mode`, `owner`, `group`, `fsync`, `max_open_files`, `idle_timeout`, `max_backoff`"#,
         ),
         // stdout
         (
@@ -621,7 +633,7 @@ path = "/x"
 type = "sqlite"
 path = "/var/lib/logrelay/logs.db"
 "#,
-            r#"ok: sqlite (/var/lib/logrelay/logs.db table logs) Sqlite { path: "/var/lib/logrelay/logs.db", table: "logs", batch_size: 1000 }"#,
+            r#"ok: sqlite (/var/lib/logrelay/logs.db table logs) Sqlite { path: "/var/lib/logrelay/logs.db", table: "logs", batch_size: 1000, max_backoff: 5s }"#,
         ),
         (
             "sqlite: every key",
@@ -631,8 +643,9 @@ type = "sqlite"
 path = "logs.db"
 table = "syslog_2"
 batch_size = 1000000
+max_backoff = "1m"
 "#,
-            r#"ok: sqlite (logs.db table syslog_2) Sqlite { path: "logs.db", table: "syslog_2", batch_size: 1000000 }"#,
+            r#"ok: sqlite (logs.db table syslog_2) Sqlite { path: "logs.db", table: "syslog_2", batch_size: 1000000, max_backoff: 60s }"#,
         ),
         (
             "sqlite: empty path",

@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use super::common::{count, duration, socket_addr, time_zone, Cx, Result};
+use super::common::{count, duration, size, socket_addr, time_zone, Cx, Result};
 use crate::config::locate::Seg;
 use crate::config::raw::RawGlobal;
 use crate::config::{Global, Mode};
@@ -53,6 +53,12 @@ pub(super) fn global(cx: &Cx<'_>, g: &RawGlobal, mode: Mode) -> Result<Global> {
             g.stats_interval.as_deref(),
             "0s",
         )?,
+        rejects_max_bytes: size(
+            cx,
+            &key("rejects_max_bytes"),
+            g.rejects_max_bytes.as_deref(),
+            "256MiB",
+        )?,
     })
 }
 
@@ -86,13 +92,13 @@ mod tests {
             r#"
 [global]
 "#,
-            r#"ok: Global { hostname: "<local>", state_dir: "/var/lib/logrelay/server", control: "/run/logrelay/server.sock", metrics: None, time_zone: Utc, user: None, group: None, batch_size: 512, queue_batches: 16, shutdown_grace: 10s, stats_interval: 0ns }"#,
+            r#"ok: Global { hostname: "<local>", state_dir: "/var/lib/logrelay/server", control: "/run/logrelay/server.sock", metrics: None, time_zone: Utc, user: None, group: None, batch_size: 512, queue_batches: 16, shutdown_grace: 10s, stats_interval: 0ns, rejects_max_bytes: 268435456 }"#,
         ),
         (
             "no [global] table at all",
             r#"
 "#,
-            r#"ok: Global { hostname: "<local>", state_dir: "/var/lib/logrelay/server", control: "/run/logrelay/server.sock", metrics: None, time_zone: Utc, user: None, group: None, batch_size: 512, queue_batches: 16, shutdown_grace: 10s, stats_interval: 0ns }"#,
+            r#"ok: Global { hostname: "<local>", state_dir: "/var/lib/logrelay/server", control: "/run/logrelay/server.sock", metrics: None, time_zone: Utc, user: None, group: None, batch_size: 512, queue_batches: 16, shutdown_grace: 10s, stats_interval: 0ns, rejects_max_bytes: 268435456 }"#,
         ),
         (
             "every key given",
@@ -109,8 +115,9 @@ batch_size = 65536
 queue_batches = 4096
 shutdown_grace = "250ms"
 stats_interval = "1m"
+rejects_max_bytes = "1GiB"
 "#,
-            r#"ok: Global { hostname: "web-1", state_dir: "/srv/state", control: "/srv/control.sock", metrics: Some(127.0.0.1:9598), time_zone: Fixed(+02:00), user: Some("logrelay"), group: Some("adm"), batch_size: 65536, queue_batches: 4096, shutdown_grace: 250ms, stats_interval: 60s }"#,
+            r#"ok: Global { hostname: "web-1", state_dir: "/srv/state", control: "/srv/control.sock", metrics: Some(127.0.0.1:9598), time_zone: Fixed(+02:00), user: Some("logrelay"), group: Some("adm"), batch_size: 65536, queue_batches: 4096, shutdown_grace: 250ms, stats_interval: 60s, rejects_max_bytes: 1073741824 }"#,
         ),
         (
             "metrics on localhost and IPv6",
@@ -119,7 +126,7 @@ stats_interval = "1m"
 metrics = "localhost:9598"
 time_zone = "local"
 "#,
-            r#"ok: Global { hostname: "<local>", state_dir: "/var/lib/logrelay/server", control: "/run/logrelay/server.sock", metrics: Some(127.0.0.1:9598), time_zone: Local, user: None, group: None, batch_size: 512, queue_batches: 16, shutdown_grace: 10s, stats_interval: 0ns }"#,
+            r#"ok: Global { hostname: "<local>", state_dir: "/var/lib/logrelay/server", control: "/run/logrelay/server.sock", metrics: Some(127.0.0.1:9598), time_zone: Local, user: None, group: None, batch_size: 512, queue_batches: 16, shutdown_grace: 10s, stats_interval: 0ns, rejects_max_bytes: 268435456 }"#,
         ),
         (
             "metrics on IPv6",
@@ -127,7 +134,7 @@ time_zone = "local"
 [global]
 metrics = "[::1]:9598"
 "#,
-            r#"ok: Global { hostname: "<local>", state_dir: "/var/lib/logrelay/server", control: "/run/logrelay/server.sock", metrics: Some([::1]:9598), time_zone: Utc, user: None, group: None, batch_size: 512, queue_batches: 16, shutdown_grace: 10s, stats_interval: 0ns }"#,
+            r#"ok: Global { hostname: "<local>", state_dir: "/var/lib/logrelay/server", control: "/run/logrelay/server.sock", metrics: Some([::1]:9598), time_zone: Utc, user: None, group: None, batch_size: 512, queue_batches: 16, shutdown_grace: 10s, stats_interval: 0ns, rejects_max_bytes: 268435456 }"#,
         ),
         (
             "smallest batch_size and queue_batches",
@@ -136,7 +143,23 @@ metrics = "[::1]:9598"
 batch_size = 1
 queue_batches = 1
 "#,
-            r#"ok: Global { hostname: "<local>", state_dir: "/var/lib/logrelay/server", control: "/run/logrelay/server.sock", metrics: None, time_zone: Utc, user: None, group: None, batch_size: 1, queue_batches: 1, shutdown_grace: 10s, stats_interval: 0ns }"#,
+            r#"ok: Global { hostname: "<local>", state_dir: "/var/lib/logrelay/server", control: "/run/logrelay/server.sock", metrics: None, time_zone: Utc, user: None, group: None, batch_size: 1, queue_batches: 1, shutdown_grace: 10s, stats_interval: 0ns, rejects_max_bytes: 268435456 }"#,
+        ),
+        (
+            "rejects_max_bytes zero keeps nothing (what is set aside is only counted)",
+            r#"
+[global]
+rejects_max_bytes = "0"
+"#,
+            r#"ok: Global { hostname: "<local>", state_dir: "/var/lib/logrelay/server", control: "/run/logrelay/server.sock", metrics: None, time_zone: Utc, user: None, group: None, batch_size: 512, queue_batches: 16, shutdown_grace: 10s, stats_interval: 0ns, rejects_max_bytes: 0 }"#,
+        ),
+        (
+            "rejects_max_bytes not a size",
+            r#"
+[global]
+rejects_max_bytes = "lots"
+"#,
+            r#"FILE:2:21: global.rejects_max_bytes: `lots` is not a size: expected a number such as "64KiB" or "1GiB""#,
         ),
         (
             "empty hostname",
@@ -264,7 +287,7 @@ stats_interval = "often"
 [global]
 hostnme = "h"
 "#,
-            r#"FILE:2:1: hostnme: unknown key; expected one of `hostname`, `state_dir`, `control`, `metrics`, `time_zone`, `user`, `group`, `batch_size`, `queue_batches`, `shutdown_grace`, `stats_interval`"#,
+            r#"FILE:2:1: hostnme: unknown key; expected one of `hostname`, `state_dir`, `control`, `metrics`, `time_zone`, `user`, `group`, `batch_size`, `queue_batches`, `shutdown_grace`, `stats_interval`, `rejects_max_bytes`"#,
         ),
         (
             "user not a string",

@@ -155,7 +155,7 @@ pub fn destination_values(d: &Destination) -> String {
     let kind = match &d.kind {
         DestinationKind::File(f) => format!(
             "path={:?} {} dir_mode={:o} file_mode={:o} owner={:?} group={:?} fsync={} \
-             max_open_files={} idle_timeout={:?}",
+             max_open_files={} idle_timeout={:?} max_backoff={:?}",
             f.path.source(),
             output(&f.output),
             f.dir_mode,
@@ -164,7 +164,8 @@ pub fn destination_values(d: &Destination) -> String {
             f.group,
             f.fsync,
             f.max_open_files,
-            f.idle_timeout
+            f.idle_timeout,
+            f.max_backoff
         ),
         DestinationKind::Stdout { output: o } => output(o),
         DestinationKind::Forward(f) => format!(

@@ -81,8 +81,6 @@ pub use self::record::{Record, StoredMessage, StoredSd, Text};
 use self::replay::Feed;
 pub use self::replay::{Registration, ReplayStarted};
 
-/// The default of `[global] rejects_max_bytes`: 256 MiB.
-pub const DEFAULT_MAX_BYTES: u64 = 256 << 20;
 /// A segment is closed and a new one started past this size.
 pub const SEGMENT_BYTES: u64 = 4 << 20;
 const SEGMENT_EXT: &str = "jsonl";
