@@ -151,4 +151,45 @@ mod tests {
         assert!(inbox.recv().await.is_none());
         assert_eq!(queued(), 0);
     }
+
+    #[tokio::test]
+    async fn replay_batches_come_in_and_fail_when_the_input_ends_first() {
+        use crate::message::{Ack, AckStatus};
+        let counters =
+            crate::stats::Registry::default().component("d".into(), "destination", "file");
+        let (tx, rx) = mpsc::channel(4);
+        let (replay_tx, replay_rx) = mpsc::channel(4);
+        let mut inbox = Inbox::new(rx, counters.clone()).with_replay(replay_rx);
+        let batch = |text: &'static str, ack: Option<Ack>| {
+            let mut msg = Message::new(
+                Bytes::from_static(text.as_bytes()),
+                chrono::Utc::now(),
+                "s".into(),
+            );
+            msg.ack = ack;
+            Batch {
+                messages: vec![msg],
+            }
+        };
+        replay_tx.send(batch("replayed", None)).await.expect("send");
+        let got = inbox.recv().await.expect("a replay batch");
+        assert_eq!(got.messages[0].raw, Bytes::from_static(b"replayed"));
+        tx.send(batch("routed", None)).await.expect("send");
+        assert!(!inbox.is_empty());
+        assert_eq!(
+            inbox.try_recv().map(|b| b.messages[0].raw.clone()).ok(),
+            Some(Bytes::from_static(b"routed"))
+        );
+        // The routers are gone while a replay batch waits: it is not
+        // delivered, so its ack fails (the replay keeps its records).
+        let (ack, mut tracker) = Ack::new();
+        replay_tx
+            .send(batch("late", Some(ack)))
+            .await
+            .expect("send");
+        drop(tx);
+        assert!(matches!(inbox.try_recv(), Err(TryRecvError::Disconnected)));
+        assert_eq!(tracker.try_recv(), Ok(AckStatus::Failed));
+        assert!(inbox.recv().await.is_none());
+    }
 }

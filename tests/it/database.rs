@@ -742,6 +742,69 @@ fn postgres_row_refused_by_the_database_goes_to_the_rejects_store() {
     assert_eq!(rows[0]["count"], 1, "{rows}");
 }
 
+/// SQLite refuses a row (a CHECK constraint the operator put on the
+/// table): only that row's statement fails, it is set aside in the rejects
+/// store, and the rows around it are committed in the same transaction.
+#[test]
+fn sqlite_row_refused_by_the_database_goes_to_the_rejects_store() {
+    let db = TestDir::new();
+    let path = db.path().join("logs.db");
+    let inbox = db.path().join("inbox");
+    std::fs::create_dir(&inbox).expect("mkdir");
+    {
+        let conn = rusqlite::Connection::open(&path).expect("create the database");
+        let schema = "CREATE TABLE logs (id INTEGER PRIMARY KEY, timestamp TEXT NOT NULL, \
+                      received TEXT NOT NULL, host TEXT NOT NULL, program TEXT NOT NULL, pid TEXT, \
+                      facility INTEGER NOT NULL, severity INTEGER NOT NULL, msgid TEXT, \
+                      message TEXT NOT NULL CHECK (message <> 'poison'), structured_data TEXT, \
+                      source_ip TEXT, origin TEXT)";
+        conn.execute_batch(schema).expect("the operator's table");
+    }
+    let dest = format!("type = \"sqlite\"\npath = \"{}\"", path.display());
+    let mut server = Server::start(&config(&dest, &inbox, ""));
+    server.send_tcp("tcp", b"a\npoison\nb\n");
+    let done = wait_for(Duration::from_secs(20), || {
+        sqlite_count(&path, "SELECT count(*) FROM logs") >= 2
+    });
+    assert!(done, "{}", server.stderr());
+    let listed = wait_for(Duration::from_secs(10), || {
+        let run = crate::harness::logrelay(
+            &["rejects", "--state-dir", "state", "--json"],
+            server.dir.path(),
+        );
+        run.stdout.contains("\"row_refused\"")
+    });
+    assert!(listed, "{}", server.stderr());
+    let stderr = server.stop();
+    let rows: Vec<String> = sqlite_query(&path, "SELECT message FROM logs ORDER BY id")
+        .into_iter()
+        .filter_map(|r| r.into_iter().next().flatten())
+        .collect();
+    assert_eq!(rows, ["a", "b"]);
+    assert!(
+        stderr.contains("written=2") && stderr.contains("rejected_row=1"),
+        "{stderr}"
+    );
+    let run = crate::harness::logrelay(
+        &["rejects", "--state-dir", "state", "--json"],
+        server.dir.path(),
+    );
+    let rows: serde_json::Value = serde_json::from_str(&run.stdout).expect("json");
+    assert_eq!(rows.as_array().map(Vec::len), Some(1), "{rows}");
+    assert_eq!(rows[0]["destination"], "db");
+    assert_eq!(rows[0]["reason"], "row_refused");
+    assert_eq!(rows[0]["count"], 1);
+    let segment = std::fs::read_dir(server.path("state/rejects/db"))
+        .expect("store")
+        .flatten()
+        .next()
+        .expect("a segment");
+    let record: serde_json::Value =
+        serde_json::from_str(read_lines(&segment.path()).first().expect("a record")).expect("json");
+    assert_eq!(record["message"]["message"], "poison");
+    assert_eq!(record["code"], "SQLITE 275", "SQLITE_CONSTRAINT_CHECK");
+}
+
 #[test]
 fn postgres_daily_partitions_hold_the_rows_and_recognise_redelivery() {
     let pg = Postgres::start();
