@@ -119,6 +119,7 @@ counters! {
         "Sources: messages read (including those a rate limit then dropped). Destinations: messages routed to it.";
     malformed: SOURCE, false, "Messages that are not well-formed syslog (kept whole as plain text).";
     truncated: SOURCE, false, "Frames delivered shorter than sent (size limit, cut-off stream).";
+    truncated_fields: SOURCE, false, "Header fields cut to their RFC 5424 bound (host 255, program 48, pid 128, msgid 32 bytes).";
     discarded: SOURCE, false, "Oversized frames dropped whole (oversize = \"discard\").";
     bad_frames: SOURCE, false, "Broken framing headers (resynchronised, nothing lost).";
     connections: SOURCE, false, "Connections accepted.";

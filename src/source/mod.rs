@@ -121,9 +121,11 @@ impl Context {
         })
     }
 
-    /// Parses `frame` into `batch`, counting.
+    /// Parses `frame` into `batch`, counting (`malformed`, and
+    /// `truncated_fields` for header fields cut to their bound).
     pub fn push(&self, batch: &mut Batch, frame: Bytes, cx: &ParseContext) {
-        let mut msg = syslog::parse(frame, cx);
+        let (mut msg, cut) = syslog::parse_counted(frame, cx);
+        Counters::add(&self.counters.truncated_fields, u64::from(cut));
         if msg.source_ip.is_none() {
             msg.source_ip = cx.source_ip;
         }
