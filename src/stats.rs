@@ -128,6 +128,7 @@ counters! {
     dropped_rate_limit: SOURCE, false, "Messages dropped over rate_limit or peer_rate_limit.";
     dropped_udp_overflow: SOURCE, false, "Datagrams the kernel dropped: receive buffer full.";
     dropped_queue_full: SOURCE, false, "Internal events dropped: the internal source's queue was full.";
+    dropped_contended: SOURCE, false, "Internal events dropped: raised while the internal source was being started or stopped.";
     matched: PATH, false, "Messages the path took (all its filters matched).";
     filtered_out: PATH, false, "Messages the path's filters rejected.";
     passed: FILTER, false, "Messages the filter matched (evaluated from a path).";

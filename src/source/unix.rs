@@ -302,7 +302,7 @@ fn read_queued(
     loop {
         match next {
             Ok((n, sender_pid)) => {
-                if let Some(frame) = datagram_frame(cx, buf.take(n)) {
+                if let Some(frame) = datagram_frame(cx, buf.take(n), n) {
                     cx.push(batch, frame, parse_cx);
                     // The kernel's word for the sender's pid, where the
                     // message gave none (`logger` without -i, for one).
@@ -344,7 +344,8 @@ mod credentials {
     }
 
     /// Receives one datagram without waiting (`WouldBlock` when none is
-    /// queued): its length and, with `SO_PASSCRED` on, the sender's pid.
+    /// queued): its real length (MSG_TRUNC: more than `buf` holds when it
+    /// was cut to fit) and, with `SO_PASSCRED` on, the sender's pid.
     pub fn recv(socket: &UnixDatagram, buf: &mut [u8]) -> std::io::Result<(usize, Option<i32>)> {
         socket.try_io(Interest::READABLE, || {
             let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmCredentials(1))];
@@ -353,7 +354,7 @@ mod credentials {
                 socket,
                 &mut [IoSliceMut::new(buf)],
                 &mut control,
-                RecvFlags::DONTWAIT,
+                RecvFlags::DONTWAIT | RecvFlags::TRUNC,
             )
             .map_err(std::io::Error::from)?;
             let mut pid = None;
