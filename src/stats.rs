@@ -124,6 +124,7 @@ counters! {
     bad_frames: SOURCE, false, "Broken framing headers (resynchronised, nothing lost).";
     connections: SOURCE, false, "Connections accepted.";
     refused: SOURCE, false, "Connections closed at once because max_connections was reached.";
+    stalled_peers: SOURCE, false, "Connections closed because the peer did not read what was sent to it (RELP answers) within idle_timeout, or by the shutdown grace.";
     unrouted: SOURCE, false, "Messages no path took.";
     dropped_rate_limit: SOURCE, false, "Messages dropped over rate_limit or peer_rate_limit.";
     dropped_udp_overflow: SOURCE, false, "Datagrams the kernel dropped: receive buffer full.";

@@ -292,6 +292,111 @@ impl AsyncWrite for Connection {
     }
 }
 
+/// Bounded writes to a peer (RELP answers; any stream source that
+/// answers): a write may wait at most `idle_timeout` ([`WRITE_TIMEOUT`]
+/// when that is 0, "no idle limit"), and once shutdown has begun at most
+/// until half of `shutdown_grace` has passed, so that the rest of the
+/// pipeline drains in the other half. A peer that does not take what is
+/// written in that time is counted (`stalled_peers`) and the write fails
+/// with `TimedOut`: the caller closes the connection.
+pub struct Writes<'a> {
+    limit: Duration,
+    grace: Duration,
+    /// When a write must be done by, once shutdown has begun.
+    shutdown_by: Option<tokio::time::Instant>,
+    cx: &'a Context,
+    peer: SocketAddr,
+    cancel: &'a CancellationToken,
+}
+
+/// How long a write may wait when `idle_timeout` is 0.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(60);
+
+impl<'a> Writes<'a> {
+    pub fn new(
+        idle_timeout: Option<Duration>,
+        cx: &'a Context,
+        peer: SocketAddr,
+        cancel: &'a CancellationToken,
+    ) -> Writes<'a> {
+        Writes {
+            limit: idle_timeout.unwrap_or(WRITE_TIMEOUT),
+            grace: cx.shutdown_grace,
+            shutdown_by: None,
+            cx,
+            peer,
+            cancel,
+        }
+    }
+
+    /// Writes all of `bytes` and flushes (a TLS stream holds records until
+    /// then), within the bounds.
+    pub async fn write<S>(&mut self, stream: &mut S, bytes: &[u8]) -> std::io::Result<()>
+    where
+        S: AsyncWrite + Unpin,
+    {
+        use tokio::io::AsyncWriteExt;
+        let write = async {
+            stream.write_all(bytes).await?;
+            stream.flush().await
+        };
+        self.bounded(write).await
+    }
+
+    /// Shuts the write side down (TLS: sends close_notify), within the
+    /// bounds.
+    pub async fn shutdown<S>(&mut self, stream: &mut S) -> std::io::Result<()>
+    where
+        S: AsyncWrite + Unpin,
+    {
+        use tokio::io::AsyncWriteExt;
+        self.bounded(stream.shutdown()).await
+    }
+
+    async fn bounded<F>(&mut self, write: F) -> std::io::Result<()>
+    where
+        F: std::future::Future<Output = std::io::Result<()>>,
+    {
+        tokio::pin!(write);
+        let deadline = tokio::time::Instant::now() + self.limit;
+        let done = loop {
+            let shutdown_by = self.shutdown_by.map_or(deadline, |by| by.min(deadline));
+            let shutting_down = self.shutdown_by.is_some();
+            tokio::select! {
+                biased;
+                r = &mut write => break Some(r),
+                () = tokio::time::sleep_until(shutdown_by) => break None,
+                () = self.cancel.cancelled(), if !shutting_down => {
+                    self.shutdown_by = Some(tokio::time::Instant::now() + self.grace / 2);
+                }
+            }
+        };
+        match done {
+            Some(result) => result,
+            None => {
+                // A flood of stuck clients must not flood the log.
+                static LOG: RateLimit = RateLimit::new();
+                Counters::add(&self.cx.counters.stalled_peers, 1);
+                let (source, peer) = (&self.cx.name, self.peer);
+                match LOG.admit() {
+                    Some(unlogged) => tracing::warn!(
+                        %source, %peer, unlogged_since_last = unlogged,
+                        "the peer does not read what is sent to it: connection closed"
+                    ),
+                    None => tracing::debug!(
+                        %source, %peer,
+                        "the peer does not read what is sent to it: connection closed"
+                    ),
+                }
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "the peer stopped reading",
+                ))
+            }
+        }
+    }
+}
+
 /// A listener's TLS side: the acceptor and its failure log limit.
 struct Handshaker {
     acceptor: TlsAcceptor,
