@@ -62,6 +62,11 @@ pub enum Error {
         path: PathBuf,
         expected: &'static str,
     },
+    #[error(
+        "source {name}: {path}: another running process answers on this socket \
+         (another logrelay, or another syslog daemon): it is left alone"
+    )]
+    InUse { name: Arc<str>, path: PathBuf },
     #[error("source {name}: TLS: {message}")]
     Tls { name: Arc<str>, message: String },
     #[error("source {name}: {source}")]

@@ -4,5 +4,7 @@
 //!
 //! - [`checkpoint`]: how far each file of a file source has been
 //!   delivered (`STATE_DIR/checkpoints/SOURCE.json`).
+//! - [`lock`]: one running instance per state directory (`STATE_DIR/lock`).
 
 pub mod checkpoint;
+pub mod lock;

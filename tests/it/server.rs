@@ -521,14 +521,15 @@ destinations = ["archive"]
     let lines = wait_lines(&archive.join("good-host/good-prog.log"), 1);
     assert!(lines[0].ends_with(b"still alive"));
     // Nothing outside the archive directory: the temp dir holds only the
-    // config and the archive.
+    // config, the archive, and the instance's state and control socket
+    // (harness: each test instance has its own).
     let mut top: Vec<String> = std::fs::read_dir(server.dir.path())
         .expect("dir")
         .flatten()
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
     top.sort();
-    assert_eq!(top, ["archive", "config.toml"]);
+    assert_eq!(top, ["archive", "config.toml", "control.sock", "state"]);
     for file in files_below(&archive) {
         // `.._.._x` (a sanitised `../../x`) is a fine name; a `..` or `.`
         // component is not.
