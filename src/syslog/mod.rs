@@ -631,17 +631,20 @@ mod tests {
                 1,
             ),
             (
-                "3164 tag 100, pid 200",
+                // The 3164 grammar itself takes a TAG of at most 48
+                // bytes and a PID of at most 128: only the host word can
+                // be longer.
+                "3164 tag 48, pid 128",
                 format!(
                     "<13>Nov 27 07:00:00 host {}[{}]: m",
-                    long('t', 100),
-                    long('9', 200)
+                    long('t', 48),
+                    long('9', 128)
                 ),
                 4,
                 48,
                 128,
                 0,
-                2,
+                0,
             ),
             (
                 "3164 without PRI, long host",
@@ -652,7 +655,7 @@ mod tests {
                 0,
                 1,
             ),
-            ("plain line", "just text".to_owned(), 9, 7, 0, 0, 0),
+            ("plain line", "just text, m".to_owned(), 9, 7, 0, 0, 0),
         ];
         let ctx = ctx();
         for (name, input, host, program, pid, msgid, cuts) in rows {
