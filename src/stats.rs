@@ -87,7 +87,7 @@ macro_rules! counters {
             /// The component's type name (`tcp`, `file`, `path`, ...).
             pub kind: &'static str,
             $( #[doc = $help] pub $name: AtomicU64, )*
-            peers: Mutex<Vec<Arc<Peer>>>,
+            peers: Arc<Mutex<PeerList>>,
         }
 
         impl Counters {
@@ -97,7 +97,7 @@ macro_rules! counters {
                     role,
                     kind,
                     $( $name: AtomicU64::new(0), )*
-                    peers: Mutex::new(Vec::new()),
+                    peers: Arc::default(),
                 }
             }
 
@@ -228,23 +228,29 @@ impl Counters {
     /// dropped, then as gone for [`GONE_KEPT`].
     pub fn peer_connected(&self, address: String) -> PeerGuard {
         let now = now_ms();
+        let mut list = lock(&self.peers);
+        let id = list.next_id;
+        list.next_id += 1;
         let peer = Arc::new(Peer {
+            id,
             address,
             since_ms: now,
             last_seen_ms: AtomicU64::new(now),
             messages: AtomicU64::new(0),
             gone_ms: AtomicU64::new(0),
         });
-        let mut peers = lock(&self.peers);
-        prune(&mut peers, now);
-        peers.push(peer.clone());
-        PeerGuard(peer)
+        list.connected.insert(id, peer.clone());
+        PeerGuard {
+            peer,
+            list: self.peers.clone(),
+        }
     }
 
     fn peers(&self) -> Vec<PeerStats> {
-        let now = now_ms();
-        let mut peers = lock(&self.peers);
-        prune(&mut peers, now);
+        let mut list = lock(&self.peers);
+        list.expire(now_ms());
+        let mut peers: Vec<&Arc<Peer>> = list.connected.values().chain(list.gone.iter()).collect();
+        peers.sort_unstable_by_key(|p| p.id);
         peers
             .iter()
             .map(|p| {
@@ -283,9 +289,37 @@ pub const GONE_KEPT: Duration = Duration::from_secs(60);
 /// must not grow the list without bound).
 const GONE_MAX: usize = 256;
 
+/// The peers of one source. A connection costs O(1) here (a flood or a
+/// fleet reconnecting at once must not make accepting slower as
+/// connections grow): connected peers by id in a map, closed ones in a
+/// queue in the order they closed, expired from its front.
+#[derive(Debug, Default)]
+struct PeerList {
+    next_id: u64,
+    connected: std::collections::HashMap<u64, Arc<Peer>>,
+    /// At most [`GONE_MAX`], oldest first.
+    gone: std::collections::VecDeque<Arc<Peer>>,
+}
+
+impl PeerList {
+    /// Forgets the gone peers closed [`GONE_KEPT`] ago or more.
+    fn expire(&mut self, now: u64) {
+        let kept_ms = GONE_KEPT.as_millis() as u64;
+        while self
+            .gone
+            .front()
+            .is_some_and(|p| now.saturating_sub(p.gone_ms.load(Ordering::Relaxed)) >= kept_ms)
+        {
+            self.gone.pop_front();
+        }
+    }
+}
+
 /// One connection to a stream source.
 #[derive(Debug)]
 pub struct Peer {
+    /// Order of connection within its source (listing order).
+    id: u64,
     address: String,
     since_ms: u64,
     last_seen_ms: AtomicU64,
@@ -302,19 +336,32 @@ impl Peer {
     }
 }
 
-/// Marks its peer gone when dropped (the connection ended).
+/// Marks its peer gone when dropped (the connection ended): moved from
+/// the connected peers to the gone ones, in O(1).
 #[derive(Debug)]
-pub struct PeerGuard(Arc<Peer>);
+pub struct PeerGuard {
+    peer: Arc<Peer>,
+    list: Arc<Mutex<PeerList>>,
+}
 
 impl PeerGuard {
     pub fn peer(&self) -> Arc<Peer> {
-        self.0.clone()
+        self.peer.clone()
     }
 }
 
 impl Drop for PeerGuard {
     fn drop(&mut self) {
-        self.0.gone_ms.store(now_ms().max(1), Ordering::Relaxed);
+        let now = now_ms().max(1);
+        self.peer.gone_ms.store(now, Ordering::Relaxed);
+        let mut list = lock(&self.list);
+        if let Some(peer) = list.connected.remove(&self.peer.id) {
+            list.gone.push_back(peer);
+            if list.gone.len() > GONE_MAX {
+                list.gone.pop_front();
+            }
+        }
+        list.expire(now);
     }
 }
 
@@ -322,29 +369,6 @@ tokio::task_local! {
     /// The peer of the connection a task serves (set by the accept loop),
     /// so that [`crate::source::Context::send`] can mark it seen.
     pub static CURRENT_PEER: Arc<Peer>;
-}
-
-fn prune(peers: &mut Vec<Arc<Peer>>, now: u64) {
-    let kept_ms = GONE_KEPT.as_millis() as u64;
-    peers.retain(|p| {
-        let gone = p.gone_ms.load(Ordering::Relaxed);
-        gone == 0 || now.saturating_sub(gone) < kept_ms
-    });
-    let gone = peers
-        .iter()
-        .filter(|p| p.gone_ms.load(Ordering::Relaxed) != 0)
-        .count();
-    if gone > GONE_MAX {
-        let mut excess = gone - GONE_MAX;
-        peers.retain(|p| {
-            if excess > 0 && p.gone_ms.load(Ordering::Relaxed) != 0 {
-                excess -= 1;
-                false
-            } else {
-                true
-            }
-        });
-    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -644,6 +668,37 @@ fn escape_help(v: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Connected peers are listed in connection order, closed ones stay
+    /// listed as gone (at most GONE_MAX, the most recent), and a connection
+    /// never walks the list (the old prune did, under the lock, per accept).
+    #[test]
+    fn peers_connect_and_close_in_constant_time_and_stay_bounded() {
+        let registry = Registry::new();
+        let c = registry.component(Arc::from("net"), "source", "tcp");
+        let guards: Vec<PeerGuard> = (0..1000)
+            .map(|i| c.peer_connected(format!("10.0.0.{i}")))
+            .collect();
+        assert_eq!(lock(&c.peers).connected.len(), 1000);
+        let mut kept = Vec::new();
+        for (i, g) in guards.into_iter().enumerate() {
+            if i % 5 == 0 {
+                kept.push(g); // 200 stay connected
+            }
+        }
+        let list = c.peers();
+        let connected: Vec<&PeerStats> = list.iter().filter(|p| p.state == "connected").collect();
+        let gone: Vec<&PeerStats> = list.iter().filter(|p| p.state == "gone").collect();
+        assert_eq!(connected.len(), 200);
+        assert_eq!(gone.len(), GONE_MAX);
+        // Connection order; the gone ones kept are the last to close.
+        assert_eq!(connected[0].address, "10.0.0.0");
+        assert_eq!(connected[199].address, "10.0.0.995");
+        assert_eq!(gone.last().map(|p| p.address.as_str()), Some("10.0.0.999"));
+        drop(kept);
+        assert_eq!(lock(&c.peers).connected.len(), 0);
+        assert_eq!(lock(&c.peers).gone.len(), GONE_MAX);
+    }
 
     #[test]
     fn summary_shows_main_counter_and_nonzero_others() {
