@@ -15,9 +15,11 @@
 //!
 //! The socket's directory is created if missing; a socket file already at
 //! the path is replaced only when nothing answers on it (a stale one left
-//! by a killed process); when another instance answers, this one runs
-//! without a control socket (WARN). The file is made mode 0660 and
-//! removed at shutdown if it is still ours.
+//! by a killed process); when another instance answers, this one exits 1
+//! before binding anything else ([`claim`], called first at start-up;
+//! any other failure is a WARN and the instance runs without a control
+//! socket). The file is made mode 0660 and removed at shutdown if it is
+//! still ours.
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -85,7 +87,7 @@ impl ControlSocket {
                     source: std::io::Error::from(std::io::ErrorKind::AlreadyExists),
                 });
             }
-            if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            if crate::source::unix::answers(path, false) {
                 return Err(Error::InUse {
                     path: path.to_path_buf(),
                 });
@@ -139,6 +141,14 @@ impl ControlSocket {
             }
         })
         .await;
+        // The socket file goes with `self` (Drop).
+    }
+}
+
+impl Drop for ControlSocket {
+    /// Removes the socket file if it is still the one bound here (not
+    /// one another instance bound since).
+    fn drop(&mut self) {
         let ours = std::fs::metadata(&self.path)
             .map(|m| (m.dev(), m.ino()) == self.id)
             .unwrap_or(false);
@@ -287,15 +297,16 @@ impl Observers {
 }
 
 /// Starts what observes `registry`, from `global` (read at start only: a
-/// reload keeps them as they are): the control socket (a failure is a
-/// WARN: the pipeline runs without it), the Prometheus endpoint (a bind
-/// failure is fatal, like a source's), and the stats line every
-/// `stats_interval`.
+/// reload keeps them as they are): the control socket `control` bound by
+/// [`claim`] (`None`: the pipeline runs without it), the Prometheus
+/// endpoint (a bind failure is fatal, like a source's), and the stats
+/// line every `stats_interval`.
 pub async fn start(
     global: &crate::config::Global,
     mode: crate::config::Mode,
     registry: Arc<crate::stats::Registry>,
     rejects: Rejects,
+    control: Option<ControlSocket>,
 ) -> Result<Observers, crate::metrics::Error> {
     let started = std::time::Instant::now();
     let mode_name = mode.to_string();
@@ -315,12 +326,9 @@ pub async fn start(
         }
         tasks.spawn(endpoint.serve(snapshot.clone(), cancel.clone()));
     }
-    match ControlSocket::bind(&global.control) {
-        Ok(socket) => {
-            tracing::info!(path = %socket.path().display(), "control socket: `logrelay stats` asks here");
-            tasks.spawn(socket.with_rejects(rejects).serve(snapshot, cancel.clone()));
-        }
-        Err(e) => tracing::warn!("{e}: `logrelay stats` cannot reach this instance"),
+    if let Some(socket) = control {
+        tracing::info!(path = %socket.path().display(), "control socket: `logrelay stats` asks here");
+        tasks.spawn(socket.with_rejects(rejects).serve(snapshot, cancel.clone()));
     }
     if !global.stats_interval.is_zero() {
         let every = global.stats_interval;
@@ -337,6 +345,21 @@ pub async fn start(
         });
     }
     Ok(Observers { cancel, tasks })
+}
+
+/// Binds `global.control` at start-up, before anything else is bound (a
+/// live control socket means another instance runs with this config):
+/// [`Error::InUse`] is fatal; any other failure is a WARN and the
+/// instance runs without a control socket (`None`).
+pub fn claim(global: &crate::config::Global) -> Result<Option<ControlSocket>, Error> {
+    match ControlSocket::bind(&global.control) {
+        Ok(socket) => Ok(Some(socket)),
+        Err(e @ Error::InUse { .. }) => Err(e),
+        Err(e) => {
+            tracing::warn!("{e}: `logrelay stats` cannot reach this instance");
+            Ok(None)
+        }
+    }
 }
 
 /// Where `logrelay stats` looks without `-c` or `--control`, in order:

@@ -112,6 +112,26 @@ pub fn resolve(global: &Global) -> Result<Option<Target>, Error> {
 /// Drops to `global.user`/`global.group` (see the module doc); `Ok(None)`
 /// when there was nothing to do.
 pub fn drop_privileges(global: &Global) -> Result<Option<Target>, Error> {
+    let Some(target) = to_switch(global)? else {
+        return Ok(None);
+    };
+    give_tree(&global.state_dir, &target)?;
+    switch(&target)?;
+    let _ = DROPPED_TO.set(format!("{}:{}", target.user, target.group));
+    tracing::info!(
+        user = %target.user, uid = target.uid, group = %target.group, gid = target.gid,
+        state_dir = %global.state_dir.display(),
+        "privileges dropped: every source is bound, running as {}", target.user
+    );
+    Ok(Some(target))
+}
+
+/// Whom [`drop_privileges`] will switch to: `None` when nothing is
+/// configured or the process already runs as that user and group; an error
+/// when the user or group is unknown or switching needs root and this is
+/// not root. Side-effect free, so start-up checks it before it takes the
+/// instance lock or binds anything.
+pub fn to_switch(global: &Global) -> Result<Option<Target>, Error> {
     let Some(target) = resolve(global)? else {
         return Ok(None);
     };
@@ -125,14 +145,6 @@ pub fn drop_privileges(global: &Global) -> Result<Option<Target>, Error> {
             uid: euid,
         });
     }
-    give_tree(&global.state_dir, &target)?;
-    switch(&target)?;
-    let _ = DROPPED_TO.set(format!("{}:{}", target.user, target.group));
-    tracing::info!(
-        user = %target.user, uid = target.uid, group = %target.group, gid = target.gid,
-        state_dir = %global.state_dir.display(),
-        "privileges dropped: every source is bound, running as {}", target.user
-    );
     Ok(Some(target))
 }
 

@@ -87,7 +87,7 @@ macro_rules! counters {
             /// The component's type name (`tcp`, `file`, `path`, ...).
             pub kind: &'static str,
             $( #[doc = $help] pub $name: AtomicU64, )*
-            peers: Mutex<Vec<Arc<Peer>>>,
+            peers: Arc<Mutex<PeerList>>,
         }
 
         impl Counters {
@@ -97,7 +97,7 @@ macro_rules! counters {
                     role,
                     kind,
                     $( $name: AtomicU64::new(0), )*
-                    peers: Mutex::new(Vec::new()),
+                    peers: Arc::default(),
                 }
             }
 
@@ -119,14 +119,17 @@ counters! {
         "Sources: messages read (including those a rate limit then dropped). Destinations: messages routed to it.";
     malformed: SOURCE, false, "Messages that are not well-formed syslog (kept whole as plain text).";
     truncated: SOURCE, false, "Frames delivered shorter than sent (size limit, cut-off stream).";
+    truncated_fields: SOURCE, false, "Header fields cut to their RFC 5424 bound (host 255, program 48, pid 128, msgid 32 bytes).";
     discarded: SOURCE, false, "Oversized frames dropped whole (oversize = \"discard\").";
     bad_frames: SOURCE, false, "Broken framing headers (resynchronised, nothing lost).";
     connections: SOURCE, false, "Connections accepted.";
     refused: SOURCE, false, "Connections closed at once because max_connections was reached.";
+    stalled_peers: SOURCE, false, "Connections closed because the peer did not read what was sent to it (RELP answers) within idle_timeout, or by the shutdown grace.";
     unrouted: SOURCE, false, "Messages no path took.";
     dropped_rate_limit: SOURCE, false, "Messages dropped over rate_limit or peer_rate_limit.";
     dropped_udp_overflow: SOURCE, false, "Datagrams the kernel dropped: receive buffer full.";
     dropped_queue_full: SOURCE, false, "Internal events dropped: the internal source's queue was full.";
+    dropped_contended: SOURCE, false, "Internal events dropped: raised while the internal source was being started or stopped.";
     matched: PATH, false, "Messages the path took (all its filters matched).";
     filtered_out: PATH, false, "Messages the path's filters rejected.";
     passed: FILTER, false, "Messages the filter matched (evaluated from a path).";
@@ -233,23 +236,29 @@ impl Counters {
     /// dropped, then as gone for [`GONE_KEPT`].
     pub fn peer_connected(&self, address: String) -> PeerGuard {
         let now = now_ms();
+        let mut list = lock(&self.peers);
+        let id = list.next_id;
+        list.next_id += 1;
         let peer = Arc::new(Peer {
+            id,
             address,
             since_ms: now,
             last_seen_ms: AtomicU64::new(now),
             messages: AtomicU64::new(0),
             gone_ms: AtomicU64::new(0),
         });
-        let mut peers = lock(&self.peers);
-        prune(&mut peers, now);
-        peers.push(peer.clone());
-        PeerGuard(peer)
+        list.connected.insert(id, peer.clone());
+        PeerGuard {
+            peer,
+            list: self.peers.clone(),
+        }
     }
 
     fn peers(&self) -> Vec<PeerStats> {
-        let now = now_ms();
-        let mut peers = lock(&self.peers);
-        prune(&mut peers, now);
+        let mut list = lock(&self.peers);
+        list.expire(now_ms());
+        let mut peers: Vec<&Arc<Peer>> = list.connected.values().chain(list.gone.iter()).collect();
+        peers.sort_unstable_by_key(|p| p.id);
         peers
             .iter()
             .map(|p| {
@@ -288,9 +297,37 @@ pub const GONE_KEPT: Duration = Duration::from_secs(60);
 /// must not grow the list without bound).
 const GONE_MAX: usize = 256;
 
+/// The peers of one source. A connection costs O(1) here (a flood or a
+/// fleet reconnecting at once must not make accepting slower as
+/// connections grow): connected peers by id in a map, closed ones in a
+/// queue in the order they closed, expired from its front.
+#[derive(Debug, Default)]
+struct PeerList {
+    next_id: u64,
+    connected: std::collections::HashMap<u64, Arc<Peer>>,
+    /// At most [`GONE_MAX`], oldest first.
+    gone: std::collections::VecDeque<Arc<Peer>>,
+}
+
+impl PeerList {
+    /// Forgets the gone peers closed [`GONE_KEPT`] ago or more.
+    fn expire(&mut self, now: u64) {
+        let kept_ms = GONE_KEPT.as_millis() as u64;
+        while self
+            .gone
+            .front()
+            .is_some_and(|p| now.saturating_sub(p.gone_ms.load(Ordering::Relaxed)) >= kept_ms)
+        {
+            self.gone.pop_front();
+        }
+    }
+}
+
 /// One connection to a stream source.
 #[derive(Debug)]
 pub struct Peer {
+    /// Order of connection within its source (listing order).
+    id: u64,
     address: String,
     since_ms: u64,
     last_seen_ms: AtomicU64,
@@ -307,19 +344,32 @@ impl Peer {
     }
 }
 
-/// Marks its peer gone when dropped (the connection ended).
+/// Marks its peer gone when dropped (the connection ended): moved from
+/// the connected peers to the gone ones, in O(1).
 #[derive(Debug)]
-pub struct PeerGuard(Arc<Peer>);
+pub struct PeerGuard {
+    peer: Arc<Peer>,
+    list: Arc<Mutex<PeerList>>,
+}
 
 impl PeerGuard {
     pub fn peer(&self) -> Arc<Peer> {
-        self.0.clone()
+        self.peer.clone()
     }
 }
 
 impl Drop for PeerGuard {
     fn drop(&mut self) {
-        self.0.gone_ms.store(now_ms().max(1), Ordering::Relaxed);
+        let now = now_ms().max(1);
+        self.peer.gone_ms.store(now, Ordering::Relaxed);
+        let mut list = lock(&self.list);
+        if let Some(peer) = list.connected.remove(&self.peer.id) {
+            list.gone.push_back(peer);
+            if list.gone.len() > GONE_MAX {
+                list.gone.pop_front();
+            }
+        }
+        list.expire(now);
     }
 }
 
@@ -327,29 +377,6 @@ tokio::task_local! {
     /// The peer of the connection a task serves (set by the accept loop),
     /// so that [`crate::source::Context::send`] can mark it seen.
     pub static CURRENT_PEER: Arc<Peer>;
-}
-
-fn prune(peers: &mut Vec<Arc<Peer>>, now: u64) {
-    let kept_ms = GONE_KEPT.as_millis() as u64;
-    peers.retain(|p| {
-        let gone = p.gone_ms.load(Ordering::Relaxed);
-        gone == 0 || now.saturating_sub(gone) < kept_ms
-    });
-    let gone = peers
-        .iter()
-        .filter(|p| p.gone_ms.load(Ordering::Relaxed) != 0)
-        .count();
-    if gone > GONE_MAX {
-        let mut excess = gone - GONE_MAX;
-        peers.retain(|p| {
-            if excess > 0 && p.gone_ms.load(Ordering::Relaxed) != 0 {
-                excess -= 1;
-                false
-            } else {
-                true
-            }
-        });
-    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -649,6 +676,37 @@ fn escape_help(v: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Connected peers are listed in connection order, closed ones stay
+    /// listed as gone (at most GONE_MAX, the most recent), and a connection
+    /// never walks the list (the old prune did, under the lock, per accept).
+    #[test]
+    fn peers_connect_and_close_in_constant_time_and_stay_bounded() {
+        let registry = Registry::new();
+        let c = registry.component(Arc::from("net"), "source", "tcp");
+        let guards: Vec<PeerGuard> = (0..1000)
+            .map(|i| c.peer_connected(format!("10.0.0.{i}")))
+            .collect();
+        assert_eq!(lock(&c.peers).connected.len(), 1000);
+        let mut kept = Vec::new();
+        for (i, g) in guards.into_iter().enumerate() {
+            if i % 5 == 0 {
+                kept.push(g); // 200 stay connected
+            }
+        }
+        let list = c.peers();
+        let connected: Vec<&PeerStats> = list.iter().filter(|p| p.state == "connected").collect();
+        let gone: Vec<&PeerStats> = list.iter().filter(|p| p.state == "gone").collect();
+        assert_eq!(connected.len(), 200);
+        assert_eq!(gone.len(), GONE_MAX);
+        // Connection order; the gone ones kept are the last to close.
+        assert_eq!(connected[0].address, "10.0.0.0");
+        assert_eq!(connected[199].address, "10.0.0.995");
+        assert_eq!(gone.last().map(|p| p.address.as_str()), Some("10.0.0.999"));
+        drop(kept);
+        assert_eq!(lock(&c.peers).connected.len(), 0);
+        assert_eq!(lock(&c.peers).gone.len(), GONE_MAX);
+    }
 
     #[test]
     fn summary_shows_main_counter_and_nonzero_others() {

@@ -527,6 +527,15 @@ pub struct RateLimit {
 impl RateLimit {
     pub const PERIOD: std::time::Duration = std::time::Duration::from_secs(10);
 
+    /// A limiter that has logged nothing yet (const: it can be a static).
+    pub const fn new() -> RateLimit {
+        RateLimit {
+            last: std::sync::atomic::AtomicU64::new(0),
+            suppressed: std::sync::atomic::AtomicU64::new(0),
+            start: std::sync::OnceLock::new(),
+        }
+    }
+
     /// `Some(n)`: log at WARN now, `n` failures were not logged at WARN
     /// since the last time; `None`: log at DEBUG.
     pub fn admit(&self) -> Option<u64> {

@@ -204,6 +204,9 @@ pub struct StreamListen {
     pub max_connections: usize,
     pub idle_timeout: Duration,
     pub framing: Framing,
+    /// The listen queue (`backlog`); `None`: the system's largest
+    /// (`net.core.somaxconn`), read when the socket is bound.
+    pub backlog: Option<u32>,
 }
 
 #[derive(Debug, Clone, Default)]

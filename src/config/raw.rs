@@ -185,6 +185,8 @@ pub struct RawTcpSource {
     pub listen: String,
     /// Default 1024.
     pub max_connections: Option<i64>,
+    /// Listen queue length. Default: the system's largest (somaxconn).
+    pub backlog: Option<i64>,
     /// Close connections silent for this long. Default "10m".
     pub idle_timeout: Option<String>,
     /// "auto" (default) | "octet_counting" | "lf"
@@ -210,6 +212,7 @@ pub struct RawUdpSource {
 pub struct RawTlsSource {
     pub listen: String,
     pub max_connections: Option<i64>,
+    pub backlog: Option<i64>,
     pub idle_timeout: Option<String>,
     pub framing: Option<String>,
     pub cert: String,
@@ -229,6 +232,7 @@ pub struct RawTlsSource {
 pub struct RawRelpSource {
     pub listen: String,
     pub max_connections: Option<i64>,
+    pub backlog: Option<i64>,
     pub idle_timeout: Option<String>,
     /// RELP window offered to clients. Default 1024.
     pub window: Option<i64>,

@@ -17,7 +17,10 @@
 //!   channel fills, the source stops reading.
 //! - Acks: each copy of a message carries a clone of its ack; destinations
 //!   drop theirs after the write (DESIGN.md, "Acknowledgements").
-//! - Start-up: destinations are created (nothing opened yet), every source
+//! - Start-up: the instance lock (`STATE_DIR/lock`) is taken and the
+//!   control socket bound first, so a second instance on the same
+//!   state_dir or control socket exits 1 before it binds (or unlinks)
+//!   anything; destinations are created (nothing opened yet), every source
 //!   is bound (each bound address logged), then the tasks start and one
 //!   line `logrelay: ready (MODE) NAME=ADDR ...` goes to stderr. With
 //!   `[global] user`, privileges are dropped between binding and starting
@@ -95,6 +98,10 @@ pub enum Error {
     Privilege(#[from] crate::privilege::Error),
     #[error(transparent)]
     Metrics(#[from] crate::metrics::Error),
+    #[error(transparent)]
+    Instance(#[from] crate::state::lock::Error),
+    #[error(transparent)]
+    Control(#[from] crate::control::Error),
     #[error(
         "source {name}: {path} is the socket of running source {running} ({running_kind}): \
          remove that source in one reload and add this one in the next"
@@ -142,18 +149,26 @@ pub async fn run(config: Config, origin: Origin) -> Result<(), Error> {
     let mut sigint = install(SignalKind::interrupt(), "SIGINT")?;
     let mut sighup = install(SignalKind::hangup(), "SIGHUP")?;
 
+    // Whom to run as is known before anything is touched (privilege.rs).
+    crate::privilege::to_switch(&config.global)?;
+    // One instance per state_dir and per control socket, found out before
+    // anything is bound: a second instance must not disturb the first
+    // (state/lock.rs; control.rs). Held until this function returns.
+    let instance = crate::state::lock::InstanceLock::acquire(&config.global.state_dir)?;
+    // Bound while still root (its directory may be root's).
+    let control = crate::control::claim(&config.global)?;
+
     let mut runtime = Runtime::new(Rejects::open(
         config.global.state_dir.join("rejects"),
         config.global.rejects_max_bytes,
     ));
     let plan = runtime.prepare(config).await?;
-    // The control socket is bound while still root (its directory may be
-    // root's), then root is no longer needed (privilege.rs).
     let observers = crate::control::start(
         &plan.config.global,
         mode,
         runtime.registry.clone(),
         runtime.rejects.clone(),
+        control,
     )
     .await?;
     // Every source is bound: root is no longer needed (privilege.rs).
@@ -207,6 +222,7 @@ pub async fn run(config: Config, origin: Origin) -> Result<(), Error> {
     runtime.shutdown(grace).await;
     watchdog_stop.cancel();
     observers.stop().await;
+    drop(instance);
     Ok(())
 }
 

@@ -11,14 +11,17 @@
 //!
 //! Logging never waits and never recurses: the layer only `try_send`s into
 //! a queue of [`QUEUE`] events (when it is full the event is dropped and
-//! counted `dropped_queue_full`), takes its lock with `try_lock` (an event
-//! raised while the lock is held is skipped, not deadlocked on), and logs
-//! nothing itself. At most one internal source runs at a time (a config
+//! counted `dropped_queue_full`), takes its lock with `try_read` (a
+//! read-write lock: loggers on many threads share it, only installing or
+//! removing the source writes; an event raised while it is written is
+//! skipped, not deadlocked on, and counted `dropped_contended` by the
+//! source on its next batch), and logs nothing itself. At most one internal source runs at a time (a config
 //! with two is refused); a reload that changes it hands the queue over.
 //! The events it sees are those `RUST_LOG` lets through (info by default).
 
 use std::fmt::Write as _;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 
 use bytes::Bytes;
 use tokio::sync::mpsc;
@@ -44,7 +47,12 @@ struct Sink {
     pid: Bytes,
 }
 
-static SINK: Mutex<Option<Sink>> = Mutex::new(None);
+static SINK: RwLock<Option<Sink>> = RwLock::new(None);
+
+/// Events skipped because [`SINK`] was being written (an internal source
+/// starting or stopping); the running source adds them to its
+/// `dropped_contended` counter.
+static CONTENDED: AtomicU64 = AtomicU64::new(0);
 
 /// The tracing layer that feeds the internal source (installed by
 /// [`crate::logging::init`]; idle while no internal source runs).
@@ -53,7 +61,8 @@ pub struct InternalLayer;
 
 impl<S: Subscriber> tracing_subscriber::Layer<S> for InternalLayer {
     fn on_event(&self, event: &Event<'_>, _ctx: LayerContext<'_, S>) {
-        let Ok(guard) = SINK.try_lock() else {
+        let Ok(guard) = SINK.try_read() else {
+            CONTENDED.fetch_add(1, Ordering::Relaxed);
             return;
         };
         let Some(sink) = guard.as_ref() else {
@@ -171,6 +180,7 @@ impl InternalSource {
             if n == 0 {
                 break;
             }
+            take_contended(&cx);
             let batch = Batch {
                 messages: std::mem::take(&mut buf),
             };
@@ -180,7 +190,7 @@ impl InternalSource {
         }
         // Stop feeding this queue (unless a newer internal source took over).
         {
-            let mut slot = match SINK.lock() {
+            let mut slot = match SINK.write() {
                 Ok(s) => s,
                 Err(p) => p.into_inner(),
             };
@@ -194,13 +204,22 @@ impl InternalSource {
         while let Ok(msg) = rx.try_recv() {
             rest.messages.push(msg);
         }
+        take_contended(&cx);
         cx.send(&out, rest).await;
         Ok(())
     }
 }
 
+/// Moves the events skipped on contention into this source's counters.
+fn take_contended(cx: &Context) {
+    Counters::add(
+        &cx.counters.dropped_contended,
+        CONTENDED.swap(0, Ordering::Relaxed),
+    );
+}
+
 fn install(sink: Option<Sink>) {
-    let mut slot = match SINK.lock() {
+    let mut slot = match SINK.write() {
         Ok(s) => s,
         Err(p) => p.into_inner(),
     };

@@ -62,6 +62,11 @@ pub enum Error {
         path: PathBuf,
         expected: &'static str,
     },
+    #[error(
+        "source {name}: {path}: another running process answers on this socket \
+         (another logrelay, or another syslog daemon): it is left alone"
+    )]
+    InUse { name: Arc<str>, path: PathBuf },
     #[error("source {name}: TLS: {message}")]
     Tls { name: Arc<str>, message: String },
     #[error("source {name}: {source}")]
@@ -121,9 +126,11 @@ impl Context {
         })
     }
 
-    /// Parses `frame` into `batch`, counting.
+    /// Parses `frame` into `batch`, counting (`malformed`, and
+    /// `truncated_fields` for header fields cut to their bound).
     pub fn push(&self, batch: &mut Batch, frame: Bytes, cx: &ParseContext) {
-        let mut msg = syslog::parse(frame, cx);
+        let (mut msg, cut) = syslog::parse_counted(frame, cx);
+        Counters::add(&self.counters.truncated_fields, u64::from(cut));
         if msg.source_ip.is_none() {
             msg.source_ip = cx.source_ip;
         }

@@ -35,13 +35,19 @@
 //!
 //! On shutdown a connection stops reading, still answers what it read once
 //! it is delivered (within the shutdown grace), then sends `serverclose`.
+//!
+//! Slow peers: every write of answers is bounded ([`super::tcp::Writes`]):
+//! a client that stops reading its answers is closed once a write has
+//! waited `idle_timeout`, or half the shutdown grace once shutdown has
+//! begun, and counted (`stalled_peers`). It never holds its connection
+//! permit, or the shutdown, longer.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::BytesMut;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -227,6 +233,7 @@ impl Session {
         let mut close_txnr = None;
         let mut wbuf = BytesMut::with_capacity(4096);
         let parse_cx_ip = Some(self.peer.ip());
+        let mut writes = super::tcp::Writes::new(self.idle, cx, self.peer, &self.cancel);
         loop {
             // Answer every group at the front that is done.
             while let Some(front) = pending.front_mut() {
@@ -248,8 +255,7 @@ impl Session {
                 }
             }
             if !wbuf.is_empty() {
-                stream.write_all(&wbuf).await?;
-                stream.flush().await?;
+                writes.write(&mut stream, &wbuf).await?;
                 wbuf.clear();
             }
             if ending == Ending::Abort {
@@ -262,10 +268,10 @@ impl Session {
                     _ => {}
                 }
                 if !wbuf.is_empty() {
-                    stream.write_all(&wbuf).await?;
-                    stream.flush().await?;
+                    writes.write(&mut stream, &wbuf).await?;
                 }
-                let _ = stream.shutdown().await;
+                // A TLS close_notify is a write too: bounded likewise.
+                let _ = writes.shutdown(&mut stream).await;
                 return Ok(());
             }
             let can_read = ending == Ending::Open && waiting < self.window;
@@ -409,8 +415,7 @@ impl Session {
                 return Ok(());
             }
             if !wbuf.is_empty() {
-                stream.write_all(&wbuf).await?;
-                stream.flush().await?;
+                writes.write(&mut stream, &wbuf).await?;
                 wbuf.clear();
             }
         }

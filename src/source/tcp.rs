@@ -127,6 +127,8 @@ pub struct StreamListener {
     listener: Arc<TcpListener>,
     pub settings: StreamListen,
     tls: Option<Arc<Handshaker>>,
+    /// Taken over: set the listen queue to `settings.backlog` at start.
+    relisten: bool,
 }
 
 impl StreamListener {
@@ -138,22 +140,24 @@ impl StreamListener {
     ) -> Result<StreamListener, Error> {
         // Certificates first: a bad one must not leave a port bound.
         let tls = Handshaker::of(tls, settings, &cx.name)?;
-        let listener = TcpListener::bind(settings.listen)
-            .await
-            .map_err(|source| Error::Bind {
-                name: cx.name.clone(),
-                addr: settings.listen.to_string(),
-                source,
-            })?;
+        let backlog = settings.backlog.unwrap_or_else(system_backlog);
+        let listener = listen(settings.listen, backlog).map_err(|source| Error::Bind {
+            name: cx.name.clone(),
+            addr: settings.listen.to_string(),
+            source,
+        })?;
         Ok(StreamListener {
             listener: Arc::new(listener),
             settings: settings.clone(),
             tls,
+            relisten: false,
         })
     }
 
     /// On a listener that is already bound (a reload); the certificates
-    /// of `tls` are read again.
+    /// of `tls` are read again, and the listen queue is set to `backlog`
+    /// again when it starts running (not before, so that a refused reload
+    /// changes nothing).
     pub fn take_over(
         listener: Arc<TcpListener>,
         settings: &StreamListen,
@@ -164,6 +168,7 @@ impl StreamListener {
             listener,
             settings: settings.clone(),
             tls: Handshaker::of(tls, settings, &cx.name)?,
+            relisten: true,
         })
     }
 
@@ -193,7 +198,17 @@ impl StreamListener {
             listener,
             settings,
             tls,
+            relisten,
         } = self;
+        if relisten {
+            // Linux takes a second listen(2) on a listening socket as a
+            // new queue length; queued connections stay.
+            let backlog = settings.backlog.unwrap_or_else(system_backlog);
+            let sock = socket2::SockRef::from(&*listener);
+            if let Err(e) = sock.listen(i32::try_from(backlog).unwrap_or(i32::MAX)) {
+                tracing::warn!(source = %cx.name, error = %e, backlog, "cannot set the listen queue: it stays as it was");
+            }
+        }
         let serve = Arc::new(serve);
         let how = Accept {
             name: &cx.name,
@@ -219,6 +234,31 @@ impl StreamListener {
         .await;
         drop(listener);
     }
+}
+
+/// The system's largest listen backlog (`net.core.somaxconn`; 4096, the
+/// kernel's default since 5.4, when it cannot be read): the default of
+/// `backlog`. Rust's std and tokio listen with 128: a fleet reconnecting at
+/// once to a restarted relay overflows that, and each dropped SYN costs its
+/// client a 1 s retransmission.
+pub fn system_backlog() -> u32 {
+    std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+        .ok()
+        .and_then(|text| text.trim().parse().ok())
+        .unwrap_or(4096)
+}
+
+/// A TCP listener on `addr` with a listen queue of `backlog` (capped by
+/// the kernel at somaxconn); SO_REUSEADDR as tokio sets it, so a restart
+/// can bind while old connections linger in TIME_WAIT.
+fn listen(addr: SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(i32::try_from(backlog).unwrap_or(i32::MAX))?;
+    TcpListener::from_std(socket.into())
 }
 
 /// An accepted connection, after its TLS handshake if it had one.
@@ -288,6 +328,111 @@ impl AsyncWrite for Connection {
         match self.get_mut() {
             Connection::Plain(s) => Pin::new(s).poll_shutdown(cx),
             Connection::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
+/// Bounded writes to a peer (RELP answers; any stream source that
+/// answers): a write may wait at most `idle_timeout` ([`WRITE_TIMEOUT`]
+/// when that is 0, "no idle limit"), and once shutdown has begun at most
+/// until half of `shutdown_grace` has passed, so that the rest of the
+/// pipeline drains in the other half. A peer that does not take what is
+/// written in that time is counted (`stalled_peers`) and the write fails
+/// with `TimedOut`: the caller closes the connection.
+pub struct Writes<'a> {
+    limit: Duration,
+    grace: Duration,
+    /// When a write must be done by, once shutdown has begun.
+    shutdown_by: Option<tokio::time::Instant>,
+    cx: &'a Context,
+    peer: SocketAddr,
+    cancel: &'a CancellationToken,
+}
+
+/// How long a write may wait when `idle_timeout` is 0.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(60);
+
+impl<'a> Writes<'a> {
+    pub fn new(
+        idle_timeout: Option<Duration>,
+        cx: &'a Context,
+        peer: SocketAddr,
+        cancel: &'a CancellationToken,
+    ) -> Writes<'a> {
+        Writes {
+            limit: idle_timeout.unwrap_or(WRITE_TIMEOUT),
+            grace: cx.shutdown_grace,
+            shutdown_by: None,
+            cx,
+            peer,
+            cancel,
+        }
+    }
+
+    /// Writes all of `bytes` and flushes (a TLS stream holds records until
+    /// then), within the bounds.
+    pub async fn write<S>(&mut self, stream: &mut S, bytes: &[u8]) -> std::io::Result<()>
+    where
+        S: AsyncWrite + Unpin,
+    {
+        use tokio::io::AsyncWriteExt;
+        let write = async {
+            stream.write_all(bytes).await?;
+            stream.flush().await
+        };
+        self.bounded(write).await
+    }
+
+    /// Shuts the write side down (TLS: sends close_notify), within the
+    /// bounds.
+    pub async fn shutdown<S>(&mut self, stream: &mut S) -> std::io::Result<()>
+    where
+        S: AsyncWrite + Unpin,
+    {
+        use tokio::io::AsyncWriteExt;
+        self.bounded(stream.shutdown()).await
+    }
+
+    async fn bounded<F>(&mut self, write: F) -> std::io::Result<()>
+    where
+        F: std::future::Future<Output = std::io::Result<()>>,
+    {
+        tokio::pin!(write);
+        let deadline = tokio::time::Instant::now() + self.limit;
+        let done = loop {
+            let shutdown_by = self.shutdown_by.map_or(deadline, |by| by.min(deadline));
+            let shutting_down = self.shutdown_by.is_some();
+            tokio::select! {
+                biased;
+                r = &mut write => break Some(r),
+                () = tokio::time::sleep_until(shutdown_by) => break None,
+                () = self.cancel.cancelled(), if !shutting_down => {
+                    self.shutdown_by = Some(tokio::time::Instant::now() + self.grace / 2);
+                }
+            }
+        };
+        match done {
+            Some(result) => result,
+            None => {
+                // A flood of stuck clients must not flood the log.
+                static LOG: RateLimit = RateLimit::new();
+                Counters::add(&self.cx.counters.stalled_peers, 1);
+                let (source, peer) = (&self.cx.name, self.peer);
+                match LOG.admit() {
+                    Some(unlogged) => tracing::warn!(
+                        %source, %peer, unlogged_since_last = unlogged,
+                        "the peer does not read what is sent to it: connection closed"
+                    ),
+                    None => tracing::debug!(
+                        %source, %peer,
+                        "the peer does not read what is sent to it: connection closed"
+                    ),
+                }
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "the peer stopped reading",
+                ))
+            }
         }
     }
 }

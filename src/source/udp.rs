@@ -240,7 +240,7 @@ fn read_queued(
         match next {
             Ok((n, peer)) => {
                 let datagram = buf.take(n);
-                if let Some(frame) = datagram_frame(cx, datagram) {
+                if let Some(frame) = datagram_frame(cx, datagram, n) {
                     cx.push(batch, frame, peers.get(cx, peer.ip()));
                 }
             }
@@ -332,20 +332,24 @@ fn kernel_drops(socket: &UdpSocket) -> Option<u32> {
 }
 
 /// One datagram as a frame: trailing LF/CR/NUL removed (senders add them),
-/// the size limit applied; `None` when empty or discarded.
-pub(super) fn datagram_frame(cx: &Context, mut data: Bytes) -> Option<Bytes> {
+/// the size limit applied; `None` when empty or discarded. `sent` is the
+/// datagram's real size, which is more than `data` when it did not fit the
+/// receive buffer (a unix datagram over [`super::datagram::MAX_DATAGRAM`],
+/// learnt with MSG_TRUNC): such a datagram counts as oversized too,
+/// `truncated` or `discarded` once.
+pub(super) fn datagram_frame(cx: &Context, mut data: Bytes, sent: usize) -> Option<Bytes> {
+    let cut_short = sent > data.len();
     while let Some(&last) = data.last() {
-        if matches!(last, b'\n' | b'\r' | b'\0') {
-            data.truncate(data.len() - 1);
-        } else {
+        if cut_short || !matches!(last, b'\n' | b'\r' | b'\0') {
             break;
         }
+        data.truncate(data.len() - 1);
     }
     if data.is_empty() {
         return None;
     }
     let max = cx.parse.max_message_bytes.max(1);
-    if data.len() > max {
+    if data.len() > max || cut_short {
         match cx.parse.oversize {
             Oversize::Truncate => {
                 Counters::add(&cx.counters.truncated, 1);

@@ -5,7 +5,9 @@
 //! hostname.
 //!
 //! Binding removes a stale socket file left by an earlier run (only a
-//! socket: any other file there is an error, never deleted), then sets the
+//! socket nobody answers on: a live one, of another instance or another
+//! daemon, is an error and stays; any other file there is an error, never
+//! deleted), then sets the
 //! file's permissions to `mode` so unprivileged programs can log. The
 //! socket file is removed again when the source stops: when the last
 //! holder of the socket lets go, since a reload that changes the source's
@@ -27,9 +29,35 @@ use super::{read_stream, Context, Error};
 use crate::message::Batch;
 use crate::syslog::framing::Framing;
 
-/// Removes a socket file left at `path`; refuses to touch anything else.
-fn clear_stale_socket(path: &Path, name: &Arc<str>) -> Result<(), Error> {
+/// Whether a process answers on the unix socket at `path`: a connection
+/// (of the socket's type, `datagram` or stream) is accepted, or refused
+/// for another reason than "nobody there". Only ECONNREFUSED (a socket
+/// file whose process is gone) and a missing file mean no.
+pub fn answers(path: &Path, datagram: bool) -> bool {
+    let connected = if datagram {
+        std::os::unix::net::UnixDatagram::unbound().and_then(|s| s.connect(path))
+    } else {
+        std::os::unix::net::UnixStream::connect(path).map(drop)
+    };
+    match connected {
+        Ok(()) => true,
+        Err(e) => !matches!(
+            e.kind(),
+            std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::NotFound
+        ),
+    }
+}
+
+/// Removes a socket file left at `path` by a process that is gone; refuses
+/// to touch anything else, and a socket some process answers on
+/// ([`answers`]: another instance, another daemon) is an error, never
+/// unlinked.
+fn clear_stale_socket(path: &Path, datagram: bool, name: &Arc<str>) -> Result<(), Error> {
     match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_socket() && answers(path, datagram) => Err(Error::InUse {
+            name: name.clone(),
+            path: path.to_owned(),
+        }),
         Ok(meta) if meta.file_type().is_socket() => {
             std::fs::remove_file(path).map_err(|source| Error::Path {
                 name: name.clone(),
@@ -102,7 +130,7 @@ pub struct UnixDgramSource {
 
 impl UnixDgramSource {
     pub fn bind(path: &Path, mode: u32, cx: Context) -> Result<UnixDgramSource, Error> {
-        clear_stale_socket(path, &cx.name)?;
+        clear_stale_socket(path, true, &cx.name)?;
         let socket = UnixDatagram::bind(path).map_err(|source| Error::Bind {
             name: cx.name.clone(),
             addr: path.display().to_string(),
@@ -210,7 +238,7 @@ impl UnixStreamSource {
         max_connections: usize,
         cx: Context,
     ) -> Result<UnixStreamSource, Error> {
-        clear_stale_socket(path, &cx.name)?;
+        clear_stale_socket(path, false, &cx.name)?;
         let listener = UnixListener::bind(path).map_err(|source| Error::Bind {
             name: cx.name.clone(),
             addr: path.display().to_string(),
@@ -302,7 +330,7 @@ fn read_queued(
     loop {
         match next {
             Ok((n, sender_pid)) => {
-                if let Some(frame) = datagram_frame(cx, buf.take(n)) {
+                if let Some(frame) = datagram_frame(cx, buf.take(n), n) {
                     cx.push(batch, frame, parse_cx);
                     // The kernel's word for the sender's pid, where the
                     // message gave none (`logger` without -i, for one).
@@ -344,7 +372,8 @@ mod credentials {
     }
 
     /// Receives one datagram without waiting (`WouldBlock` when none is
-    /// queued): its length and, with `SO_PASSCRED` on, the sender's pid.
+    /// queued): its real length (MSG_TRUNC: more than `buf` holds when it
+    /// was cut to fit) and, with `SO_PASSCRED` on, the sender's pid.
     pub fn recv(socket: &UnixDatagram, buf: &mut [u8]) -> std::io::Result<(usize, Option<i32>)> {
         socket.try_io(Interest::READABLE, || {
             let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmCredentials(1))];
@@ -353,7 +382,7 @@ mod credentials {
                 socket,
                 &mut [IoSliceMut::new(buf)],
                 &mut control,
-                RecvFlags::DONTWAIT,
+                RecvFlags::DONTWAIT | RecvFlags::TRUNC,
             )
             .map_err(std::io::Error::from)?;
             let mut pid = None;

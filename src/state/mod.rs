@@ -6,6 +6,8 @@
 //!   delivered (`STATE_DIR/checkpoints/SOURCE.json`).
 //! - [`rejects`]: messages set aside as undeliverable
 //!   (`STATE_DIR/rejects/DEST/*.jsonl`), listed and replayed.
+//! - [`lock`]: one running instance per state directory (`STATE_DIR/lock`).
 
 pub mod checkpoint;
+pub mod lock;
 pub mod rejects;

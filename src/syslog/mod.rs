@@ -36,6 +36,16 @@
 //! Whatever the path, `raw` is the whole frame as received (before the
 //! trailer is removed), and `received`, `source` and `source_ip` come from
 //! the context. Text is never validated as UTF-8.
+//!
+//! Whatever the path, too, the header fields are bounded as RFC 5424
+//! section 6 bounds them ([`MAX_HOST`], [`MAX_PROGRAM`], [`MAX_PID`],
+//! [`MAX_MSGID`]): a longer value (a 4,000-byte RFC 3164 host word, a
+//! 300-byte APP-NAME, a long source `program` setting) is cut, never
+//! inside a UTF-8 sequence, and [`parse_counted`] says how many fields
+//! were cut (sources count them, `truncated_fields`). So no field can
+//! make a file name or a database column that the next tier refuses.
+//! The grammars themselves ([`rfc5424::parse`], [`rfc3164::parse`]) keep
+//! what they read, so that their round-trip checks see the text as sent.
 
 pub mod format;
 pub mod framing;
@@ -75,9 +85,61 @@ pub struct ParseContext {
     pub time_zone: TimeZone,
 }
 
-/// Parses one frame (framing removed): RFC 5424, RFC 3164 or a plain line;
-/// see the module documentation for the detection rules.
+/// RFC 5424 section 6: HOSTNAME is at most 255 bytes.
+pub const MAX_HOST: usize = 255;
+/// RFC 5424 section 6: APP-NAME is at most 48 bytes.
+pub const MAX_PROGRAM: usize = 48;
+/// RFC 5424 section 6: PROCID is at most 128 bytes.
+pub const MAX_PID: usize = 128;
+/// RFC 5424 section 6: MSGID is at most 32 bytes.
+pub const MAX_MSGID: usize = 32;
+
+/// Parses one frame (framing removed): RFC 5424, RFC 3164 or a plain line
+/// (see the module documentation for the detection rules), with its
+/// header fields bounded.
 pub fn parse(raw: Bytes, ctx: &ParseContext) -> Message {
+    parse_counted(raw, ctx).0
+}
+
+/// [`parse`], and how many header fields were cut to their bound.
+pub fn parse_counted(raw: Bytes, ctx: &ParseContext) -> (Message, u32) {
+    let mut msg = parse_unbounded(raw, ctx);
+    let cut = bound_fields(&mut msg);
+    (msg, cut)
+}
+
+/// Cuts host, program, pid and msgid to their RFC 5424 bounds; returns how
+/// many were cut.
+pub fn bound_fields(msg: &mut Message) -> u32 {
+    u32::from(cut(&mut msg.host, MAX_HOST))
+        + u32::from(cut(&mut msg.program, MAX_PROGRAM))
+        + u32::from(cut(&mut msg.pid, MAX_PID))
+        + u32::from(cut(&mut msg.msgid, MAX_MSGID))
+}
+
+/// Cuts `field` to at most `max` bytes, backing off to the start of a
+/// UTF-8 sequence so that valid text stays valid; `true` when it was cut.
+fn cut(field: &mut Bytes, max: usize) -> bool {
+    if field.len() <= max {
+        return false;
+    }
+    let mut end = max;
+    // A continuation byte (10xxxxxx) at `end` means `end` splits a
+    // character: back off to its first byte (at most 3 steps in UTF-8).
+    let mut steps = 0;
+    while end > 0 && steps < 3 && field.get(end).is_some_and(|b| b & 0xC0 == 0x80) {
+        end -= 1;
+        steps += 1;
+    }
+    if field.get(end).is_some_and(|b| b & 0xC0 == 0x80) {
+        // Not UTF-8 at all: cut at the bound.
+        end = max;
+    }
+    field.truncate(end);
+    true
+}
+
+fn parse_unbounded(raw: Bytes, ctx: &ParseContext) -> Message {
     let end = text_end(&raw);
     let bytes = raw.get(..end).unwrap_or_default();
     match pri::parse(bytes) {
@@ -501,6 +563,155 @@ mod tests {
             assert_eq!(msg.received, ctx.received);
             assert_eq!(msg.source_ip, ctx.source_ip);
             assert_eq!(&*msg.source, "test");
+        }
+    }
+
+    /// Header fields over their RFC 5424 bound are cut, on every path,
+    /// and counted once per field.
+    #[test]
+    fn long_fields_are_cut_and_counted_table() {
+        let long = |c: char, n: usize| c.to_string().repeat(n);
+        // (name, input, host, program, pid, msgid, cuts)
+        let rows: Vec<(&str, String, usize, usize, usize, usize, u32)> = vec![
+            (
+                "5424 within bounds",
+                format!(
+                    "<13>1 - {} {} {} {} - m",
+                    long('h', 255),
+                    long('a', 48),
+                    long('p', 128),
+                    long('i', 32)
+                ),
+                255,
+                48,
+                128,
+                32,
+                0,
+            ),
+            (
+                "5424 host 300",
+                format!("<13>1 - {} app 1 ID - m", long('h', 300)),
+                255,
+                3,
+                1,
+                2,
+                1,
+            ),
+            (
+                "5424 app-name 300",
+                format!("<13>1 - host {} 1 ID - m", long('a', 300)),
+                4,
+                48,
+                1,
+                2,
+                1,
+            ),
+            (
+                "5424 every field long",
+                format!(
+                    "<13>1 - {} {} {} {} - m",
+                    long('h', 256),
+                    long('a', 49),
+                    long('p', 129),
+                    long('i', 33)
+                ),
+                255,
+                48,
+                128,
+                32,
+                4,
+            ),
+            (
+                "3164 host word 4000",
+                format!("<13>Nov 27 07:00:00 {} sshd[1]: m", long('h', 4000)),
+                255,
+                4,
+                1,
+                0,
+                1,
+            ),
+            (
+                // The 3164 grammar itself takes a TAG of at most 48
+                // bytes and a PID of at most 128: only the host word can
+                // be longer.
+                "3164 tag 48, pid 128",
+                format!(
+                    "<13>Nov 27 07:00:00 host {}[{}]: m",
+                    long('t', 48),
+                    long('9', 128)
+                ),
+                4,
+                48,
+                128,
+                0,
+                0,
+            ),
+            (
+                "3164 without PRI, long host",
+                format!("Nov 27 07:00:00 {} sshd: m", long('h', 300)),
+                255,
+                4,
+                0,
+                0,
+                1,
+            ),
+            ("plain line", "just text, m".to_owned(), 9, 7, 0, 0, 0),
+        ];
+        let ctx = ctx();
+        for (name, input, host, program, pid, msgid, cuts) in rows {
+            let (msg, cut) = parse_counted(Bytes::from(input.clone()), &ctx);
+            assert_eq!(
+                msg.quality,
+                if name == "plain line" {
+                    Plain
+                } else {
+                    ParseQuality::Syslog
+                },
+                "{name}"
+            );
+            assert_eq!(msg.host.len(), host, "{name}: host");
+            assert_eq!(msg.program.len(), program, "{name}: program");
+            assert_eq!(msg.pid.len(), pid, "{name}: pid");
+            assert_eq!(msg.msgid.len(), msgid, "{name}: msgid");
+            assert_eq!(cut, cuts, "{name}: cuts");
+            assert_eq!(
+                msg.raw.as_ref(),
+                input.as_bytes(),
+                "{name}: raw stays whole"
+            );
+            assert!(msg.message.ends_with(b"m"), "{name}: message");
+        }
+    }
+
+    /// The fallback's host and program come from the context (the sender's
+    /// address, the source's `program`): bounded too.
+    #[test]
+    fn context_fields_of_plain_lines_are_cut() {
+        let mut ctx = ctx();
+        ctx.hostname = Bytes::from("h".repeat(300));
+        ctx.program = Bytes::from("p".repeat(60));
+        let (msg, cut) = parse_counted(Bytes::from_static(b"not syslog"), &ctx);
+        assert_eq!((msg.host.len(), msg.program.len(), cut), (255, 48, 2));
+    }
+
+    /// A cut never splits a UTF-8 character; bytes that are not UTF-8 are
+    /// cut at the bound.
+    #[test]
+    fn cuts_keep_utf8_whole() {
+        // (field, bound, kept length)
+        let rows: &[(&[u8], usize, usize)] = &[
+            (b"abcdef", 4, 4),
+            ("aé".as_bytes(), 2, 1), // é is 2 bytes: not split
+            ("€€".as_bytes(), 4, 3), // 3-byte characters
+            ("x€".as_bytes(), 2, 1),
+            (&[0x80, 0x80, 0x80, 0x80, 0x80, 0x80], 4, 4), // not UTF-8
+            (b"abc", 3, 3),
+        ];
+        for &(field, bound, kept) in rows {
+            let mut b = Bytes::copy_from_slice(field);
+            let was_cut = cut(&mut b, bound);
+            assert_eq!(b.len(), kept, "{field:?} at {bound}");
+            assert_eq!(was_cut, field.len() > bound);
         }
     }
 

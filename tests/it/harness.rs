@@ -37,6 +37,73 @@ impl TestDir {
     }
 }
 
+/// Gives an instance run with `-c FILE` (client, relay or server) its own
+/// state directory (`state`) and control socket (`control.sock`) in its
+/// temp dir, when its config names none: the mode's defaults
+/// (`/var/lib/logrelay/MODE`, `/run/logrelay/MODE.sock`) would be shared
+/// by every test running at once, and a second instance on a state
+/// directory or control socket is refused (SPEC.md, "One instance per
+/// state directory"). Tests that care set them and are left as they are.
+fn own_state_dir(args: &[&str], cwd: &Path) {
+    let runs = matches!(args.first(), Some(&("client" | "relay" | "server")));
+    let config = args
+        .iter()
+        .position(|a| *a == "-c")
+        .and_then(|i| args.get(i + 1));
+    if let (true, Some(config)) = (runs, config) {
+        let path = cwd.join(config);
+        if let Ok(text) = std::fs::read_to_string(&path) {
+            let own = with_own_state_dir(&text);
+            if own != text {
+                std::fs::write(&path, own).expect("rewrite test config");
+            }
+        }
+    }
+}
+
+/// `text` with `state_dir = "state"` and `control = "control.sock"` in
+/// its `[global]` table (added at the end of the file when it has none),
+/// each unless it sets it already.
+pub fn with_own_state_dir(text: &str) -> String {
+    let sets = |key: &str| {
+        text.lines().any(|l| {
+            l.trim_start()
+                .strip_prefix(key)
+                .is_some_and(|rest| rest.trim_start().starts_with('='))
+        })
+    };
+    let mut added = String::new();
+    for (key, value) in [("state_dir", "state"), ("control", "control.sock")] {
+        if !sets(key) {
+            added.push_str(&format!("{key} = \"{value}\"\n"));
+        }
+    }
+    if added.is_empty() {
+        return text.to_owned();
+    }
+    let header = text
+        .lines()
+        .scan(0usize, |offset, line| {
+            let start = *offset;
+            *offset += line.len() + 1;
+            Some((start, line))
+        })
+        .find(|(_, line)| line.trim() == "[global]");
+    match header {
+        Some((start, line)) => {
+            let at = (start + line.len() + 1).min(text.len());
+            format!(
+                "{}\n{added}{}",
+                text[..at].trim_end_matches('\n'),
+                &text[at..]
+            )
+        }
+        // At the end: the lines of the config keep their numbers (tests
+        // check FILE:LINE:COL of reload errors).
+        None => format!("{}\n\n[global]\n{added}", text.trim_end_matches('\n')),
+    }
+}
+
 /// The outcome of one run of the binary.
 pub struct Run {
     pub code: i32,
@@ -45,6 +112,7 @@ pub struct Run {
 }
 
 pub fn logrelay(args: &[&str], cwd: &Path) -> Run {
+    own_state_dir(args, cwd);
     let out: Output = Command::new(BIN)
         .args(args)
         .current_dir(cwd)
@@ -93,6 +161,7 @@ impl Server {
     ) -> Server {
         use std::io::{BufRead, Write};
         use std::process::Stdio;
+        own_state_dir(args, dir.path());
         let mut child = Command::new(BIN)
             .args(args)
             .envs(env.iter().copied())
@@ -221,7 +290,7 @@ impl Server {
     /// Replaces `config.toml` atomically (write + rename), so a reload
     /// never reads half a file.
     pub fn rewrite_config(&self, text: &str) {
-        self.dir.write("config.toml.new", text);
+        self.dir.write("config.toml.new", &with_own_state_dir(text));
         std::fs::rename(self.path("config.toml.new"), self.path("config.toml"))
             .expect("replace config.toml");
     }

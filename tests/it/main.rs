@@ -1,6 +1,7 @@
 //! Integration tests: the real `logrelay` binary, driven through
 //! [`harness`] (a temp dir, config files, the exit code and output).
 
+mod bounds;
 mod chaos;
 mod chaos_db;
 mod check;
@@ -11,6 +12,7 @@ mod filesource;
 mod forward;
 mod fuzz_regressions;
 mod harness;
+mod instances;
 mod interop;
 mod origin;
 mod package;
@@ -18,6 +20,7 @@ mod pki;
 mod privilege;
 mod reload;
 mod server;
+mod slow_peers;
 mod stats;
 mod systemd;
 mod tls;

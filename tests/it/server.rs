@@ -521,14 +521,15 @@ destinations = ["archive"]
     let lines = wait_lines(&archive.join("good-host/good-prog.log"), 1);
     assert!(lines[0].ends_with(b"still alive"));
     // Nothing outside the archive directory: the temp dir holds only the
-    // config and the archive.
+    // config, the archive, and the instance's state and control socket
+    // (harness: each test instance has its own).
     let mut top: Vec<String> = std::fs::read_dir(server.dir.path())
         .expect("dir")
         .flatten()
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
     top.sort();
-    assert_eq!(top, ["archive", "config.toml"]);
+    assert_eq!(top, ["archive", "config.toml", "control.sock", "state"]);
     for file in files_below(&archive) {
         // `.._.._x` (a sanitised `../../x`) is a fine name; a `..` or `.`
         // component is not.
@@ -696,5 +697,60 @@ destinations = ["out"]
     let me = std::process::id();
     assert_eq!(lines[0], format!("nopid {me} first").into_bytes());
     assert_eq!(lines[1], b"withpid 42 second".to_vec());
+    server.stop();
+}
+
+/// The listen queue of the TCP socket listening on `port`, as `ss` shows
+/// it (Send-Q of a listening socket).
+fn listen_queue(port: &str) -> u32 {
+    let out = std::process::Command::new("ss")
+        .args(["-Hltn", &format!("sport = :{port}")])
+        .output()
+        .expect("run ss (iproute2)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let fields: Vec<&str> = text.split_whitespace().collect();
+    fields
+        .get(2)
+        .and_then(|q| q.parse().ok())
+        .unwrap_or_else(|| panic!("no listening socket on {port}: {text:?}"))
+}
+
+#[test]
+fn listen_backlog_defaults_to_somaxconn_and_follows_the_setting_across_a_reload() {
+    let somaxconn: u32 = std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+        .expect("somaxconn")
+        .trim()
+        .parse()
+        .expect("number");
+    let config = |backlog: &str| {
+        format!(
+            "[global]\nstate_dir = \"state\"\ncontrol = \"control.sock\"\n\n\
+             [sources.net]\ntype = \"tcp\"\nlisten = \"127.0.0.1:PORT\"\n{backlog}\n\
+             [sources.relp]\ntype = \"relp\"\nlisten = \"127.0.0.1:0\"\nbacklog = 64\n\n\
+             [destinations.out]\ntype = \"file\"\npath = \"out.log\"\n\n\
+             [[paths]]\nsources = [\"net\", \"relp\"]\ndestinations = [\"out\"]\n"
+        )
+    };
+    // A fixed port, so that the reloaded config names the same socket.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port().to_string())
+        .expect("free port");
+    let mut server = Server::start(&config("").replace("PORT", &port));
+    assert_eq!(
+        listen_queue(&port),
+        somaxconn,
+        "default: the system's largest"
+    );
+    let relp_port = server.port("relp");
+    assert_eq!(listen_queue(&relp_port), 64);
+    // A reload that changes it: the socket is taken over, its queue set.
+    server.rewrite_config(&config("backlog = 512").replace("PORT", &port));
+    server.reload(1);
+    assert_eq!(listen_queue(&port), 512);
+    assert_eq!(listen_queue(&relp_port), 64);
+    server.send_tcp("net", b"<13>after the reload\n");
+    let lines = wait_lines(&server.path("out.log"), 1);
+    assert!(lines[0].ends_with(b"after the reload"), "{lines:?}");
     server.stop();
 }

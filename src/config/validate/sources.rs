@@ -147,6 +147,7 @@ fn tcp(cx: &Cx<'_>, name: &str, t: &RawTcpSource) -> Result<SourceKind> {
         name,
         &t.listen,
         t.max_connections,
+        t.backlog,
         t.idle_timeout.as_deref(),
         t.framing.as_deref(),
     )?))
@@ -173,6 +174,7 @@ fn tls_source(cx: &Cx<'_>, name: &str, t: &RawTlsSource) -> Result<SourceKind> {
         name,
         &t.listen,
         t.max_connections,
+        t.backlog,
         t.idle_timeout.as_deref(),
         t.framing.as_deref(),
     )?;
@@ -197,6 +199,7 @@ fn relp(cx: &Cx<'_>, name: &str, r: &RawRelpSource) -> Result<SourceKind> {
         name,
         &r.listen,
         r.max_connections,
+        r.backlog,
         r.idle_timeout.as_deref(),
         None,
     )?;
@@ -351,6 +354,7 @@ fn stream_listen(
     name: &str,
     listen: &str,
     max_connections: Option<i64>,
+    backlog: Option<i64>,
     idle_timeout: Option<&str>,
     framing_v: Option<&str>,
 ) -> Result<StreamListen> {
@@ -367,6 +371,11 @@ fn stream_listen(
         )?,
         idle_timeout: duration(cx, &at("idle_timeout"), idle_timeout, "10m")?,
         framing: framing(cx, &at("framing"), framing_v, Framing::Auto, true)?,
+        // The kernel caps it at net.core.somaxconn.
+        backlog: match backlog {
+            None => None,
+            Some(_) => u32::try_from(count(cx, &at("backlog"), backlog, 0, 1, 65_535)?).ok(),
+        },
     })
 }
 
@@ -809,7 +818,7 @@ mode = "rw-r--r--"
 type = "tcp"
 listen = "127.0.0.1:5514"
 "#,
-            r#"ok: tcp StreamListen { listen: 127.0.0.1:5514, max_connections: 1024, idle_timeout: 600s, framing: Auto } | ParseDefaults { program: b"s", facility: User, severity: Notice, time_zone: Utc, max_message_bytes: 65536, oversize: Truncate } | rate_limit=None peer_rate_limit=None"#,
+            r#"ok: tcp StreamListen { listen: 127.0.0.1:5514, max_connections: 1024, idle_timeout: 600s, framing: Auto, backlog: None } | ParseDefaults { program: b"s", facility: User, severity: Notice, time_zone: Utc, max_message_bytes: 65536, oversize: Truncate } | rate_limit=None peer_rate_limit=None"#,
         ),
         (
             "tcp: every key",
@@ -820,8 +829,9 @@ listen = "[::]:514"
 max_connections = 1000000
 idle_timeout = "15m"
 framing = "lf"
+backlog = 512
 "#,
-            r#"ok: tcp StreamListen { listen: [::]:514, max_connections: 1000000, idle_timeout: 900s, framing: Lf } | ParseDefaults { program: b"s", facility: User, severity: Notice, time_zone: Utc, max_message_bytes: 65536, oversize: Truncate } | rate_limit=None peer_rate_limit=None"#,
+            r#"ok: tcp StreamListen { listen: [::]:514, max_connections: 1000000, idle_timeout: 900s, framing: Lf, backlog: Some(512) } | ParseDefaults { program: b"s", facility: User, severity: Notice, time_zone: Utc, max_message_bytes: 65536, oversize: Truncate } | rate_limit=None peer_rate_limit=None"#,
         ),
         (
             "tcp: localhost means 127.0.0.1",
@@ -831,7 +841,7 @@ type = "tcp"
 listen = "localhost:5514"
 framing = "octet_counting"
 "#,
-            r#"ok: tcp StreamListen { listen: 127.0.0.1:5514, max_connections: 1024, idle_timeout: 600s, framing: OctetCounting } | ParseDefaults { program: b"s", facility: User, severity: Notice, time_zone: Utc, max_message_bytes: 65536, oversize: Truncate } | rate_limit=None peer_rate_limit=None"#,
+            r#"ok: tcp StreamListen { listen: 127.0.0.1:5514, max_connections: 1024, idle_timeout: 600s, framing: OctetCounting, backlog: None } | ParseDefaults { program: b"s", facility: User, severity: Notice, time_zone: Utc, max_message_bytes: 65536, oversize: Truncate } | rate_limit=None peer_rate_limit=None"#,
         ),
         (
             "tcp: no listen key",
@@ -858,6 +868,16 @@ type = "tcp"
 listen = "example.com:514"
 "#,
             r#"FILE:3:10: sources.s.listen: `example.com:514` is not a socket address: expected IP:PORT such as "127.0.0.1:5514" or "[::]:514""#,
+        ),
+        (
+            "tcp: backlog zero",
+            r#"
+[sources.s]
+type = "tcp"
+listen = "127.0.0.1:5514"
+backlog = 0
+"#,
+            r#"FILE:4:11: sources.s.backlog: 0 is out of range: expected 1 to 65535"#,
         ),
         (
             "tcp: max_connections too big",
@@ -956,7 +976,7 @@ framing = "lf"
 type = "relp"
 listen = "127.0.0.1:2514"
 "#,
-            r#"ok: relp StreamListen { listen: 127.0.0.1:2514, max_connections: 1024, idle_timeout: 600s, framing: Auto } window=1024 tls=None | ParseDefaults { program: b"s", facility: User, severity: Notice, time_zone: Utc, max_message_bytes: 65536, oversize: Truncate } | rate_limit=None peer_rate_limit=None"#,
+            r#"ok: relp StreamListen { listen: 127.0.0.1:2514, max_connections: 1024, idle_timeout: 600s, framing: Auto, backlog: None } window=1024 tls=None | ParseDefaults { program: b"s", facility: User, severity: Notice, time_zone: Utc, max_message_bytes: 65536, oversize: Truncate } | rate_limit=None peer_rate_limit=None"#,
         ),
         (
             "relp: every key without tls",
@@ -968,7 +988,7 @@ max_connections = 16
 idle_timeout = "1h"
 window = 65536
 "#,
-            r#"ok: relp StreamListen { listen: 127.0.0.1:2514, max_connections: 16, idle_timeout: 3600s, framing: Auto } window=65536 tls=None | ParseDefaults { program: b"s", facility: User, severity: Notice, time_zone: Utc, max_message_bytes: 65536, oversize: Truncate } | rate_limit=None peer_rate_limit=None"#,
+            r#"ok: relp StreamListen { listen: 127.0.0.1:2514, max_connections: 16, idle_timeout: 3600s, framing: Auto, backlog: None } window=65536 tls=None | ParseDefaults { program: b"s", facility: User, severity: Notice, time_zone: Utc, max_message_bytes: 65536, oversize: Truncate } | rate_limit=None peer_rate_limit=None"#,
         ),
         (
             "relp: window zero",
@@ -1165,7 +1185,7 @@ type = "tcp"
 listen = "127.0.0.1:5514"
 rate_limit = { messages = 100 }
 "#,
-            r#"ok: tcp StreamListen { listen: 127.0.0.1:5514, max_connections: 1024, idle_timeout: 600s, framing: Auto } | ParseDefaults { program: b"s", facility: User, severity: Notice, time_zone: Utc, max_message_bytes: 65536, oversize: Truncate } | rate_limit=Some(RateLimit { messages: 100, per: 1s, burst: 100 }) peer_rate_limit=None"#,
+            r#"ok: tcp StreamListen { listen: 127.0.0.1:5514, max_connections: 1024, idle_timeout: 600s, framing: Auto, backlog: None } | ParseDefaults { program: b"s", facility: User, severity: Notice, time_zone: Utc, max_message_bytes: 65536, oversize: Truncate } | rate_limit=Some(RateLimit { messages: 100, per: 1s, burst: 100 }) peer_rate_limit=None"#,
         ),
         (
             "rate limit: missing messages",

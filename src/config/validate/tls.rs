@@ -139,7 +139,7 @@ listen = "127.0.0.1:6514"
 cert = "@TLS@/host.pem"
 key = "@TLS@/host.key"
 "#,
-            r#"ok: tls StreamListen { listen: 127.0.0.1:6514, max_connections: 1024, idle_timeout: 600s, framing: Auto } TlsConfig { cert: Some("@TLS@/host.pem"), key: Some("@TLS@/host.key"), ca: None, verify_client: false, peer_names: [], fingerprints: [], verify_hostname: true } | ParseDefaults { program: b"s", facility: User, severity: Notice, time_zone: Utc, max_message_bytes: 65536, oversize: Truncate } | rate_limit=None peer_rate_limit=None"#,
+            r#"ok: tls StreamListen { listen: 127.0.0.1:6514, max_connections: 1024, idle_timeout: 600s, framing: Auto, backlog: None } TlsConfig { cert: Some("@TLS@/host.pem"), key: Some("@TLS@/host.key"), ca: None, verify_client: false, peer_names: [], fingerprints: [], verify_hostname: true } | ParseDefaults { program: b"s", facility: User, severity: Notice, time_zone: Utc, max_message_bytes: 65536, oversize: Truncate } | rate_limit=None peer_rate_limit=None"#,
         ),
         (
             "tls source: every key",
@@ -157,7 +157,7 @@ verify_client = true
 peer_names = ["client-1"]
 fingerprints = ["00:11:22:33:44:55:66:77:88:99:aa:bb:cc:dd:ee:ff:00:11:22:33:44:55:66:77:88:99:aa:bb:cc:dd:ee:ff"]
 "#,
-            r#"ok: tls StreamListen { listen: 127.0.0.1:6514, max_connections: 10, idle_timeout: 60s, framing: OctetCounting } TlsConfig { cert: Some("@TLS@/host.pem"), key: Some("@TLS@/host.key"), ca: Some("@TLS@/ca.pem"), verify_client: true, peer_names: ["client-1"], fingerprints: [[0, 17, 34, 51, 68, 85, 102, 119, 136, 153, 170, 187, 204, 221, 238, 255, 0, 17, 34, 51, 68, 85, 102, 119, 136, 153, 170, 187, 204, 221, 238, 255]], verify_hostname: true } | ParseDefaults { program: b"s", facility: User, severity: Notice, time_zone: Utc, max_message_bytes: 65536, oversize: Truncate } | rate_limit=None peer_rate_limit=None"#,
+            r#"ok: tls StreamListen { listen: 127.0.0.1:6514, max_connections: 10, idle_timeout: 60s, framing: OctetCounting, backlog: None } TlsConfig { cert: Some("@TLS@/host.pem"), key: Some("@TLS@/host.key"), ca: Some("@TLS@/ca.pem"), verify_client: true, peer_names: ["client-1"], fingerprints: [[0, 17, 34, 51, 68, 85, 102, 119, 136, 153, 170, 187, 204, 221, 238, 255, 0, 17, 34, 51, 68, 85, 102, 119, 136, 153, 170, 187, 204, 221, 238, 255]], verify_hostname: true } | ParseDefaults { program: b"s", facility: User, severity: Notice, time_zone: Utc, max_message_bytes: 65536, oversize: Truncate } | rate_limit=None peer_rate_limit=None"#,
         ),
         (
             "tls source: no cert key",
@@ -280,7 +280,7 @@ type = "relp"
 listen = "127.0.0.1:2514"
 tls = { cert = "@TLS@/host.pem", key = "@TLS@/host.key", ca = "@TLS@/ca.pem", verify_client = true }
 "#,
-            r#"ok: relp StreamListen { listen: 127.0.0.1:2514, max_connections: 1024, idle_timeout: 600s, framing: Auto } window=1024 tls=Some(TlsConfig { cert: Some("@TLS@/host.pem"), key: Some("@TLS@/host.key"), ca: Some("@TLS@/ca.pem"), verify_client: true, peer_names: [], fingerprints: [], verify_hostname: true }) | ParseDefaults { program: b"s", facility: User, severity: Notice, time_zone: Utc, max_message_bytes: 65536, oversize: Truncate } | rate_limit=None peer_rate_limit=None"#,
+            r#"ok: relp StreamListen { listen: 127.0.0.1:2514, max_connections: 1024, idle_timeout: 600s, framing: Auto, backlog: None } window=1024 tls=Some(TlsConfig { cert: Some("@TLS@/host.pem"), key: Some("@TLS@/host.key"), ca: Some("@TLS@/ca.pem"), verify_client: true, peer_names: [], fingerprints: [], verify_hostname: true }) | ParseDefaults { program: b"s", facility: User, severity: Notice, time_zone: Utc, max_message_bytes: 65536, oversize: Truncate } | rate_limit=None peer_rate_limit=None"#,
         ),
         (
             "relp source: tls without a certificate",
