@@ -711,7 +711,7 @@ mod tests {
         // 2,000 writes to 50 files while the channel is full: the wake set
         // is emptied all the same (by the waiting tailer).
         let until = Instant::now() + DEADLINE;
-        while wake.len() > 0 {
+        while !wake.is_empty() {
             assert!(
                 Instant::now() < until,
                 "the wake set is not drained under backpressure"

@@ -122,6 +122,11 @@ impl WakeSet {
     pub fn len(&self) -> usize {
         self.lock().paths.len()
     }
+
+    /// Whether nothing happened since the last take.
+    pub fn is_empty(&self) -> bool {
+        self.lock().is_empty()
+    }
 }
 
 /// The directories being watched.
