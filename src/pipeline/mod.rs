@@ -43,7 +43,9 @@
 //!     connections. New and changed ones are bound *before* anything old
 //!     is stopped, so a failed bind refuses the whole reload and changes
 //!     nothing; a changed source on the same address takes over the old
-//!     one's socket ([`source::Shared`]) instead of binding it again.
+//!     one's socket ([`source::Shared`]) instead of binding it again, and
+//!     a changed file source takes over the running tailer of its name
+//!     (open files, offsets, acks in flight: `source::file::handover`).
 //!     Removed and changed sources are then cancelled: they deliver what
 //!     they already read, routed by the config they were read under.
 //!   - Destinations and routes are rebuilt from the new config and

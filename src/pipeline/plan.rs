@@ -121,6 +121,18 @@ impl Runtime {
                         .is_some_and(|k| k.is_specific() || r.config.name == s.name)
                     && BindKey::of(&r.config.kind) == key
             });
+            // A changed file source takes over the running tailer of the
+            // file source of the same name (source::file::handover).
+            let previous = previous.or_else(|| {
+                self.sources.iter().find(|r| {
+                    !kept_ids.contains(&r.id)
+                        && r.config.name == s.name
+                        && matches!(
+                            (&r.config.kind, &s.kind),
+                            (config::SourceKind::File(_), config::SourceKind::File(_))
+                        )
+                })
+            });
             let bound = match previous {
                 Some(r) if r.config.kind.type_name() == s.kind.type_name() => match &r.shared {
                     Some(shared) => Source::take_over(s, cx, shared).await,

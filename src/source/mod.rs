@@ -289,13 +289,15 @@ where
 /// the old and the new source run side by side (both may accept or read
 /// from it until the old one is cancelled). Pipes need no hand-over: the
 /// FIFO is opened again, and its buffer belongs to the FIFO, not to the
-/// reader.
+/// reader. A file source hands over its running tailer to the changed
+/// source of the same name (`file::handover`).
 #[derive(Debug, Clone)]
 pub enum Shared {
     Tcp(Arc<tokio::net::TcpListener>),
     Udp(Arc<udp::UdpShared>),
     UnixDgram(Arc<unix::DgramShared>),
     UnixStream(Arc<unix::StreamShared>),
+    File(Arc<file::handover::FileShared>),
 }
 
 /// What a source occupies: an address per protocol, or a file path.
@@ -431,6 +433,10 @@ impl Source {
                 *max_connections,
                 cx,
             ))),
+            (SourceKind::File(settings), Shared::File(running)) => {
+                file::FileSource::take_over(settings, cx, running)
+                    .map(|s| Source::File(Box::new(s)))
+            }
             _ => Source::bind(config, cx).await,
         }
     }
@@ -443,7 +449,8 @@ impl Source {
             Source::Udp(s) => Some(Shared::Udp(s.shared())),
             Source::UnixDgram(s) => Some(Shared::UnixDgram(s.shared())),
             Source::UnixStream(s) => Some(Shared::UnixStream(s.shared())),
-            Source::Pipe(_) | Source::Stdin(_) | Source::File(_) | Source::Internal(_) => None,
+            Source::File(s) => Some(Shared::File(s.shared())),
+            Source::Pipe(_) | Source::Stdin(_) | Source::Internal(_) => None,
         }
     }
 

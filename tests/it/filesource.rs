@@ -336,3 +336,243 @@ fn file_source_tails_1000_files_with_100_descriptors() {
     assert!(max_fds < 150, "{max_fds} descriptors open");
     drop(server);
 }
+
+/// A tmpfs mounted for one test (tests run as root; `None` otherwise),
+/// unmounted when dropped.
+struct Mount {
+    dir: tempfile::TempDir,
+}
+
+impl Mount {
+    fn tmpfs() -> Option<Mount> {
+        let dir = tempfile::Builder::new()
+            .prefix("logrelay-mnt-")
+            .tempdir()
+            .ok()?;
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=16m", "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then_some(Mount { dir })
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// `mount -o remount,ro` or `rw`.
+    fn remount(&self, mode: &str) {
+        let ok = std::process::Command::new("mount")
+            .args(["-o", &format!("remount,{mode}")])
+            .arg(self.dir.path())
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "remount {mode}");
+    }
+}
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+/// A destination that cannot store lines for a while (its file system is
+/// read-only) must not freeze the file source's checkpoint: the lines are
+/// read again from the last acknowledged offset until they are stored,
+/// then the source goes on. Every line arrives once, and the checkpoint
+/// reaches the end of the file.
+#[test]
+fn lines_a_destination_could_not_store_are_read_again_once_it_can() {
+    let Some(mount) = Mount::tmpfs() else {
+        eprintln!("skipped: mounting a tmpfs needs root");
+        return;
+    };
+    mount.remount("ro");
+    let out = mount.path().join("all.log");
+    let dir = TestDir::new();
+    let text = config("").replace("out/all.log", &out.display().to_string());
+    dir.write("config.toml", &text);
+    std::fs::create_dir_all(dir.path().join("in")).expect("mkdir in");
+    let log = dir.path().join("in/app.log");
+    append(&log, 0, 100);
+    let mut server = start(dir);
+    // Read, refused by the destination, read again (with a backoff)...
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(counts(&out).is_empty());
+    append(&log, 100, 150);
+    mount.remount("rw");
+    // ... until it can be stored: then every line, once.
+    assert_eq!(wait_all(&out, 150, Duration::from_secs(20)), 0);
+    append(&log, 150, 200);
+    assert_eq!(wait_all(&out, 200, Duration::from_secs(20)), 0);
+    server.stop();
+    let saved =
+        std::fs::read_to_string(server.path("state/checkpoints/app.json")).expect("checkpoint");
+    let size = std::fs::metadata(&log).expect("stat").len();
+    assert!(
+        saved.contains(&format!("\"offset\":{size},")),
+        "the checkpoint reaches the end ({size}): {saved}"
+    );
+    assert_eq!(counts(&out).len(), 200);
+    drop(server);
+    drop(mount);
+}
+
+/// Resident memory of a process, in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// A destination that stops taking lines (stdout nobody reads) while
+/// 100 files are written to 300,000 times: the file source waits, its
+/// wake-ups coalesce (a bounded set, taken in while it waits), so memory
+/// stays flat; once the destination moves again every line arrives once.
+#[test]
+fn a_stalled_destination_with_files_changing_keeps_memory_flat_and_loses_nothing() {
+    use std::io::{BufRead, Read};
+    use std::process::{Command, Stdio};
+    const FILES: usize = 100;
+    const FIRST: usize = 400;
+    const ROUNDS: usize = 3000;
+    let dir = TestDir::new();
+    dir.write(
+        "config.toml",
+        r#"
+[global]
+state_dir = "state"
+shutdown_grace = "5s"
+
+[sources.app]
+type = "file"
+paths = ["in/*.log"]
+start_at = "beginning"
+poll_interval = "100ms"
+
+[destinations.out]
+type = "stdout"
+template = "${MESSAGE}"
+
+[[paths]]
+sources = ["app"]
+destinations = ["out"]
+"#,
+    );
+    std::fs::create_dir_all(dir.path().join("in")).expect("mkdir in");
+    let mut files: Vec<std::fs::File> = (0..FILES)
+        .map(|f| {
+            OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(dir.path().join(format!("in/f{f:03}.log")))
+                .expect("create")
+        })
+        .collect();
+    // Enough to fill the stdout pipe and every queue behind it.
+    for (f, file) in files.iter_mut().enumerate() {
+        let text: String = (0..FIRST).map(|n| format!("f{f:03} {n:07}\n")).collect();
+        file.write_all(text.as_bytes()).expect("write");
+    }
+    let mut child = Command::new(crate::harness::BIN)
+        .args(["client", "-c", "config.toml"])
+        .current_dir(dir.path())
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn logrelay");
+    let pid = child.id();
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let stderr = child.stderr.take().expect("stderr");
+    let log = std::thread::spawn(move || {
+        let mut all = String::new();
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if line.starts_with("logrelay: ready") {
+                let _ = ready_tx.send(());
+            }
+            all.push_str(&line);
+            all.push('\n');
+        }
+        all
+    });
+    ready_rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("ready line");
+    // Let it fill everything up to the unread pipe, then measure.
+    std::thread::sleep(Duration::from_millis(1500));
+    let before = rss_kib(pid);
+    let mut peak = before;
+    for n in FIRST..FIRST + ROUNDS {
+        for (f, file) in files.iter_mut().enumerate() {
+            file.write_all(format!("f{f:03} {n:07}\n").as_bytes())
+                .expect("write");
+        }
+        if n % 100 == 0 {
+            peak = peak.max(rss_kib(pid));
+        }
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    peak = peak.max(rss_kib(pid));
+    eprintln!(
+        "stalled destination, {} writes to {FILES} files: RSS {before} KiB before, at most {peak} KiB during",
+        FILES * ROUNDS
+    );
+    // The destination moves again: read stdout to the last line.
+    let total = FILES * (FIRST + ROUNDS);
+    let mut stdout = child.stdout.take().expect("stdout");
+    let reader = std::thread::spawn(move || {
+        let mut seen: HashMap<String, usize> = HashMap::new();
+        let mut rest = Vec::new();
+        let mut buf = vec![0u8; 1 << 16];
+        while seen.len() < total {
+            let n = match stdout.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            rest.extend_from_slice(&buf[..n]);
+            let end = rest.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+            for line in rest[..end].split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+                *seen
+                    .entry(String::from_utf8_lossy(line).into_owned())
+                    .or_default() += 1;
+            }
+            rest.drain(..end);
+        }
+        (seen, stdout)
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !reader.is_finished() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status();
+    let (seen, stdout) = reader.join().expect("reader");
+    let status = child.wait().expect("wait");
+    drop(stdout);
+    let stderr = log.join().expect("stderr reader");
+    assert!(
+        status.success(),
+        "exit status {status:?}; stderr:\n{stderr}"
+    );
+    let repeated = seen.values().filter(|&&c| c > 1).count();
+    assert_eq!(seen.len(), total, "lines arrived (of {total})");
+    assert_eq!(repeated, 0, "lines repeated");
+    assert!(
+        peak.saturating_sub(before) < 16 * 1024,
+        "RSS grew from {before} KiB to {peak} KiB while the destination was stalled"
+    );
+}

@@ -12,14 +12,14 @@
 //! entries of the tailer's table leave, each with a reader positioned where
 //! reading must go on. Reading itself is the core's (`tailer.rs`).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use super::fingerprint::{read_head, FileKey, Fingerprint};
-use super::tailer::{open_checked, unix_now, Entry, Reader, Tailer};
-use crate::config::StartAt;
+use super::tailer::{open_checked, unix_now, Entry, Position, Reader, Tailer, TailerConfig};
+use crate::config::{Multiline, StartAt};
 
 /// Deepest directory level a `**` walks.
 const MAX_DEPTH: usize = 32;
@@ -43,7 +43,6 @@ impl Tailer {
     /// their checkpoint if known, else from the start, or from the end at
     /// the first scan when `start_at = "end"`); followed ones no glob
     /// matches any more are read to their end, then let go.
-    ///
     pub fn scan(&mut self, now: Instant) {
         let found = self.discover();
         let initial = !self.scanned_once;
@@ -56,6 +55,7 @@ impl Tailer {
         for (key, path) in &found {
             self.adopt(*key, path, now, initial, now_unix);
         }
+        self.globs_before = None;
         let unmatched: Vec<FileKey> = self
             .entries
             .iter()
@@ -156,44 +156,79 @@ impl Tailer {
                 // Known identity: resume, unless the content is another
                 // file's (recycled inode) or was cut (copytruncate while
                 // we were not looking).
-                let offset = if entry.fingerprint.matches(&self.head) && entry.committed <= size {
-                    entry.committed
-                } else {
+                if !(entry.fingerprint.matches(&self.head) && entry.committed <= size) {
                     tracing::info!(path = %path.display(), "file content changed under a known inode: reading it from the start");
-                    entry.committed = 0;
-                    entry.pending.clear();
-                    entry.failed = false;
+                    entry.restart_from_zero();
                     self.identity_changed = true;
-                    0
-                };
+                }
+                let at = entry.committed_position();
                 entry.fingerprint = head_fp;
                 entry.deleted = false;
-                entry.reader = Some(Reader::new(Some(file), offset, size, now, multiline));
+                entry.reader = Some(Reader::new(Some(file), at, size, now, multiline));
             }
             None => {
-                let offset = if initial && self.cfg.start_at == StartAt::End {
+                // Never seen: `start_at` decides at start-up, and for a
+                // file only the globs of a reload match; a file that
+                // appeared while running is read from its start.
+                let only_new_globs =
+                    self.globs_before
+                        .as_ref()
+                        .is_some_and(|(include, exclude)| {
+                            !include.is_match(path) || exclude.is_match(path)
+                        });
+                let offset = if (initial || only_new_globs) && self.cfg.start_at == StartAt::End {
                     size
                 } else {
                     0
                 };
                 self.identity_changed = true;
-                self.entries.insert(
-                    key,
-                    Entry {
-                        path: path.to_owned(),
-                        fingerprint: head_fp,
-                        committed: offset,
-                        pending: VecDeque::new(),
-                        failed: false,
-                        deleted: false,
-                        seen_unix: now_unix,
-                        reader: Some(Reader::new(Some(file), offset, size, now, multiline)),
-                    },
-                );
+                let mut entry = Entry::new(path.to_owned(), head_fp, offset, now_unix);
+                entry.reader = Some(Reader::new(
+                    Some(file),
+                    Position::at(offset),
+                    size,
+                    now,
+                    multiline,
+                ));
+                self.entries.insert(key, entry);
             }
         }
         self.open_count += 1;
-        self.enforce_budget(key);
+        self.enforce_budget(Some(key));
+    }
+
+    /// A reload changed the settings of this file source: they apply to
+    /// the running state, so nothing is read twice or skipped.
+    ///
+    /// - Globs: the next scan follows what the new globs match. A followed
+    ///   file they no longer match is read to its end and let go, as a
+    ///   rotated file is. A file found at that scan that only the new
+    ///   globs match starts where `start_at` says; one the old globs
+    ///   matched too appeared while running and is read from its start.
+    /// - Line rules (`long_lines`, `max_message_bytes`, `multiline` start
+    ///   and indentation): every reader goes back to the end of its last
+    ///   line handed out and assembles what follows under the new rules.
+    ///   An unfinished line or multiline event (never sent: it is after
+    ///   that end) is neither lost nor sent twice; it is split or joined as
+    ///   the new rules say. Lines already handed out stay as they were.
+    /// - `max_open_files`: at once; the rest (batch size, timeouts, the
+    ///   rotated-file linger, the backoff) from the next poll.
+    pub fn reconfigure(&mut self, cfg: TailerConfig) {
+        let lines_changed = cfg.long_lines != self.cfg.long_lines
+            || cfg.max_line_bytes != self.cfg.max_line_bytes
+            || !same_joining(cfg.multiline.as_ref(), self.cfg.multiline.as_ref());
+        let before = std::mem::replace(&mut self.cfg, cfg);
+        self.globs_before = Some((before.include, before.exclude));
+        if lines_changed {
+            let multiline = self.cfg.multiline.is_some();
+            for entry in self.entries.values_mut() {
+                if let Some(reader) = &mut entry.reader {
+                    let at = reader.emitted;
+                    reader.rewind(at, multiline);
+                }
+            }
+        }
+        self.enforce_budget(None);
     }
 
     /// No glob matches `key` any more: learn where it went, keep reading
@@ -261,7 +296,8 @@ impl Tailer {
             tracing::info!(path = %path.display(), offset = entry.committed, "reading the rest of a rotated file");
             entry.path = path;
             entry.seen_unix = now_unix;
-            let mut reader = Reader::new(Some(file), entry.committed, size, now, multiline);
+            let at = entry.committed_position();
+            let mut reader = Reader::new(Some(file), at, size, now, multiline);
             reader.matched = false;
             entry.reader = Some(reader);
             self.open_count += 1;
@@ -285,6 +321,19 @@ impl Tailer {
                 std::fs::metadata(&e.path).is_ok_and(|m| FileKey::of(&m) == *key)
             }
         });
+    }
+}
+
+/// Whether two multiline settings join lines the same way (the timeout
+/// only decides when an event is flushed).
+fn same_joining(a: Option<&Multiline>, b: Option<&Multiline>) -> bool {
+    match (a, b) {
+        (None, None) => true,
+        (Some(a), Some(b)) => {
+            a.indented == b.indented
+                && a.start.as_ref().map(|r| r.as_str()) == b.start.as_ref().map(|r| r.as_str())
+        }
+        _ => false,
     }
 }
 
@@ -341,7 +390,95 @@ pub fn glob_base(pattern: &str) -> (String, Option<usize>) {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
+    use super::super::test_support::{config, lines};
     use super::*;
+    use crate::config::LongLines;
+    use crate::state::checkpoint::Checkpoints;
+
+    fn append(path: &Path, text: &str) {
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .expect("open");
+        std::io::Write::write_all(&mut f, text.as_bytes()).expect("append");
+    }
+
+    fn globs(dir: &Path, patterns: &[&str]) -> (Vec<String>, globset::GlobSet) {
+        let mut b = globset::GlobSetBuilder::new();
+        let patterns: Vec<String> = patterns
+            .iter()
+            .map(|p| format!("{}/{p}", dir.display()))
+            .collect();
+        for p in &patterns {
+            b.add(globset::Glob::new(p).expect("glob"));
+        }
+        (patterns, b.build().expect("set"))
+    }
+
+    #[test]
+    fn a_reload_applies_new_globs_to_the_running_tailer() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = dir.path();
+        append(&d.join("a.log"), "old a\n");
+        append(&d.join("b.txt"), "old b\n");
+        let mut cfg = config(d, 1024, LongLines::Split, None);
+        cfg.start_at = StartAt::End;
+        let mut t = Tailer::new(cfg.clone(), Checkpoints::default());
+        let now = Instant::now();
+        assert!(lines(&mut t, now).is_empty(), "start_at = end");
+        append(&d.join("a.log"), "new a\n");
+        // c.log appears before the reload, unseen: the old globs match it,
+        // so it is a file that appeared while running.
+        append(&d.join("c.log"), "all of c\n");
+        let (patterns, include) = globs(d, &["*.txt", "c.log"]);
+        t.reconfigure(TailerConfig {
+            patterns,
+            include,
+            ..cfg
+        });
+        append(&d.join("b.txt"), "new b\n");
+        let mut got = lines(&mut t, now);
+        got.sort();
+        // a.log is no longer matched: drained (by descriptor) like a
+        // rotated file; b.txt is only matched now: from its end.
+        assert_eq!(got, ["all of c", "new a"]);
+        append(&d.join("b.txt"), "newer b\n");
+        assert_eq!(lines(&mut t, now), ["newer b"]);
+        lines(&mut t, now + Duration::from_secs(10));
+        lines(&mut t, now + Duration::from_secs(20));
+        assert_eq!(t.active_files(), 2, "a.log let go after the linger");
+    }
+
+    #[test]
+    fn a_reload_that_changes_multiline_mid_event_loses_and_repeats_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = dir.path();
+        let joined = Multiline {
+            start: None,
+            indented: true,
+            timeout: Duration::from_secs(1),
+        };
+        let cfg = config(d, 1024, LongLines::Split, Some(joined));
+        let mut t = Tailer::new(cfg.clone(), Checkpoints::default());
+        let now = Instant::now();
+        append(&d.join("a.log"), "first\n  at x\nERROR boom\n  at a\n");
+        // The event "ERROR boom / at a" waits for its end or its timeout.
+        assert_eq!(lines(&mut t, now), ["first\n  at x"]);
+        t.reconfigure(TailerConfig {
+            multiline: None,
+            ..cfg.clone()
+        });
+        // Nothing of it was sent: it is read again under the new rules.
+        assert_eq!(lines(&mut t, now), ["ERROR boom", "  at a"]);
+        // And back: lines already sent are not joined or sent again.
+        t.reconfigure(cfg);
+        append(&d.join("a.log"), "INFO x\n  at b\nINFO y\n");
+        assert_eq!(lines(&mut t, now), ["INFO x\n  at b"]);
+        assert_eq!(lines(&mut t, now + Duration::from_secs(2)), ["INFO y"]);
+    }
 
     #[test]
     fn glob_bases() {

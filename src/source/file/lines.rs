@@ -11,6 +11,15 @@
 //! [`Assembler::finish_poll`] hand out [`Line`]s, each with the file
 //! offsets it covers, so that the tailer core (`tailer.rs`) can commit
 //! exactly the lines that were delivered. No I/O, no clock of its own.
+//!
+//! Everything an assembler holds is what was read and not handed out yet,
+//! so it can always be thrown away and read again from the end of the
+//! last line handed out ([`Assembler::resume`]): that is how the core
+//! reads again what a destination failed, what could not be sent, and
+//! what a reload changes the rules for. The one state that survives is
+//! "skipping the rest of an over-long line" (truncate mode), which a
+//! [`Line`] reports in `skip_rest`, so that reading again from its end
+//! skips that rest again rather than sending it as a line of its own.
 
 use std::io;
 use std::time::Instant;
@@ -28,6 +37,9 @@ pub(super) struct Line {
     pub(super) start: u64,
     /// The offset just after it (after its `\n`).
     pub(super) end: u64,
+    /// `end` is inside an over-long line whose rest is skipped (truncate
+    /// mode): reading again from `end` must skip to the next `\n`.
+    pub(super) skip_rest: bool,
 }
 
 /// The line-assembly state of one followed file: the unfinished last line
@@ -50,28 +62,22 @@ struct Joiner {
     event: Vec<u8>,
     start: u64,
     end: u64,
+    /// The `skip_rest` of the event's last line.
+    skip_rest: bool,
     since: Option<Instant>,
     has_event: bool,
 }
 
 impl Assembler {
-    pub(super) fn new(multiline: bool) -> Assembler {
+    /// An assembler for reading on from the end of a line handed out
+    /// before (or the start of the file), whose `skip_rest` was
+    /// `skipping`.
+    pub(super) fn resume(multiline: bool, skipping: bool) -> Assembler {
         Assembler {
             buf: BytesMut::new(),
             partial_since: None,
-            discarding: false,
+            discarding: skipping,
             joiner: multiline.then(Joiner::default),
-        }
-    }
-
-    /// Forgets everything not handed out yet (the file was truncated or
-    /// rewritten: it is read again from its start).
-    pub(super) fn reset(&mut self) {
-        self.buf.clear();
-        self.partial_since = None;
-        self.discarding = false;
-        if let Some(j) = &mut self.joiner {
-            *j = Joiner::default();
         }
     }
 
@@ -165,6 +171,7 @@ impl Assembler {
                             text: piece,
                             start,
                             end: base,
+                            skip_rest: false,
                         });
                     }
                 }
@@ -174,6 +181,7 @@ impl Assembler {
                         text: piece,
                         start: base,
                         end: offset,
+                        skip_rest: true,
                     });
                     self.buf.clear();
                     self.discarding = true;
@@ -248,6 +256,7 @@ fn push_line(
             text: line,
             start,
             end: end_offset,
+            skip_rest: false,
         });
         return;
     }
@@ -257,6 +266,7 @@ fn push_line(
             text: line.slice(..max),
             start,
             end: end_offset,
+            skip_rest: false,
         }),
         LongLines::Split => {
             let mut at = 0;
@@ -271,6 +281,7 @@ fn push_line(
                     text: line.slice(at..to),
                     start: start + at as u64,
                     end,
+                    skip_rest: false,
                 });
                 at = to;
             }
@@ -292,6 +303,7 @@ fn join_line(
         text: line,
         start,
         end,
+        skip_rest,
     } = line;
     let indented = ml.indented && matches!(line.first(), Some(b' ' | b'\t'));
     let not_a_start = ml.start.as_ref().is_some_and(|re| !re.is_match(&line));
@@ -311,6 +323,7 @@ fn join_line(
             joiner.event.extend_from_slice(&line);
         }
         joiner.end = end;
+        joiner.skip_rest = skip_rest;
         return;
     }
     if joiner.has_event {
@@ -319,6 +332,7 @@ fn join_line(
     joiner.event.extend_from_slice(&line);
     joiner.start = start;
     joiner.end = end;
+    joiner.skip_rest = skip_rest;
     joiner.since = Some(now);
     joiner.has_event = true;
 }
@@ -329,6 +343,7 @@ fn flush_event(joiner: &mut Joiner, out: &mut Vec<Line>) {
         text: event,
         start: joiner.start,
         end: joiner.end,
+        skip_rest: joiner.skip_rest,
     });
     joiner.has_event = false;
     joiner.since = None;

@@ -12,6 +12,26 @@
 //! come back through [`Tailer::track`], and the committed offset of a file
 //! advances over the contiguous prefix of chunks resolved `Delivered`.
 //!
+//! Reading again: a reader can always go back to a [`Position`] at or
+//! after its committed offset, because everything it holds past the end
+//! of the last line it handed out is unsent (`lines.rs`). Three things do
+//! that:
+//!
+//! - A chunk resolved `Failed` (a destination stopped, a shutdown
+//!   abandoned it): every chunk of the file still in flight is forgotten
+//!   and the file is read again from its committed offset, after a backoff
+//!   (`retry_min` doubling to `retry_max`) so that a destination that
+//!   keeps failing is not fed in a busy loop. No line is skipped: the
+//!   committed offset never passes a line that was not delivered. What
+//!   may arrive twice is bounded by what was in flight when the failure
+//!   was seen (the failed chunk and the chunks after it).
+//! - A chunk that could not be sent (the pipeline is gone, or the source
+//!   is stopped while it waits for room): [`Tailer::unread`] goes back to
+//!   the chunk's start, as if it had never been read. Nothing repeats.
+//! - A reload that changes how lines are made ([`Tailer::reconfigure`]):
+//!   back to the end of the last line handed out, so that an unfinished
+//!   line or multiline event is assembled again under the new rules.
+//!
 //! Per file identity ([`FileKey`] + [`Fingerprint`]) the tailer keeps an
 //! [`Entry`]: the committed offset, the queue of chunks in flight, and,
 //! while the file is being followed, a reader (read offset, the line
@@ -59,6 +79,28 @@ pub struct TailerConfig {
     pub rotated_linger: Duration,
     /// Checkpoints of files not seen for this long are forgotten.
     pub stale_after: Duration,
+    /// The first wait before a file is read again after a failed chunk;
+    /// it doubles with each failure in a row, up to `retry_max`.
+    pub retry_min: Duration,
+    pub retry_max: Duration,
+}
+
+/// Where reading can go on in a file: an offset just after a line handed
+/// out, and whether that offset is inside an over-long line whose rest is
+/// skipped (truncate mode), so that reading again skips it again.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Position {
+    pub offset: u64,
+    pub skipping: bool,
+}
+
+impl Position {
+    pub fn at(offset: u64) -> Position {
+        Position {
+            offset,
+            skipping: false,
+        }
+    }
 }
 
 /// Lines read from one file, ready to become a batch.
@@ -68,9 +110,12 @@ pub struct Chunk {
     pub lines: Vec<Bytes>,
     /// Where each line comes from, for its origin id (`crate::origin`).
     pub origins: Vec<LineOrigin>,
-    /// The file offset just after the last line: committed once the
-    /// chunk's ack resolves `Delivered` (and every earlier one did).
-    pub end_offset: u64,
+    /// Where the chunk's lines begin (the end of the file's previous
+    /// chunk): reading goes on here if the chunk is not sent.
+    pub start: Position,
+    /// Just after the last line: committed once the chunk's ack resolves
+    /// `Delivered` (and every earlier one did).
+    pub end: Position,
 }
 
 /// What identifies a line of a file across restarts and rotations,
@@ -91,15 +136,63 @@ pub struct LineOrigin {
 pub(super) struct Entry {
     pub(super) path: PathBuf,
     pub(super) fingerprint: Fingerprint,
+    /// Every line before this offset has been delivered.
     pub(super) committed: u64,
-    pub(super) pending: VecDeque<(u64, AckTracker)>,
-    /// A chunk failed: the committed offset stays where it is until a
-    /// restart reads the rest again.
-    pub(super) failed: bool,
+    /// The `skipping` of the committed [`Position`].
+    pub(super) committed_skipping: bool,
+    /// Chunks handed out, in order, with their acks.
+    pub(super) pending: VecDeque<InFlight>,
+    /// Failed chunks in a row (for the backoff of reading again).
+    pub(super) failures: u32,
     /// The file is gone (unlinked): forget it once nothing is in flight.
     pub(super) deleted: bool,
     pub(super) seen_unix: u64,
     pub(super) reader: Option<Reader>,
+}
+
+impl Entry {
+    pub(super) fn new(
+        path: PathBuf,
+        fingerprint: Fingerprint,
+        committed: u64,
+        seen_unix: u64,
+    ) -> Entry {
+        Entry {
+            path,
+            fingerprint,
+            committed,
+            committed_skipping: false,
+            pending: VecDeque::new(),
+            failures: 0,
+            deleted: false,
+            seen_unix,
+            reader: None,
+        }
+    }
+
+    /// Where reading goes on if everything not committed is read again.
+    pub(super) fn committed_position(&self) -> Position {
+        Position {
+            offset: self.committed,
+            skipping: self.committed_skipping,
+        }
+    }
+
+    /// The content changed (truncated, rewritten, another file at the
+    /// inode): nothing of it is committed, nothing in flight counts.
+    pub(super) fn restart_from_zero(&mut self) {
+        self.committed = 0;
+        self.committed_skipping = false;
+        self.pending.clear();
+        self.failures = 0;
+    }
+}
+
+/// A chunk handed out: where it ends, and its ack.
+#[derive(Debug)]
+pub(super) struct InFlight {
+    end: Position,
+    tracker: AckTracker,
 }
 
 /// The reading state of a followed file.
@@ -109,8 +202,13 @@ pub(super) struct Reader {
     pub(super) file: Option<File>,
     /// The next byte to read.
     pub(super) offset: u64,
+    /// Just after the last line handed out: what lies between here and
+    /// `offset` is in `lines`, unsent.
+    pub(super) emitted: Position,
     /// The unfinished last line and multiline event (`lines.rs`).
     lines: Assembler,
+    /// After a failed chunk: not read again before this.
+    retry_at: Option<Instant>,
     /// Some glob still matches the file at `Entry::path`.
     pub(super) matched: bool,
     /// The open file had no name left at the last poll (unlinked): it can
@@ -128,15 +226,17 @@ pub(super) struct Reader {
 impl Reader {
     pub(super) fn new(
         file: Option<File>,
-        offset: u64,
+        at: Position,
         size: u64,
         now: Instant,
         multiline: bool,
     ) -> Reader {
         Reader {
             file,
-            offset,
-            lines: Assembler::new(multiline),
+            offset: at.offset,
+            emitted: at,
+            lines: Assembler::resume(multiline, at.skipping),
+            retry_at: None,
             matched: true,
             unlinked: false,
             last_active: now,
@@ -144,6 +244,15 @@ impl Reader {
             size_seen: size,
             mtime_seen: 0,
         }
+    }
+
+    /// Throws away what was read and not handed out, and goes on reading
+    /// at `at` (at or after the committed offset, at or before `emitted`).
+    pub(super) fn rewind(&mut self, at: Position, multiline: bool) {
+        self.offset = at.offset;
+        self.emitted = at;
+        self.lines = Assembler::resume(multiline, at.skipping);
+        self.eof_since = None;
     }
 }
 
@@ -161,6 +270,10 @@ pub struct Tailer {
     pub(super) identity_changed: bool,
     /// Over-long lines split or truncated so far.
     pub long_lines: u64,
+    /// After [`Tailer::reconfigure`], until the next scan: the globs
+    /// before it (`include`, `exclude`), so that a file only the new globs
+    /// match starts where `start_at` says (discover.rs).
+    pub(super) globs_before: Option<(globset::GlobSet, globset::GlobSet)>,
 }
 
 pub(super) fn unix_now() -> u64 {
@@ -174,24 +287,16 @@ impl Tailer {
     pub fn new(cfg: TailerConfig, saved: Checkpoints) -> Tailer {
         let mut entries = HashMap::new();
         for c in saved.files {
+            let fingerprint = Fingerprint {
+                len: c.fp_len,
+                crc: c.fp_crc,
+            };
             entries.insert(
                 FileKey {
                     dev: c.dev,
                     ino: c.ino,
                 },
-                Entry {
-                    path: c.path,
-                    fingerprint: Fingerprint {
-                        len: c.fp_len,
-                        crc: c.fp_crc,
-                    },
-                    committed: c.offset,
-                    pending: VecDeque::new(),
-                    failed: false,
-                    deleted: false,
-                    seen_unix: c.seen,
-                    reader: None,
-                },
+                Entry::new(c.path, fingerprint, c.offset, c.seen),
             );
         }
         Tailer {
@@ -204,6 +309,7 @@ impl Tailer {
             head: Vec::with_capacity(super::fingerprint::FINGERPRINT_BYTES),
             identity_changed: false,
             long_lines: 0,
+            globs_before: None,
         }
     }
 
@@ -239,13 +345,13 @@ impl Tailer {
     /// Closes the least recently active matched files until at most
     /// `max_open_files` are open (`keep` stays open). Files no glob
     /// matches are never closed here: they could not be found again.
-    pub(super) fn enforce_budget(&mut self, keep: FileKey) {
+    pub(super) fn enforce_budget(&mut self, keep: Option<FileKey>) {
         while self.open_count > self.cfg.max_open_files.max(1) {
             let victim = self
                 .entries
                 .iter()
                 .filter(|(k, e)| {
-                    **k != keep
+                    Some(**k) != keep
                         && e.reader
                             .as_ref()
                             .is_some_and(|r| r.matched && r.file.is_some())
@@ -312,7 +418,13 @@ impl Tailer {
         budget: usize,
         out: &mut Vec<Chunk>,
     ) -> usize {
-        if !self.ensure_open(key, now) {
+        let waiting = self
+            .entries
+            .get(&key)
+            .and_then(|e| e.reader.as_ref())
+            .and_then(|r| r.retry_at)
+            .is_some_and(|t| now < t);
+        if waiting || !self.ensure_open(key, now) {
             return 0;
         }
         let cfg = &self.cfg;
@@ -359,12 +471,13 @@ impl Tailer {
             tracing::info!(path = %entry.path.display(), size, offset = reader.offset, "file truncated or rewritten: reading it from the start");
             let _ = read_head(&file, &mut self.head);
             entry.fingerprint = Fingerprint::of(&self.head);
+            // As `Entry::restart_from_zero` (the reader is borrowed).
             entry.committed = 0;
+            entry.committed_skipping = false;
             entry.pending.clear();
-            entry.failed = false;
+            entry.failures = 0;
             self.identity_changed = true;
-            reader.offset = 0;
-            reader.lines.reset();
+            reader.rewind(Position::at(0), cfg.multiline.is_some());
         }
         reader.size_seen = size;
         reader.mtime_seen = mtime;
@@ -408,17 +521,25 @@ impl Tailer {
         } else if eof {
             reader.eof_since.get_or_insert(now);
         }
-        // A rotated file whose end has been still long enough is let go.
-        let let_go = !reader.matched
+        // A rotated file whose end has been still long enough: what is
+        // unfinished is flushed, and it is let go once everything read
+        // from it is acknowledged (until then it may have to be read
+        // again).
+        let linger_over = !reader.matched
             && eof
             && reader
                 .eof_since
                 .is_some_and(|t| now.saturating_duration_since(t) >= cfg.rotated_linger);
         // Timed-out partial lines, multiline joining; then chunking.
-        let items =
-            reader
-                .lines
-                .finish_poll(reader.offset, now, cfg, let_go, lines, &mut self.long_lines);
+        let items = reader.lines.finish_poll(
+            reader.offset,
+            now,
+            cfg,
+            linger_over,
+            lines,
+            &mut self.long_lines,
+        );
+        let let_go = linger_over && items.is_empty() && entry.pending.is_empty();
         // The content identity of each line: lines within the first
         // FINGERPRINT_BYTES (and a fingerprint not yet complete) need the
         // file's head as it is now, after the read; the rest share the
@@ -442,6 +563,11 @@ impl Tailer {
         };
         for group in items.chunks(cfg.batch_lines.max(1)) {
             if let Some(last) = group.last() {
+                let start = reader.emitted;
+                reader.emitted = Position {
+                    offset: last.end,
+                    skipping: last.skip_rest,
+                };
                 out.push(Chunk {
                     key,
                     lines: group.iter().map(|l| l.text.clone()).collect(),
@@ -452,7 +578,8 @@ impl Tailer {
                             head_crc: head_crc(l.end),
                         })
                         .collect(),
-                    end_offset: last.end,
+                    start,
+                    end: reader.emitted,
                 });
             }
         }
@@ -498,40 +625,66 @@ impl Tailer {
         reader.file = Some(file);
         reader.last_active = now;
         self.open_count += 1;
-        self.enforce_budget(key);
+        self.enforce_budget(Some(key));
         true
     }
 
-    /// Registers the ack tracker of a chunk handed out for `key`.
-    pub fn track(&mut self, key: FileKey, end_offset: u64, tracker: AckTracker) {
+    /// Registers the ack tracker of a chunk of `key` that was sent (in
+    /// the order they were sent), ending at `end`.
+    pub fn track(&mut self, key: FileKey, end: Position, tracker: AckTracker) {
         if let Some(entry) = self.entries.get_mut(&key) {
-            entry.pending.push_back((end_offset, tracker));
+            entry.pending.push_back(InFlight { end, tracker });
         }
     }
 
-    /// Advances committed offsets over resolved acks. `true` if any moved.
-    pub fn collect_acks(&mut self) -> bool {
+    /// A chunk of `key` that starts at `start` was not sent (nor any later
+    /// one of that file): reading goes on at its start, as if it had never
+    /// been read. Call it for every unsent chunk, in any order.
+    pub fn unread(&mut self, key: FileKey, start: Position) {
+        let multiline = self.cfg.multiline.is_some();
+        let Some(entry) = self.entries.get_mut(&key) else {
+            return;
+        };
+        match &mut entry.reader {
+            Some(reader) if start.offset <= reader.emitted.offset => {
+                reader.rewind(start, multiline);
+            }
+            Some(_) => {}
+            None => {
+                tracing::warn!(path = %entry.path.display(), offset = start.offset, "lines read but not sent from a file no longer followed: they are read again after a restart if the file is found");
+            }
+        }
+    }
+
+    /// Advances committed offsets over resolved acks; a failed chunk makes
+    /// its file be read again from the committed offset (see the module
+    /// doc). `true` if an offset moved.
+    pub fn collect_acks(&mut self, now: Instant) -> bool {
         let mut moved = false;
         for entry in self.entries.values_mut() {
-            while let Some((end, tracker)) = entry.pending.front_mut() {
-                let end = *end;
-                match tracker.try_recv() {
+            let mut failed = false;
+            while let Some(front) = entry.pending.front_mut() {
+                match front.tracker.try_recv() {
                     Ok(AckStatus::Delivered) => {
-                        if !entry.failed && end > entry.committed {
-                            entry.committed = end;
+                        let end = front.end;
+                        if end.offset > entry.committed {
+                            entry.committed = end.offset;
+                            entry.committed_skipping = end.skipping;
                             moved = true;
                         }
+                        entry.failures = 0;
                     }
                     Ok(AckStatus::Failed)
                     | Err(tokio::sync::oneshot::error::TryRecvError::Closed) => {
-                        if !entry.failed {
-                            tracing::warn!(path = %entry.path.display(), offset = entry.committed, "a destination failed lines of this file: they are read again after a restart");
-                        }
-                        entry.failed = true;
+                        failed = true;
+                        break;
                     }
                     Err(tokio::sync::oneshot::error::TryRecvError::Empty) => break,
                 }
                 entry.pending.pop_front();
+            }
+            if failed {
+                read_again(entry, now, &self.cfg);
             }
         }
         self.entries
@@ -579,6 +732,32 @@ impl Tailer {
     pub fn committed(&self, key: FileKey) -> Option<u64> {
         self.entries.get(&key).map(|e| e.committed)
     }
+}
+
+/// A chunk of `entry` failed: forget what is in flight, read again from
+/// the committed offset once the backoff has passed.
+fn read_again(entry: &mut Entry, now: Instant, cfg: &TailerConfig) {
+    let in_flight = entry.pending.len();
+    entry.pending.clear();
+    entry.failures = entry.failures.saturating_add(1);
+    let doublings = entry.failures.saturating_sub(1).min(20);
+    let delay = cfg
+        .retry_min
+        .saturating_mul(1u32 << doublings)
+        .min(cfg.retry_max.max(cfg.retry_min));
+    let at = entry.committed_position();
+    let Some(reader) = &mut entry.reader else {
+        tracing::warn!(path = %entry.path.display(), offset = at.offset, "a destination failed lines of a file no longer followed: they are read again after a restart if the file is found");
+        return;
+    };
+    if entry.failures == 1 {
+        tracing::warn!(
+            path = %entry.path.display(), offset = at.offset, chunks_in_flight = in_flight,
+            "a destination failed lines of this file: reading them again from the last acknowledged offset (what was in flight may arrive twice)"
+        );
+    }
+    reader.rewind(at, cfg.multiline.is_some());
+    reader.retry_at = Some(now + delay);
 }
 
 /// Opens `path` and checks that it is still `key`; with its size.
@@ -670,28 +849,164 @@ mod tests {
         }
     }
 
+    /// Scans and polls once at `now`; the chunks, not tracked.
+    fn chunks_at(t: &mut Tailer, now: Instant) -> Vec<Chunk> {
+        t.scan(now);
+        let mut chunks = Vec::new();
+        t.poll(now, None, &mut chunks);
+        chunks
+    }
+
+    fn texts(chunks: &[Chunk]) -> Vec<String> {
+        chunks
+            .iter()
+            .flat_map(|c| {
+                c.lines
+                    .iter()
+                    .map(|l| String::from_utf8_lossy(l).into_owned())
+            })
+            .collect()
+    }
+
+    /// Tracks `chunk` as sent; its ack.
+    fn send(t: &mut Tailer, chunk: &Chunk) -> Ack {
+        let (ack, tracker) = Ack::new();
+        t.track(chunk.key, chunk.end, tracker);
+        ack
+    }
+
     #[test]
-    fn a_failed_ack_stops_the_committed_offset() {
+    fn a_failed_chunk_is_read_again_from_the_committed_offset_after_a_backoff() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("a.log"), "one\ntwo\nthree\n").expect("write");
+        let mut cfg = config(dir.path(), 1024, LongLines::Split, None);
+        cfg.batch_lines = 1;
+        let mut t = Tailer::new(cfg, Checkpoints::default());
+        let now = Instant::now();
+        let chunks = chunks_at(&mut t, now);
+        assert_eq!(texts(&chunks), ["one", "two", "three"]);
+        let key = chunks[0].key;
+        let acks: Vec<Ack> = chunks.iter().map(|c| send(&mut t, c)).collect();
+        let mut acks = acks.into_iter();
+        drop(acks.next()); // "one" delivered
+        let two = acks.next().expect("two");
+        two.fail(); // "two" failed
+        drop(two);
+        let three = acks.next().expect("three"); // "three" still in flight
+        t.collect_acks(now);
+        assert_eq!(
+            t.committed(key),
+            Some(4),
+            "up to the failed chunk, never past it"
+        );
+        assert_eq!(t.in_flight(), 0, "what was in flight is forgotten");
+        // Not before the backoff (100 ms)...
+        assert!(chunks_at(&mut t, now + Duration::from_millis(50)).is_empty());
+        // ... then from the committed offset: the failed chunk and the one
+        // that was in flight (the only lines that may come twice).
+        let again = chunks_at(&mut t, now + Duration::from_millis(150));
+        assert_eq!(texts(&again), ["two", "three"]);
+        drop(three);
+        // It fails again: the backoff doubles (200 ms).
+        let failing: Vec<Ack> = again.iter().map(|c| send(&mut t, c)).collect();
+        failing[0].fail();
+        drop(failing);
+        let then = now + Duration::from_millis(150);
+        t.collect_acks(then);
+        assert_eq!(t.committed(key), Some(4));
+        assert!(chunks_at(&mut t, then + Duration::from_millis(150)).is_empty());
+        let last = chunks_at(&mut t, then + Duration::from_millis(250));
+        assert_eq!(texts(&last), ["two", "three"]);
+        for c in &last {
+            drop(send(&mut t, c));
+        }
+        t.collect_acks(then + Duration::from_millis(250));
+        assert_eq!(
+            t.committed(key),
+            Some(14),
+            "delivered at last: the offset moves on"
+        );
+    }
+
+    #[test]
+    fn reading_again_after_a_truncated_line_skips_its_rest_again() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("a.log");
+        std::fs::write(&path, "abcdefgh").expect("write");
+        let mut t = Tailer::new(
+            config(dir.path(), 4, LongLines::Truncate, None),
+            Checkpoints::default(),
+        );
+        let now = Instant::now();
+        assert_eq!(lines(&mut t, now), ["abcd"]);
+        let key = t.key_of(&path).expect("followed");
+        assert_eq!(t.committed(key), Some(8));
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .expect("open");
+        std::io::Write::write_all(&mut f, b"ijk\nnext\n").expect("write");
+        let chunks = chunks_at(&mut t, now);
+        assert_eq!(texts(&chunks), ["next"]);
+        let ack = send(&mut t, &chunks[0]);
+        ack.fail();
+        drop(ack);
+        t.collect_acks(now);
+        // From offset 8, inside the truncated line: "ijk" is skipped again.
+        assert_eq!(lines(&mut t, now + Duration::from_secs(2)), ["next"]);
+    }
+
+    #[test]
+    fn chunks_not_sent_are_read_again_from_their_start_and_nothing_repeats() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("a.log"), "a\nb\nc\n").expect("write");
+        let mut cfg = config(dir.path(), 1024, LongLines::Split, None);
+        cfg.batch_lines = 1;
+        let mut t = Tailer::new(cfg, Checkpoints::default());
+        let now = Instant::now();
+        let chunks = chunks_at(&mut t, now);
+        drop(send(&mut t, &chunks[0]));
+        // In any order: the earliest start wins.
+        t.unread(chunks[2].key, chunks[2].start);
+        t.unread(chunks[1].key, chunks[1].start);
+        assert_eq!(lines(&mut t, now), ["b", "c"]);
+        assert_eq!(lines(&mut t, now), Vec::<String>::new());
+        assert_eq!(t.committed(chunks[0].key), Some(6));
+    }
+
+    #[test]
+    fn a_rotated_file_is_let_go_only_once_its_lines_are_acknowledged() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("a.log");
         std::fs::write(&path, "one\n").expect("write");
-        let now = Instant::now();
         let mut t = Tailer::new(
             config(dir.path(), 1024, LongLines::Split, None),
             Checkpoints::default(),
         );
-        t.scan(now);
-        let mut chunks = Vec::new();
-        t.poll(now, None, &mut chunks);
-        let (ack, tracker) = Ack::new();
-        let key = chunks[0].key;
-        t.track(key, chunks[0].end_offset, tracker);
+        let now = Instant::now();
+        assert_eq!(lines(&mut t, now), ["one"]);
+        std::fs::rename(&path, dir.path().join("a.1")).expect("rename");
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(dir.path().join("a.1"))
+            .expect("open");
+        std::io::Write::write_all(&mut f, b"two\n").expect("write");
+        let chunks = chunks_at(&mut t, now);
+        assert_eq!(texts(&chunks), ["two"]);
+        let ack = send(&mut t, &chunks[0]);
+        // Still past the linger (5 s), but "two" is in flight: kept open.
+        let late = now + Duration::from_secs(60);
+        assert!(chunks_at(&mut t, late).is_empty());
+        assert!(chunks_at(&mut t, late + Duration::from_secs(10)).is_empty());
+        assert_eq!(t.active_files(), 1);
         ack.fail();
         drop(ack);
-        t.collect_acks();
-        assert_eq!(t.committed(key), Some(0));
-        std::fs::write(&path, "one\ntwo\n").expect("write");
-        assert_eq!(lines(&mut t, now), ["two"]);
-        assert_eq!(t.committed(key), Some(0), "never past a failed chunk");
+        t.collect_acks(late + Duration::from_secs(10));
+        // So it can be read again.
+        assert_eq!(lines(&mut t, late + Duration::from_secs(11)), ["two"]);
+        lines(&mut t, late + Duration::from_secs(12));
+        assert_eq!(t.active_files(), 1);
+        lines(&mut t, late + Duration::from_secs(20));
+        assert_eq!(t.active_files(), 0, "acknowledged and still: let go");
     }
 }

@@ -32,6 +32,8 @@ pub(super) fn config(
         poll_budget: 1 << 20,
         rotated_linger: Duration::from_secs(5),
         stale_after: Duration::from_secs(86_400),
+        retry_min: Duration::from_millis(100),
+        retry_max: Duration::from_secs(1),
     }
 }
 
@@ -43,7 +45,7 @@ pub(super) fn lines(t: &mut Tailer, now: Instant) -> Vec<String> {
     let mut out = Vec::new();
     for c in chunks {
         let (ack, tracker) = Ack::new();
-        t.track(c.key, c.end_offset, tracker);
+        t.track(c.key, c.end, tracker);
         drop(ack);
         out.extend(
             c.lines
@@ -51,6 +53,6 @@ pub(super) fn lines(t: &mut Tailer, now: Instant) -> Vec<String> {
                 .map(|l| String::from_utf8_lossy(l).into_owned()),
         );
     }
-    t.collect_acks();
+    t.collect_acks(now);
     out
 }
