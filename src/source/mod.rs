@@ -17,6 +17,7 @@ pub mod accept;
 pub mod datagram;
 pub mod file;
 pub mod internal;
+pub mod journald;
 pub mod pipe;
 pub mod ratelimit;
 pub mod relp;

@@ -116,6 +116,18 @@ pub fn load(path: &Path) -> Result<Checkpoints, Error> {
 /// Writes `checkpoints` to `path` atomically (see the module doc),
 /// creating the directory if needed.
 pub fn save(path: &Path, checkpoints: &Checkpoints) -> Result<(), Error> {
+    let bytes = serde_json::to_vec(checkpoints).map_err(|e| Error::Corrupt {
+        path: path.to_owned(),
+        detail: e.to_string(),
+    })?;
+    write_atomic(path, &bytes)
+}
+
+/// Replaces `path` with `bytes` atomically: `PATH.tmp` written and
+/// `sync_all`ed, renamed over `path`, the directory fsynced (so a crash
+/// leaves the old or the new content, never a mix). Shared by every
+/// checkpoint format (file and journald sources).
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
     let io = |source| Error::Io {
         path: path.to_owned(),
         source,
@@ -125,13 +137,9 @@ pub fn save(path: &Path, checkpoints: &Checkpoints) -> Result<(), Error> {
     let mut tmp_name = path.as_os_str().to_owned();
     tmp_name.push(".tmp");
     let tmp = PathBuf::from(tmp_name);
-    let bytes = serde_json::to_vec(checkpoints).map_err(|e| Error::Corrupt {
-        path: path.to_owned(),
-        detail: e.to_string(),
-    })?;
     {
         let mut file = File::create(&tmp).map_err(io)?;
-        file.write_all(&bytes).map_err(io)?;
+        file.write_all(bytes).map_err(io)?;
         file.sync_all().map_err(io)?;
     }
     fs::rename(&tmp, path).map_err(io)?;
