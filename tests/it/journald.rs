@@ -92,7 +92,11 @@ fn journalctl(dir: &Path, args: &[&str]) -> Vec<u8> {
         .args(args)
         .output()
         .expect("run journalctl");
-    assert!(out.status.success(), "journalctl: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "journalctl: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     out.stdout
 }
 
@@ -102,7 +106,9 @@ fn numbered(prefix: &str, n: usize, extra: &[(&str, &[u8])]) -> Entry {
     let mut e = entry(&[
         (
             "__REALTIME_TIMESTAMP",
-            (1_700_000_000_000_000u64 + n as u64 * 1000).to_string().as_bytes(),
+            (1_700_000_000_000_000u64 + n as u64 * 1000)
+                .to_string()
+                .as_bytes(),
         ),
         ("MESSAGE", format!("{prefix} {n:07}").as_bytes()),
         ("SYSLOG_IDENTIFIER", b"load"),
@@ -111,7 +117,11 @@ fn numbered(prefix: &str, n: usize, extra: &[(&str, &[u8])]) -> Entry {
     e
 }
 
-fn numbered_range(prefix: &str, range: std::ops::Range<usize>, extra: &[(&str, &[u8])]) -> Vec<Entry> {
+fn numbered_range(
+    prefix: &str,
+    range: std::ops::Range<usize>,
+    extra: &[(&str, &[u8])],
+) -> Vec<Entry> {
     range.map(|n| numbered(prefix, n, extra)).collect()
 }
 
@@ -190,18 +200,27 @@ fn wait_count(path: &Path, prefix: &str, n: usize, limit: Duration) -> Vec<usize
     }
 }
 
-/// `logrelay stats --json`, the counter `name` of source `journal`.
-fn source_counter(server: &Server, name: &str) -> u64 {
-    let run = logrelay(&["stats", "--json", "--control", "control.sock"], server.dir.path());
+/// `logrelay stats --json`: counter `name` of the component `component`
+/// in `role`.
+fn counter(server: &Server, role: &str, component: &str, name: &str) -> u64 {
+    let run = logrelay(
+        &["stats", "--json", "--control", "control.sock"],
+        server.dir.path(),
+    );
     assert_eq!(run.code, 0, "stats: {}", run.stderr);
     let doc: Value = serde_json::from_str(&run.stdout).expect("stats json");
     doc["components"]
         .as_array()
         .expect("components")
         .iter()
-        .find(|c| c["name"] == "journal" && c["role"] == "source")
+        .find(|c| c["name"] == component && c["role"] == role)
         .and_then(|c| c["counters"][name].as_u64())
-        .unwrap_or_else(|| panic!("no counter {name}: {doc}"))
+        .unwrap_or_else(|| panic!("no counter {name} of {role} {component}: {doc}"))
+}
+
+/// Counter `name` of source `journal`.
+fn source_counter(server: &Server, name: &str) -> u64 {
+    counter(server, "source", "journal", name)
 }
 
 const LOST_WARNING: &str = "the journal no longer has the entry to resume after";
@@ -338,8 +357,22 @@ destinations = ["json", "raw"]
             serde_json::json!({"journald@32473": {"_SYSTEMD_UNIT": "ssh.service", "_UID": "0"}}),
         ),
         ("102", "db-2", "cron", "cron", "info", serde_json::json!({})),
-        ("103", "testhost", "latin1", "kern", "emerg", serde_json::json!({})),
-        ("104", "testhost", "multi", "local7", "debug", serde_json::json!({})),
+        (
+            "103",
+            "testhost",
+            "latin1",
+            "kern",
+            "emerg",
+            serde_json::json!({}),
+        ),
+        (
+            "104",
+            "testhost",
+            "multi",
+            "local7",
+            "debug",
+            serde_json::json!({}),
+        ),
         (
             "105",
             "testhost",
@@ -348,8 +381,22 @@ destinations = ["json", "raw"]
             "notice",
             serde_json::json!({"journald@32473": {"CODE_FILE": "src/x.c"}}),
         ),
-        ("", "testhost", "jrnl", "local3", "warning", serde_json::json!({})),
-        ("107", "testhost", "worker", "local3", "warning", serde_json::json!({})),
+        (
+            "",
+            "testhost",
+            "jrnl",
+            "local3",
+            "warning",
+            serde_json::json!({}),
+        ),
+        (
+            "107",
+            "testhost",
+            "worker",
+            "local3",
+            "warning",
+            serde_json::json!({}),
+        ),
     ];
     for (i, ((pid, host, program, facility, severity, sd), e)) in
         expected.iter().zip(&table).enumerate()
@@ -384,8 +431,10 @@ destinations = ["json", "raw"]
             format!("testhost:j:{}:{}", part("s="), part("i=")),
             "{what}"
         );
-        // Byte for byte: the raw format writes MESSAGE and a newline.
-        let raw = std::fs::read(server.path(&format!("out/raw/p{pid}.msg"))).expect("raw file");
+        // Byte for byte: the raw format writes MESSAGE and a newline (an
+        // empty ${PID} is written `_` in a path).
+        let file = if pid.is_empty() { "_" } else { pid };
+        let raw = std::fs::read(server.path(&format!("out/raw/p{file}.msg"))).expect("raw file");
         let mut want = message.clone();
         want.push(b'\n');
         assert_eq!(raw, want, "{what}");
@@ -396,6 +445,7 @@ destinations = ["json", "raw"]
 /// systemd-journal-remote, `burst` at a time, `pause` apart.
 fn streaming_writer(
     dir: PathBuf,
+    from: usize,
     total: usize,
     burst: usize,
     pause: Duration,
@@ -411,7 +461,7 @@ fn streaming_writer(
             .spawn()
             .expect("run systemd-journal-remote");
         let mut stdin = child.stdin.take().expect("stdin");
-        let mut n = 0;
+        let mut n = from;
         while n < total {
             let to = (n + burst).min(total);
             stdin
@@ -426,6 +476,13 @@ fn streaming_writer(
     })
 }
 
+/// The cursor in the checkpoint file (`None`: none yet, or the oldest entry).
+fn checkpoint_cursor(dir: &Path) -> Option<String> {
+    let text = std::fs::read(dir.join("state/checkpoints/journal.json")).ok()?;
+    let doc: Value = serde_json::from_slice(&text).ok()?;
+    doc["cursor"].as_str().map(str::to_owned)
+}
+
 /// The number of the entry a checkpoint names, -1 for none (start at the
 /// oldest entry).
 fn checkpointed(dir: &Path) -> i64 {
@@ -438,29 +495,114 @@ fn checkpointed(dir: &Path) -> i64 {
         &dir.join("journal"),
         &["--cursor", cursor, "-o", "cat", "--output-fields=MESSAGE"],
     );
-    let first = out.lines().next().expect("the checkpointed entry").expect("line");
+    let first = out
+        .lines()
+        .next()
+        .expect("the checkpointed entry")
+        .expect("line");
     first
         .strip_prefix("entry ")
+        .and_then(|n| n.split(' ').next())
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("checkpoint names {first:?}"))
+}
+
+/// A TCP peer that reads slowly (about 4 lines per millisecond, a small
+/// receive window): a destination it holds back acknowledges late, so
+/// entries are in flight (read and written elsewhere, not yet
+/// checkpointed). Returns its port; it stops when `stop` is set.
+fn slow_peer(stop: std::sync::Arc<std::sync::atomic::AtomicBool>) -> u16 {
+    use std::sync::atomic::Ordering;
+    let socket =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
+    socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
+    let addr: std::net::SocketAddr = "127.0.0.1:0".parse().expect("addr");
+    socket.bind(&addr.into()).expect("bind");
+    socket.listen(8).expect("listen");
+    let listener = std::net::TcpListener::from(socket);
+    listener.set_nonblocking(true).expect("nonblocking");
+    let port = listener.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        while !stop.load(Ordering::Relaxed) {
+            let Ok((conn, _)) = listener.accept() else {
+                std::thread::sleep(Duration::from_millis(10));
+                continue;
+            };
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let _ = conn.set_nonblocking(false);
+                let _ = conn.set_read_timeout(Some(Duration::from_millis(100)));
+                let mut reader = std::io::BufReader::with_capacity(256, conn);
+                let mut line = Vec::new();
+                let mut n = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    line.clear();
+                    match reader.read_until(b'\n', &mut line) {
+                        Ok(0) => break,
+                        Ok(_) => {
+                            n += 1;
+                            if n % 4 == 0 {
+                                std::thread::sleep(Duration::from_millis(1));
+                            }
+                        }
+                        Err(e)
+                            if e.kind() == std::io::ErrorKind::WouldBlock
+                                || e.kind() == std::io::ErrorKind::TimedOut => {}
+                        Err(_) => break,
+                    }
+                }
+            });
+        }
+    });
+    port
 }
 
 #[test]
 fn journald_kill_9_twice_mid_stream_delivers_every_entry_and_repeats_only_what_was_in_flight() {
     const TOTAL: usize = 10_000;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let port = slow_peer(stop.clone());
     let dir = TestDir::new();
-    dir.write("config.toml", &config(r#"start_at = "beginning""#));
-    let writer = streaming_writer(dir.path().join("journal"), TOTAL, 50, Duration::from_millis(10));
+    // Every entry goes to the file and to the slow peer: it is
+    // acknowledged (and the checkpoint moves) once the peer's connection
+    // took it, while the file already has it.
+    // Padded to 1 KB there, so the socket buffers hold little of it.
+    let pad = "x".repeat(1000);
+    let text = config(r#"start_at = "beginning""#).replace(
+        "[[paths]]\nsources = [\"journal\"]\ndestinations = [\"out\"]",
+        &format!(
+            "[destinations.peer]\ntype = \"tcp\"\nservers = [\"127.0.0.1:{port}\"]\n\
+             framing = \"lf\"\ntemplate = \"${{MESSAGE}} {pad}\"\n\n\
+             [[paths]]\nsources = [\"journal\"]\ndestinations = [\"out\", \"peer\"]"
+        ),
+    );
+    assert!(
+        text.contains("destinations = [\"out\", \"peer\"]"),
+        "{text}"
+    );
+    dir.write("config.toml", &text);
+    // A backlog to catch up with, then a stream.
+    let journal = dir.path().join("journal");
+    write_journal(
+        &journal,
+        "x.journal",
+        &numbered_range("entry", 0..TOTAL / 2, &[]),
+    );
+    let writer = streaming_writer(journal, TOTAL / 2, TOTAL, 250, Duration::from_millis(50));
     let out = dir.path().join("out/all.log");
     let mut server = start(dir);
     // Per process: (lines in the output when it was killed, checkpoint).
     let mut kills: Vec<(usize, i64)> = Vec::new();
     for _ in 0..2 {
         let before = numbers(&out, "entry").len();
-        // Killed once it has delivered something (and may have more in
-        // flight).
+        let saved = checkpoint_cursor(server.dir.path());
+        // Killed once it has delivered more and moved its checkpoint (and
+        // has more in flight).
         assert!(
-            wait_for(Duration::from_secs(20), || numbers(&out, "entry").len() > before + 200),
+            wait_for(Duration::from_secs(20), || {
+                numbers(&out, "entry").len() > before + 200
+                    && checkpoint_cursor(server.dir.path()) != saved
+            }),
             "no progress before the kill"
         );
         server.signal("KILL");
@@ -476,10 +618,14 @@ fn journald_kill_9_twice_mid_stream_delivers_every_entry_and_repeats_only_what_w
             break;
         }
         let missing = (0..TOTAL).filter(|n| !c.contains_key(n)).count();
-        assert!(Instant::now() < until, "{missing} of {TOTAL} entries missing");
+        assert!(
+            Instant::now() < until,
+            "{missing} of {TOTAL} entries missing"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     server.stop();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let all = numbers(&out, "entry");
     // Each process delivers, in order, every entry after the checkpoint it
     // started from: the first from the oldest entry, each later one from
@@ -488,30 +634,50 @@ fn journald_kill_9_twice_mid_stream_delivers_every_entry_and_repeats_only_what_w
     let mut from = 0usize;
     let mut start_after = -1i64;
     let mut repeated = 0;
-    for (i, (lines, checkpoint)) in kills.iter().chain(std::iter::once(&(all.len(), 0))).enumerate() {
+    for (i, (lines, checkpoint)) in kills
+        .iter()
+        .chain(std::iter::once(&(all.len(), 0)))
+        .enumerate()
+    {
         let delivered = &all[from..*lines];
         let first = (start_after + 1) as usize;
         let want: Vec<usize> = (first..first + delivered.len()).collect();
-        assert_eq!(delivered, want.as_slice(), "process {i} delivered out of order or skipped");
+        assert_eq!(
+            delivered,
+            want.as_slice(),
+            "process {i} delivered out of order or skipped"
+        );
         if i < kills.len() {
             let last = first + delivered.len();
             assert!(
                 *checkpoint < last as i64,
                 "process {i}: checkpoint {checkpoint} is past what was delivered ({last})"
             );
-            assert!(*checkpoint >= start_after, "process {i}: checkpoint went back");
+            assert!(
+                *checkpoint >= start_after,
+                "process {i}: checkpoint went back"
+            );
             repeated += last as i64 - 1 - checkpoint;
             start_after = *checkpoint;
         } else {
-            assert_eq!(first + delivered.len(), TOTAL, "the last process reads to the end");
+            assert_eq!(
+                first + delivered.len(),
+                TOTAL,
+                "the last process reads to the end"
+            );
         }
         from = *lines;
     }
     let c = counts(&all);
     assert_eq!(c.len(), TOTAL);
     let dups: usize = c.values().map(|v| v - 1).sum();
-    assert_eq!(dups as i64, repeated, "duplicates are exactly the in-flight entries");
-    eprintln!("2 x kill -9: {TOTAL} entries, {dups} sent twice (in flight at a kill); kills at {kills:?}");
+    assert_eq!(
+        dups as i64, repeated,
+        "duplicates are exactly the in-flight entries"
+    );
+    eprintln!(
+        "2 x kill -9: {TOTAL} entries, {dups} sent twice (in flight at a kill); kills at {kills:?}"
+    );
 }
 
 #[test]
@@ -537,7 +703,12 @@ fn journald_cleared_or_vacuumed_journal_resumes_at_its_oldest_entry_with_one_cou
     assert_eq!(source_counter(&server, "journal_cursor_lost"), 1);
     let stderr = server.stop();
     assert_eq!(stderr.matches(LOST_WARNING).count(), 1, "{stderr}");
-    assert!(stderr.lines().any(|l| l.contains(LOST_WARNING) && l.contains("WARN")), "{stderr}");
+    assert!(
+        stderr
+            .lines()
+            .any(|l| l.contains(LOST_WARNING) && l.contains("WARN")),
+        "{stderr}"
+    );
 
     // Vacuumed while stopped: newer entries in another file, and the file
     // that held the checkpoint's entry removed. The new entries' time
@@ -546,7 +717,9 @@ fn journald_cleared_or_vacuumed_journal_resumes_at_its_oldest_entry_with_one_cou
     let dir = server.into_dir();
     let mut older = numbered_range("entry", 80..100, &[]);
     for (i, e) in older.iter_mut().enumerate() {
-        e[0].1 = (1_600_000_000_000_000u64 + i as u64).to_string().into_bytes();
+        e[0].1 = (1_600_000_000_000_000u64 + i as u64)
+            .to_string()
+            .into_bytes();
     }
     write_journal(&journal, "z.journal", &older);
     std::fs::remove_file(journal.join("y.journal")).expect("vacuum");
@@ -612,7 +785,8 @@ destinations = ["tail"]
             .collect()
     };
     let in_units = |r: std::ops::Range<usize>| -> Vec<usize> {
-        r.filter(|n| matches!(unit_of(*n), "a.service" | "b.service")).collect()
+        r.filter(|n| matches!(unit_of(*n), "a.service" | "b.service"))
+            .collect()
     };
     write_journal(&journal, "x.journal", &batch(0..40));
     let units_out = dir.path().join("out/units.log");
@@ -653,10 +827,14 @@ fn children(parent: u32, name: &str) -> Vec<u32> {
             continue;
         };
         // pid (comm) state ppid ...
-        let Some((comm, rest)) = stat.split_once(" (").and_then(|(_, r)| r.rsplit_once(") ")) else {
+        let Some((comm, rest)) = stat.split_once(" (").and_then(|(_, r)| r.rsplit_once(") "))
+        else {
             continue;
         };
-        let ppid = rest.split_whitespace().nth(1).and_then(|p| p.parse::<u32>().ok());
+        let ppid = rest
+            .split_whitespace()
+            .nth(1)
+            .and_then(|p| p.parse::<u32>().ok());
         if comm == name && ppid == Some(parent) {
             found.push(pid);
         }
@@ -693,6 +871,7 @@ queue_batches = 2
 type = "journald"
 journal_directory = "journal"
 start_at = "beginning"
+checkpoint_interval = "100ms"
 
 [destinations.peer]
 type = "tcp"
@@ -741,6 +920,14 @@ destinations = ["peer"]
         last < TOTAL as u64 / 2,
         "{last} of {TOTAL} entries read while nothing was delivered"
     );
+    // The checkpoint names an entry the peer's connection took: never one
+    // only read.
+    let written = counter(&server, "destination", "peer", "written");
+    let checkpoint = checkpointed(server.dir.path());
+    assert!(
+        checkpoint < written as i64 && written < last,
+        "checkpoint at entry {checkpoint}, {written} written, {last} read"
+    );
     let blocked = children(server.pid(), "journalctl");
     assert_eq!(blocked.len(), 1, "one journalctl, waiting on its pipe");
     // journalctl dies: it is run again, from the last entry read.
@@ -751,14 +938,17 @@ destinations = ["peer"]
         .success();
     assert!(ok);
     // Now the peer reads everything.
-    peer.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
+    peer.set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
     let mut reader = std::io::BufReader::new(&mut peer);
     let mut seen = vec![0u32; TOTAL];
     let mut line = Vec::new();
     let mut got = 0;
     while got < TOTAL {
         line.clear();
-        let n = reader.read_until(b'\n', &mut line).expect("read from logrelay");
+        let n = reader
+            .read_until(b'\n', &mut line)
+            .expect("read from logrelay");
         assert!(n > 0, "logrelay closed the connection after {got} lines");
         let text = String::from_utf8_lossy(&line);
         let number: usize = text
@@ -773,7 +963,9 @@ destinations = ["peer"]
     let warned = server.wait_stderr("reading the journal failed", 1);
     assert!(warned.contains("signal: 9"), "{warned}");
     assert!(
-        children(server.pid(), "journalctl").iter().all(|p| *p != blocked[0]),
+        children(server.pid(), "journalctl")
+            .iter()
+            .all(|p| *p != blocked[0]),
         "the killed journalctl was reaped"
     );
     drop(server);

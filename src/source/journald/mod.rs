@@ -165,6 +165,21 @@ pub struct Settings {
     pub poll_interval: Duration,
 }
 
+impl Settings {
+    /// What it reads, for `check` and the start-up log.
+    pub fn describe(&self) -> String {
+        let journal = match &self.journal_directory {
+            Some(dir) => format!("the journal files in {}", dir.display()),
+            None => "the system journal".to_owned(),
+        };
+        if self.units.is_empty() {
+            journal
+        } else {
+            format!("{journal}, units {}", self.units.join(", "))
+        }
+    }
+}
+
 /// Why `name` cannot be a `fields` entry; `None` when it can. A journal
 /// field name (A-Z, 0-9 and `_`, not starting with a digit) that is also an
 /// RFC 5424 PARAM-NAME (at most 32 bytes, section 6.3.3).
