@@ -319,7 +319,10 @@ impl BindKey {
             SourceKind::Pipe { path }
             | SourceKind::UnixDgram { path, .. }
             | SourceKind::UnixStream { path, .. } => Some(BindKey::Path(path.clone())),
-            SourceKind::File(_) | SourceKind::Stdin | SourceKind::Internal { .. } => None,
+            SourceKind::File(_)
+            | SourceKind::Stdin
+            | SourceKind::Journald(_)
+            | SourceKind::Internal { .. } => None,
         }
     }
 
@@ -343,6 +346,7 @@ pub enum Source {
     Pipe(pipe::PipeSource),
     Stdin(stdin::StdinSource),
     File(Box<file::FileSource>),
+    Journald(Box<journald::JournaldSource>),
     Relp(relp::RelpSource),
     Internal(internal::InternalSource),
 }
@@ -377,6 +381,9 @@ impl Source {
                 Ok(Source::Internal(internal::InternalSource::new(*level, cx)))
             }
             SourceKind::File(f) => file::FileSource::bind(f, cx).map(|s| Source::File(Box::new(s))),
+            SourceKind::Journald(j) => journald::JournaldSource::bind(j, cx)
+                .await
+                .map(|s| Source::Journald(Box::new(s))),
             SourceKind::Relp {
                 stream,
                 window,
@@ -444,7 +451,11 @@ impl Source {
             Source::Udp(s) => Some(Shared::Udp(s.shared())),
             Source::UnixDgram(s) => Some(Shared::UnixDgram(s.shared())),
             Source::UnixStream(s) => Some(Shared::UnixStream(s.shared())),
-            Source::Pipe(_) | Source::Stdin(_) | Source::File(_) | Source::Internal(_) => None,
+            Source::Pipe(_)
+            | Source::Stdin(_)
+            | Source::File(_)
+            | Source::Journald(_)
+            | Source::Internal(_) => None,
         }
     }
 
@@ -460,6 +471,7 @@ impl Source {
             Source::Stdin(_) => Ok("stdin".to_owned()),
             Source::Internal(_) => Ok("internal".to_owned()),
             Source::File(s) => Ok(s.local_addr()),
+            Source::Journald(s) => Ok(s.local_addr()),
         }
         .unwrap_or_else(|e| format!("?({e})"))
     }
@@ -478,6 +490,7 @@ impl Source {
             Source::Stdin(s) => s.run(out, cancel).await,
             Source::Internal(s) => s.run(out, cancel).await,
             Source::File(s) => s.run(out, cancel).await,
+            Source::Journald(s) => s.run(out, cancel).await,
             Source::Relp(s) => s.run(out, cancel).await,
         }
     }
