@@ -32,8 +32,9 @@
 //!
 //! Each run reads from the resume point to the current end of the journal
 //! and exits; the next run starts when inotify reports a change in the
-//! journal directories (journald and systemd-journal-remote truncate the
-//! file to its own size after each write precisely to wake readers), or
+//! journal directories (journald, at most every 250 ms, and
+//! systemd-journal-remote truncate a journal file to its own size after
+//! writing precisely to wake readers), or
 //! after `poll_interval` without one, and never sooner than
 //! [`MIN_GAP`] after the last one started. `journalctl --follow` is not
 //! used because from systemd 250 to 257 it implies `--boot` (the current
@@ -42,9 +43,9 @@
 //! after logrelay stopped would be skipped after a reboot, and a
 //! `journal_directory` of collected files is refused outright ("Data from
 //! the specified boot (+0) is not available", seen with systemd 252, this
-//! project's Debian 12 target). A run costs about 5 ms of CPU at a
-//! 200,000-entry journal (measured), and runs are only as frequent as
-//! the journal changes.
+//! project's Debian 12 target). A run that finds nothing new costs about
+//! 4 ms of CPU at a 200,000-entry journal (measured: 100 runs, 0.38 s),
+//! and runs are only as frequent as the journal changes.
 //!
 //! # Resuming: `--cursor`, and a missing cursor
 //!
