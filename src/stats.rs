@@ -130,6 +130,7 @@ counters! {
     dropped_udp_overflow: SOURCE, false, "Datagrams the kernel dropped: receive buffer full.";
     dropped_queue_full: SOURCE, false, "Internal events dropped: the internal source's queue was full.";
     dropped_contended: SOURCE, false, "Internal events dropped: raised while the internal source was being started or stopped.";
+    journal_cursor_lost: SOURCE, false, "journald: resume cursors the journal no longer had (rotated away, vacuumed, cleared); reading went on at its oldest entry.";
     matched: PATH, false, "Messages the path took (all its filters matched).";
     filtered_out: PATH, false, "Messages the path's filters rejected.";
     passed: FILTER, false, "Messages the filter matched (evaluated from a path).";

@@ -13,6 +13,7 @@ NEEDED=(
     "systemd-analyze:systemd"
     "zcat:gzip"
     "loggen:syslog-ng-core"   # interop: syslog-ng (/usr/sbin) and its loggen
+    "/usr/lib/systemd/systemd-journal-remote:systemd-journal-remote"   # journald: writes real journal files
 )
 
 missing=()

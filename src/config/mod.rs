@@ -251,6 +251,8 @@ pub enum SourceKind {
         tls: Option<TlsConfig>,
     },
     Stdin,
+    /// The systemd journal (boxed: larger than the other variants).
+    Journald(Box<crate::source::journald::Settings>),
     /// logrelay's own log events at `level` and above.
     Internal {
         level: tracing::Level,
@@ -269,6 +271,7 @@ impl SourceKind {
             SourceKind::Tls { .. } => "tls",
             SourceKind::Relp { .. } => "relp",
             SourceKind::Stdin => "stdin",
+            SourceKind::Journald(_) => "journald",
             SourceKind::Internal { .. } => "internal",
         }
     }
@@ -285,6 +288,7 @@ impl SourceKind {
             | SourceKind::Relp { stream: s, .. } => s.listen.to_string(),
             SourceKind::Udp { listen, .. } => listen.to_string(),
             SourceKind::Stdin => "standard input".to_owned(),
+            SourceKind::Journald(j) => j.describe(),
             SourceKind::Internal { level } => format!("logrelay's own events, {level} and above"),
         }
     }

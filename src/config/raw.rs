@@ -122,6 +122,8 @@ pub enum RawSource {
     Tls(RawTlsSource),
     Relp(RawRelpSource),
     Stdin(RawStdinSource),
+    /// The systemd journal, read with journalctl (`source::journald`).
+    Journald(RawJournaldSource),
     /// logrelay's own log events.
     Internal(RawInternalSource),
 }
@@ -244,6 +246,29 @@ pub struct RawRelpSource {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawStdinSource {
+    #[serde(flatten)]
+    pub common: RawSourceCommon,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawJournaldSource {
+    /// Only entries of these units (as `journalctl --unit`). Default: all.
+    #[serde(default)]
+    pub units: Vec<String>,
+    /// The journal files of this directory instead of the system journal.
+    /// Default (or ""): the system journal.
+    pub journal_directory: Option<String>,
+    /// Where a journal without a checkpoint starts: "end" (default) |
+    /// "beginning".
+    pub start_at: Option<String>,
+    /// Journal fields copied into `[journald@32473 ...]`. Default: none.
+    #[serde(default)]
+    pub fields: Vec<String>,
+    /// Default "5s".
+    pub checkpoint_interval: Option<String>,
+    /// Longest wait for new entries when inotify reports none. Default "1s".
+    pub poll_interval: Option<String>,
     #[serde(flatten)]
     pub common: RawSourceCommon,
 }

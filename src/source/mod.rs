@@ -17,6 +17,7 @@ pub mod accept;
 pub mod datagram;
 pub mod file;
 pub mod internal;
+pub mod journald;
 pub mod pipe;
 pub mod ratelimit;
 pub mod relp;
@@ -320,7 +321,10 @@ impl BindKey {
             SourceKind::Pipe { path }
             | SourceKind::UnixDgram { path, .. }
             | SourceKind::UnixStream { path, .. } => Some(BindKey::Path(path.clone())),
-            SourceKind::File(_) | SourceKind::Stdin | SourceKind::Internal { .. } => None,
+            SourceKind::File(_)
+            | SourceKind::Stdin
+            | SourceKind::Journald(_)
+            | SourceKind::Internal { .. } => None,
         }
     }
 
@@ -344,6 +348,7 @@ pub enum Source {
     Pipe(pipe::PipeSource),
     Stdin(stdin::StdinSource),
     File(Box<file::FileSource>),
+    Journald(Box<journald::JournaldSource>),
     Relp(relp::RelpSource),
     Internal(internal::InternalSource),
 }
@@ -378,6 +383,9 @@ impl Source {
                 Ok(Source::Internal(internal::InternalSource::new(*level, cx)))
             }
             SourceKind::File(f) => file::FileSource::bind(f, cx).map(|s| Source::File(Box::new(s))),
+            SourceKind::Journald(j) => journald::JournaldSource::bind(j, cx)
+                .await
+                .map(|s| Source::Journald(Box::new(s))),
             SourceKind::Relp {
                 stream,
                 window,
@@ -450,7 +458,7 @@ impl Source {
             Source::UnixDgram(s) => Some(Shared::UnixDgram(s.shared())),
             Source::UnixStream(s) => Some(Shared::UnixStream(s.shared())),
             Source::File(s) => Some(Shared::File(s.shared())),
-            Source::Pipe(_) | Source::Stdin(_) | Source::Internal(_) => None,
+            Source::Pipe(_) | Source::Stdin(_) | Source::Journald(_) | Source::Internal(_) => None,
         }
     }
 
@@ -466,6 +474,7 @@ impl Source {
             Source::Stdin(_) => Ok("stdin".to_owned()),
             Source::Internal(_) => Ok("internal".to_owned()),
             Source::File(s) => Ok(s.local_addr()),
+            Source::Journald(s) => Ok(s.local_addr()),
         }
         .unwrap_or_else(|e| format!("?({e})"))
     }
@@ -484,6 +493,7 @@ impl Source {
             Source::Stdin(s) => s.run(out, cancel).await,
             Source::Internal(s) => s.run(out, cancel).await,
             Source::File(s) => s.run(out, cancel).await,
+            Source::Journald(s) => s.run(out, cancel).await,
             Source::Relp(s) => s.run(out, cancel).await,
         }
     }

@@ -133,6 +133,18 @@ fn temp_prefix(path: &Path) -> Option<String> {
 /// creating the directory if needed. Concurrent saves to one path are
 /// safe: each writes its own temporary file, the last rename wins.
 pub fn save(path: &Path, checkpoints: &Checkpoints) -> Result<(), Error> {
+    let bytes = serde_json::to_vec(checkpoints).map_err(|e| Error::Corrupt {
+        path: path.to_owned(),
+        detail: e.to_string(),
+    })?;
+    write_atomic(path, &bytes)
+}
+
+/// Replaces `path` with `bytes` atomically: `PATH.tmp.PID.N` written and
+/// `sync_all`ed, renamed over `path`, the directory fsynced (so a crash
+/// leaves the old or the new content, never a mix). Shared by every
+/// checkpoint format (file and journald sources).
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
     let io = |source| Error::Io {
         path: path.to_owned(),
         source,
@@ -146,13 +158,9 @@ pub fn save(path: &Path, checkpoints: &Checkpoints) -> Result<(), Error> {
         SAVES.fetch_add(1, Ordering::Relaxed)
     ));
     let tmp = PathBuf::from(tmp_name);
-    let bytes = serde_json::to_vec(checkpoints).map_err(|e| Error::Corrupt {
-        path: path.to_owned(),
-        detail: e.to_string(),
-    })?;
     let written = (|| {
         let mut file = File::create(&tmp)?;
-        file.write_all(&bytes)?;
+        file.write_all(bytes)?;
         file.sync_all()?;
         fs::rename(&tmp, path)
     })();

@@ -14,6 +14,7 @@ mod fuzz_regressions;
 mod harness;
 mod instances;
 mod interop;
+mod journald;
 mod origin;
 mod package;
 mod pki;

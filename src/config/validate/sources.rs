@@ -14,8 +14,8 @@ use super::common::{
 use super::tls::{tls, tls_usable};
 use crate::config::locate::Seg;
 use crate::config::raw::{
-    RawFileSource, RawInternalSource, RawMultiline, RawPipeSource, RawRateLimit, RawRelpSource,
-    RawSource, RawSourceCommon, RawTcpSource, RawTls, RawTlsSource, RawUdpSource,
+    RawFileSource, RawInternalSource, RawJournaldSource, RawMultiline, RawPipeSource, RawRateLimit,
+    RawRelpSource, RawSource, RawSourceCommon, RawTcpSource, RawTls, RawTlsSource, RawUdpSource,
     RawUnixDgramSource, RawUnixStreamSource,
 };
 use crate::config::{
@@ -41,6 +41,7 @@ pub(super) fn source(cx: &Cx<'_>, name: &str, rs: &RawSource, global: &Global) -
         RawSource::Tls(t) => (tls_source(cx, name, t)?, &t.common),
         RawSource::Relp(r) => (relp(cx, name, r)?, &r.common),
         RawSource::Stdin(s) => (SourceKind::Stdin, &s.common),
+        RawSource::Journald(j) => (journald(cx, name, j)?, &j.common),
         RawSource::Internal(i) => (internal(cx, name, i)?, &i.common),
     };
     let rate_limit = limit(cx, name, "rate_limit", &kind, &common.rate_limit)?;
@@ -222,6 +223,58 @@ fn relp(cx: &Cx<'_>, name: &str, r: &RawRelpSource) -> Result<SourceKind> {
     })
 }
 
+fn journald(cx: &Cx<'_>, name: &str, j: &RawJournaldSource) -> Result<SourceKind> {
+    use crate::source::journald::{field_name_problem, unit_problem, Settings};
+    let at = |k| at(name, k);
+    let item = |key: &'static str, i: usize| {
+        [
+            Seg::Key("sources"),
+            Seg::Key(name),
+            Seg::Key(key),
+            Seg::Index(i),
+        ]
+    };
+    for (i, unit) in j.units.iter().enumerate() {
+        if let Some(problem) = unit_problem(unit) {
+            return Err(cx.at(&item("units", i), format!("{unit:?}: {problem}")));
+        }
+    }
+    for (i, field) in j.fields.iter().enumerate() {
+        if let Some(problem) = field_name_problem(field) {
+            return Err(cx.at(&item("fields", i), format!("{field:?}: {problem}")));
+        }
+    }
+    let positive = |key: &'static str, v: Option<&str>, default: &str| {
+        let d = duration(cx, &at(key), v, default)?;
+        if d.is_zero() {
+            return Err(cx.at(&at(key), "must be longer than 0s"));
+        }
+        Ok(d)
+    };
+    Ok(SourceKind::Journald(Box::new(Settings {
+        units: j.units.clone(),
+        journal_directory: j
+            .journal_directory
+            .as_deref()
+            .filter(|d| !d.trim().is_empty())
+            .map(std::path::PathBuf::from),
+        start_at: choice(
+            cx,
+            &at("start_at"),
+            j.start_at.as_deref(),
+            StartAt::End,
+            &[("end", StartAt::End), ("beginning", StartAt::Beginning)],
+        )?,
+        fields: j.fields.clone(),
+        checkpoint_interval: positive(
+            "checkpoint_interval",
+            j.checkpoint_interval.as_deref(),
+            "5s",
+        )?,
+        poll_interval: positive("poll_interval", j.poll_interval.as_deref(), "1s")?,
+    })))
+}
+
 fn internal(cx: &Cx<'_>, name: &str, i: &RawInternalSource) -> Result<SourceKind> {
     Ok(SourceKind::Internal {
         level: choice(
@@ -263,6 +316,7 @@ fn limit(
         SourceKind::File(_)
             | SourceKind::Pipe { .. }
             | SourceKind::Stdin
+            | SourceKind::Journald(_)
             | SourceKind::Internal { .. }
     ) {
         return Err(cx.at_key(
@@ -1020,6 +1074,102 @@ framing = "lf"
 "#,
             r#"FILE:4:1: framing: unknown key"#,
         ),
+        // journald
+        (
+            "journald: defaults",
+            r#"
+[sources.s]
+type = "journald"
+"#,
+            r#"ok: journald Journald(Settings { units: [], journal_directory: None, start_at: End, fields: [], checkpoint_interval: 5s, poll_interval: 1s }) | ParseDefaults { program: b"s", facility: User, severity: Notice, time_zone: Utc, max_message_bytes: 65536, oversize: Truncate } | rate_limit=None peer_rate_limit=None"#,
+        ),
+        (
+            "journald: every key",
+            r#"
+[sources.s]
+type = "journald"
+units = ["ssh.service", "cron"]
+journal_directory = "/srv/journal"
+start_at = "beginning"
+fields = ["_SYSTEMD_UNIT", "_UID"]
+checkpoint_interval = "1s"
+poll_interval = "250ms"
+program = "j"
+"#,
+            r#"ok: journald Journald(Settings { units: ["ssh.service", "cron"], journal_directory: Some("/srv/journal"), start_at: Beginning, fields: ["_SYSTEMD_UNIT", "_UID"], checkpoint_interval: 1s, poll_interval: 250ms }) | ParseDefaults { program: b"j", facility: User, severity: Notice, time_zone: Utc, max_message_bytes: 65536, oversize: Truncate } | rate_limit=None peer_rate_limit=None"#,
+        ),
+        (
+            "journald: an empty journal_directory is the system journal",
+            r#"
+[sources.s]
+type = "journald"
+journal_directory = ""
+"#,
+            r#"ok: journald Journald(Settings { units: [], journal_directory: None, start_at: End, fields: [], checkpoint_interval: 5s, poll_interval: 1s }) | ParseDefaults { program: b"s", facility: User, severity: Notice, time_zone: Utc, max_message_bytes: 65536, oversize: Truncate } | rate_limit=None peer_rate_limit=None"#,
+        ),
+        (
+            "journald: bad start_at",
+            r#"
+[sources.s]
+type = "journald"
+start_at = "now"
+"#,
+            r#"FILE:3:12: sources.s.start_at: `now` is not one of "end", "beginning""#,
+        ),
+        (
+            "journald: bad field name",
+            r#"
+[sources.s]
+type = "journald"
+fields = ["_SYSTEMD_UNIT", "unit"]
+"#,
+            r#"FILE:3:28: sources.s.fields[2]: "unit": journal field names are made of A-Z, 0-9 and _"#,
+        ),
+        (
+            "journald: field name too long for structured data",
+            r#"
+[sources.s]
+type = "journald"
+fields = ["A_FIELD_NAME_OF_MORE_THAN_32_BYTES"]
+"#,
+            r#"FILE:3:11: sources.s.fields[1]: "A_FIELD_NAME_OF_MORE_THAN_32_BYTES": longer than 32 bytes, the RFC 5424 limit for a structured data parameter name"#,
+        ),
+        (
+            "journald: bad unit",
+            r#"
+[sources.s]
+type = "journald"
+units = ["a b"]
+"#,
+            r#"FILE:3:10: sources.s.units[1]: "a b": unit names have no spaces, slashes or control characters"#,
+        ),
+        (
+            "journald: zero poll_interval",
+            r#"
+[sources.s]
+type = "journald"
+poll_interval = "0s"
+"#,
+            r#"FILE:3:17: sources.s.poll_interval: must be longer than 0s"#,
+        ),
+        (
+            "journald: no rate limits",
+            r#"
+[sources.s]
+type = "journald"
+rate_limit = { messages = 10 }
+"#,
+            r#"FILE:3:1: sources.s.rate_limit: a journald source waits for its destinations instead of dropping: rate limits apply to tcp, udp, tls, relp, unix_dgram and unix_stream sources"#,
+        ),
+        (
+            "journald: no path key",
+            r#"
+[sources.s]
+type = "journald"
+path = "/var/log/journal"
+"#,
+            r#"FILE:3:1: path: unknown key"#,
+        ),
         // stdin, internal
         (
             "stdin: defaults",
@@ -1275,7 +1425,7 @@ listen = "127.0.0.1:5514"
 [sources.s]
 type = "syslog"
 "#,
-            r#"FILE:2:8: type: unknown type `syslog`: unknown variant `syslog`, expected one of `file`, `pipe`, `unix_dgram`, `unix_stream`, `tcp`, `udp`, `tls`, `relp`, `stdin`, `internal`"#,
+            r#"FILE:2:8: type: unknown type `syslog`: unknown variant `syslog`, expected one of `file`, `pipe`, `unix_dgram`, `unix_stream`, `tcp`, `udp`, `tls`, `relp`, `stdin`, `journald`, `internal`"#,
         ),
         (
             "name with a dot-free bad character",
