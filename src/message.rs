@@ -440,12 +440,17 @@ pub fn push_escaped_line(out: &mut Vec<u8>, text: &[u8]) {
 #[derive(Debug, Default)]
 pub struct Batch {
     pub messages: Vec<Message>,
+    /// The share of its source's byte budget these messages hold while
+    /// they wait in channels (see [`crate::buffer::budget`]); given back
+    /// when the last batch holding it is dropped.
+    pub hold: Option<crate::buffer::budget::Hold>,
 }
 
 impl Batch {
     pub fn with_capacity(n: usize) -> Batch {
         Batch {
             messages: Vec::with_capacity(n),
+            hold: None,
         }
     }
     pub fn len(&self) -> usize {

@@ -3,6 +3,8 @@
 //! messages (up to a size bound) and releases upstream acknowledgements as
 //! soon as they are stored.
 //!
+//! - [`budget`]: [`budget::Budget`], the byte bound of one source's
+//!   batches in the pipeline's channels (`[global] queue_bytes`).
 //! - [`disk`]: [`disk::DiskBuffer`], a generic on-disk queue of byte
 //!   records (segment files, framed and checksummed records, an
 //!   acknowledgement watermark); its module doc draws the format.
@@ -18,6 +20,7 @@
 //!                        +--read ahead (bounded)--> sender --> network
 //! ```
 
+pub mod budget;
 pub mod disk;
 pub mod spool;
 

@@ -104,6 +104,9 @@ pub struct Global {
     pub group: Option<String>,
     pub batch_size: usize,
     pub queue_batches: usize,
+    /// Bytes one source's batches may hold in the pipeline's channels
+    /// before it waits (see [`crate::buffer::budget`]).
+    pub queue_bytes: u64,
     pub shutdown_grace: Duration,
     /// Zero: no periodic stats line.
     pub stats_interval: Duration,

@@ -47,6 +47,8 @@ pub struct RawGlobal {
     pub batch_size: Option<i64>,
     /// Batches queued per channel before backpressure. Default 16.
     pub queue_batches: Option<i64>,
+    /// Bytes of one source's batches queued before it waits. Default "64MiB".
+    pub queue_bytes: Option<String>,
     /// How long SIGTERM waits for in-flight messages. Default "10s".
     pub shutdown_grace: Option<String>,
     /// Log one stats line this often. Default "0s" (never).

@@ -90,7 +90,7 @@ use tokio::time::Instant;
 
 use super::inbox::Inbox;
 use super::Error;
-use crate::message::{Ack, Message};
+use crate::message::{Ack, Batch, Message};
 use crate::state::rejects::{Record, Rejects};
 use crate::stats::Counters;
 
@@ -712,6 +712,10 @@ where
 pub struct Accumulator {
     pending: Vec<Message>,
     batch_size: usize,
+    /// The budget shares of the batches taken apart into `pending` and
+    /// the rows last handed out (written by the time `next` is called
+    /// again); given back once `pending` is empty.
+    holds: Vec<crate::buffer::budget::Hold>,
 }
 
 impl Accumulator {
@@ -719,6 +723,7 @@ impl Accumulator {
         Accumulator {
             pending: Vec::new(),
             batch_size: batch_size.max(1),
+            holds: Vec::new(),
         }
     }
 
@@ -726,7 +731,9 @@ impl Accumulator {
     /// queued; `None` at the end of input.
     pub async fn next(&mut self, input: &mut Inbox) -> Option<Vec<Message>> {
         if self.pending.is_empty() {
-            self.pending = input.recv().await?.messages;
+            self.holds.clear();
+            let batch = input.recv().await?;
+            self.absorb(batch);
         }
         Some(self.take(input))
     }
@@ -739,10 +746,12 @@ impl Accumulator {
         handle: &tokio::runtime::Handle,
     ) -> Option<Vec<Message>> {
         if self.pending.is_empty() {
+            self.holds.clear();
             match input.try_recv() {
-                Ok(batch) => self.pending = batch.messages,
+                Ok(batch) => self.absorb(batch),
                 Err(tokio::sync::mpsc::error::TryRecvError::Empty) => {
-                    self.pending = handle.block_on(input.recv())?.messages;
+                    let batch = handle.block_on(input.recv())?;
+                    self.absorb(batch);
                 }
                 Err(tokio::sync::mpsc::error::TryRecvError::Disconnected) => return None,
             }
@@ -750,10 +759,19 @@ impl Accumulator {
         Some(self.take(input))
     }
 
+    fn absorb(&mut self, batch: Batch) {
+        self.holds.extend(batch.hold);
+        if self.pending.is_empty() {
+            self.pending = batch.messages;
+        } else {
+            self.pending.extend(batch.messages);
+        }
+    }
+
     fn take(&mut self, input: &mut Inbox) -> Vec<Message> {
         while self.pending.len() < self.batch_size {
             match input.try_recv() {
-                Ok(batch) => self.pending.extend(batch.messages),
+                Ok(batch) => self.absorb(batch),
                 Err(_) => break,
             }
         }

@@ -135,6 +135,7 @@ mod tests {
                 .iter()
                 .map(|t| Message::new(Bytes::from(t.to_string()), chrono::Utc::now(), "s".into()))
                 .collect(),
+            hold: None,
         };
         for b in [batch(&["12345", "678"]), batch(&["abcdefghij"])] {
             Inbox::sent(&counters, batch_bytes(&b));
@@ -169,6 +170,7 @@ mod tests {
             msg.ack = ack;
             Batch {
                 messages: vec![msg],
+                hold: None,
             }
         };
         replay_tx.send(batch("replayed", None)).await.expect("send");

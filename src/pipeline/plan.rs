@@ -111,6 +111,7 @@ impl Runtime {
                 origins: None,
                 limiter: source::ratelimit::Limiter::new(s.rate_limit, s.peer_rate_limit)
                     .map(Arc::new),
+                budget: crate::buffer::budget::Budget::new(config.global.queue_bytes),
             };
             let key = BindKey::of(&s.kind);
             // A port-0 socket is only handed to a source of the same name.

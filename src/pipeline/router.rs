@@ -113,6 +113,8 @@ pub(super) async fn route(
                 outs[d] = batch;
             }
             _ => {
+                // Every copy holds the source's budget until it is taken apart.
+                let hold = batch.hold.clone();
                 let unrouted = split(
                     batch,
                     routes,
@@ -122,6 +124,9 @@ pub(super) async fn route(
                     &mut tally,
                 );
                 Counters::add(&counters.unrouted, unrouted);
+                for out in outs.iter_mut().filter(|o| !o.is_empty()) {
+                    out.hold = hold.clone();
+                }
             }
         }
         for (d, out) in outs.iter_mut().enumerate() {

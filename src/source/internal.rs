@@ -183,6 +183,7 @@ impl InternalSource {
             take_contended(&cx);
             let batch = Batch {
                 messages: std::mem::take(&mut buf),
+                hold: None,
             };
             if !cx.send(&out, batch).await {
                 break;

@@ -34,6 +34,7 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::buffer::budget;
 use crate::config::{self, ParseDefaults, SourceKind};
 use crate::message::{Batch, ParseQuality};
 use crate::stats::Counters;
@@ -96,6 +97,9 @@ pub struct Context {
     pub origins: Option<Arc<crate::origin::Sequence>>,
     /// `rate_limit` and `peer_rate_limit`, shared by every connection.
     pub limiter: Option<Arc<ratelimit::Limiter>>,
+    /// `global.queue_bytes`: what this source's batches may hold in the
+    /// pipeline's channels before it waits.
+    pub budget: crate::buffer::budget::Budget,
 }
 
 impl Context {
@@ -162,6 +166,13 @@ impl Context {
                 return true;
             }
         }
+        // Backpressure in bytes: wait for the budget before the channel
+        // (a pipeline that goes away meanwhile ends the wait).
+        let cost = budget::cost(&batch);
+        batch.hold = tokio::select! {
+            hold = self.budget.hold(cost) => hold,
+            () = out.closed() => return false,
+        };
         out.send(batch).await.is_ok()
     }
 

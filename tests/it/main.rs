@@ -15,6 +15,7 @@ mod harness;
 mod instances;
 mod interop;
 mod journald;
+mod memory;
 mod origin;
 mod package;
 mod pki;

@@ -41,6 +41,7 @@ pub(super) fn global(cx: &Cx<'_>, g: &RawGlobal, mode: Mode) -> Result<Global> {
         group: g.group.clone(),
         batch_size: count(cx, &key("batch_size"), g.batch_size, 512, 1, 65_536)?,
         queue_batches: count(cx, &key("queue_batches"), g.queue_batches, 16, 1, 4096)?,
+        queue_bytes: queue_bytes(cx, g.queue_bytes.as_deref())?,
         shutdown_grace: duration(
             cx,
             &key("shutdown_grace"),
@@ -60,6 +61,22 @@ pub(super) fn global(cx: &Cx<'_>, g: &RawGlobal, mode: Mode) -> Result<Global> {
             "256MiB",
         )?,
     })
+}
+
+/// `queue_bytes`: 1 MiB to 4 GiB (the budget counts in `u32`).
+fn queue_bytes(cx: &Cx<'_>, v: Option<&str>) -> Result<u64> {
+    const MIN: u64 = 1 << 20;
+    const MAX: u64 = u32::MAX as u64;
+    let path = [Seg::Key("global"), Seg::Key("queue_bytes")];
+    let bytes = size(cx, &path, v, "64MiB")?;
+    if (MIN..=MAX).contains(&bytes) {
+        Ok(bytes)
+    } else {
+        Err(cx.at(
+            &path,
+            format!("{bytes} bytes is out of range: expected \"1MiB\" to \"4095MiB\""),
+        ))
+    }
 }
 
 /// The machine's hostname, up to the first dot, as syslog daemons use it.
@@ -92,13 +109,13 @@ mod tests {
             r#"
 [global]
 "#,
-            r#"ok: Global { hostname: "<local>", state_dir: "/var/lib/logrelay/server", control: "/run/logrelay/server.sock", metrics: None, time_zone: Utc, user: None, group: None, batch_size: 512, queue_batches: 16, shutdown_grace: 10s, stats_interval: 0ns, rejects_max_bytes: 268435456 }"#,
+            r#"ok: Global { hostname: "<local>", state_dir: "/var/lib/logrelay/server", control: "/run/logrelay/server.sock", metrics: None, time_zone: Utc, user: None, group: None, batch_size: 512, queue_batches: 16, queue_bytes: 67108864, shutdown_grace: 10s, stats_interval: 0ns, rejects_max_bytes: 268435456 }"#,
         ),
         (
             "no [global] table at all",
             r#"
 "#,
-            r#"ok: Global { hostname: "<local>", state_dir: "/var/lib/logrelay/server", control: "/run/logrelay/server.sock", metrics: None, time_zone: Utc, user: None, group: None, batch_size: 512, queue_batches: 16, shutdown_grace: 10s, stats_interval: 0ns, rejects_max_bytes: 268435456 }"#,
+            r#"ok: Global { hostname: "<local>", state_dir: "/var/lib/logrelay/server", control: "/run/logrelay/server.sock", metrics: None, time_zone: Utc, user: None, group: None, batch_size: 512, queue_batches: 16, queue_bytes: 67108864, shutdown_grace: 10s, stats_interval: 0ns, rejects_max_bytes: 268435456 }"#,
         ),
         (
             "every key given",
@@ -113,11 +130,12 @@ user = "logrelay"
 group = "adm"
 batch_size = 65536
 queue_batches = 4096
+queue_bytes = "4095MiB"
 shutdown_grace = "250ms"
 stats_interval = "1m"
 rejects_max_bytes = "1GiB"
 "#,
-            r#"ok: Global { hostname: "web-1", state_dir: "/srv/state", control: "/srv/control.sock", metrics: Some(127.0.0.1:9598), time_zone: Fixed(+02:00), user: Some("logrelay"), group: Some("adm"), batch_size: 65536, queue_batches: 4096, shutdown_grace: 250ms, stats_interval: 60s, rejects_max_bytes: 1073741824 }"#,
+            r#"ok: Global { hostname: "web-1", state_dir: "/srv/state", control: "/srv/control.sock", metrics: Some(127.0.0.1:9598), time_zone: Fixed(+02:00), user: Some("logrelay"), group: Some("adm"), batch_size: 65536, queue_batches: 4096, queue_bytes: 4293918720, shutdown_grace: 250ms, stats_interval: 60s, rejects_max_bytes: 1073741824 }"#,
         ),
         (
             "metrics on localhost and IPv6",
@@ -126,7 +144,7 @@ rejects_max_bytes = "1GiB"
 metrics = "localhost:9598"
 time_zone = "local"
 "#,
-            r#"ok: Global { hostname: "<local>", state_dir: "/var/lib/logrelay/server", control: "/run/logrelay/server.sock", metrics: Some(127.0.0.1:9598), time_zone: Local, user: None, group: None, batch_size: 512, queue_batches: 16, shutdown_grace: 10s, stats_interval: 0ns, rejects_max_bytes: 268435456 }"#,
+            r#"ok: Global { hostname: "<local>", state_dir: "/var/lib/logrelay/server", control: "/run/logrelay/server.sock", metrics: Some(127.0.0.1:9598), time_zone: Local, user: None, group: None, batch_size: 512, queue_batches: 16, queue_bytes: 67108864, shutdown_grace: 10s, stats_interval: 0ns, rejects_max_bytes: 268435456 }"#,
         ),
         (
             "metrics on IPv6",
@@ -134,7 +152,7 @@ time_zone = "local"
 [global]
 metrics = "[::1]:9598"
 "#,
-            r#"ok: Global { hostname: "<local>", state_dir: "/var/lib/logrelay/server", control: "/run/logrelay/server.sock", metrics: Some([::1]:9598), time_zone: Utc, user: None, group: None, batch_size: 512, queue_batches: 16, shutdown_grace: 10s, stats_interval: 0ns, rejects_max_bytes: 268435456 }"#,
+            r#"ok: Global { hostname: "<local>", state_dir: "/var/lib/logrelay/server", control: "/run/logrelay/server.sock", metrics: Some([::1]:9598), time_zone: Utc, user: None, group: None, batch_size: 512, queue_batches: 16, queue_bytes: 67108864, shutdown_grace: 10s, stats_interval: 0ns, rejects_max_bytes: 268435456 }"#,
         ),
         (
             "smallest batch_size and queue_batches",
@@ -143,7 +161,7 @@ metrics = "[::1]:9598"
 batch_size = 1
 queue_batches = 1
 "#,
-            r#"ok: Global { hostname: "<local>", state_dir: "/var/lib/logrelay/server", control: "/run/logrelay/server.sock", metrics: None, time_zone: Utc, user: None, group: None, batch_size: 1, queue_batches: 1, shutdown_grace: 10s, stats_interval: 0ns, rejects_max_bytes: 268435456 }"#,
+            r#"ok: Global { hostname: "<local>", state_dir: "/var/lib/logrelay/server", control: "/run/logrelay/server.sock", metrics: None, time_zone: Utc, user: None, group: None, batch_size: 1, queue_batches: 1, queue_bytes: 67108864, shutdown_grace: 10s, stats_interval: 0ns, rejects_max_bytes: 268435456 }"#,
         ),
         (
             "rejects_max_bytes zero keeps nothing (what is set aside is only counted)",
@@ -151,7 +169,7 @@ queue_batches = 1
 [global]
 rejects_max_bytes = "0"
 "#,
-            r#"ok: Global { hostname: "<local>", state_dir: "/var/lib/logrelay/server", control: "/run/logrelay/server.sock", metrics: None, time_zone: Utc, user: None, group: None, batch_size: 512, queue_batches: 16, shutdown_grace: 10s, stats_interval: 0ns, rejects_max_bytes: 0 }"#,
+            r#"ok: Global { hostname: "<local>", state_dir: "/var/lib/logrelay/server", control: "/run/logrelay/server.sock", metrics: None, time_zone: Utc, user: None, group: None, batch_size: 512, queue_batches: 16, queue_bytes: 67108864, shutdown_grace: 10s, stats_interval: 0ns, rejects_max_bytes: 0 }"#,
         ),
         (
             "rejects_max_bytes not a size",
@@ -250,6 +268,38 @@ queue_batches = 0
             r#"FILE:2:17: global.queue_batches: 0 is out of range: expected 1 to 4096"#,
         ),
         (
+            "queue_bytes at its smallest",
+            r#"
+[global]
+queue_bytes = "1MiB"
+"#,
+            r#"ok: Global { hostname: "<local>", state_dir: "/var/lib/logrelay/server", control: "/run/logrelay/server.sock", metrics: None, time_zone: Utc, user: None, group: None, batch_size: 512, queue_batches: 16, queue_bytes: 1048576, shutdown_grace: 10s, stats_interval: 0ns, rejects_max_bytes: 268435456 }"#,
+        ),
+        (
+            "queue_bytes under 1 MiB",
+            r#"
+[global]
+queue_bytes = "512KiB"
+"#,
+            r#"FILE:2:15: global.queue_bytes: 524288 bytes is out of range: expected "1MiB" to "4095MiB""#,
+        ),
+        (
+            "queue_bytes of 4 GiB",
+            r#"
+[global]
+queue_bytes = "4GiB"
+"#,
+            r#"FILE:2:15: global.queue_bytes: 4294967296 bytes is out of range: expected "1MiB" to "4095MiB""#,
+        ),
+        (
+            "queue_bytes not a size",
+            r#"
+[global]
+queue_bytes = "lots"
+"#,
+            r#"FILE:2:15: global.queue_bytes: `lots` is not a size: expected a number such as "64KiB" or "1GiB""#,
+        ),
+        (
             "queue_batches too big",
             r#"
 [global]
@@ -287,7 +337,7 @@ stats_interval = "often"
 [global]
 hostnme = "h"
 "#,
-            r#"FILE:2:1: hostnme: unknown key; expected one of `hostname`, `state_dir`, `control`, `metrics`, `time_zone`, `user`, `group`, `batch_size`, `queue_batches`, `shutdown_grace`, `stats_interval`, `rejects_max_bytes`"#,
+            r#"FILE:2:1: hostnme: unknown key; expected one of `hostname`, `state_dir`, `control`, `metrics`, `time_zone`, `user`, `group`, `batch_size`, `queue_batches`, `queue_bytes`, `shutdown_grace`, `stats_interval`, `rejects_max_bytes`"#,
         ),
         (
             "user not a string",

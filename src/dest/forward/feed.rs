@@ -10,14 +10,51 @@
 //! Inbox --Batch--> Spool (encode, append, fsync) --Records--> queue   (Buffered)
 //! ```
 
+use std::collections::VecDeque;
+
 use bytes::Bytes;
 
-use super::{ForwardDest, Pending, Release, State};
+use super::{ForwardDest, Pending, Release, State, QUEUE_BYTES, QUEUE_LIMIT};
 use crate::buffer::spool::{self, Acker, Record, Spool};
 use crate::config::Output;
 use crate::dest::inbox::Inbox;
 use crate::dest::Error;
 use crate::message::{Batch, Message};
+
+/// The rendered messages waiting to be sent, with their byte total (what
+/// [`QUEUE_BYTES`] bounds).
+#[derive(Default)]
+pub(super) struct Queue {
+    items: VecDeque<Pending>,
+    bytes: usize,
+}
+
+impl Queue {
+    /// Whether another batch may come in (see the module doc of `forward`).
+    pub(super) fn has_room(&self) -> bool {
+        self.items.len() < QUEUE_LIMIT && self.bytes < QUEUE_BYTES
+    }
+    pub(super) fn push_back(&mut self, p: Pending) {
+        self.bytes += p.payload.len();
+        self.items.push_back(p);
+    }
+    /// Puts back what could not be sent, first in line.
+    pub(super) fn push_front(&mut self, p: Pending) {
+        self.bytes += p.payload.len();
+        self.items.push_front(p);
+    }
+    pub(super) fn pop_front(&mut self) -> Option<Pending> {
+        let p = self.items.pop_front()?;
+        self.bytes -= p.payload.len();
+        Some(p)
+    }
+    pub(super) fn front(&self) -> Option<&Pending> {
+        self.items.front()
+    }
+    pub(super) fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+}
 
 /// Where the destination's messages come from.
 pub(super) enum Feed {

@@ -34,7 +34,8 @@
 //!   and the close check reads the session (a close_notify or EOF).
 //! - `udp`: when the datagram was handed to the kernel.
 //!
-//! Backpressure: the queue holds at most [`QUEUE_LIMIT`] messages; while no
+//! Backpressure: the queue holds at most [`QUEUE_LIMIT`] messages and
+//! [`QUEUE_BYTES`] bytes (a batch is taken while both are under); while no
 //! server is reachable nothing is dropped: the destination keeps its queue,
 //! stops taking batches (its channel fills, the router and then the sources
 //! wait) and retries with backoff. Messages still queued when the process
@@ -72,7 +73,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use self::feed::{Feed, Incoming};
+use self::feed::{Feed, Incoming, Queue};
 use super::balance::Servers;
 use super::Error;
 use crate::buffer::spool::Acker;
@@ -87,8 +88,10 @@ type RelpRead = Box<dyn AsyncRead + Send + Unpin>;
 type RelpWrite = Box<dyn AsyncWrite + Send + Unpin>;
 type TlsStream = tokio_rustls::client::TlsStream<TcpStream>;
 
-/// Messages rendered and waiting to be sent, at most.
+/// Messages rendered and waiting to be sent, at most...
 pub const QUEUE_LIMIT: usize = 4096;
+/// ...and their bytes: the queue takes no new batch past either.
+pub const QUEUE_BYTES: usize = 4 * 1024 * 1024;
 /// Messages (or bytes) put into one round of writes, at most.
 const ROUND_MESSAGES: usize = 1024;
 const ROUND_BYTES: usize = 1024 * 1024;
@@ -246,7 +249,7 @@ impl ForwardDest {
             links: (0..self.config.servers.len())
                 .map(|_| Link::default())
                 .collect(),
-            queue: VecDeque::new(),
+            queue: Queue::default(),
             events: mpsc::unbounded_channel(),
             dest: self,
         };
@@ -273,7 +276,7 @@ impl ForwardDest {
                 (a, b) => a.or(b),
             };
             let stall = state.next_stall();
-            let room = state.queue.len() < QUEUE_LIMIT;
+            let room = state.queue.has_room();
             tokio::select! {
                 event = state.events.1.recv() => {
                     if let Some(event) = event {
@@ -309,7 +312,7 @@ struct State {
     dest: ForwardDest,
     servers: Servers,
     links: Vec<Link>,
-    queue: VecDeque<Pending>,
+    queue: Queue,
     events: (mpsc::UnboundedSender<Event>, mpsc::UnboundedReceiver<Event>),
 }
 

@@ -102,6 +102,7 @@ use self::handover::{Claim, EndGuard, FileShared};
 use self::tailer::{Chunk, Tailer, TailerConfig};
 use self::watcher::{WakeSet, Wakes, Watcher};
 use super::{Context, Error};
+use crate::buffer::budget::{self, Hold};
 use crate::config::FileSourceConfig;
 use crate::message::{Ack, Batch};
 use crate::state::checkpoint;
@@ -527,11 +528,17 @@ impl Shell {
         &mut self,
         out: &'a mpsc::Sender<Batch>,
         cancel: &CancellationToken,
-    ) -> Result<mpsc::Permit<'a, Batch>, Sent> {
-        match out.try_reserve() {
-            Ok(permit) => return Ok(permit),
-            Err(mpsc::error::TrySendError::Closed(())) => return Err(Sent::Gone),
-            Err(mpsc::error::TrySendError::Full(())) => {}
+        cost: usize,
+    ) -> Result<(mpsc::Permit<'a, Batch>, Option<Hold>), Sent> {
+        // The byte budget first (`None`: not taken yet), then the channel.
+        let budget = self.cx.budget.clone();
+        let mut held = budget.try_hold(cost).map(Some);
+        if held.is_some() {
+            match out.try_reserve() {
+                Ok(permit) => return Ok((permit, held.flatten())),
+                Err(mpsc::error::TrySendError::Closed(())) => return Err(Sent::Gone),
+                Err(mpsc::error::TrySendError::Full(())) => {}
+            }
         }
         let Shell {
             runtime,
@@ -547,7 +554,11 @@ impl Shell {
                 tokio::select! {
                     biased;
                     () = cancel.cancelled() => return Err(Sent::Cancelled),
-                    permit = out.reserve() => return permit.map_err(|_| Sent::Gone),
+                    hold = budget.hold(cost), if held.is_none() => held = Some(hold),
+                    () = out.closed(), if held.is_none() => return Err(Sent::Gone),
+                    permit = out.reserve(), if held.is_some() => {
+                        return permit.map(|p| (p, held.take().flatten())).map_err(|_| Sent::Gone);
+                    }
                     () = wake.notified() => {
                         if dirty.absorb(tailer, wake.take()) {
                             return Err(Sent::Cancelled);
@@ -566,12 +577,15 @@ impl Shell {
         out: &mpsc::Sender<Batch>,
         cancel: &CancellationToken,
     ) -> Sent {
-        let permit = match self.reserve(out, cancel) {
-            Ok(permit) => permit,
+        let bytes = chunk.lines.iter().map(|l| l.len()).sum();
+        let cost = budget::cost_of_lines(chunk.lines.len(), bytes);
+        let (permit, hold) = match self.reserve(out, cancel, cost) {
+            Ok(reserved) => reserved,
             Err(not) => return not,
         };
         let parse_cx = self.cx.parse_context(None);
         let mut batch = Batch::with_capacity(chunk.lines.len());
+        batch.hold = hold;
         for line in chunk.lines {
             self.cx.push(&mut batch, line, &parse_cx);
         }
@@ -625,6 +639,7 @@ mod tests {
             shutdown_grace: Duration::from_secs(2),
             origins: None,
             limiter: None,
+            budget: crate::buffer::budget::Budget::new(1 << 20),
         }
     }
 

@@ -776,11 +776,17 @@ impl Reader {
             // cursor, in turn.
             drop(ack);
         } else {
+            // The byte budget first (`None`: not taken yet), then the channel.
+            let budget = self.src.cx.budget.clone();
+            let cost = crate::buffer::budget::cost(&batch);
+            let mut held = None;
             let permit = loop {
                 tokio::select! {
                     biased;
                     () = cancel.cancelled() => return Err(RunEnd::Cancelled),
-                    permit = out.reserve() => match permit {
+                    hold = budget.hold(cost), if held.is_none() => held = Some(hold),
+                    () = out.closed(), if held.is_none() => return Err(RunEnd::PipelineGone),
+                    permit = out.reserve(), if held.is_some() => match permit {
                         Ok(p) => break p,
                         Err(_) => return Err(RunEnd::PipelineGone),
                     },
@@ -791,6 +797,7 @@ impl Reader {
                 msg.ack = Some(ack.clone());
             }
             drop(ack);
+            batch.hold = held.flatten();
             Counters::add(&self.src.cx.counters.received, batch.len() as u64);
             permit.send(batch);
         }
