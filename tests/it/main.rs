@@ -17,6 +17,8 @@ mod interop;
 mod journald;
 mod origin;
 mod package;
+mod pg_buffer;
+mod pg_tls;
 mod pki;
 mod privilege;
 mod reload;
