@@ -16,6 +16,9 @@ fn config(url: &str, ca: &std::path::Path) -> String {
         r#"
 [global]
 state_dir = "state"
+# Rows held for a server that refuses us are abandoned at SIGTERM after
+# this (a tcp source has nothing to resend them from).
+shutdown_grace = "1s"
 [sources.tcp]
 type = "tcp"
 listen = "127.0.0.1:0"
