@@ -151,6 +151,18 @@ impl Spool {
         self.records.recv().await
     }
 
+    /// A chunk already read ahead, without waiting.
+    pub fn try_recv(&mut self) -> Option<Vec<Record>> {
+        self.records.try_recv().ok()
+    }
+
+    /// Whether the input has ended and everything taken is stored (the
+    /// chunks already read ahead may still be taken): a sender that is
+    /// retrying can give up then, leaving its records for the next start.
+    pub fn is_closed(&self) -> bool {
+        self.records.is_closed()
+    }
+
     pub fn acker(&self) -> Acker {
         self.acker.clone()
     }

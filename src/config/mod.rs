@@ -416,8 +416,10 @@ pub enum DestinationKind {
         table: String,
         batch_size: usize,
         partition: Partition,
-        /// Always `None` for now: `check` refuses `tls` and `disk_buffer`
-        /// on a postgres destination until they are built.
+        /// The longest wait between retries of a failed write.
+        max_backoff: Duration,
+        /// TLS, required when set (the URL's `sslmode` agrees with it:
+        /// `check` refuses a URL that would allow plaintext).
         tls: Option<TlsConfig>,
         disk_buffer: Option<DiskBufferConfig>,
     },
@@ -447,8 +449,21 @@ impl DestinationKind {
             DestinationKind::Sqlite { path, table, .. } => {
                 format!("{} table {table}", path.display())
             }
-            DestinationKind::Postgres { url, table, .. } => {
-                format!("{} table {table}", redact_url(url))
+            DestinationKind::Postgres {
+                url,
+                table,
+                tls,
+                disk_buffer,
+                ..
+            } => {
+                let mut text = format!("{} table {table}", redact_url(url));
+                if tls.is_some() {
+                    text.push_str(", tls");
+                }
+                if let Some(buffer) = disk_buffer {
+                    text.push_str(&format!(", disk buffer {} bytes", buffer.max_bytes));
+                }
+                text
             }
             DestinationKind::Forward(f) => {
                 let servers: Vec<String> = f.servers.iter().map(ToString::to_string).collect();

@@ -383,10 +383,12 @@ pub struct RawPostgresDest {
     pub batch_size: Option<i64>,
     /// "none" (default) | "daily"
     pub partition: Option<String>,
-    /// Not built yet: `check` refuses it (kept here so that the error
-    /// names the key rather than calling it unknown).
+    /// The longest wait between retries of a failed write. Default "30s".
+    pub max_backoff: Option<String>,
+    /// TLS to the server (required when given): `ca`, `cert`/`key`,
+    /// `verify_hostname`, `peer_names`, `fingerprints`.
     pub tls: Option<RawTls>,
-    /// Not built yet: `check` refuses it, as `tls`.
+    /// Batches are stored here and written to the database from it.
     pub disk_buffer: Option<RawDiskBuffer>,
 }
 

@@ -15,8 +15,8 @@
 //! release acks as their protocol allows (see there); `tls` and RELP over
 //! TLS get their rustls client config from [`crate::tls`] here. Databases
 //! ([`sqlite`], [`postgres`], sharing the row layout of [`sql`]) release
-//! them after the commit. A forwarding destination's `disk_buffer` is run
-//! by [`crate::buffer::spool`].
+//! them after the commit. A `disk_buffer` (forwarding destinations and
+//! postgres) is run by [`crate::buffer::spool`].
 //!
 //! What every destination shares is in [`delivery`]: the classification of
 //! failures (transient or permanent, by errno, SQLSTATE, SQLite code or
@@ -151,30 +151,30 @@ impl Destination {
                 table,
                 batch_size,
                 partition,
-                tls: None,
+                max_backoff,
+                tls,
                 disk_buffer,
             } => {
-                if disk_buffer.is_some() {
-                    tracing::warn!(destination = %name, "the disk buffer is not built yet: running without it (batches wait in memory while the database is down)");
-                }
-                Runner::Postgres(postgres::PostgresDest::new(
-                    name.clone(),
-                    url.clone(),
-                    table.clone(),
-                    *batch_size,
-                    *partition,
-                    counters.clone(),
-                    rejects.clone(),
-                ))
-            }
-            // `check` refuses postgres `tls` (not built): a config that
-            // passed it never gets here.
-            DestinationKind::Postgres { tls: Some(_), .. } => {
-                return Err(Error::Tls {
-                    name,
-                    message: "PostgreSQL over TLS is not supported (`logrelay check` refuses it)"
-                        .to_owned(),
-                })
+                let connector =
+                    postgres::connect::Connector::new(url, tls.as_ref()).map_err(|message| {
+                        Error::Tls {
+                            name: name.clone(),
+                            message,
+                        }
+                    })?;
+                Runner::Postgres(
+                    postgres::PostgresDest::new(
+                        name.clone(),
+                        connector,
+                        table.clone(),
+                        *batch_size,
+                        *partition,
+                        counters.clone(),
+                        rejects.clone(),
+                    )
+                    .with_max_backoff(*max_backoff)
+                    .with_disk_buffer(disk_buffer.clone()),
+                )
             }
         };
         Ok(Destination {

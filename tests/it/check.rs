@@ -215,14 +215,14 @@ fn config_errors_name_file_line_column_and_key() {
             "FILE:14:12: paths[1].filters[1]: no filter named `b` (defined: a)",
         ),
         (
-            "postgres tls, not built yet",
-            format!("{BASE}\n[destinations.db]\ntype = \"postgres\"\nurl = \"postgres://127.0.0.1/x\"\ntls = {{}}\n"),
-            "FILE:16:1: destinations.db.tls: `tls` is not available for postgres destinations in this version",
+            "postgres tls with a CA file that is missing",
+            format!("{BASE}\n[destinations.db]\ntype = \"postgres\"\nurl = \"postgres://127.0.0.1/x\"\ntls = {{ ca = \"/nonexistent/ca.pem\" }}\n"),
+            "FILE:16:14: destinations.db.tls.ca: cannot read `/nonexistent/ca.pem`: No such file or directory (os error 2)",
         ),
         (
-            "postgres disk buffer, not built yet",
-            format!("{BASE}\n[destinations.db]\ntype = \"postgres\"\nurl = \"postgres://127.0.0.1/x\"\ndisk_buffer = {{ max_bytes = \"1GiB\" }}\n"),
-            "FILE:16:1: destinations.db.disk_buffer: `disk_buffer` is not available for postgres destinations in this version",
+            "postgres sslmode that needs tls, without tls",
+            format!("{BASE}\n[destinations.db]\ntype = \"postgres\"\nurl = \"postgres://127.0.0.1/x?sslmode=verify-full\"\ndisk_buffer = {{ max_bytes = \"1GiB\" }}\n"),
+            "FILE:15:7: destinations.db.url: sslmode=verify-full needs a `tls` table (`tls = {}` verifies the server against the system's CA certificates)",
         ),
         (
             "a key the forwarding type does not take",

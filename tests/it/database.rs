@@ -54,10 +54,52 @@ pub(crate) struct Postgres {
     /// initdb refuses to run as root: the user to run it as then.
     user: Option<String>,
     port: u16,
+    /// `ssl=on` with `server.pem`/`server.key` in the data directory, and
+    /// TCP sessions accepted only over TLS ([`Postgres::start_tls`]).
+    tls: bool,
 }
 
 impl Postgres {
     pub(crate) fn start() -> Postgres {
+        let pg = Postgres::init();
+        pg.start_server();
+        pg
+    }
+
+    /// A cluster that speaks TLS with `cert` and `key` (copied into its
+    /// data directory, owned by the server's user, mode 0600, as
+    /// PostgreSQL requires) and takes TCP sessions only over TLS
+    /// (`hostssl` in pg_hba.conf: a plaintext session is refused). The
+    /// tests' own queries ([`Postgres::query`]) use the unix socket.
+    pub(crate) fn start_tls(cert: &Path, key: &Path) -> Postgres {
+        use std::os::unix::fs::PermissionsExt;
+        let mut pg = Postgres::init();
+        pg.tls = true;
+        let data = PathBuf::from(pg.data());
+        let hba = data.join("pg_hba.conf");
+        std::fs::write(
+            &hba,
+            "local all all trust\nhostssl all all 127.0.0.1/32 trust\n",
+        )
+        .expect("pg_hba.conf");
+        for (from, to) in [(cert, "server.pem"), (key, "server.key")] {
+            let to = data.join(to);
+            std::fs::copy(from, &to).expect("copy the server's certificate");
+            std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+            if let Some(user) = &pg.user {
+                let ok = Command::new("chown")
+                    .args([user.as_str(), &to.display().to_string()])
+                    .status()
+                    .is_ok_and(|s| s.success());
+                assert!(ok, "chown {user} {}", to.display());
+            }
+        }
+        pg.start_server();
+        pg
+    }
+
+    /// initdb into a new temp dir (not started).
+    fn init() -> Postgres {
         let dir = tempfile::Builder::new()
             .prefix("logrelay-pg-")
             .tempdir()
@@ -85,6 +127,7 @@ impl Postgres {
             bin: pg_bin(),
             user,
             port,
+            tls: false,
         };
         let data = pg.data();
         pg.run(
@@ -103,7 +146,6 @@ impl Postgres {
                 "--no-sync",
             ],
         );
-        pg.start_server();
         pg
     }
 
@@ -136,12 +178,15 @@ impl Postgres {
         );
     }
 
-    fn start_server(&self) {
-        let options = format!(
+    pub(crate) fn start_server(&self) {
+        let mut options = format!(
             "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
             self.port,
             self.dir.path().display()
         );
+        if self.tls {
+            options.push_str(" -c ssl=on -c ssl_cert_file=server.pem -c ssl_key_file=server.key");
+        }
         let log = self.dir.path().join("server.log").display().to_string();
         self.run(
             "pg_ctl",
@@ -162,7 +207,7 @@ impl Postgres {
 
     /// `pg_ctl stop -m immediate`: no shutdown checkpoint, open
     /// connections cut, crash recovery at the next start.
-    fn stop_immediate(&self) {
+    pub(crate) fn stop_immediate(&self) {
         self.run(
             "pg_ctl",
             &["-D", &self.data(), "-m", "immediate", "-w", "stop"],
@@ -173,14 +218,26 @@ impl Postgres {
         format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
     }
 
-    /// Rows of `sql` (simple query protocol: every value as text).
+    pub(crate) fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Rows of `sql` (simple query protocol: every value as text), over
+    /// the unix socket (which a TLS-only cluster also takes).
     pub(crate) fn query(&self, sql: &str) -> Rows {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .expect("runtime");
+        let mut config = tokio_postgres::Config::new();
+        config
+            .host_path(self.dir.path())
+            .port(self.port)
+            .user("postgres")
+            .dbname("postgres");
         runtime.block_on(async {
-            let (client, connection) = tokio_postgres::connect(&self.url(), tokio_postgres::NoTls)
+            let (client, connection) = config
+                .connect(tokio_postgres::NoTls)
                 .await
                 .expect("connect to the test PostgreSQL");
             tokio::spawn(connection);

@@ -18,6 +18,8 @@ mod journald;
 mod memory;
 mod origin;
 mod package;
+mod pg_buffer;
+mod pg_tls;
 mod pki;
 mod privilege;
 mod reload;

@@ -41,7 +41,7 @@ pub(super) fn destination(
         RawDestination::File(f) => file(cx, name, f, global)?,
         RawDestination::Stdout(s) => stdout(cx, name, s, global)?,
         RawDestination::Sqlite(s) => sqlite(cx, name, s)?,
-        RawDestination::Postgres(p) => postgres(cx, name, p)?,
+        RawDestination::Postgres(p) => postgres(cx, name, p, global)?,
         RawDestination::Relp(f) => forward(cx, name, Protocol::Relp, f, global)?,
         RawDestination::Tcp(f) => forward(cx, name, Protocol::Tcp, f, global)?,
         RawDestination::Tls(f) => forward(cx, name, Protocol::Tls, f, global)?,
@@ -113,9 +113,17 @@ fn sqlite(cx: &Cx<'_>, name: &str, s: &RawSqliteDest) -> Result<DestinationKind>
     })
 }
 
-/// PostgreSQL. Its `tls` and `disk_buffer` are not built yet: a config
-/// that asks for them is refused here rather than run without them.
-fn postgres(cx: &Cx<'_>, name: &str, p: &RawPostgresDest) -> Result<DestinationKind> {
+/// PostgreSQL. The URL is parsed here as the destination parses it, and
+/// its `sslmode` must agree with `tls` (the table is in
+/// [`crate::dest::postgres::connect`]): a config `check` accepts connects
+/// the way it says.
+fn postgres(
+    cx: &Cx<'_>,
+    name: &str,
+    p: &RawPostgresDest,
+    global: &Global,
+) -> Result<DestinationKind> {
+    use crate::dest::postgres::connect;
     let at = |k| at(name, k);
     if !(p.url.starts_with("postgres://") || p.url.starts_with("postgresql://")) {
         return Err(cx.at(
@@ -123,6 +131,7 @@ fn postgres(cx: &Cx<'_>, name: &str, p: &RawPostgresDest) -> Result<DestinationK
             "expected a URL such as \"postgres://user@host:5432/db\"",
         ));
     }
+    let url = connect::parse_url(&p.url).map_err(|m| cx.at(&at("url"), m))?;
     let table = table_name(cx, &at("table"), p.table.as_deref())?;
     let batch_size = count(cx, &at("batch_size"), p.batch_size, 1000, 1, 1_000_000)?;
     let partition = choice(
@@ -132,24 +141,30 @@ fn postgres(cx: &Cx<'_>, name: &str, p: &RawPostgresDest) -> Result<DestinationK
         Partition::None,
         &[("none", Partition::None), ("daily", Partition::Daily)],
     )?;
-    for (key, given) in [
-        ("tls", p.tls.is_some()),
-        ("disk_buffer", p.disk_buffer.is_some()),
-    ] {
-        if given {
-            return Err(cx.at_key(
-                &at(key),
-                format!("`{key}` is not available for postgres destinations in this version"),
-            ));
+    let max_backoff = duration(cx, &at("max_backoff"), p.max_backoff.as_deref(), "30s")?;
+    let tls = match &p.tls {
+        Some(raw) => {
+            let base = [Seg::Key("destinations"), Seg::Key(name), Seg::Key("tls")];
+            let t = tls(cx, &base, raw)?;
+            tls_usable(cx, &base, &t, false)?;
+            Some(t)
         }
-    }
+        None => None,
+    };
+    let hostname_check = p.tls.as_ref().and_then(|t| t.verify_hostname);
+    connect::agree(&url, tls.is_some(), hostname_check).map_err(|m| cx.at(&at("url"), m))?;
     Ok(DestinationKind::Postgres {
         url: p.url.clone(),
         table,
         batch_size,
         partition,
-        tls: None,
-        disk_buffer: None,
+        max_backoff,
+        tls,
+        disk_buffer: p
+            .disk_buffer
+            .as_ref()
+            .map(|b| disk_buffer(cx, name, b, global))
+            .transpose()?,
     })
 }
 
@@ -724,19 +739,75 @@ batch_size = 1000001
 type = "postgres"
 url = "postgres://logrelay:secret@db-1:5432/logs"
 "#,
-            r#"ok: postgres (postgres://logrelay:***@db-1:5432/logs table logs) Postgres { url: "postgres://logrelay:secret@db-1:5432/logs", table: "logs", batch_size: 1000, partition: None, tls: None, disk_buffer: None }"#,
+            r#"ok: postgres (postgres://logrelay:***@db-1:5432/logs table logs) Postgres { url: "postgres://logrelay:secret@db-1:5432/logs", table: "logs", batch_size: 1000, partition: None, max_backoff: 30s, tls: None, disk_buffer: None }"#,
         ),
         (
-            "postgres: every built key",
+            "postgres: every key but tls",
             r#"
 [destinations.d]
 type = "postgres"
-url = "postgresql://db-1/logs"
+url = "postgresql://db-1/logs?sslmode=disable&application_name=archive"
 table = "events"
 batch_size = 5000
 partition = "daily"
+max_backoff = "5s"
+disk_buffer = { max_bytes = "4GiB", path = "/srv/buffer", fsync = "1s", when_full = "drop_newest", segment_bytes = "128MiB" }
 "#,
-            r#"ok: postgres (postgresql://db-1/logs table events) Postgres { url: "postgresql://db-1/logs", table: "events", batch_size: 5000, partition: Daily, tls: None, disk_buffer: None }"#,
+            r#"ok: postgres (postgresql://db-1/logs?sslmode=disable&application_name=archive table events, disk buffer 4294967296 bytes) Postgres { url: "postgresql://db-1/logs?sslmode=disable&application_name=archive", table: "events", batch_size: 5000, partition: Daily, max_backoff: 5s, tls: None, disk_buffer: Some(DiskBufferConfig { max_bytes: 4294967296, path: "/srv/buffer", fsync: Interval(1s), when_full: DropNewest, segment_bytes: 134217728 }) }"#,
+        ),
+        (
+            "postgres: disk_buffer as a table, in the state dir",
+            r#"
+[destinations.d]
+type = "postgres"
+url = "postgres://db-1/logs"
+
+[destinations.d.disk_buffer]
+max_bytes = "1GiB"
+"#,
+            r#"ok: postgres (postgres://db-1/logs table logs, disk buffer 1073741824 bytes) Postgres { url: "postgres://db-1/logs", table: "logs", batch_size: 1000, partition: None, max_backoff: 30s, tls: None, disk_buffer: Some(DiskBufferConfig { max_bytes: 1073741824, path: "/var/lib/logrelay/server/buffers/d", fsync: EveryBatch, when_full: Block, segment_bytes: 67108864 }) }"#,
+        ),
+        (
+            "postgres: disk_buffer too small",
+            r#"
+[destinations.d]
+type = "postgres"
+url = "postgres://db-1/logs"
+disk_buffer = { max_bytes = "100KiB" }
+"#,
+            r#"FILE:4:29: destinations.d.disk_buffer.max_bytes: a disk buffer needs at least 1MiB"#,
+        ),
+        (
+            "postgres: disk_buffer without max_bytes",
+            r#"
+[destinations.d]
+type = "postgres"
+url = "postgres://db-1/logs"
+disk_buffer = { path = "/srv/buffer" }
+"#,
+            r#"FILE:1:1: missing field `max_bytes`"#,
+        ),
+        (
+            "postgres: disk_buffer bad when_full",
+            r#"
+[destinations.d]
+type = "postgres"
+url = "postgres://db-1/logs"
+[destinations.d.disk_buffer]
+max_bytes = "1GiB"
+when_full = "drop_oldest"
+"#,
+            r#"FILE:6:13: destinations.d.disk_buffer.when_full: `drop_oldest` is not one of "block", "drop_newest""#,
+        ),
+        (
+            "postgres: bad max_backoff",
+            r#"
+[destinations.d]
+type = "postgres"
+url = "postgres://db-1/logs"
+max_backoff = "soon"
+"#,
+            r#"FILE:4:15: destinations.d.max_backoff: `soon` is not a duration: expected a number and a unit such as "250ms", "5s" or "10m""#,
         ),
         (
             "postgres: bad url",
@@ -748,12 +819,58 @@ url = "mysql://db-1/logs"
             r#"FILE:3:7: destinations.d.url: expected a URL such as "postgres://user@host:5432/db""#,
         ),
         (
-            "postgres: no url key",
+            "postgres: url with an unknown parameter",
             r#"
 [destinations.d]
 type = "postgres"
+url = "postgres://db-1/logs?sslrootcert=/etc/ca.pem"
 "#,
-            r#"FILE:1:1: missing field `url`"#,
+            r#"FILE:3:7: destinations.d.url: not a PostgreSQL URL: unknown option `sslrootcert`"#,
+        ),
+        (
+            "postgres: url with a bad port",
+            r#"
+[destinations.d]
+type = "postgres"
+url = "postgres://db-1:http/logs"
+"#,
+            r#"FILE:3:7: destinations.d.url: not a PostgreSQL URL: invalid value for option `port`"#,
+        ),
+        (
+            "postgres: url without a host",
+            r#"
+[destinations.d]
+type = "postgres"
+url = "postgres:///logs"
+"#,
+            r#"FILE:3:7: destinations.d.url: the URL names no host (such as "postgres://user@db-1:5432/logs")"#,
+        ),
+        (
+            "postgres: url with a bad sslmode",
+            r#"
+[destinations.d]
+type = "postgres"
+url = "postgres://db-1/logs?sslmode=strict"
+"#,
+            r#"FILE:3:7: destinations.d.url: sslmode `strict` is not one of disable, allow, prefer, require, verify-ca, verify-full"#,
+        ),
+        (
+            "postgres: sslmode=require without tls",
+            r#"
+[destinations.d]
+type = "postgres"
+url = "postgres://db-1/logs?sslmode=require"
+"#,
+            r#"FILE:3:7: destinations.d.url: sslmode=require needs a `tls` table (`tls = {}` verifies the server against the system's CA certificates)"#,
+        ),
+        (
+            "postgres: sslmode=verify-full without tls",
+            r#"
+[destinations.d]
+type = "postgres"
+url = "postgres://db-1/logs?sslmode=verify-full"
+"#,
+            r#"FILE:3:7: destinations.d.url: sslmode=verify-full needs a `tls` table (`tls = {}` verifies the server against the system's CA certificates)"#,
         ),
         (
             "postgres: bad table",
@@ -786,48 +903,15 @@ partition = "monthly"
             r#"FILE:4:13: destinations.d.partition: `monthly` is not one of "none", "daily""#,
         ),
         (
-            "postgres: tls not built",
-            r#"
-[destinations.d]
-type = "postgres"
-url = "postgres://db-1/logs"
-tls = {}
-"#,
-            r#"FILE:4:1: destinations.d.tls: `tls` is not available for postgres destinations in this version"#,
-        ),
-        (
-            "postgres: disk_buffer not built",
-            r#"
-[destinations.d]
-type = "postgres"
-url = "postgres://db-1/logs"
-partition = "daily"
-disk_buffer = { max_bytes = "4GiB" }
-"#,
-            r#"FILE:5:1: destinations.d.disk_buffer: `disk_buffer` is not available for postgres destinations in this version"#,
-        ),
-        (
-            "postgres: disk_buffer as a table not built",
-            r#"
-[destinations.d]
-type = "postgres"
-url = "postgres://db-1/logs"
-
-[destinations.d.disk_buffer]
-max_bytes = "1GiB"
-"#,
-            r#"FILE:5:17: destinations.d.disk_buffer: `disk_buffer` is not available for postgres destinations in this version"#,
-        ),
-        (
-            "postgres: tls and disk_buffer, tls named first",
+            "postgres: unreadable tls ca",
             r#"
 [destinations.d]
 type = "postgres"
 url = "postgres://db-1/logs"
 disk_buffer = { max_bytes = "4GiB" }
-tls = { ca = "/etc/ssl/ca.pem" }
+tls = { ca = "/nonexistent/ca.pem" }
 "#,
-            r#"FILE:5:1: destinations.d.tls: `tls` is not available for postgres destinations in this version"#,
+            r#"FILE:5:14: destinations.d.tls.ca: cannot read `/nonexistent/ca.pem`: No such file or directory (os error 2)"#,
         ),
         (
             "postgres: a bad url before tls",
@@ -847,7 +931,7 @@ type = "postgres"
 url = "postgres://db-1/logs"
 servers = ["db-1:5432"]
 "#,
-            r#"FILE:4:1: servers: unknown key; expected one of `url`, `table`, `batch_size`, `partition`, `tls`, `disk_buffer`"#,
+            r#"FILE:4:1: servers: unknown key; expected one of `url`, `table`, `batch_size`, `partition`, `max_backoff`, `tls`, `disk_buffer`"#,
         ),
         // forwarding: relp
         (

@@ -450,6 +450,120 @@ tls = { fingerprints = ["00:11"] }
 "#,
             r#"FILE:4:25: destinations.d.tls.fingerprints[1]: a SHA-256 fingerprint is 64 hex digits (colons allowed)"#,
         ),
+        (
+            "postgres: tls with a CA, a client certificate and a pin",
+            r#"
+[destinations.d]
+type = "postgres"
+url = "postgres://logrelay@db-1:5432/logs?sslmode=verify-full"
+tls = { ca = "@TLS@/ca.pem", cert = "@TLS@/host.pem", key = "@TLS@/host.key", fingerprints = ["0011223344556677889900112233445566778899001122334455667788990011"] }
+disk_buffer = { max_bytes = "1GiB" }
+"#,
+            r#"ok: postgres (postgres://logrelay@db-1:5432/logs?sslmode=verify-full table logs, tls, disk buffer 1073741824 bytes) Postgres { url: "postgres://logrelay@db-1:5432/logs?sslmode=verify-full", table: "logs", batch_size: 1000, partition: None, max_backoff: 30s, tls: Some(TlsConfig { cert: Some("@TLS@/host.pem"), key: Some("@TLS@/host.key"), ca: Some("@TLS@/ca.pem"), verify_client: false, peer_names: [], fingerprints: [[0, 17, 34, 51, 68, 85, 102, 119, 136, 153, 0, 17, 34, 51, 68, 85, 102, 119, 136, 153, 0, 17, 34, 51, 68, 85, 102, 119, 136, 153, 0, 17]], verify_hostname: true }), disk_buffer: Some(DiskBufferConfig { max_bytes: 1073741824, path: "/var/lib/logrelay/server/buffers/d", fsync: EveryBatch, when_full: Block, segment_bytes: 67108864 }) }"#,
+        ),
+        (
+            "postgres: tls, verify-ca without name checks",
+            r#"
+[destinations.d]
+type = "postgres"
+url = "postgres://10.0.0.5/logs?sslmode=verify-ca"
+[destinations.d.tls]
+ca = "@TLS@/ca.pem"
+verify_hostname = false
+"#,
+            r#"ok: postgres (postgres://10.0.0.5/logs?sslmode=verify-ca table logs, tls) Postgres { url: "postgres://10.0.0.5/logs?sslmode=verify-ca", table: "logs", batch_size: 1000, partition: None, max_backoff: 30s, tls: Some(TlsConfig { cert: None, key: None, ca: Some("@TLS@/ca.pem"), verify_client: false, peer_names: [], fingerprints: [], verify_hostname: false }), disk_buffer: None }"#,
+        ),
+        (
+            "postgres: tls unreadable ca",
+            r#"
+[destinations.d]
+type = "postgres"
+url = "postgres://db-1/logs"
+tls = { ca = "@TLS@/nope.pem" }
+"#,
+            r#"FILE:4:14: destinations.d.tls.ca: cannot read `@TLS@/nope.pem`: No such file or directory (os error 2)"#,
+        ),
+        (
+            "postgres: tls ca that is no certificate",
+            r#"
+[destinations.d]
+type = "postgres"
+url = "postgres://db-1/logs"
+[destinations.d.tls]
+ca = "@TLS@/junk.pem"
+"#,
+            r#"FILE:5:6: destinations.d.tls.ca: cannot load the CA certificate `@TLS@/junk.pem`: no PEM certificate in it"#,
+        ),
+        (
+            "postgres: tls unreadable client key",
+            r#"
+[destinations.d]
+type = "postgres"
+url = "postgres://db-1/logs"
+tls = { key = "@TLS@/missing.key", cert = "@TLS@/host.pem", ca = "@TLS@/ca.pem" }
+"#,
+            r#"FILE:4:15: destinations.d.tls.key: cannot read `@TLS@/missing.key`: No such file or directory (os error 2)"#,
+        ),
+        (
+            "postgres: tls client key that does not match",
+            r#"
+[destinations.d]
+type = "postgres"
+url = "postgres://db-1/logs"
+tls = { ca = "@TLS@/ca.pem", cert = "@TLS@/host.pem", key = "@TLS@/other.key" }
+"#,
+            r#"FILE:4:7: destinations.d.tls: `cert` and `key`: keys may not be consistent: KeyMismatch"#,
+        ),
+        (
+            "postgres: tls bad fingerprint",
+            r#"
+[destinations.d]
+type = "postgres"
+url = "postgres://db-1/logs"
+tls = { fingerprints = ["12:34"] }
+"#,
+            r#"FILE:4:25: destinations.d.tls.fingerprints[1]: a SHA-256 fingerprint is 64 hex digits (colons allowed)"#,
+        ),
+        (
+            "postgres: tls with sslmode=prefer",
+            r#"
+[destinations.d]
+type = "postgres"
+url = "postgres://db-1/logs?sslmode=prefer"
+tls = { ca = "@TLS@/ca.pem" }
+"#,
+            r#"FILE:3:7: destinations.d.url: sslmode=prefer would allow plaintext, but `tls` makes TLS required: leave sslmode out, or use require, verify-ca or verify-full"#,
+        ),
+        (
+            "postgres: tls, verify-ca with name checks on",
+            r#"
+[destinations.d]
+type = "postgres"
+url = "postgres://db-1/logs?sslmode=verify-ca"
+tls = { ca = "@TLS@/ca.pem" }
+"#,
+            r#"FILE:3:7: destinations.d.url: sslmode=verify-ca does not check the host name: say so with `verify_hostname = false` in `tls`, or use verify-full"#,
+        ),
+        (
+            "postgres: tls, verify-full with name checks off",
+            r#"
+[destinations.d]
+type = "postgres"
+url = "postgres://db-1/logs?sslmode=verify-full"
+tls = { ca = "@TLS@/ca.pem", verify_hostname = false }
+"#,
+            r#"FILE:3:7: destinations.d.url: sslmode=verify-full checks the host name, but `tls` has verify_hostname = false"#,
+        ),
+        (
+            "postgres: tls to a unix socket",
+            r#"
+[destinations.d]
+type = "postgres"
+url = "postgres://%2Frun%2Fpostgresql/logs"
+tls = { ca = "@TLS@/ca.pem" }
+"#,
+            r#"FILE:3:7: destinations.d.url: a unix socket host is never encrypted by PostgreSQL: `tls` needs a TCP host"#,
+        ),
     ];
 
     #[test]

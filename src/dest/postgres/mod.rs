@@ -24,7 +24,8 @@
 //!   is down, restarting, unreachable, out of space, or the write hit a
 //!   serialization failure or deadlock (transient): the batch waits and is
 //!   tried again (same rows) after a jittered delay that doubles from
-//!   100 ms to 30 s; meanwhile no batch is taken, so the sources slow down.
+//!   100 ms to `max_backoff` (default 30 s); meanwhile no batch is taken,
+//!   so the sources slow down (or the disk buffer holds the rest).
 //!   Nothing is dropped. A lost connection (or a statement that hangs for
 //!   60 s) is made again. A batch whose commit was cut off is sent again:
 //!   rows with an origin id are not stored twice; rows without one may be.
@@ -34,37 +35,70 @@
 //!   alone is set aside in the rejects store ([`crate::state::rejects`]),
 //!   counted as `rejected_row`, and its ack released: the stream never
 //!   stops for it.
-//! - TLS (`tls = {...}`) is not built: `check` refuses it.
+//! - `disk_buffer`: batches are stored in a disk buffer and written from
+//!   it ([`buffered`], which draws the record format): the sources are
+//!   answered once a batch is stored, however long the database is away.
+//! - `tls = {...}`: TLS with rustls, required when given; how it agrees
+//!   with the URL's `sslmode` is in [`connect`].
+//!
+//! Files: this one (the writer: batches, statements, repair, schema);
+//! [`connect`] (URL, `sslmode`, TLS); [`buffered`] (the disk buffer feed
+//! and its record format).
+
+pub mod buffered;
+pub mod connect;
 
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, Utc};
-use tokio_postgres::{Client, NoTls, Statement};
+use tokio_postgres::{Client, Statement};
 
+use self::connect::Connector;
 use super::delivery::{self, Accumulator, Code, Face, Failure, Reason, SetAside};
 use super::sql::Row;
 use super::Error;
-use crate::config::Partition;
+use crate::config::{DiskBufferConfig, Partition};
 use crate::dest::inbox::Inbox;
 use crate::message::Message;
 use crate::state::rejects::Rejects;
 use crate::stats::Counters;
 
-const MAX_BACKOFF: Duration = Duration::from_secs(30);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const WRITE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Partitions are made for days this close to now; others go to default.
 const PARTITION_DAYS: i64 = 30;
+/// While retrying, how often a buffered writer looks whether its input
+/// has ended (it then leaves the batch in the buffer and stops).
+const CLOSING_CHECK: Duration = Duration::from_millis(200);
+
+/// `e` and its causes, `: `-separated: tokio-postgres says "error
+/// performing TLS handshake" and keeps why (rustls's "invalid peer
+/// certificate: UnknownIssuer") as its source.
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let more = c.to_string();
+        if !text.ends_with(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        cause = c.source();
+    }
+    text
+}
 
 #[derive(Debug)]
 pub struct PostgresDest {
     name: Arc<str>,
-    url: String,
+    connector: Connector,
     table: String,
     batch_size: usize,
     partition: Partition,
+    max_backoff: Duration,
+    disk_buffer: Option<DiskBufferConfig>,
     counters: Arc<Counters>,
     rejects: Rejects,
 }
@@ -81,7 +115,7 @@ struct Conn {
 fn failure(e: &tokio_postgres::Error, client: &Client) -> Failure {
     match e.as_db_error() {
         _ if client.is_closed() || e.is_closed() => {
-            Failure::new(Reason::Unavailable, Code::None, e.to_string())
+            Failure::new(Reason::Unavailable, Code::None, with_causes(e))
         }
         Some(db) => {
             let state = db.code().code();
@@ -91,7 +125,7 @@ fn failure(e: &tokio_postgres::Error, client: &Client) -> Failure {
                 format!("{state}: {}", db.message()),
             )
         }
-        None => Failure::new(Reason::Unavailable, Code::None, e.to_string()),
+        None => Failure::new(Reason::Unavailable, Code::None, with_causes(e)),
     }
 }
 
@@ -100,7 +134,7 @@ impl PostgresDest {
     /// the rejects store.
     pub fn new(
         name: Arc<str>,
-        url: String,
+        connector: Connector,
         table: String,
         batch_size: usize,
         partition: Partition,
@@ -109,26 +143,40 @@ impl PostgresDest {
     ) -> PostgresDest {
         PostgresDest {
             name,
-            url,
+            connector,
             table,
             batch_size: batch_size.max(1),
             partition,
+            max_backoff: Duration::from_secs(30),
+            disk_buffer: None,
             counters,
             rejects,
         }
     }
 
-    pub async fn run(self, mut input: Inbox) -> Result<(), Error> {
-        let mut face = Face::new(
-            self.name.clone(),
-            self.counters.clone(),
-            self.rejects.clone(),
-            MAX_BACKOFF,
-        );
+    /// Retries wait at most `max_backoff`.
+    pub fn with_max_backoff(mut self, max_backoff: Duration) -> PostgresDest {
+        self.max_backoff = max_backoff;
+        self
+    }
+
+    /// Batches go through a disk buffer ([`buffered`]).
+    pub fn with_disk_buffer(mut self, buffer: Option<DiskBufferConfig>) -> PostgresDest {
+        self.disk_buffer = buffer;
+        self
+    }
+
+    pub async fn run(mut self, mut input: Inbox) -> Result<(), Error> {
+        if let Some(buffer) = self.disk_buffer.take() {
+            return buffered::run(self, input, buffer).await;
+        }
+        let mut face = self.face();
         let mut conn: Option<Conn> = None;
         let mut batches = Accumulator::new(self.batch_size);
+        let never = || false;
         while let Some(mut messages) = batches.next(&mut input).await {
-            self.deliver(&mut face, &mut conn, &mut messages).await;
+            self.deliver(&mut face, &mut conn, &mut messages, &never)
+                .await;
             // Acks are released here, after the commit (and after refused
             // rows were set aside).
             drop(messages);
@@ -136,8 +184,27 @@ impl PostgresDest {
         Ok(())
     }
 
-    /// Writes `messages` until every row is committed or set aside.
-    async fn deliver(&self, face: &mut Face, conn: &mut Option<Conn>, messages: &mut [Message]) {
+    fn face(&self) -> Face {
+        Face::new(
+            self.name.clone(),
+            self.counters.clone(),
+            self.rejects.clone(),
+            self.max_backoff,
+        )
+    }
+
+    /// Writes `messages` until every row is committed or set aside: `true`.
+    /// `false`: `stop()` said to give up while the database was failing;
+    /// nothing is set aside then, and the batch comes again later (rows a
+    /// repair had already committed one by one are recognised then by
+    /// their origin ids).
+    async fn deliver(
+        &self,
+        face: &mut Face,
+        conn: &mut Option<Conn>,
+        messages: &mut [Message],
+        stop: &(dyn Fn() -> bool + Sync),
+    ) -> bool {
         let rows: Vec<Row> = messages.iter().map(Row::of).collect();
         // Row by row from here on, once the batch was refused for its data.
         let mut isolated: Option<usize> = None;
@@ -171,20 +238,35 @@ impl PostgresDest {
             if matches!(failure.reason, Reason::Unavailable | Reason::Timeout) {
                 *conn = None;
             }
-            tokio::time::sleep(face.failed(&failure)).await;
+            let until = tokio::time::Instant::now() + face.failed(&failure);
+            while tokio::time::Instant::now() < until {
+                if stop() {
+                    return false;
+                }
+                tokio::time::sleep_until(until.min(tokio::time::Instant::now() + CLOSING_CHECK))
+                    .await;
+            }
         }
-        if !aside.is_empty() {
-            let (rejects, name, counters) = (
-                self.rejects.clone(),
-                self.name.clone(),
-                self.counters.clone(),
-            );
-            let stored =
-                tokio::task::spawn_blocking(move || aside.store(&rejects, &name, &counters)).await;
-            // The refused rows' acks go now (a panic of the store's
-            // thread failed them).
-            drop(stored);
+        self.store_aside(aside).await;
+        true
+    }
+
+    /// Stores what was set aside (durably, off the async threads) and
+    /// releases the acks it holds.
+    async fn store_aside(&self, aside: SetAside) {
+        if aside.is_empty() {
+            return;
         }
+        let (rejects, name, counters) = (
+            self.rejects.clone(),
+            self.name.clone(),
+            self.counters.clone(),
+        );
+        let stored =
+            tokio::task::spawn_blocking(move || aside.store(&rejects, &name, &counters)).await;
+        // The refused rows' acks go now (a panic of the store's thread
+        // failed them).
+        drop(stored);
     }
 
     fn count(&self, rows: usize, inserted: u64) {
@@ -211,24 +293,24 @@ impl PostgresDest {
 
     async fn connect(&self) -> Result<Conn, Failure> {
         let timed_out = |what: &str| Failure::new(Reason::Timeout, Code::None, what.to_owned());
-        let (client, connection) =
-            tokio::time::timeout(CONNECT_TIMEOUT, tokio_postgres::connect(&self.url, NoTls))
-                .await
-                .map_err(|_| timed_out("connection timed out"))?
-                .map_err(|e| match e.as_db_error() {
-                    Some(db) => Failure::new(
-                        delivery::classify_sqlstate(db.code().code()),
-                        Code::SqlState(db.code().code().to_owned()),
-                        format!("{}: {}", db.code().code(), db.message()),
-                    ),
-                    None => Failure::new(Reason::Unavailable, Code::None, e.to_string()),
-                })?;
-        let name = self.name.clone();
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::debug!(destination = %name, error = %e, "database connection ended");
-            }
-        });
+        let client = tokio::time::timeout(CONNECT_TIMEOUT, self.connector.connect(&self.name))
+            .await
+            .map_err(|_| timed_out("connection timed out"))?
+            .map_err(|e| match e.as_db_error() {
+                Some(db) => Failure::new(
+                    delivery::classify_sqlstate(db.code().code()),
+                    Code::SqlState(db.code().code().to_owned()),
+                    format!("{}: {}", db.code().code(), db.message()),
+                ),
+                // Refused, reset, a TLS handshake refused (an unknown CA,
+                // a name or pin that does not match): the server or its
+                // certificate may be fixed, so it is worth trying again.
+                None => Failure::new(
+                    Reason::Unavailable,
+                    Code::None,
+                    format!("{}: {}", self.connector.target(), with_causes(&e)),
+                ),
+            })?;
         let setup = async {
             client.batch_execute(&self.schema_sql()).await?;
             client.prepare(&self.insert_sql()).await
