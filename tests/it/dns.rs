@@ -339,6 +339,7 @@ fn hosts_file_changes_add_and_remove_members_without_loss_or_duplicates() {
     // and .4 only.
     send(&fwd, 15_000..16_000, 500, Duration::from_millis(0));
     let after = exactly_once(&outs, 16_000, &fwd);
+    eprintln!("dns membership: lines per member (.2 .3 .4) at 15000: {per:?}, at 16000: {after:?}");
     assert_eq!(after[0], per[0], "127.0.0.2 got lines after it left");
     assert!(
         after[1] > per[1] && after[2] > per[2],
@@ -396,6 +397,28 @@ fn a_name_that_does_not_resolve_at_start_holds_lines_until_it_does() {
     let doc = stats(&fwd);
     assert_eq!(counter(&doc, "members"), 1, "{doc:#}");
     assert_eq!(counter(&doc, "state"), 0, "{doc:#}");
+    fwd.stop();
+}
+
+#[test]
+fn a_reload_looks_the_name_up_again() {
+    let resolver = Resolver::new(&hosts_of(&[2]));
+    let data = TestDir::new();
+    let (port, _receivers, outs) = receivers(&data, 2);
+    // An interval no test waits for: only the reload can see the change.
+    let mut fwd = resolver.forwarder(
+        &format!("\"dns+{NAME}:{port}\""),
+        "balance = \"round_robin\"\nresolve_interval = \"1h\"",
+    );
+    send(&fwd, 0..1000, 1000, Duration::from_millis(0));
+    assert_eq!(exactly_once(&outs, 1000, &fwd), [1000, 0]);
+    resolver.set(&hosts_of(&[2, 3]));
+    fwd.reload(1);
+    send(&fwd, 1000..2000, 100, Duration::from_millis(5));
+    let per = exactly_once(&outs, 2000, &fwd);
+    assert!(per[0] > 1000 && per[1] > 0, "{per:?}");
+    let doc = stats(&fwd);
+    assert_eq!(counter(&doc, "members"), 2, "{doc:#}");
     fwd.stop();
 }
 
@@ -458,6 +481,10 @@ fn localhost_as_two_members_fails_over_without_loss() {
         .filter(|(_, c)| **c > 1)
         .map(|(k, _)| *k)
         .collect();
+    eprintln!(
+        "dns localhost: 127.0.0.1 wrote {at_kill} before kill -9, {} lines twice (in flight at the kill)",
+        twice.len()
+    );
     assert!(
         twice.len() <= 64 && all.values().all(|c| *c <= 2),
         "more duplicates than one window: {twice:?}"
