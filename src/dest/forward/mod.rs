@@ -55,7 +55,9 @@
 //! Membership: `dns+NAME:PORT` entries are looked up by a task of their
 //! own ([`resolve`]: the system resolver, `getaddrinfo` on a blocking
 //! thread, at most [`LOOKUP_TIMEOUT`] each, again every
-//! `resolve_interval`), so a slow resolver never holds up the
+//! `resolve_interval`; after a failed lookup sooner, from
+//! [`FIRST_LOOKUP_RETRY`] doubling up to `resolve_interval`:
+//! [`LookupSchedule`]), so a slow resolver never holds up the
 //! destination; each answer comes back as an [`Event::Resolved`] and
 //! [`Servers::resolved`] says who joined and who left. A member that
 //! joins gets a link and is connected like any server. A member that
@@ -117,6 +119,37 @@ const BUFFERED_CLOSE: Duration = Duration::from_secs(2);
 /// How long one lookup of a `dns+` entry may take before it counts as
 /// failed.
 pub const LOOKUP_TIMEOUT: Duration = Duration::from_secs(10);
+/// After a failed lookup the next comes this soon (then twice as late
+/// each time, at most `resolve_interval`): a name missing at start-up
+/// or a resolver that was briefly down is found again quickly.
+pub const FIRST_LOOKUP_RETRY: Duration = Duration::from_secs(1);
+
+/// When the next round of lookups is due.
+#[derive(Debug)]
+struct LookupSchedule {
+    interval: Duration,
+    retry: Duration,
+}
+
+impl LookupSchedule {
+    fn new(interval: Duration) -> LookupSchedule {
+        LookupSchedule {
+            interval,
+            retry: FIRST_LOOKUP_RETRY,
+        }
+    }
+
+    /// The wait after a round in which some lookup `failed` (or not).
+    fn after(&mut self, failed: bool) -> Duration {
+        if !failed {
+            self.retry = FIRST_LOOKUP_RETRY;
+            return self.interval;
+        }
+        let wait = self.retry.min(self.interval);
+        self.retry = self.retry.saturating_mul(2).min(self.interval);
+        wait
+    }
+}
 
 #[derive(Debug)]
 pub struct ForwardDest {
@@ -366,7 +399,9 @@ async fn resolve(
     interval: Duration,
     events: mpsc::UnboundedSender<Event>,
 ) {
+    let mut schedule = LookupSchedule::new(interval);
     loop {
+        let mut failed = false;
         for (entry, name) in &entries {
             // `lookup_host` runs getaddrinfo on a blocking thread.
             let lookup = tokio::net::lookup_host((name.host.as_str(), name.port));
@@ -375,6 +410,8 @@ async fn resolve(
                 Ok(Err(e)) => Err(e.to_string()),
                 Err(_) => Err(format!("no answer within {LOOKUP_TIMEOUT:?}")),
             };
+            // No address at all counts as failed (`Servers::resolved`).
+            failed |= result.as_ref().map_or(true, Vec::is_empty);
             let event = Event::Resolved {
                 entry: *entry,
                 result,
@@ -383,7 +420,7 @@ async fn resolve(
                 return;
             }
         }
-        tokio::time::sleep(interval).await;
+        tokio::time::sleep(schedule.after(failed)).await;
     }
 }
 
@@ -675,5 +712,24 @@ async fn close_live(live: Live, txnr: u32) {
             let _ = timed_shutdown(&mut stream).await;
         }
         Live::Udp(_) => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failed_lookups_are_retried_sooner_backing_off_to_the_interval() {
+        let mut s = LookupSchedule::new(Duration::from_secs(30));
+        assert_eq!(s.after(false), Duration::from_secs(30));
+        let waits: Vec<u64> = (0..7).map(|_| s.after(true).as_secs()).collect();
+        assert_eq!(waits, [1, 2, 4, 8, 16, 30, 30]);
+        assert_eq!(s.after(false), Duration::from_secs(30));
+        assert_eq!(s.after(true), Duration::from_secs(1), "a success resets");
+        // An interval shorter than the first retry bounds it.
+        let mut short = LookupSchedule::new(Duration::from_millis(200));
+        assert_eq!(short.after(true), Duration::from_millis(200));
+        assert_eq!(short.after(true), Duration::from_millis(200));
     }
 }
