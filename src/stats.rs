@@ -17,7 +17,9 @@
 //! Connected peers (tcp, relp, unix_stream) are listed per source:
 //! address, connected since, last seen, messages; a closed connection
 //! stays listed as gone for [`GONE_KEPT`], so instances leaving the fleet
-//! are visible for a while.
+//! are visible for a while. The members of forwarding destinations are
+//! listed the same way (address, member since, last delivery, messages
+//! it took), a member that left staying listed as `left` as long.
 //!
 //! Nothing here allocates per message.
 
@@ -88,6 +90,8 @@ macro_rules! counters {
             pub kind: &'static str,
             $( #[doc = $help] pub $name: AtomicU64, )*
             peers: Arc<Mutex<PeerList>>,
+            /// Forwarding destinations: their members (same bookkeeping).
+            member_list: Arc<Mutex<PeerList>>,
         }
 
         impl Counters {
@@ -98,6 +102,7 @@ macro_rules! counters {
                     kind,
                     $( $name: AtomicU64::new(0), )*
                     peers: Arc::default(),
+                    member_list: Arc::default(),
                 }
             }
 
@@ -150,6 +155,8 @@ counters! {
     duplicates: DESTINATION, false, "Databases: messages already stored (same origin id), not stored again.";
     retries: DESTINATION, false, "Attempts made again after a transient failure (disk full, read-only, database or server down, timeout).";
     state: DESTINATION, true, "0: delivering; 1: retrying after a transient failure (the messages wait, sources are slowed).";
+    members: DESTINATION, true, "Forwarding: servers in the rotation now (a dns+ entry counts each address it resolves to).";
+    resolve_failures: DESTINATION, false, "Forwarding: lookups of a dns+ entry that failed (its members were kept).";
     rejected_path: DESTINATION, false, "Set aside (rejects store): the file system refuses the name a template rendered.";
     rejected_row: DESTINATION, false, "Set aside (rejects store): the database refuses the row even after repair.";
     rejected_peer: DESTINATION, false, "Set aside (rejects store): the next tier refused the message (RELP rsp other than 200).";
@@ -236,45 +243,77 @@ impl Counters {
     /// A peer connected to this source: listed until its [`PeerGuard`] is
     /// dropped, then as gone for [`GONE_KEPT`].
     pub fn peer_connected(&self, address: String) -> PeerGuard {
-        let now = now_ms();
-        let mut list = lock(&self.peers);
-        let id = list.next_id;
-        list.next_id += 1;
-        let peer = Arc::new(Peer {
-            id,
-            address,
-            since_ms: now,
-            last_seen_ms: AtomicU64::new(now),
-            messages: AtomicU64::new(0),
-            gone_ms: AtomicU64::new(0),
-        });
-        list.connected.insert(id, peer.clone());
-        PeerGuard {
-            peer,
-            list: self.peers.clone(),
-        }
+        join(&self.peers, address)
+    }
+
+    /// A member joined this forwarding destination: listed until its
+    /// [`PeerGuard`] is dropped (it left), then as `left` for
+    /// [`GONE_KEPT`]; [`Peer::saw`] counts what it took.
+    pub fn member_joined(&self, address: String) -> PeerGuard {
+        join(&self.member_list, address)
     }
 
     fn peers(&self) -> Vec<PeerStats> {
-        let mut list = lock(&self.peers);
-        list.expire(now_ms());
-        let mut peers: Vec<&Arc<Peer>> = list.connected.values().chain(list.gone.iter()).collect();
-        peers.sort_unstable_by_key(|p| p.id);
-        peers
-            .iter()
-            .map(|p| {
-                let gone = p.gone_ms.load(Ordering::Relaxed);
-                PeerStats {
-                    source: self.name.to_string(),
-                    address: p.address.clone(),
-                    state: if gone == 0 { "connected" } else { "gone" }.to_owned(),
-                    connected_since: rfc3339(p.since_ms),
-                    last_seen: rfc3339(p.last_seen_ms.load(Ordering::Relaxed)),
-                    messages: p.messages.load(Ordering::Relaxed),
-                }
+        listed(&self.name, &self.peers, "connected", "gone")
+    }
+
+    fn members(&self) -> Vec<MemberStats> {
+        listed(&self.name, &self.member_list, "member", "left")
+            .into_iter()
+            .map(|p| MemberStats {
+                destination: p.source,
+                address: p.address,
+                state: p.state,
+                member_since: p.connected_since,
+                last_delivery: p.last_seen,
+                messages: p.messages,
             })
             .collect()
     }
+}
+
+/// Adds a peer (or member) to `list`.
+fn join(list_lock: &Arc<Mutex<PeerList>>, address: String) -> PeerGuard {
+    let now = now_ms();
+    let mut list = lock(list_lock);
+    let id = list.next_id;
+    list.next_id += 1;
+    let peer = Arc::new(Peer {
+        id,
+        address,
+        since_ms: now,
+        last_seen_ms: AtomicU64::new(now),
+        messages: AtomicU64::new(0),
+        gone_ms: AtomicU64::new(0),
+    });
+    list.connected.insert(id, peer.clone());
+    PeerGuard {
+        peer,
+        list: list_lock.clone(),
+    }
+}
+
+/// The peers (or members) in `list`, oldest first; `here` and `gone`
+/// name the two states.
+fn listed(name: &str, list: &Mutex<PeerList>, here: &str, gone_name: &str) -> Vec<PeerStats> {
+    let mut list = lock(list);
+    list.expire(now_ms());
+    let mut peers: Vec<&Arc<Peer>> = list.connected.values().chain(list.gone.iter()).collect();
+    peers.sort_unstable_by_key(|p| p.id);
+    peers
+        .iter()
+        .map(|p| {
+            let gone = p.gone_ms.load(Ordering::Relaxed);
+            PeerStats {
+                source: name.to_owned(),
+                address: p.address.clone(),
+                state: if gone == 0 { here } else { gone_name }.to_owned(),
+                connected_since: rfc3339(p.since_ms),
+                last_seen: rfc3339(p.last_seen_ms.load(Ordering::Relaxed)),
+                messages: p.messages.load(Ordering::Relaxed),
+            }
+        })
+        .collect()
 }
 
 fn summary_of(main: &str, values: &[(&'static str, u64)]) -> String {
@@ -356,6 +395,11 @@ pub struct PeerGuard {
 impl PeerGuard {
     pub fn peer(&self) -> Arc<Peer> {
         self.peer.clone()
+    }
+
+    /// [`Peer::saw`] of its peer.
+    pub fn saw(&self, n: u64) {
+        self.peer.saw(n);
     }
 }
 
@@ -467,11 +511,14 @@ impl Registry {
         let mut all = self.all();
         all.sort_by_key(|c| role_bit(c.role));
         let mut peers = Vec::new();
+        let mut members = Vec::new();
         let components = all
             .iter()
             .map(|c| {
                 if c.role == "source" {
                     peers.extend(c.peers());
+                } else if c.role == "destination" {
+                    members.extend(c.members());
                 }
                 ComponentStats {
                     name: c.name.to_string(),
@@ -491,6 +538,7 @@ impl Registry {
             uptime_seconds: uptime.as_secs(),
             components,
             peers,
+            members,
         }
     }
 }
@@ -503,6 +551,9 @@ pub struct Snapshot {
     pub uptime_seconds: u64,
     pub components: Vec<ComponentStats>,
     pub peers: Vec<PeerStats>,
+    /// The members of forwarding destinations (older snapshots have none).
+    #[serde(default)]
+    pub members: Vec<MemberStats>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -523,6 +574,22 @@ pub struct PeerStats {
     pub state: String,
     pub connected_since: String,
     pub last_seen: String,
+    pub messages: u64,
+}
+
+/// One member of a forwarding destination (a server of `servers`, or one
+/// address a `dns+` entry resolved to).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct MemberStats {
+    pub destination: String,
+    /// `ADDRESS:PORT` it is connected to.
+    pub address: String,
+    /// `member`, or `left` (listed for a while after it left).
+    pub state: String,
+    pub member_since: String,
+    /// When it last took messages (`member_since` if never).
+    pub last_delivery: String,
+    /// Messages it took: acknowledged (RELP) or written (tcp, tls, udp).
     pub messages: u64,
 }
 
@@ -588,6 +655,22 @@ impl Snapshot {
                     out,
                     "{:<w_name$} {:<40} {:<9} {:<24} {:<24} {}",
                     p.source, p.address, p.state, p.connected_since, p.last_seen, p.messages
+                );
+            }
+        }
+        if !self.members.is_empty() {
+            let w_name = w_name.max(11);
+            out.push('\n');
+            let _ = writeln!(
+                out,
+                "{:<w_name$} {:<40} {:<9} {:<24} {:<24} MESSAGES",
+                "DESTINATION", "MEMBER", "STATE", "MEMBER SINCE", "LAST DELIVERY"
+            );
+            for m in &self.members {
+                let _ = writeln!(
+                    out,
+                    "{:<w_name$} {:<40} {:<9} {:<24} {:<24} {}",
+                    m.destination, m.address, m.state, m.member_since, m.last_delivery, m.messages
                 );
             }
         }

@@ -375,10 +375,32 @@ impl fmt::Display for ServerAddr {
     }
 }
 
+/// One entry of a forwarding destination's `servers`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServerEntry {
+    /// `HOST:PORT`: one server (a name is resolved at each connect).
+    Addr(ServerAddr),
+    /// `dns+NAME:PORT`: every address NAME resolves to, each a server of
+    /// its own, looked up again every `resolve_interval`
+    /// ([`crate::dest::balance`]).
+    Dns(ServerAddr),
+}
+
+impl fmt::Display for ServerEntry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ServerEntry::Addr(addr) => write!(f, "{addr}"),
+            ServerEntry::Dns(name) => write!(f, "dns+{name}"),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct ForwardDestConfig {
     pub protocol: Protocol,
-    pub servers: Vec<ServerAddr>,
+    pub servers: Vec<ServerEntry>,
+    /// How often `dns+` entries are looked up again.
+    pub resolve_interval: Duration,
     pub balance: Balance,
     pub output: Output,
     /// Stream framing (`OctetCounting` or `Lf`); unused by UDP and RELP.
@@ -468,7 +490,8 @@ impl DestinationKind {
             DestinationKind::Forward(f) => {
                 let servers: Vec<String> = f.servers.iter().map(ToString::to_string).collect();
                 let mut text = servers.join(", ");
-                if f.servers.len() > 1 {
+                let dns = f.servers.iter().any(|s| matches!(s, ServerEntry::Dns(_)));
+                if f.servers.len() > 1 || dns {
                     let how = match f.balance {
                         Balance::Failover => "failover",
                         Balance::HashHost => "hash_host",

@@ -398,8 +398,11 @@ pub struct RawPostgresDest {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawForward {
-    /// `HOST:PORT`, tried in order (or spread, see `balance`).
+    /// `HOST:PORT` or `dns+NAME:PORT` (every address NAME resolves to),
+    /// tried in order (or spread, see `balance`).
     pub servers: Vec<String>,
+    /// How often `dns+` entries are looked up again. Default "30s".
+    pub resolve_interval: Option<String>,
     /// "failover" (default) | "hash_host" | "round_robin"
     pub balance: Option<String>,
     /// Default "rfc5424".
@@ -451,6 +454,7 @@ pub mod forward {
     /// The keys of each type, in the order its "expected one of" lists them.
     pub const RELP: &[&str] = &[
         "servers",
+        "resolve_interval",
         "balance",
         "format",
         "template",
@@ -462,6 +466,7 @@ pub mod forward {
     ];
     pub const TCP: &[&str] = &[
         "servers",
+        "resolve_interval",
         "balance",
         "format",
         "template",
@@ -471,6 +476,7 @@ pub mod forward {
     ];
     pub const TLS: &[&str] = &[
         "servers",
+        "resolve_interval",
         "balance",
         "format",
         "template",
@@ -479,7 +485,13 @@ pub mod forward {
         "disk_buffer",
         "max_backoff",
     ];
-    pub const UDP: &[&str] = &["servers", "balance", "format", "template"];
+    pub const UDP: &[&str] = &[
+        "servers",
+        "resolve_interval",
+        "balance",
+        "format",
+        "template",
+    ];
 
     pub fn relp<'de, D: Deserializer<'de>>(d: D) -> Result<RawForward, D::Error> {
         RawForward::deserialize(Only {

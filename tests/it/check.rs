@@ -227,7 +227,7 @@ fn config_errors_name_file_line_column_and_key() {
         (
             "a key the forwarding type does not take",
             format!("{BASE}\n[destinations.fwd]\ntype = \"udp\"\nservers = [\"127.0.0.1:514\"]\nframing = \"lf\"\n"),
-            "FILE:16:1: framing: unknown key; expected one of `servers`, `balance`, `format`, `template`",
+            "FILE:16:1: framing: unknown key; expected one of `servers`, `resolve_interval`, `balance`, `format`, `template`",
         ),
         (
             "no paths",

@@ -159,10 +159,31 @@ impl Server {
         stdin: Option<Vec<u8>>,
         env: &[(&str, &str)],
     ) -> Server {
+        Server::spawn_via(dir, &[], args, stdin, env)
+    }
+
+    /// [`Server::spawn_env`] with the binary started by `wrapper` (a
+    /// program and its arguments, the binary's path and `args` follow;
+    /// it must exec the binary, so that signals reach it).
+    pub fn spawn_via(
+        dir: TestDir,
+        wrapper: &[&str],
+        args: &[&str],
+        stdin: Option<Vec<u8>>,
+        env: &[(&str, &str)],
+    ) -> Server {
         use std::io::{BufRead, Write};
         use std::process::Stdio;
         own_state_dir(args, dir.path());
-        let mut child = Command::new(BIN)
+        let mut command = match wrapper.split_first() {
+            Some((program, rest)) => {
+                let mut c = Command::new(program);
+                c.args(rest).arg(BIN);
+                c
+            }
+            None => Command::new(BIN),
+        };
+        let mut child = command
             .args(args)
             .envs(env.iter().copied())
             .current_dir(dir.path())

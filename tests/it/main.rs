@@ -7,6 +7,7 @@ mod chaos_db;
 mod check;
 mod database;
 mod diskbuf;
+mod dns;
 mod failures;
 mod filesource;
 mod forward;

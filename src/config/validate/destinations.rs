@@ -6,6 +6,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::common::{
     choice, count, duration, framing, mode_bits, non_empty_path, size, template, time_zone, Cx,
@@ -20,7 +21,7 @@ use crate::config::raw::{
 use crate::config::units::parse_duration;
 use crate::config::{
     Balance, Destination, DestinationKind, DiskBufferConfig, FileDestConfig, ForwardDestConfig,
-    FsyncPolicy, Global, Output, Partition, Protocol, ServerAddr, TlsConfig, WhenFull,
+    FsyncPolicy, Global, Output, Partition, Protocol, ServerAddr, ServerEntry, TlsConfig, WhenFull,
 };
 use crate::message::TimeZone;
 use crate::syslog::format::Format;
@@ -191,9 +192,18 @@ fn forward(
                 Seg::Key("servers"),
                 Seg::Index(i),
             ];
-            server_addr(cx, &path, s)
+            server_entry(cx, &path, s)
         })
         .collect::<Result<Vec<_>>>()?;
+    let resolve_interval = duration(
+        cx,
+        &at("resolve_interval"),
+        f.resolve_interval.as_deref(),
+        "30s",
+    )?;
+    if !(MIN_RESOLVE_INTERVAL..=MAX_RESOLVE_INTERVAL).contains(&resolve_interval) {
+        return Err(cx.at(&at("resolve_interval"), "must be between 100ms and 1h"));
+    }
     let tls = match (protocol, &f.tls) {
         (_, Some(t)) => Some(tls(cx, &at("tls"), t)?),
         (Protocol::Tls, None) => Some(TlsConfig {
@@ -212,6 +222,7 @@ fn forward(
     Ok(DestinationKind::Forward(ForwardDestConfig {
         protocol,
         servers,
+        resolve_interval,
         balance: choice(
             cx,
             &at("balance"),
@@ -248,6 +259,58 @@ fn forward(
             .transpose()?,
         max_backoff: duration(cx, &at("max_backoff"), f.max_backoff.as_deref(), "1m")?,
     }))
+}
+
+/// `resolve_interval` bounds: often enough to follow a fleet, seldom
+/// enough not to load the resolver.
+const MIN_RESOLVE_INTERVAL: Duration = Duration::from_millis(100);
+const MAX_RESOLVE_INTERVAL: Duration = Duration::from_secs(3600);
+
+/// `HOST:PORT`, or `dns+NAME:PORT` (NAME a DNS name, not an address).
+fn server_entry(cx: &Cx<'_>, path: &[Seg<'_>], v: &str) -> Result<ServerEntry> {
+    let Some(rest) = v.strip_prefix("dns+") else {
+        return server_addr(cx, path, v).map(ServerEntry::Addr);
+    };
+    let bad = |why: &str| {
+        cx.at(
+            path,
+            format!("`{v}` is not dns+NAME:PORT such as \"dns+relays.internal:2514\": {why}"),
+        )
+    };
+    let Some((name, port)) = rest.rsplit_once(':') else {
+        return Err(bad("no port"));
+    };
+    if name.starts_with('[') || name.parse::<std::net::IpAddr>().is_ok() {
+        return Err(bad("an address, not a name (leave out dns+)"));
+    }
+    if !dns_name_ok(name) {
+        return Err(bad("not a DNS name"));
+    }
+    match port.parse::<u16>() {
+        Ok(port) if port != 0 => Ok(ServerEntry::Dns(ServerAddr {
+            host: name.to_owned(),
+            port,
+        })),
+        _ => Err(bad("the port must be 1 to 65535")),
+    }
+}
+
+/// A host name as resolvers take it (RFC 1123 labels, and `_` as in
+/// service names): dot-separated labels of 1..=63 letters, digits, `-`
+/// or `_`, not starting or ending with `-`; at most 253 bytes; an
+/// optional final dot.
+fn dns_name_ok(name: &str) -> bool {
+    let name = name.strip_suffix('.').unwrap_or(name);
+    !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|label| {
+            (1..=63).contains(&label.len())
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
 }
 
 fn server_addr(cx: &Cx<'_>, path: &[Seg<'_>], v: &str) -> Result<ServerAddr> {
@@ -941,7 +1004,7 @@ servers = ["db-1:5432"]
 type = "relp"
 servers = ["relay-1:2514"]
 "#,
-            r#"ok: relp (relay-1:2514) Relp servers=relay-1:2514 balance=Failover format=Rfc5424/Utc framing=OctetCounting window=1024 response_timeout=30s tls=None disk_buffer=None max_backoff=60s"#,
+            r#"ok: relp (relay-1:2514) Relp servers=relay-1:2514 resolve_interval=30s balance=Failover format=Rfc5424/Utc framing=OctetCounting window=1024 response_timeout=30s tls=None disk_buffer=None max_backoff=60s"#,
         ),
         (
             "relp: every key but tls",
@@ -956,7 +1019,7 @@ timeout = "5s"
 disk_buffer = { max_bytes = "1GiB" }
 max_backoff = "10s"
 "#,
-            r#"ok: relp (relay-1:2514, [::1]:2514, 10.0.0.1:2514 (hash_host), disk buffer 1073741824 bytes) Relp servers=relay-1:2514,[::1]:2514,10.0.0.1:2514 balance=HashHost format=Rfc3164/Utc framing=OctetCounting window=65536 response_timeout=5s tls=None disk_buffer=Some(DiskBufferConfig { max_bytes: 1073741824, path: "/var/lib/logrelay/server/buffers/d", fsync: EveryBatch, when_full: Block, segment_bytes: 67108864 }) max_backoff=10s"#,
+            r#"ok: relp (relay-1:2514, [::1]:2514, 10.0.0.1:2514 (hash_host), disk buffer 1073741824 bytes) Relp servers=relay-1:2514,[::1]:2514,10.0.0.1:2514 resolve_interval=30s balance=HashHost format=Rfc3164/Utc framing=OctetCounting window=65536 response_timeout=5s tls=None disk_buffer=Some(DiskBufferConfig { max_bytes: 1073741824, path: "/var/lib/logrelay/server/buffers/d", fsync: EveryBatch, when_full: Block, segment_bytes: 67108864 }) max_backoff=10s"#,
         ),
         (
             "relp: template",
@@ -967,7 +1030,7 @@ servers = ["relay-1:2514"]
 template = "${HOST} ${MESSAGE}"
 balance = "round_robin"
 "#,
-            r#"ok: relp (relay-1:2514) Relp servers=relay-1:2514 balance=RoundRobin template="${HOST} ${MESSAGE}" framing=OctetCounting window=1024 response_timeout=30s tls=None disk_buffer=None max_backoff=60s"#,
+            r#"ok: relp (relay-1:2514) Relp servers=relay-1:2514 resolve_interval=30s balance=RoundRobin template="${HOST} ${MESSAGE}" framing=OctetCounting window=1024 response_timeout=30s tls=None disk_buffer=None max_backoff=60s"#,
         ),
         (
             "relp: no servers key",
@@ -1030,6 +1093,194 @@ type = "relp"
 servers = ["[::1:2514"]
 "#,
             r#"FILE:3:12: destinations.d.servers[1]: `[::1:2514` is not HOST:PORT such as "relay-1:2514" or "[::1]:2514""#,
+        ),
+        (
+            "relp: dns server",
+            r#"
+[destinations.d]
+type = "relp"
+servers = ["dns+relays.internal:2514"]
+"#,
+            r#"ok: relp (dns+relays.internal:2514 (failover)) Relp servers=dns+relays.internal:2514 resolve_interval=30s balance=Failover format=Rfc5424/Utc framing=OctetCounting window=1024 response_timeout=30s tls=None disk_buffer=None max_backoff=60s"#,
+        ),
+        (
+            "relp: dns and plain servers, resolve_interval",
+            r#"
+[destinations.d]
+type = "relp"
+servers = ["relay-1:2514", "dns+relays.internal.:2514", "dns+_relp._tcp.example:2514"]
+resolve_interval = "500ms"
+balance = "hash_host"
+"#,
+            r#"ok: relp (relay-1:2514, dns+relays.internal.:2514, dns+_relp._tcp.example:2514 (hash_host)) Relp servers=relay-1:2514,dns+relays.internal.:2514,dns+_relp._tcp.example:2514 resolve_interval=500ms balance=HashHost format=Rfc5424/Utc framing=OctetCounting window=1024 response_timeout=30s tls=None disk_buffer=None max_backoff=60s"#,
+        ),
+        (
+            "relp: dns without a port",
+            r#"
+[destinations.d]
+type = "relp"
+servers = ["dns+relays.internal"]
+"#,
+            r#"FILE:3:12: destinations.d.servers[1]: `dns+relays.internal` is not dns+NAME:PORT such as "dns+relays.internal:2514": no port"#,
+        ),
+        (
+            "relp: dns port zero",
+            r#"
+[destinations.d]
+type = "relp"
+servers = ["dns+relays.internal:0"]
+"#,
+            r#"FILE:3:12: destinations.d.servers[1]: `dns+relays.internal:0` is not dns+NAME:PORT such as "dns+relays.internal:2514": the port must be 1 to 65535"#,
+        ),
+        (
+            "relp: dns port not a number",
+            r#"
+[destinations.d]
+type = "relp"
+servers = ["dns+relays.internal:syslog"]
+"#,
+            r#"FILE:3:12: destinations.d.servers[1]: `dns+relays.internal:syslog` is not dns+NAME:PORT such as "dns+relays.internal:2514": the port must be 1 to 65535"#,
+        ),
+        (
+            "relp: dns empty name",
+            r#"
+[destinations.d]
+type = "relp"
+servers = ["dns+:2514"]
+"#,
+            r#"FILE:3:12: destinations.d.servers[1]: `dns+:2514` is not dns+NAME:PORT such as "dns+relays.internal:2514": not a DNS name"#,
+        ),
+        (
+            "relp: dns name with a space",
+            r#"
+[destinations.d]
+type = "relp"
+servers = ["relay-1:2514", "dns+relay one:2514"]
+"#,
+            r#"FILE:3:28: destinations.d.servers[2]: `dns+relay one:2514` is not dns+NAME:PORT such as "dns+relays.internal:2514": not a DNS name"#,
+        ),
+        (
+            "relp: dns empty label",
+            r#"
+[destinations.d]
+type = "relp"
+servers = ["dns+relays..internal:2514"]
+"#,
+            r#"FILE:3:12: destinations.d.servers[1]: `dns+relays..internal:2514` is not dns+NAME:PORT such as "dns+relays.internal:2514": not a DNS name"#,
+        ),
+        (
+            "relp: dns label starting with a hyphen",
+            r#"
+[destinations.d]
+type = "relp"
+servers = ["dns+-relays.internal:2514"]
+"#,
+            r#"FILE:3:12: destinations.d.servers[1]: `dns+-relays.internal:2514` is not dns+NAME:PORT such as "dns+relays.internal:2514": not a DNS name"#,
+        ),
+        (
+            "relp: dns label of 64 bytes",
+            r#"
+[destinations.d]
+type = "relp"
+servers = ["dns+aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.internal:2514"]
+"#,
+            r#"FILE:3:12: destinations.d.servers[1]: `dns+aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.internal:2514` is not dns+NAME:PORT such as "dns+relays.internal:2514": not a DNS name"#,
+        ),
+        (
+            "relp: dns label of 63 bytes",
+            r#"
+[destinations.d]
+type = "relp"
+servers = ["dns+aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.internal:2514"]
+"#,
+            r#"ok: relp (dns+aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.internal:2514 (failover)) Relp servers=dns+aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.internal:2514 resolve_interval=30s balance=Failover format=Rfc5424/Utc framing=OctetCounting window=1024 response_timeout=30s tls=None disk_buffer=None max_backoff=60s"#,
+        ),
+        (
+            "relp: dns with an IPv4 address",
+            r#"
+[destinations.d]
+type = "relp"
+servers = ["dns+10.0.0.1:2514"]
+"#,
+            r#"FILE:3:12: destinations.d.servers[1]: `dns+10.0.0.1:2514` is not dns+NAME:PORT such as "dns+relays.internal:2514": an address, not a name (leave out dns+)"#,
+        ),
+        (
+            "relp: dns with an IPv6 address",
+            r#"
+[destinations.d]
+type = "relp"
+servers = ["dns+[::1]:2514"]
+"#,
+            r#"FILE:3:12: destinations.d.servers[1]: `dns+[::1]:2514` is not dns+NAME:PORT such as "dns+relays.internal:2514": an address, not a name (leave out dns+)"#,
+        ),
+        (
+            "relp: dns prefix in capitals",
+            r#"
+[destinations.d]
+type = "relp"
+servers = ["DNS+relays.internal:2514"]
+"#,
+            r#"FILE:3:12: destinations.d.servers[1]: `DNS+relays.internal:2514` is not HOST:PORT such as "relay-1:2514" or "[::1]:2514""#,
+        ),
+        (
+            "relp: resolve_interval at its lower bound",
+            r#"
+[destinations.d]
+type = "relp"
+servers = ["dns+relays.internal:2514"]
+resolve_interval = "100ms"
+"#,
+            r#"ok: relp (dns+relays.internal:2514 (failover)) Relp servers=dns+relays.internal:2514 resolve_interval=100ms balance=Failover format=Rfc5424/Utc framing=OctetCounting window=1024 response_timeout=30s tls=None disk_buffer=None max_backoff=60s"#,
+        ),
+        (
+            "relp: resolve_interval at its upper bound",
+            r#"
+[destinations.d]
+type = "relp"
+servers = ["dns+relays.internal:2514"]
+resolve_interval = "1h"
+"#,
+            r#"ok: relp (dns+relays.internal:2514 (failover)) Relp servers=dns+relays.internal:2514 resolve_interval=3600s balance=Failover format=Rfc5424/Utc framing=OctetCounting window=1024 response_timeout=30s tls=None disk_buffer=None max_backoff=60s"#,
+        ),
+        (
+            "relp: resolve_interval too short",
+            r#"
+[destinations.d]
+type = "relp"
+servers = ["dns+relays.internal:2514"]
+resolve_interval = "99ms"
+"#,
+            r#"FILE:4:20: destinations.d.resolve_interval: must be between 100ms and 1h"#,
+        ),
+        (
+            "relp: resolve_interval too long",
+            r#"
+[destinations.d]
+type = "relp"
+servers = ["dns+relays.internal:2514"]
+resolve_interval = "61m"
+"#,
+            r#"FILE:4:20: destinations.d.resolve_interval: must be between 100ms and 1h"#,
+        ),
+        (
+            "relp: resolve_interval not a duration",
+            r#"
+[destinations.d]
+type = "relp"
+servers = ["dns+relays.internal:2514"]
+resolve_interval = "often"
+"#,
+            r#"FILE:4:20: destinations.d.resolve_interval: `often` is not a duration: expected a number and a unit such as "250ms", "5s" or "10m""#,
+        ),
+        (
+            "relp: resolve_interval not a string",
+            r#"
+[destinations.d]
+type = "relp"
+servers = ["dns+relays.internal:2514"]
+resolve_interval = 30
+"#,
+            r#"FILE:1:1: invalid type: integer `30`, expected a string"#,
         ),
         (
             "relp: bad balance",
@@ -1110,7 +1361,7 @@ type = "relp"
 servers = ["relay-1:2514"]
 framing = "lf"
 "#,
-            r#"FILE:4:1: framing: unknown key; expected one of `servers`, `balance`, `format`, `template`, `window`, `timeout`, `tls`, `disk_buffer`, `max_backoff`"#,
+            r#"FILE:4:1: framing: unknown key; expected one of `servers`, `resolve_interval`, `balance`, `format`, `template`, `window`, `timeout`, `tls`, `disk_buffer`, `max_backoff`"#,
         ),
         (
             "relp: unknown key",
@@ -1120,7 +1371,7 @@ type = "relp"
 servers = ["relay-1:2514"]
 retries = 3
 "#,
-            r#"FILE:4:1: retries: unknown key; expected one of `servers`, `balance`, `format`, `template`, `window`, `timeout`, `tls`, `disk_buffer`, `max_backoff`"#,
+            r#"FILE:4:1: retries: unknown key; expected one of `servers`, `resolve_interval`, `balance`, `format`, `template`, `window`, `timeout`, `tls`, `disk_buffer`, `max_backoff`"#,
         ),
         (
             "relp: window not a number",
@@ -1149,7 +1400,7 @@ servers = "relay-1:2514"
 type = "tcp"
 servers = ["127.0.0.1:514"]
 "#,
-            r#"ok: tcp (127.0.0.1:514) Tcp servers=127.0.0.1:514 balance=Failover format=Rfc5424/Utc framing=OctetCounting window=1024 response_timeout=30s tls=None disk_buffer=None max_backoff=60s"#,
+            r#"ok: tcp (127.0.0.1:514) Tcp servers=127.0.0.1:514 resolve_interval=30s balance=Failover format=Rfc5424/Utc framing=OctetCounting window=1024 response_timeout=30s tls=None disk_buffer=None max_backoff=60s"#,
         ),
         (
             "tcp: every key",
@@ -1163,7 +1414,7 @@ framing = "lf"
 disk_buffer = { max_bytes = "64MiB", path = "/spool/d", fsync = "1s", when_full = "drop_newest", segment_bytes = "64KiB" }
 max_backoff = "2m"
 "#,
-            r#"ok: tcp (a:514, b:514 (failover), disk buffer 67108864 bytes) Tcp servers=a:514,b:514 balance=Failover format=Rfc3164/Utc framing=Lf window=1024 response_timeout=30s tls=None disk_buffer=Some(DiskBufferConfig { max_bytes: 67108864, path: "/spool/d", fsync: Interval(1s), when_full: DropNewest, segment_bytes: 65536 }) max_backoff=120s"#,
+            r#"ok: tcp (a:514, b:514 (failover), disk buffer 67108864 bytes) Tcp servers=a:514,b:514 resolve_interval=30s balance=Failover format=Rfc3164/Utc framing=Lf window=1024 response_timeout=30s tls=None disk_buffer=Some(DiskBufferConfig { max_bytes: 67108864, path: "/spool/d", fsync: Interval(1s), when_full: DropNewest, segment_bytes: 65536 }) max_backoff=120s"#,
         ),
         (
             "tcp: framing octet_counting",
@@ -1173,7 +1424,7 @@ type = "tcp"
 servers = ["a:514"]
 framing = "octet_counting"
 "#,
-            r#"ok: tcp (a:514) Tcp servers=a:514 balance=Failover format=Rfc5424/Utc framing=OctetCounting window=1024 response_timeout=30s tls=None disk_buffer=None max_backoff=60s"#,
+            r#"ok: tcp (a:514) Tcp servers=a:514 resolve_interval=30s balance=Failover format=Rfc5424/Utc framing=OctetCounting window=1024 response_timeout=30s tls=None disk_buffer=None max_backoff=60s"#,
         ),
         (
             "tcp: bad framing",
@@ -1193,7 +1444,7 @@ type = "tcp"
 servers = ["a:514"]
 window = 10
 "#,
-            r#"FILE:4:1: window: unknown key; expected one of `servers`, `balance`, `format`, `template`, `framing`, `disk_buffer`, `max_backoff`"#,
+            r#"FILE:4:1: window: unknown key; expected one of `servers`, `resolve_interval`, `balance`, `format`, `template`, `framing`, `disk_buffer`, `max_backoff`"#,
         ),
         (
             "tcp: no timeout key",
@@ -1203,7 +1454,7 @@ type = "tcp"
 servers = ["a:514"]
 timeout = "1s"
 "#,
-            r#"FILE:4:1: timeout: unknown key; expected one of `servers`, `balance`, `format`, `template`, `framing`, `disk_buffer`, `max_backoff`"#,
+            r#"FILE:4:1: timeout: unknown key; expected one of `servers`, `resolve_interval`, `balance`, `format`, `template`, `framing`, `disk_buffer`, `max_backoff`"#,
         ),
         (
             "tcp: no tls key",
@@ -1213,7 +1464,7 @@ type = "tcp"
 servers = ["a:514"]
 tls = {}
 "#,
-            r#"FILE:4:1: tls: unknown key; expected one of `servers`, `balance`, `format`, `template`, `framing`, `disk_buffer`, `max_backoff`"#,
+            r#"FILE:4:1: tls: unknown key; expected one of `servers`, `resolve_interval`, `balance`, `format`, `template`, `framing`, `disk_buffer`, `max_backoff`"#,
         ),
         (
             "tcp: unknown key",
@@ -1223,7 +1474,7 @@ type = "tcp"
 servers = ["a:514"]
 keepalive = true
 "#,
-            r#"FILE:4:1: keepalive: unknown key; expected one of `servers`, `balance`, `format`, `template`, `framing`, `disk_buffer`, `max_backoff`"#,
+            r#"FILE:4:1: keepalive: unknown key; expected one of `servers`, `resolve_interval`, `balance`, `format`, `template`, `framing`, `disk_buffer`, `max_backoff`"#,
         ),
         (
             "tcp: unknown key after a known one",
@@ -1234,7 +1485,7 @@ framing = "lf"
 bogus = 1
 servers = ["a:514"]
 "#,
-            r#"FILE:4:1: bogus: unknown key; expected one of `servers`, `balance`, `format`, `template`, `framing`, `disk_buffer`, `max_backoff`"#,
+            r#"FILE:4:1: bogus: unknown key; expected one of `servers`, `resolve_interval`, `balance`, `format`, `template`, `framing`, `disk_buffer`, `max_backoff`"#,
         ),
         (
             "tcp: bad max_backoff",
@@ -1246,6 +1497,16 @@ max_backoff = "forever"
 "#,
             r#"FILE:4:15: destinations.d.max_backoff: `forever` is not a duration: expected a number and a unit such as "250ms", "5s" or "10m""#,
         ),
+        (
+            "tcp: dns server and resolve_interval",
+            r#"
+[destinations.d]
+type = "tcp"
+servers = ["dns+syslog.internal:514", "b:514"]
+resolve_interval = "10s"
+"#,
+            r#"ok: tcp (dns+syslog.internal:514, b:514 (failover)) Tcp servers=dns+syslog.internal:514,b:514 resolve_interval=10s balance=Failover format=Rfc5424/Utc framing=OctetCounting window=1024 response_timeout=30s tls=None disk_buffer=None max_backoff=60s"#,
+        ),
         // forwarding: tls (certificate cases in the tls table)
         (
             "tls: no tls key",
@@ -1255,7 +1516,7 @@ type = "tls"
 servers = ["a:6514"]
 window = 4
 "#,
-            r#"FILE:4:1: window: unknown key; expected one of `servers`, `balance`, `format`, `template`, `framing`, `tls`, `disk_buffer`, `max_backoff`"#,
+            r#"FILE:4:1: window: unknown key; expected one of `servers`, `resolve_interval`, `balance`, `format`, `template`, `framing`, `tls`, `disk_buffer`, `max_backoff`"#,
         ),
         (
             "tls: bad framing",
@@ -1284,18 +1545,19 @@ servers = []
 type = "udp"
 servers = ["127.0.0.1:514"]
 "#,
-            r#"ok: udp (127.0.0.1:514) Udp servers=127.0.0.1:514 balance=Failover format=Rfc5424/Utc framing=OctetCounting window=1024 response_timeout=30s tls=None disk_buffer=None max_backoff=60s"#,
+            r#"ok: udp (127.0.0.1:514) Udp servers=127.0.0.1:514 resolve_interval=30s balance=Failover format=Rfc5424/Utc framing=OctetCounting window=1024 response_timeout=30s tls=None disk_buffer=None max_backoff=60s"#,
         ),
         (
             "udp: every key",
             r#"
 [destinations.d]
 type = "udp"
-servers = ["a:514", "b:514"]
+servers = ["a:514", "dns+b.internal:514"]
+resolve_interval = "1m"
 balance = "round_robin"
 template = "<${PRI}>${MESSAGE}"
 "#,
-            r#"ok: udp (a:514, b:514 (round_robin)) Udp servers=a:514,b:514 balance=RoundRobin template="<${PRI}>${MESSAGE}" framing=OctetCounting window=1024 response_timeout=30s tls=None disk_buffer=None max_backoff=60s"#,
+            r#"ok: udp (a:514, dns+b.internal:514 (round_robin)) Udp servers=a:514,dns+b.internal:514 resolve_interval=60s balance=RoundRobin template="<${PRI}>${MESSAGE}" framing=OctetCounting window=1024 response_timeout=30s tls=None disk_buffer=None max_backoff=60s"#,
         ),
         (
             "udp: no framing key",
@@ -1305,7 +1567,7 @@ type = "udp"
 servers = ["a:514"]
 framing = "lf"
 "#,
-            r#"FILE:4:1: framing: unknown key; expected one of `servers`, `balance`, `format`, `template`"#,
+            r#"FILE:4:1: framing: unknown key; expected one of `servers`, `resolve_interval`, `balance`, `format`, `template`"#,
         ),
         (
             "udp: no disk_buffer key",
@@ -1315,7 +1577,7 @@ type = "udp"
 servers = ["a:514"]
 disk_buffer = { max_bytes = "1GiB" }
 "#,
-            r#"FILE:4:1: disk_buffer: unknown key; expected one of `servers`, `balance`, `format`, `template`"#,
+            r#"FILE:4:1: disk_buffer: unknown key; expected one of `servers`, `resolve_interval`, `balance`, `format`, `template`"#,
         ),
         (
             "udp: no max_backoff key",
@@ -1325,7 +1587,7 @@ type = "udp"
 servers = ["a:514"]
 max_backoff = "1s"
 "#,
-            r#"FILE:4:1: max_backoff: unknown key; expected one of `servers`, `balance`, `format`, `template`"#,
+            r#"FILE:4:1: max_backoff: unknown key; expected one of `servers`, `resolve_interval`, `balance`, `format`, `template`"#,
         ),
         (
             "udp: no tls key",
@@ -1335,7 +1597,7 @@ type = "udp"
 servers = ["a:514"]
 tls = {}
 "#,
-            r#"FILE:4:1: tls: unknown key; expected one of `servers`, `balance`, `format`, `template`"#,
+            r#"FILE:4:1: tls: unknown key; expected one of `servers`, `resolve_interval`, `balance`, `format`, `template`"#,
         ),
         // disk buffers (on a tcp destination)
         (
@@ -1349,7 +1611,7 @@ type = "tcp"
 servers = ["a:514"]
 disk_buffer = { max_bytes = "10GiB" }
 "#,
-            r#"ok: tcp (a:514, disk buffer 10737418240 bytes) Tcp servers=a:514 balance=Failover format=Rfc5424/Utc framing=OctetCounting window=1024 response_timeout=30s tls=None disk_buffer=Some(DiskBufferConfig { max_bytes: 10737418240, path: "/srv/state/buffers/d", fsync: EveryBatch, when_full: Block, segment_bytes: 67108864 }) max_backoff=60s"#,
+            r#"ok: tcp (a:514, disk buffer 10737418240 bytes) Tcp servers=a:514 resolve_interval=30s balance=Failover format=Rfc5424/Utc framing=OctetCounting window=1024 response_timeout=30s tls=None disk_buffer=Some(DiskBufferConfig { max_bytes: 10737418240, path: "/srv/state/buffers/d", fsync: EveryBatch, when_full: Block, segment_bytes: 67108864 }) max_backoff=60s"#,
         ),
         (
             "disk buffer: smallest",
@@ -1362,7 +1624,7 @@ max_bytes = "1MiB"
 fsync = "batch"
 when_full = "block"
 "#,
-            r#"ok: tcp (a:514, disk buffer 1048576 bytes) Tcp servers=a:514 balance=Failover format=Rfc5424/Utc framing=OctetCounting window=1024 response_timeout=30s tls=None disk_buffer=Some(DiskBufferConfig { max_bytes: 1048576, path: "/var/lib/logrelay/server/buffers/d", fsync: EveryBatch, when_full: Block, segment_bytes: 65536 }) max_backoff=60s"#,
+            r#"ok: tcp (a:514, disk buffer 1048576 bytes) Tcp servers=a:514 resolve_interval=30s balance=Failover format=Rfc5424/Utc framing=OctetCounting window=1024 response_timeout=30s tls=None disk_buffer=Some(DiskBufferConfig { max_bytes: 1048576, path: "/var/lib/logrelay/server/buffers/d", fsync: EveryBatch, when_full: Block, segment_bytes: 65536 }) max_backoff=60s"#,
         ),
         (
             "disk buffer: too small",

@@ -169,14 +169,15 @@ pub fn destination_values(d: &Destination) -> String {
         ),
         DestinationKind::Stdout { output: o } => output(o),
         DestinationKind::Forward(f) => format!(
-            "{:?} servers={} balance={:?} {} framing={:?} window={} response_timeout={:?} \
-             tls={:?} disk_buffer={:?} max_backoff={:?}",
+            "{:?} servers={} resolve_interval={:?} balance={:?} {} framing={:?} window={} \
+             response_timeout={:?} tls={:?} disk_buffer={:?} max_backoff={:?}",
             f.protocol,
             f.servers
                 .iter()
                 .map(ToString::to_string)
                 .collect::<Vec<_>>()
                 .join(","),
+            f.resolve_interval,
             f.balance,
             output(&f.output),
             f.framing,

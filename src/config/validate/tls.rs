@@ -343,7 +343,7 @@ tls = { cert = "@TLS@/host.pem", key = "@TLS@/host.key", ciphers = "all" }
 type = "tls"
 servers = ["relay-1:6514"]
 "#,
-            r#"ok: tls (relay-1:6514) Tls servers=relay-1:6514 balance=Failover format=Rfc5424/Utc framing=OctetCounting window=1024 response_timeout=30s tls=Some(TlsConfig { cert: None, key: None, ca: None, verify_client: false, peer_names: [], fingerprints: [], verify_hostname: true }) disk_buffer=None max_backoff=60s"#,
+            r#"ok: tls (relay-1:6514) Tls servers=relay-1:6514 resolve_interval=30s balance=Failover format=Rfc5424/Utc framing=OctetCounting window=1024 response_timeout=30s tls=Some(TlsConfig { cert: None, key: None, ca: None, verify_client: false, peer_names: [], fingerprints: [], verify_hostname: true }) disk_buffer=None max_backoff=60s"#,
         ),
         (
             "tls destination: every key",
@@ -358,7 +358,7 @@ tls = { ca = "@TLS@/ca.pem", cert = "@TLS@/host.pem", key = "@TLS@/host.key", pe
 disk_buffer = { max_bytes = "1GiB" }
 max_backoff = "30s"
 "#,
-            r#"ok: tls (relay-1:6514, disk buffer 1073741824 bytes) Tls servers=relay-1:6514 balance=HashHost format=Json/Utc framing=Lf window=1024 response_timeout=30s tls=Some(TlsConfig { cert: Some("@TLS@/host.pem"), key: Some("@TLS@/host.key"), ca: Some("@TLS@/ca.pem"), verify_client: false, peer_names: ["relay-1"], fingerprints: [], verify_hostname: false }) disk_buffer=Some(DiskBufferConfig { max_bytes: 1073741824, path: "/var/lib/logrelay/server/buffers/d", fsync: EveryBatch, when_full: Block, segment_bytes: 67108864 }) max_backoff=30s"#,
+            r#"ok: tls (relay-1:6514, disk buffer 1073741824 bytes) Tls servers=relay-1:6514 resolve_interval=30s balance=HashHost format=Json/Utc framing=Lf window=1024 response_timeout=30s tls=Some(TlsConfig { cert: Some("@TLS@/host.pem"), key: Some("@TLS@/host.key"), ca: Some("@TLS@/ca.pem"), verify_client: false, peer_names: ["relay-1"], fingerprints: [], verify_hostname: false }) disk_buffer=Some(DiskBufferConfig { max_bytes: 1073741824, path: "/var/lib/logrelay/server/buffers/d", fsync: EveryBatch, when_full: Block, segment_bytes: 67108864 }) max_backoff=30s"#,
         ),
         (
             "tls destination: pinned fingerprint",
@@ -368,7 +368,7 @@ type = "tls"
 servers = ["relay-1:6514"]
 tls = { fingerprints = ["0011223344556677889900112233445566778899001122334455667788990011"] }
 "#,
-            r#"ok: tls (relay-1:6514) Tls servers=relay-1:6514 balance=Failover format=Rfc5424/Utc framing=OctetCounting window=1024 response_timeout=30s tls=Some(TlsConfig { cert: None, key: None, ca: None, verify_client: false, peer_names: [], fingerprints: [[0, 17, 34, 51, 68, 85, 102, 119, 136, 153, 0, 17, 34, 51, 68, 85, 102, 119, 136, 153, 0, 17, 34, 51, 68, 85, 102, 119, 136, 153, 0, 17]], verify_hostname: true }) disk_buffer=None max_backoff=60s"#,
+            r#"ok: tls (relay-1:6514) Tls servers=relay-1:6514 resolve_interval=30s balance=Failover format=Rfc5424/Utc framing=OctetCounting window=1024 response_timeout=30s tls=Some(TlsConfig { cert: None, key: None, ca: None, verify_client: false, peer_names: [], fingerprints: [[0, 17, 34, 51, 68, 85, 102, 119, 136, 153, 0, 17, 34, 51, 68, 85, 102, 119, 136, 153, 0, 17, 34, 51, 68, 85, 102, 119, 136, 153, 0, 17]], verify_hostname: true }) disk_buffer=None max_backoff=60s"#,
         ),
         (
             "tls destination: unreadable ca",
@@ -428,7 +428,7 @@ type = "relp"
 servers = ["relay-1:2514"]
 tls = { ca = "@TLS@/ca.pem" }
 "#,
-            r#"ok: relp (relay-1:2514) Relp servers=relay-1:2514 balance=Failover format=Rfc5424/Utc framing=OctetCounting window=1024 response_timeout=30s tls=Some(TlsConfig { cert: None, key: None, ca: Some("@TLS@/ca.pem"), verify_client: false, peer_names: [], fingerprints: [], verify_hostname: true }) disk_buffer=None max_backoff=60s"#,
+            r#"ok: relp (relay-1:2514) Relp servers=relay-1:2514 resolve_interval=30s balance=Failover format=Rfc5424/Utc framing=OctetCounting window=1024 response_timeout=30s tls=Some(TlsConfig { cert: None, key: None, ca: Some("@TLS@/ca.pem"), verify_client: false, peer_names: [], fingerprints: [], verify_hostname: true }) disk_buffer=None max_backoff=60s"#,
         ),
         (
             "relp destination: empty tls",
@@ -438,7 +438,7 @@ type = "relp"
 servers = ["relay-1:2514"]
 tls = {}
 "#,
-            r#"ok: relp (relay-1:2514) Relp servers=relay-1:2514 balance=Failover format=Rfc5424/Utc framing=OctetCounting window=1024 response_timeout=30s tls=Some(TlsConfig { cert: None, key: None, ca: None, verify_client: false, peer_names: [], fingerprints: [], verify_hostname: true }) disk_buffer=None max_backoff=60s"#,
+            r#"ok: relp (relay-1:2514) Relp servers=relay-1:2514 resolve_interval=30s balance=Failover format=Rfc5424/Utc framing=OctetCounting window=1024 response_timeout=30s tls=Some(TlsConfig { cert: None, key: None, ca: None, verify_client: false, peer_names: [], fingerprints: [], verify_hostname: true }) disk_buffer=None max_backoff=60s"#,
         ),
         (
             "relp destination: tls bad fingerprint",

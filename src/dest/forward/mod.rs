@@ -53,6 +53,24 @@
 //! slow server never holds up the others; their results, RELP answers and
 //! closed connections come back to the destination task as [`Event`]s.
 //!
+//! Membership: `dns+NAME:PORT` entries are looked up by a task of their
+//! own ([`resolve`]: the system resolver, `getaddrinfo` on a blocking
+//! thread, at most [`LOOKUP_TIMEOUT`] each, again every
+//! `resolve_interval`; after a failed lookup sooner, from
+//! [`FIRST_LOOKUP_RETRY`] doubling up to `resolve_interval`:
+//! [`LookupSchedule`]), so a slow resolver never holds up the
+//! destination; each answer comes back as an [`Event::Resolved`] and
+//! [`Servers::resolved`] says who joined and who left. A member that
+//! joins gets a link and is connected like any server. A member that
+//! leaves gets no new frames; it leaves at once when nothing it was sent
+//! is unanswered (tcp, tls and udp never have anything: a write is
+//! delivery), else it is drained: its RELP answers are still taken, and
+//! once the last one is in its session is closed. What it leaves
+//! unanswered when its connection breaks or stays silent for `timeout`
+//! goes back to the front of the queue and to the other members, as at
+//! any break: nothing is lost, and a frame is sent twice only if the
+//! member stored it and its answer was lost.
+//!
 //! Modules: [`feed`] (the queue and the spool feed), [`stream`] (tcp, tls
 //! and udp sessions), [`relp`] (the RELP session); this file holds the
 //! destination task's loop and the per-server connection state.
@@ -61,8 +79,9 @@ mod feed;
 mod relp;
 mod stream;
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::io;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -74,14 +93,14 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use self::feed::{Feed, Incoming, Queue};
-use super::balance::Servers;
+use super::balance::{Changes, Member, MemberId, Servers};
 use super::Error;
 use crate::buffer::spool::Acker;
 use crate::config::{ForwardDestConfig, Protocol, ServerAddr};
 use crate::dest::inbox::Inbox;
 use crate::message::Ack;
 use crate::state::rejects::Rejects;
-use crate::stats::Counters;
+use crate::stats::{Counters, PeerGuard};
 
 /// The halves of a RELP connection (plain TCP or TLS).
 type RelpRead = Box<dyn AsyncRead + Send + Unpin>;
@@ -100,6 +119,40 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 /// With a disk buffer, how long frames in flight at shutdown may take to
 /// be answered (what is not answered is sent again after the restart).
 const BUFFERED_CLOSE: Duration = Duration::from_secs(2);
+/// How long one lookup of a `dns+` entry may take before it counts as
+/// failed.
+pub const LOOKUP_TIMEOUT: Duration = Duration::from_secs(10);
+/// After a failed lookup the next comes this soon (then twice as late
+/// each time, at most `resolve_interval`): a name missing at start-up
+/// or a resolver that was briefly down is found again quickly.
+pub const FIRST_LOOKUP_RETRY: Duration = Duration::from_secs(1);
+
+/// When the next round of lookups is due.
+#[derive(Debug)]
+struct LookupSchedule {
+    interval: Duration,
+    retry: Duration,
+}
+
+impl LookupSchedule {
+    fn new(interval: Duration) -> LookupSchedule {
+        LookupSchedule {
+            interval,
+            retry: FIRST_LOOKUP_RETRY,
+        }
+    }
+
+    /// The wait after a round in which some lookup `failed` (or not).
+    fn after(&mut self, failed: bool) -> Duration {
+        if !failed {
+            self.retry = FIRST_LOOKUP_RETRY;
+            return self.interval;
+        }
+        let wait = self.retry.min(self.interval);
+        self.retry = self.retry.saturating_mul(2).min(self.interval);
+        wait
+    }
+}
 
 #[derive(Debug)]
 pub struct ForwardDest {
@@ -146,24 +199,29 @@ impl Drop for Pending {
     }
 }
 
-/// What connection tasks report.
+/// What connection and lookup tasks report.
 enum Event {
     Connected {
-        server: usize,
+        server: MemberId,
         result: io::Result<Conn>,
     },
     /// The answers (`txnr`, code) decoded from one read, in order: one
     /// event per read, not per frame, so a window of answers wakes the
     /// destination task once.
     Rsp {
-        server: usize,
+        server: MemberId,
         conn_id: u64,
         answers: Vec<(u32, Option<u16>)>,
     },
     Closed {
-        server: usize,
+        server: MemberId,
         conn_id: u64,
         why: String,
+    },
+    /// A lookup of `dns+` entry `entry` ended.
+    Resolved {
+        entry: usize,
+        result: Result<Vec<IpAddr>, String>,
     },
 }
 
@@ -189,9 +247,15 @@ enum Live {
     },
 }
 
-/// One server's connection state.
-#[derive(Default)]
+/// One member's connection state.
 struct Link {
+    member: Member,
+    /// Its row in the destination's member list (`logrelay stats`): the
+    /// messages it took; shown as left once the link is dropped.
+    stats: PeerGuard,
+    /// The member has left: no new frames; the link goes once what it
+    /// was sent is answered (or sent again elsewhere).
+    leaving: bool,
     live: Option<Live>,
     connecting: bool,
     conn_id: u64,
@@ -201,6 +265,22 @@ struct Link {
     /// RELP: since when the server owes an answer without having given
     /// one (the last answer, or the send into an empty window).
     waiting_since: Option<Instant>,
+}
+
+impl Link {
+    fn new(member: Member, counters: &Counters) -> Link {
+        Link {
+            stats: counters.member_joined(member.to_string()),
+            member,
+            leaving: false,
+            live: None,
+            connecting: false,
+            conn_id: 0,
+            unacked: VecDeque::new(),
+            next_txnr: 0,
+            waiting_since: None,
+        }
+    }
 }
 
 impl Drop for Link {
@@ -238,19 +318,26 @@ impl ForwardDest {
         let acker = feed.acker();
         let buffered = acker.is_some();
         let mut closing_at: Option<Instant> = None;
+        let servers = Servers::new(
+            self.name.clone(),
+            &self.config.servers,
+            self.config.balance,
+            self.config.max_backoff,
+        )
+        .with_counters(self.counters.clone());
+        let events = mpsc::unbounded_channel();
+        let dns = servers.dns_entries();
+        let resolver = (!dns.is_empty())
+            .then(|| tokio::spawn(resolve(dns, self.config.resolve_interval, events.0.clone())));
         let mut state = State {
-            servers: Servers::new(
-                self.name.clone(),
-                self.config.servers.clone(),
-                self.config.balance,
-                self.config.max_backoff,
-            )
-            .with_counters(self.counters.clone()),
-            links: (0..self.config.servers.len())
-                .map(|_| Link::default())
+            links: servers
+                .members()
+                .map(|(id, m)| (id, Link::new(m.clone(), &self.counters)))
                 .collect(),
+            servers,
             queue: Queue::default(),
-            events: mpsc::unbounded_channel(),
+            events,
+            resolver,
             dest: self,
         };
         let mut open = true;
@@ -261,7 +348,7 @@ impl ForwardDest {
             }
             // After the dispatch: it may have found connections closed.
             state.start_connects();
-            let in_flight: usize = state.links.iter().map(|l| l.unacked.len()).sum();
+            let in_flight: usize = state.links.values().map(|l| l.unacked.len()).sum();
             if !open && state.queue.is_empty() && in_flight == 0 {
                 break;
             }
@@ -308,43 +395,136 @@ async fn sleep_until(at: Option<Instant>) {
     }
 }
 
+/// Looks up every `dns+` entry (NAME, PORT) now and again every
+/// `interval`, reporting each answer; ends when the destination does.
+async fn resolve(
+    entries: Vec<(usize, ServerAddr)>,
+    interval: Duration,
+    events: mpsc::UnboundedSender<Event>,
+) {
+    let mut schedule = LookupSchedule::new(interval);
+    loop {
+        let mut failed = false;
+        for (entry, name) in &entries {
+            // `lookup_host` runs getaddrinfo on a blocking thread.
+            let lookup = tokio::net::lookup_host((name.host.as_str(), name.port));
+            let result = match tokio::time::timeout(LOOKUP_TIMEOUT, lookup).await {
+                Ok(Ok(addrs)) => Ok(addrs.map(|a| a.ip()).collect()),
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(_) => Err(format!("no answer within {LOOKUP_TIMEOUT:?}")),
+            };
+            // No address at all counts as failed (`Servers::resolved`).
+            failed |= result.as_ref().map_or(true, Vec::is_empty);
+            let event = Event::Resolved {
+                entry: *entry,
+                result,
+            };
+            if events.send(event).is_err() {
+                return;
+            }
+        }
+        tokio::time::sleep(schedule.after(failed)).await;
+    }
+}
+
 struct State {
     dest: ForwardDest,
     servers: Servers,
-    links: Vec<Link>,
+    /// Every member's link, and those of members draining after they left.
+    links: HashMap<MemberId, Link>,
     queue: Queue,
     events: (mpsc::UnboundedSender<Event>, mpsc::UnboundedReceiver<Event>),
+    /// The task looking up `dns+` entries.
+    resolver: Option<JoinHandle<()>>,
+}
+
+impl Drop for State {
+    fn drop(&mut self) {
+        if let Some(resolver) = &self.resolver {
+            resolver.abort();
+        }
+    }
 }
 
 impl State {
-    /// Starts a connect task for every server that needs one now.
+    /// Starts a connect task for every member that needs one now.
     fn start_connects(&mut self) {
-        for i in self.servers.due(Instant::now()) {
-            let link = &mut self.links[i];
+        for id in self.servers.due(Instant::now()) {
+            let Some(link) = self.links.get_mut(&id) else {
+                continue;
+            };
             if link.connecting || link.live.is_some() {
                 continue;
             }
             link.connecting = true;
-            let addr = self.servers.addr(i).clone();
+            let member = link.member.clone();
             let protocol = self.dest.config.protocol;
             let tls = self.dest.tls.clone();
             let events = self.events.0.clone();
             tokio::spawn(async move {
-                let connecting = connect(&addr, protocol, tls);
+                let connecting = connect(&member, protocol, tls);
                 let result = match tokio::time::timeout(CONNECT_TIMEOUT, connecting).await {
                     Ok(result) => result,
                     Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "connect timed out")),
                 };
-                let _ = events.send(Event::Connected { server: i, result });
+                let _ = events.send(Event::Connected { server: id, result });
             });
+        }
+    }
+
+    /// Members joined and left (one lookup's answer).
+    fn apply(&mut self, changes: Changes) {
+        for (id, member) in changes.joined {
+            let link = Link::new(member, &self.dest.counters);
+            self.links.insert(id, link);
+        }
+        for (id, _) in changes.left {
+            let Some(link) = self.links.get_mut(&id) else {
+                continue;
+            };
+            link.leaving = true;
+            if link.unacked.is_empty() {
+                self.retire(id);
+            } else {
+                tracing::info!(destination = %self.dest.name, server = %link.member, unanswered = link.unacked.len(), "member left: waiting for the answers it owes");
+            }
+        }
+    }
+
+    /// A member that left and owes nothing: its link goes; its
+    /// connection is closed politely in a task of its own.
+    fn retire(&mut self, id: MemberId) {
+        let Some(mut link) = self.links.remove(&id) else {
+            return;
+        };
+        tracing::debug!(destination = %self.dest.name, server = %link.member, "member left: connection closed");
+        let txnr = link.next_txnr;
+        if let Some(live) = link.live.take() {
+            tokio::spawn(close_live(live, txnr));
         }
     }
 
     fn handle(&mut self, event: Event) {
         match event {
+            Event::Resolved { entry, result } => match result {
+                Ok(addrs) => {
+                    let changes = self.servers.resolved(entry, addrs);
+                    self.apply(changes);
+                }
+                Err(why) => self.servers.resolve_failed(entry, &why),
+            },
             Event::Connected { server, result } => {
-                let link = &mut self.links[server];
+                let Some(link) = self.links.get_mut(&server) else {
+                    // Its member left while it connected: `result`
+                    // (a connection) is dropped.
+                    return;
+                };
                 link.connecting = false;
+                if link.leaving {
+                    // Left while connecting, with nothing owed.
+                    self.links.remove(&server);
+                    return;
+                }
                 match result {
                     Ok(conn) => {
                         link.conn_id += 1;
@@ -383,33 +563,43 @@ impl State {
                 conn_id,
                 why,
             } => {
-                if conn_id == self.links[server].conn_id && self.links[server].live.is_some() {
-                    let quiet = self.links[server].unacked.is_empty();
+                let Some(link) = self.links.get(&server) else {
+                    return;
+                };
+                if conn_id == link.conn_id && link.live.is_some() {
+                    let quiet = link.unacked.is_empty();
                     self.break_link(server, &why, quiet);
                 }
             }
         }
     }
 
-    /// Drops server `i`'s connection; its unanswered frames go back to
+    /// Drops member `id`'s connection; its unanswered frames go back to
     /// the front of the queue. `quiet`: nothing was lost in flight (an idle
-    /// close): reconnect at once without calling the server down.
-    fn break_link(&mut self, i: usize, why: &str, quiet: bool) {
-        let link = &mut self.links[i];
+    /// close): reconnect at once without calling the server down. A
+    /// member that left goes for good: the others take its frames.
+    fn break_link(&mut self, id: MemberId, why: &str, quiet: bool) {
+        let Some(link) = self.links.get_mut(&id) else {
+            return;
+        };
         if let Some(Live::Relp { reader, .. }) = link.live.take() {
             reader.abort();
         }
         link.conn_id += 1;
         link.waiting_since = None;
-        Counters::add(&self.dest.counters.retried, link.unacked.len() as u64);
+        let unanswered = link.unacked.len();
+        Counters::add(&self.dest.counters.retried, unanswered as u64);
         for (_, pending) in link.unacked.drain(..).rev() {
             self.queue.push_front(pending);
         }
-        if quiet {
-            tracing::debug!(destination = %self.dest.name, server = %self.servers.addr(i), why, "connection closed: reconnecting");
-            self.servers.set_reconnecting(i);
+        if link.leaving {
+            tracing::info!(destination = %self.dest.name, server = %link.member, why, unanswered, "member left: what it had not answered goes to the others");
+            self.links.remove(&id);
+        } else if quiet {
+            tracing::debug!(destination = %self.dest.name, server = %link.member, why, "connection closed: reconnecting");
+            self.servers.set_reconnecting(id);
         } else {
-            self.servers.set_down(i, why);
+            self.servers.set_down(id, why);
         }
     }
 
@@ -417,7 +607,7 @@ impl State {
     fn next_stall(&self) -> Option<Instant> {
         let timeout = self.dest.config.response_timeout;
         self.links
-            .iter()
+            .values()
             .filter_map(|l| l.waiting_since)
             .min()
             .map(|since| since + timeout)
@@ -430,14 +620,18 @@ impl State {
     fn break_stalled(&mut self) {
         let timeout = self.dest.config.response_timeout;
         let now = Instant::now();
-        for i in 0..self.links.len() {
-            let stalled = self.links[i]
-                .waiting_since
-                .is_some_and(|since| now.duration_since(since) >= timeout);
-            if stalled {
-                let why = format!("no answer for {timeout:?}");
-                self.break_link(i, &why, false);
-            }
+        let stalled: Vec<MemberId> = self
+            .links
+            .iter()
+            .filter(|(_, l)| {
+                l.waiting_since
+                    .is_some_and(|since| now.duration_since(since) >= timeout)
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for id in stalled {
+            let why = format!("no answer for {timeout:?}");
+            self.break_link(id, &why, false);
         }
     }
 
@@ -480,12 +674,65 @@ async fn timed_write<W: AsyncWrite + Unpin>(w: &mut W, buf: &[u8]) -> Result<(),
 }
 
 async fn connect(
-    addr: &ServerAddr,
+    member: &Member,
     protocol: Protocol,
     tls: Option<Arc<rustls::ClientConfig>>,
 ) -> io::Result<Conn> {
     match protocol {
-        Protocol::Relp => relp::connect(addr, tls).await,
-        Protocol::Tcp | Protocol::Tls | Protocol::Udp => stream::connect(addr, protocol, tls).await,
+        Protocol::Relp => relp::connect(member, tls).await,
+        Protocol::Tcp | Protocol::Tls | Protocol::Udp => {
+            stream::connect(member, protocol, tls).await
+        }
+    }
+}
+
+/// Ends the connection of a member that left: RELP says `close` (and
+/// reads for its answer, briefly), TLS sends its close_notify.
+async fn close_live(live: Live, txnr: u32) {
+    match live {
+        Live::Relp {
+            mut write,
+            mut reader,
+        } => {
+            let mut buf = BytesMut::new();
+            crate::relp::encode(txnr, b"close", b"", &mut buf);
+            if timed_write(&mut write, &buf).await.is_ok() {
+                // The reader ends on the server's close (its events are
+                // for a link that is gone, and ignored).
+                let answered = tokio::time::timeout(Duration::from_secs(1), &mut reader).await;
+                if answered.is_err() {
+                    reader.abort();
+                }
+            } else {
+                reader.abort();
+            }
+            let _ = timed_shutdown(&mut write).await;
+        }
+        Live::Tls(mut stream) => {
+            let _ = timed_shutdown(&mut stream).await;
+        }
+        Live::Tcp(mut stream) => {
+            let _ = timed_shutdown(&mut stream).await;
+        }
+        Live::Udp(_) => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failed_lookups_are_retried_sooner_backing_off_to_the_interval() {
+        let mut s = LookupSchedule::new(Duration::from_secs(30));
+        assert_eq!(s.after(false), Duration::from_secs(30));
+        let waits: Vec<u64> = (0..7).map(|_| s.after(true).as_secs()).collect();
+        assert_eq!(waits, [1, 2, 4, 8, 16, 30, 30]);
+        assert_eq!(s.after(false), Duration::from_secs(30));
+        assert_eq!(s.after(true), Duration::from_secs(1), "a success resets");
+        // An interval shorter than the first retry bounds it.
+        let mut short = LookupSchedule::new(Duration::from_millis(200));
+        assert_eq!(short.after(true), Duration::from_millis(200));
+        assert_eq!(short.after(true), Duration::from_millis(200));
     }
 }

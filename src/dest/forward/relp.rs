@@ -29,24 +29,25 @@ use super::{
     timed_shutdown, timed_write, Conn, Event, Live, Pending, RelpRead, RelpWrite, State,
     ROUND_BYTES, ROUND_MESSAGES,
 };
-use crate::config::ServerAddr;
-use crate::dest::balance::Pick;
+use crate::dest::balance::{Member, MemberId, Pick};
 use crate::dest::delivery::{self, Code, Failure, Reason, SetAside};
 use crate::message::{Facility, Message, Severity, TimeZone};
 use crate::relp::{self, FrameDecoder};
 use crate::stats::Counters;
 use crate::syslog::framing::Oversize;
 
-/// Connects to `addr` (over TLS with `tls`) and opens a RELP session.
+/// Connects to `member` (over TLS with `tls`, verifying its name) and
+/// opens a RELP session.
 pub(super) async fn connect(
-    addr: &ServerAddr,
+    member: &Member,
     tls: Option<Arc<rustls::ClientConfig>>,
 ) -> io::Result<Conn> {
+    let addr = &member.addr;
     let stream = TcpStream::connect((addr.host.as_str(), addr.port)).await?;
     let _ = stream.set_nodelay(true);
     match tls {
         Some(tls) => {
-            let stream = crate::tls::connect(&tls, &addr.host, stream, false).await?;
+            let stream = crate::tls::connect(&tls, &member.tls_name, stream, false).await?;
             let (read, write) = tokio::io::split(stream);
             open(Box::new(read), Box::new(write)).await
         }
@@ -109,14 +110,16 @@ impl State {
     /// The answers of one read of server `server`'s connection `conn_id`.
     pub(super) fn answers(
         &mut self,
-        server: usize,
+        server: MemberId,
         conn_id: u64,
         answers: Vec<(u32, Option<u16>)>,
     ) {
         let mut delivered = 0;
         let mut refused: Vec<(Pending, u16)> = Vec::new();
         for (txnr, code) in answers {
-            let link = &mut self.links[server];
+            let Some(link) = self.links.get_mut(&server) else {
+                break;
+            };
             if conn_id != link.conn_id || link.live.is_none() {
                 break;
             }
@@ -145,24 +148,36 @@ impl State {
             }
         }
         let answered = delivered + refused.len() as u64;
-        let link = &mut self.links[server];
-        if answered > 0 && conn_id == link.conn_id && link.live.is_some() {
-            link.waiting_since = (!link.unacked.is_empty()).then(Instant::now);
+        let mut addr = String::new();
+        let mut drained = false;
+        if let Some(link) = self.links.get_mut(&server) {
+            addr = link.member.to_string();
+            if delivered > 0 {
+                link.stats.saw(delivered);
+            }
+            if answered > 0 && conn_id == link.conn_id && link.live.is_some() {
+                link.waiting_since = (!link.unacked.is_empty()).then(Instant::now);
+                // A member that left has answered its last frame.
+                drained = link.leaving && link.unacked.is_empty();
+            }
         }
         Counters::add(&self.dest.counters.written, delivered);
         Counters::add(&self.dest.counters.acknowledged, delivered);
         if !refused.is_empty() {
-            self.set_aside(server, refused);
+            self.set_aside(addr, refused);
+        }
+        if drained {
+            self.retire(server);
         }
     }
 
-    /// Stores messages the server refused (off the async threads), then
-    /// releases them: upstream acks, or their disk buffer records.
-    fn set_aside(&self, server: usize, refused: Vec<(Pending, u16)>) {
+    /// Stores messages the server `addr` refused (off the async
+    /// threads), then releases them: upstream acks, or their disk buffer
+    /// records.
+    fn set_aside(&self, addr: String, refused: Vec<(Pending, u16)>) {
         let rejects = self.dest.rejects.clone();
         let name = self.dest.name.clone();
         let counters = self.dest.counters.clone();
-        let addr = self.servers.addr(server).to_string();
         tokio::task::spawn_blocking(move || {
             let mut aside: SetAside<Pending> = SetAside::default();
             let now = chrono::Utc::now();
@@ -184,16 +199,18 @@ impl State {
 
     /// One round of RELP frames; `false` when nothing could be sent.
     pub(super) async fn round_relp(&mut self) -> bool {
-        let n = self.links.len();
         let window = self.dest.config.window.max(1);
-        let mut bufs: Vec<BytesMut> = vec![BytesMut::new(); n];
+        // One buffer per member written to this round.
+        let mut bufs: Vec<(MemberId, BytesMut)> = Vec::new();
         let mut count = 0;
         let mut bytes = 0;
         while let Some(p) = self.queue.front() {
             let Pick::Server(s) = self.servers.pick(&p.host) else {
                 break;
             };
-            let link = &mut self.links[s];
+            let Some(link) = self.links.get_mut(&s) else {
+                break;
+            };
             if link.unacked.len() >= window {
                 break;
             }
@@ -202,7 +219,14 @@ impl State {
             };
             let txnr = link.next_txnr;
             link.next_txnr = relp::next_txnr(txnr);
-            relp::encode(txnr, b"syslog", &p.payload, &mut bufs[s]);
+            let i = match bufs.iter().position(|(id, _)| *id == s) {
+                Some(i) => i,
+                None => {
+                    bufs.push((s, BytesMut::new()));
+                    bufs.len() - 1
+                }
+            };
+            relp::encode(txnr, b"syslog", &p.payload, &mut bufs[i].1);
             bytes += p.payload.len();
             if link.unacked.is_empty() {
                 link.waiting_since = Some(Instant::now());
@@ -213,16 +237,14 @@ impl State {
                 break;
             }
         }
-        for (s, buf) in bufs.iter().enumerate() {
-            if buf.is_empty() {
-                continue;
-            }
-            let result = match &mut self.links[s].live {
+        for (s, buf) in &bufs {
+            let live = self.links.get_mut(s).and_then(|l| l.live.as_mut());
+            let result = match live {
                 Some(Live::Relp { write, .. }) => timed_write(write, buf).await,
                 _ => Err("not connected".to_owned()),
             };
             if let Err(why) = result {
-                self.break_link(s, &why, false);
+                self.break_link(*s, &why, false);
             }
         }
         count > 0
@@ -232,7 +254,7 @@ impl State {
     /// (librelp servers answer `close` and complain when nobody reads it).
     pub(super) async fn close(&mut self) {
         let mut closing = 0;
-        for link in &mut self.links {
+        for link in self.links.values_mut() {
             if let Some(Live::Relp { write, .. }) = &mut link.live {
                 let mut buf = BytesMut::new();
                 relp::encode(link.next_txnr, b"close", b"", &mut buf);
@@ -245,11 +267,11 @@ impl State {
         while closing > 0 {
             match tokio::time::timeout_at(deadline, self.events.1.recv()).await {
                 Ok(Some(Event::Rsp { .. } | Event::Closed { .. })) => closing -= 1,
-                Ok(Some(Event::Connected { .. })) => {}
+                Ok(Some(Event::Connected { .. } | Event::Resolved { .. })) => {}
                 Ok(None) | Err(_) => break,
             }
         }
-        for link in &mut self.links {
+        for link in self.links.values_mut() {
             match &mut link.live {
                 Some(Live::Relp { write, .. }) => {
                     let _ = timed_shutdown(write).await;
@@ -266,7 +288,7 @@ impl State {
 
 /// Reads a RELP session's answers and reports them, then its end.
 pub(super) async fn read_answers(
-    server: usize,
+    server: MemberId,
     conn_id: u64,
     mut read: RelpRead,
     mut buf: BytesMut,

@@ -17,17 +17,18 @@ use bytes::BytesMut;
 use tokio::net::{TcpStream, UdpSocket};
 
 use super::{timed_write, Conn, Live, Pending, State, ROUND_BYTES, ROUND_MESSAGES};
-use crate::config::{Protocol, ServerAddr};
-use crate::dest::balance::Pick;
+use crate::config::Protocol;
+use crate::dest::balance::{Member, MemberId, Pick};
 use crate::stats::Counters;
 use crate::syslog::framing::encode_frame;
 
-/// Connects to `addr` for `protocol` (tcp, tls or udp).
+/// Connects to `member` for `protocol` (tcp, tls or udp).
 pub(super) async fn connect(
-    addr: &ServerAddr,
+    member: &Member,
     protocol: Protocol,
     tls: Option<Arc<rustls::ClientConfig>>,
 ) -> io::Result<Conn> {
+    let addr = &member.addr;
     let target = (addr.host.as_str(), addr.port);
     if protocol == Protocol::Udp {
         let Some(remote) = tokio::net::lookup_host(target).await?.next() else {
@@ -46,7 +47,7 @@ pub(super) async fn connect(
     let _ = stream.set_nodelay(true);
     match tls {
         Some(tls) => Ok(Conn::Tls(Box::new(
-            crate::tls::connect(&tls, &addr.host, stream, true).await?,
+            crate::tls::connect(&tls, &member.tls_name, stream, true).await?,
         ))),
         None => Ok(Conn::Tcp(stream)),
     }
@@ -55,21 +56,28 @@ pub(super) async fn connect(
 impl State {
     /// One round of tcp or udp writes; `false` when nothing could be sent.
     pub(super) async fn round_stream(&mut self) -> bool {
-        let n = self.links.len();
         let framing = self.dest.config.framing;
-        let mut bufs: Vec<BytesMut> = vec![BytesMut::new(); n];
+        // The members written to this round, each with its bytes.
+        let mut bufs: Vec<(MemberId, BytesMut)> = Vec::new();
         let mut taken: Vec<(usize, Pending)> = Vec::new();
         let mut bytes = 0;
         while let Some(p) = self.queue.front() {
-            let Pick::Server(s) = self.servers.pick(&p.host) else {
+            let Pick::Server(id) = self.servers.pick(&p.host) else {
                 break;
             };
             let Some(p) = self.queue.pop_front() else {
                 break;
             };
             bytes += p.payload.len();
+            let s = match bufs.iter().position(|(b, _)| *b == id) {
+                Some(s) => s,
+                None => {
+                    bufs.push((id, BytesMut::new()));
+                    bufs.len() - 1
+                }
+            };
             if matches!(self.dest.config.protocol, Protocol::Tcp | Protocol::Tls) {
-                encode_frame(framing, &p.payload, &mut bufs[s]);
+                encode_frame(framing, &p.payload, &mut bufs[s].1);
             }
             taken.push((s, p));
             if taken.len() >= ROUND_MESSAGES || bytes >= ROUND_BYTES {
@@ -79,19 +87,17 @@ impl State {
         if taken.is_empty() {
             return false;
         }
-        let mut failed = vec![false; n];
-        for s in 0..n {
-            if !taken.iter().any(|(t, _)| *t == s) {
-                continue;
-            }
-            let result = match &mut self.links[s].live {
+        let mut failed = vec![false; bufs.len()];
+        for (s, (id, buf)) in bufs.iter().enumerate() {
+            let live = self.links.get_mut(id).and_then(|l| l.live.as_mut());
+            let result = match live {
                 Some(Live::Tcp(stream)) => match peer_closed(stream) {
                     Some(why) => Err((why, true)),
-                    None => timed_write(stream, &bufs[s]).await.map_err(|e| (e, false)),
+                    None => timed_write(stream, buf).await.map_err(|e| (e, false)),
                 },
                 Some(Live::Tls(stream)) => match crate::tls::peer_closed(stream) {
                     Some(closed) => Err(closed),
-                    None => timed_write(stream, &bufs[s]).await.map_err(|e| (e, false)),
+                    None => timed_write(stream, buf).await.map_err(|e| (e, false)),
                 },
                 Some(Live::Udp(socket)) => {
                     let mut result = Ok(());
@@ -110,22 +116,31 @@ impl State {
             };
             if let Err((why, quiet)) = result {
                 failed[s] = true;
-                self.links[s].live = None;
+                if let Some(link) = self.links.get_mut(id) {
+                    link.live = None;
+                }
                 if quiet {
-                    self.servers.set_reconnecting(s);
+                    self.servers.set_reconnecting(*id);
                 } else {
-                    self.servers.set_down(s, &why);
+                    self.servers.set_down(*id, &why);
                 }
             }
         }
         let mut written = 0;
+        let mut per_member = vec![0u64; bufs.len()];
         for (s, p) in taken.into_iter().rev() {
             if failed[s] {
                 Counters::add(&self.dest.counters.retried, 1);
                 self.queue.push_front(p);
             } else {
                 written += 1;
+                per_member[s] += 1;
                 p.delivered();
+            }
+        }
+        for ((id, _), n) in bufs.iter().zip(per_member) {
+            if let (Some(link), true) = (self.links.get(id), n > 0) {
+                link.stats.saw(n);
             }
         }
         Counters::add(&self.dest.counters.written, written);
