@@ -121,6 +121,8 @@ struct Runtime {
     registry: Arc<Registry>,
     /// The rejects store, from the config at start (a reload keeps it).
     rejects: Rejects,
+    /// Taps and the fleet view (they outlive reloads).
+    views: crate::live::Views,
     global: Option<Global>,
     sources: Vec<RunningSource>,
     dests: Vec<RunningDest>,
@@ -240,6 +242,7 @@ impl Runtime {
         Runtime {
             registry: Arc::new(Registry::new()),
             rejects,
+            views: crate::live::Views::new(),
             global: None,
             sources: Vec::new(),
             dests: Vec::new(),
