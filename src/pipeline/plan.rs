@@ -296,6 +296,10 @@ impl Runtime {
         let Config {
             global, filters, ..
         } = config;
+        self.views.fleet.configure(crate::live::fleet::Settings {
+            max_hosts: global.max_hosts,
+            silent_after: global.silent_after,
+        });
         // Publishing drops the previous table: routers of kept sources
         // move to this one at their next batch, and the old destinations'
         // channels close once no router holds the old table.
