@@ -612,6 +612,9 @@ fn rfc3339(ms: u64) -> String {
 /// `2s`, `10m`, `1h5m`, `250ms`: for log lines and the table.
 pub fn format_duration(d: Duration) -> String {
     let ms = d.as_millis() as u64;
+    if ms == 0 {
+        return "0s".to_owned();
+    }
     if ms < 1000 {
         return format!("{ms}ms");
     }
@@ -824,6 +827,6 @@ mod tests {
         assert_eq!(escape_label("a\"b\\"), "a\\\"b\\\\");
         assert_eq!(format_duration(Duration::from_secs(3725)), "1h2m5s");
         assert_eq!(format_duration(Duration::from_millis(250)), "250ms");
-        assert_eq!(format_duration(Duration::from_secs(0)), "0ms");
+        assert_eq!(format_duration(Duration::from_secs(0)), "0s");
     }
 }

@@ -362,6 +362,21 @@ impl Attached {
         std::mem::swap(&mut lock(&self.tap.buffer).messages, into);
     }
 
+    /// The filter and scope, for the log.
+    fn describe(&self) -> String {
+        let filter = self
+            .tap
+            .filter
+            .as_ref()
+            .and_then(|f| f.expr(FilterId(0)))
+            .map_or_else(|| "everything".to_owned(), |e| e.to_string());
+        match &self.tap.scope {
+            Scope::All => filter,
+            Scope::Source(s) => format!("{filter} from source {s}"),
+            Scope::Destination(d) => format!("{filter} to destination {d}"),
+        }
+    }
+
     /// Messages that matched and were not kept, so far.
     pub fn missed(&self) -> u64 {
         lock(&self.tap.buffer).missed
@@ -488,6 +503,33 @@ where
     if out.send(b"{\"ok\":true}\n").await.is_err() {
         return Ended::Stalled;
     }
+    tracing::info!(
+        tap = %attached.describe(),
+        taps = taps.len(),
+        "tap attached"
+    );
+    let ended = stream_until_end(&mut attached, format, &mut input, &mut out, cancel).await;
+    tracing::info!(
+        tap = %attached.describe(),
+        not_shown = attached.missed(),
+        ended = ?ended,
+        "tap ended"
+    );
+    ended
+}
+
+/// The body of [`serve`] once the tap is attached.
+async fn stream_until_end<R, W>(
+    attached: &mut Attached,
+    format: Format,
+    input: &mut R,
+    out: &mut Out<W>,
+    cancel: &CancellationToken,
+) -> Ended
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
     let mut taken = Vec::with_capacity(BUFFER);
     let mut text = Vec::with_capacity(CHUNK);
     let mut reported = 0u64;
@@ -501,7 +543,7 @@ where
             // its end: the tap ends.
             _ = input.read(&mut scratch) => break Ended::Client,
             () = attached.tap.ready.notified() => {
-                if out.flush(&attached, format, &mut taken, &mut text).await.is_err() {
+                if out.flush(attached, format, &mut taken, &mut text).await.is_err() {
                     return Ended::Stalled;
                 }
             }
@@ -519,7 +561,7 @@ where
     // No more offers; then what is left, then the count.
     attached.detach();
     if out
-        .flush(&attached, format, &mut taken, &mut text)
+        .flush(attached, format, &mut taken, &mut text)
         .await
         .is_err()
     {

@@ -173,6 +173,7 @@ pub async fn run(config: Config, origin: Origin) -> Result<(), Error> {
         runtime.registry.clone(),
         runtime.rejects.clone(),
         control,
+        runtime.views.clone(),
     )
     .await?;
     // Every source is bound: root is no longer needed (privilege.rs).
