@@ -65,7 +65,8 @@ impl Error {
 pub struct Summary {
     /// Messages written to stdout.
     pub shown: u64,
-    /// Messages that matched and were not shown (the instance's count).
+    /// Messages that matched and were not shown: the instance's count
+    /// plus those received after stdout was closed.
     pub missed: u64,
 }
 
@@ -138,19 +139,11 @@ async fn session(path: &Path, request: &Request) -> Result<Summary, Error> {
     }
     line.clear();
 
-    let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::with_capacity(256 * 1024, stdout.lock());
-    let mut stdout_open = true;
-    let mut summary = Summary {
-        shown: 0,
-        missed: 0,
-    };
+    let mut out = Output::new();
     let mut printed: Option<u64> = None;
+    // The instance's count of what it did not send.
+    let mut instance_missed = 0u64;
     let mut ending: Option<tokio::time::Instant> = None;
-    let end_now = |summary: Summary| {
-        eprintln!("# {} messages not shown", summary.missed);
-        Ok(summary)
-    };
     loop {
         let deadline = ending.unwrap_or_else(|| tokio::time::Instant::now() + END_WAIT);
         // `read_until` keeps what it read in `line` when another branch
@@ -165,8 +158,7 @@ async fn session(path: &Path, request: &Request) -> Result<Summary, Error> {
             Event::Read(read) => read.map_err(io("cannot read"))?,
             // A second signal, or no end in time: stop now.
             Event::Late | Event::Signal if ending.is_some() => {
-                let _ = out.flush();
-                return end_now(summary);
+                return Ok(out.end(instance_missed));
             }
             Event::Late | Event::Signal => {
                 ending = Some(tokio::time::Instant::now() + END_WAIT);
@@ -175,47 +167,108 @@ async fn session(path: &Path, request: &Request) -> Result<Summary, Error> {
             }
         };
         if n == 0 || line.last() != Some(&b'\n') {
-            let _ = out.flush();
+            out.flush();
             return Err(Error::Closed {
                 path: path.to_path_buf(),
-                missed: summary.missed,
+                missed: instance_missed + out.dropped,
             });
         }
         match line.first() {
-            Some(b'm') => {
-                summary.shown += 1;
-                if stdout_open && out.write_all(&line[1..]).is_err() {
-                    // A closed pipe (`| head`): end the tap.
-                    stdout_open = false;
-                    if ending.is_none() {
-                        ending = Some(tokio::time::Instant::now() + END_WAIT);
-                        let _ = write.shutdown().await;
-                    }
-                }
-            }
+            Some(b'm') => out.push(&line[1..]),
             Some(b'#') => {
-                summary.missed = count(&line[1..]).ok_or_else(|| bad(&line))?;
-                if printed != Some(summary.missed) {
-                    let _ = out.flush();
-                    eprintln!("# {} messages not shown", summary.missed);
-                    printed = Some(summary.missed);
+                instance_missed = count(&line[1..]).ok_or_else(|| bad(&line))?;
+                out.flush();
+                let missed = instance_missed + out.dropped;
+                if printed != Some(missed) {
+                    eprintln!("# {missed} messages not shown");
+                    printed = Some(missed);
                 }
             }
             Some(b'.') => {
                 let rest = &line[1..];
                 let number = rest.split(|&b| b == b' ').next().unwrap_or(rest);
-                summary.missed = count(number).ok_or_else(|| bad(&line))?;
-                let _ = out.flush();
+                instance_missed = count(number).ok_or_else(|| bad(&line))?;
                 if rest.ends_with(b" shutdown\n") {
+                    out.flush();
                     eprintln!("logrelay: tap: the instance is shutting down");
                 }
-                return end_now(summary);
+                return Ok(out.end(instance_missed));
             }
             _ => return Err(bad(&line)),
         }
         line.clear();
-        if stdout_open && reader.buffer().is_empty() && out.flush().is_err() {
-            stdout_open = false;
+        if reader.buffer().is_empty() || out.text.len() >= 256 * 1024 {
+            out.flush();
+        }
+        if !out.open && ending.is_none() {
+            // A closed pipe (`logrelay tap | head`): end the tap.
+            ending = Some(tokio::time::Instant::now() + END_WAIT);
+            let _ = write.shutdown().await;
+        }
+    }
+}
+
+/// Stdout, with an exact count of the messages written to it: a message
+/// counts as shown once the write that carries it has succeeded; after a
+/// failed write (a closed pipe) every message counts as not shown.
+struct Output {
+    stdout: std::io::Stdout,
+    text: Vec<u8>,
+    /// Messages in `text`.
+    pending: u64,
+    open: bool,
+    shown: u64,
+    dropped: u64,
+}
+
+impl Output {
+    fn new() -> Output {
+        Output {
+            stdout: std::io::stdout(),
+            text: Vec::with_capacity(256 * 1024),
+            pending: 0,
+            open: true,
+            shown: 0,
+            dropped: 0,
+        }
+    }
+
+    fn push(&mut self, record: &[u8]) {
+        if self.open {
+            self.text.extend_from_slice(record);
+            self.pending += 1;
+        } else {
+            self.dropped += 1;
+        }
+    }
+
+    fn flush(&mut self) {
+        if self.pending == 0 {
+            return;
+        }
+        let mut stdout = self.stdout.lock();
+        if stdout
+            .write_all(&self.text)
+            .and_then(|()| stdout.flush())
+            .is_ok()
+        {
+            self.shown += self.pending;
+        } else {
+            self.open = false;
+            self.dropped += self.pending;
+        }
+        self.text.clear();
+        self.pending = 0;
+    }
+
+    /// Flushes, prints the final count and returns the summary.
+    fn end(mut self, instance_missed: u64) -> Summary {
+        self.flush();
+        let missed = instance_missed + self.dropped;
+        eprintln!("# {missed} messages not shown");
+        Summary {
+            shown: self.shown,
+            missed,
         }
     }
 }

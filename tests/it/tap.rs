@@ -100,8 +100,13 @@ impl Tap {
     }
 
     /// Ctrl-C, then waits (bounded) for the exit and the last output.
-    fn interrupt(mut self) -> Ended {
+    fn interrupt(self) -> Ended {
         self.signal("INT");
+        self.wait()
+    }
+
+    /// Waits (bounded) for the exit and the last output.
+    fn wait(mut self) -> Ended {
         let mut child = self.child.take().expect("running");
         let deadline = std::time::Instant::now() + DEADLINE;
         let code = loop {
@@ -111,7 +116,7 @@ impl Tap {
             if std::time::Instant::now() > deadline {
                 let _ = child.kill();
                 panic!(
-                    "tap did not end within {DEADLINE:?} after SIGINT; stderr:\n{}",
+                    "tap did not end within {DEADLINE:?}; stderr:\n{}",
                     self.stderr.lock().unwrap()
                 );
             }
@@ -507,4 +512,54 @@ destinations = ["all"]
         run.stderr
     );
     server.stop();
+}
+
+#[test]
+fn a_tap_ends_with_its_count_when_the_instance_shuts_down() {
+    let mut server = Server::start(
+        r#"
+[global]
+state_dir = "state"
+control = "control.sock"
+
+[sources.net]
+type = "tcp"
+listen = "127.0.0.1:0"
+
+[destinations.all]
+type = "file"
+path = "all.log"
+format = "raw"
+
+[[paths]]
+sources = ["net"]
+destinations = ["all"]
+"#,
+    );
+    let tap = Tap::attach(&server, &["--format", "json"], 1);
+    let text: String = (0..10).map(|i| rfc5424(6, "hostA", "app", i)).collect();
+    send_all(&server, text).join().expect("send");
+    wait_lines(&server.path("all.log"), 10);
+    // SIGTERM: the server exits 0 without waiting for the tap...
+    server.stop();
+    // ...and the tap ends cleanly, with everything it was sent.
+    let ended = tap.wait();
+    assert_eq!(ended.code, Some(0), "{}", ended.stderr);
+    let messages: Vec<String> = ended
+        .stdout
+        .iter()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"));
+            v["message"].as_str().unwrap_or_default().to_owned()
+        })
+        .collect();
+    let want: Vec<String> = (0..10).map(|i| format!("n={i:05}")).collect();
+    assert_eq!(messages, want);
+    assert!(
+        ended
+            .stderr
+            .contains("logrelay: tap: the instance is shutting down\n# 0 messages not shown\n"),
+        "{}",
+        ended.stderr
+    );
 }
