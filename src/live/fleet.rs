@@ -4,9 +4,9 @@
 //!
 //! - Which host: a message's `host` field (empty ones are not counted).
 //!   The routers of every source but `internal` feed it ([`Fleet::record`]).
-//! - Cost: per message, the router compares the host with the previous
-//!   message's (a run) and, when it changes, adds the run to a per-batch
-//!   tally ([`BatchHosts`], a hash map that keeps its capacity); per batch,
+//! - Cost: per message, the router counts the host in a per-batch tally
+//!   ([`BatchHosts`]: two loads of the name and a slot of a small table,
+//!   no hashing of the whole name, no allocation once warm); per batch,
 //!   one lock of the table and one update per distinct host. The table
 //!   never holds a slice of a received buffer: a new host's name is copied.
 //! - Bounded by `max_hosts` (`[global]`, default [`DEFAULT_MAX_HOSTS`]; 0
@@ -222,7 +222,7 @@ impl Fleet {
     /// Adds the tally of one batch (and empties it): one lock for the
     /// batch. Logs (INFO) the hosts that were silent and sent again.
     pub fn record(&self, batch: &mut BatchHosts) {
-        if batch.counts.is_empty() {
+        if batch.is_empty() {
             return;
         }
         let mut back: Vec<(String, u64)> = Vec::new();
@@ -236,20 +236,20 @@ impl Fleet {
                 silent,
                 evicted,
             } = &mut *t;
-            for (host, n) in batch.counts.drain() {
-                if let Some(h) = hosts.to_back(&host) {
+            batch.drain(|host, n| {
+                if let Some(h) = hosts.to_back(host) {
                     if h.silent {
                         h.silent = false;
                         *silent -= 1;
                         if back.len() < LOG_MAX {
-                            back.push((display(&host), wall.saturating_sub(h.last_seen_ms)));
+                            back.push((display(host), wall.saturating_sub(h.last_seen_ms)));
                         }
                     }
                     h.add(n, wall, mono);
-                    continue;
+                    return;
                 }
                 if settings.max_hosts == 0 {
-                    continue;
+                    return;
                 }
                 while hosts.len() >= settings.max_hosts {
                     let Some((_, old)) = hosts.pop_front() else {
@@ -259,8 +259,8 @@ impl Fleet {
                     *silent -= usize::from(old.silent);
                 }
                 // A copy: `host` may be a slice of a large received buffer.
-                hosts.insert(Bytes::copy_from_slice(&host), Host::new(n, wall, mono));
-            }
+                hosts.insert(Bytes::copy_from_slice(host), Host::new(n, wall, mono));
+            });
         }
         for (host, silent_ms) in back {
             tracing::info!(
@@ -438,52 +438,151 @@ impl Fleet {
 /// The hosts of one batch and how many messages each sent: filled per
 /// message by [`BatchHosts::count`], emptied by [`Fleet::record`]. Kept by
 /// a router from batch to batch, so it allocates only while it grows.
-#[derive(Debug, Default)]
+///
+/// Per message it must cost next to nothing, even when every message
+/// comes from another host (a relay's batch mixes many): a host name is
+/// summed up in a [`Key`] (its length, first and last eight bytes: two
+/// loads), which picks one of [`SLOTS`] slots; the slot holding the same
+/// key counts it (a name over 16 bytes is compared whole), a free one
+/// takes it. When [`PROBES`] consecutive slots are taken by other hosts,
+/// the message goes to a hash map instead.
+#[derive(Debug)]
 pub struct BatchHosts {
-    counts: HashMap<Bytes, u64, BuildHasherDefault<HostHasher>>,
+    slots: Vec<Slot>,
+    /// Indexes of the slots in use.
+    used: Vec<usize>,
+    spill: HashMap<Bytes, u64, BuildHasherDefault<HostHasher>>,
+}
+
+/// Slots of [`BatchHosts`] (a power of two), and how many consecutive
+/// ones a host may take before it spills to the hash map.
+const SLOTS: usize = 256;
+const PROBES: usize = 4;
+
+#[derive(Debug, Default, Clone)]
+struct Slot {
+    key: Key,
+    host: Bytes,
+    /// 0: free.
+    count: u64,
+}
+
+/// A host name summed up: equal keys are equal names up to 16 bytes.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct Key {
+    len: usize,
+    head: u64,
+    tail: u64,
+}
+
+impl Key {
+    fn of(host: &[u8]) -> Key {
+        let len = host.len();
+        // Loads that, with the length, cover every byte up to 16 (they
+        // overlap for shorter names), as wyhash reads short keys.
+        let (head, tail) =
+            if let (Some(h), Some(t)) = (host.first_chunk::<8>(), host.last_chunk::<8>()) {
+                (u64::from_le_bytes(*h), u64::from_le_bytes(*t))
+            } else if let (Some(h), Some(t)) = (host.first_chunk::<4>(), host.last_chunk::<4>()) {
+                (
+                    u64::from(u32::from_le_bytes(*h)) | u64::from(u32::from_le_bytes(*t)) << 32,
+                    0,
+                )
+            } else {
+                let byte = |i: usize| u64::from(host.get(i).copied().unwrap_or(0));
+                (
+                    byte(0) | byte(len / 2) << 8 | byte(len.wrapping_sub(1)) << 16,
+                    0,
+                )
+            };
+        Key { len, head, tail }
+    }
+
+    fn slot(&self) -> usize {
+        let mixed = (self.head.wrapping_mul(0x9e37_79b9_7f4a_7c15)
+            ^ self.tail.wrapping_mul(0xc2b2_ae3d_27d4_eb4f)
+            ^ self.len as u64)
+            .wrapping_mul(0x517c_c1b7_2722_0a95);
+        // The top bits: those every input bit reaches.
+        (mixed >> (64 - SLOTS.trailing_zeros())) as usize
+    }
+}
+
+impl Default for BatchHosts {
+    fn default() -> BatchHosts {
+        BatchHosts {
+            slots: vec![Slot::default(); SLOTS],
+            used: Vec::with_capacity(SLOTS),
+            spill: HashMap::default(),
+        }
+    }
 }
 
 impl BatchHosts {
-    /// Counts the messages of `messages` per host. Consecutive messages of
-    /// one host (one connection usually carries one) cost a comparison
-    /// each; a change of host costs a hash lookup.
+    /// Counts the messages of `messages` per host (empty hosts are not
+    /// counted).
     pub fn count(&mut self, messages: &[Message]) {
-        let mut run: Option<(&Bytes, u64)> = None;
         for m in messages {
-            match &mut run {
-                Some((host, n)) if **host == m.host => *n += 1,
-                _ => {
-                    if let Some((host, n)) = run.take() {
-                        self.add(host, n);
-                    }
-                    if !m.host.is_empty() {
-                        run = Some((&m.host, 1));
+            let host = &m.host;
+            if host.is_empty() {
+                continue;
+            }
+            let key = Key::of(host);
+            let start = key.slot();
+            let mut counted = false;
+            for probe in 0..PROBES {
+                let at = (start + probe) & (SLOTS - 1);
+                let Some(slot) = self.slots.get_mut(at) else {
+                    break;
+                };
+                if slot.count == 0 {
+                    *slot = Slot {
+                        key,
+                        host: host.clone(),
+                        count: 1,
+                    };
+                    self.used.push(at);
+                    counted = true;
+                    break;
+                }
+                if slot.key == key && (key.len <= 16 || slot.host == *host) {
+                    slot.count += 1;
+                    counted = true;
+                    break;
+                }
+            }
+            if !counted {
+                match self.spill.get_mut(host) {
+                    Some(count) => *count += 1,
+                    None => {
+                        self.spill.insert(host.clone(), 1);
                     }
                 }
             }
         }
-        if let Some((host, n)) = run {
-            self.add(host, n);
-        }
     }
 
-    fn add(&mut self, host: &Bytes, n: u64) {
-        match self.counts.get_mut(host) {
-            Some(count) => *count += n,
-            None => {
-                self.counts.insert(host.clone(), n);
+    /// Hands every (host, count) to `f` and empties the tally.
+    fn drain(&mut self, mut f: impl FnMut(&Bytes, u64)) {
+        for at in self.used.drain(..) {
+            if let Some(slot) = self.slots.get_mut(at) {
+                let host = std::mem::take(&mut slot.host);
+                f(&host, std::mem::take(&mut slot.count));
             }
+        }
+        for (host, n) in self.spill.drain() {
+            f(&host, n);
         }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.counts.is_empty()
+        self.used.is_empty() && self.spill.is_empty()
     }
 }
 
-/// A fast hash for host names (short byte strings in a map that lives for
-/// one batch, so flooding it is pointless): the FxHash word mix, eight
-/// bytes at a time.
+/// A fast hash for the host names that do not fit [`BatchHosts`]'s slots
+/// (a map that lives for one batch, so flooding it is pointless): the
+/// FxHash word mix, eight bytes at a time.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct HostHasher(u64);
 
@@ -516,7 +615,10 @@ impl Hasher for HostHasher {
     }
 
     fn finish(&self) -> u64 {
-        self.0
+        // The multiply carries differences only upwards, and names like
+        // host00..host19 differ in their high bytes: bring those bits down
+        // to where the table's bucket index is taken (as rustc-hash 2 does).
+        self.0.rotate_left(26)
     }
 }
 
@@ -697,6 +799,39 @@ mod tests {
         assert_eq!(counts(&fleet)[0], ("b".to_owned(), 3));
         let doc = fleet.document();
         assert_eq!((doc.hosts, doc.silent, doc.evicted), (3, 0, 0));
+    }
+
+    #[test]
+    fn the_tally_counts_exactly_through_slot_collisions_and_long_names() {
+        // Short names, 300 of them (more than the slots: some spill), and
+        // long ones that share their length and first and last 8 bytes.
+        let mut names: Vec<String> = (0..300).map(|i| format!("h{i}")).collect();
+        names.extend((0..20).map(|i| format!("frontend-{i:02}-eu-west.example")));
+        names.extend((0..10).map(|i| format!("aaaaaaaa{i}zzzzzzzz")));
+        names.push("exactly8".into());
+        names.push("é".into());
+        let mut messages = Vec::new();
+        let mut want: std::collections::HashMap<String, u64> = Default::default();
+        let mut r: u64 = 7;
+        for _ in 0..5000 {
+            r = r
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let name = &names[(r >> 33) as usize % names.len()];
+            messages.push(msg(name));
+            *want.entry(name.clone()).or_default() += 1;
+        }
+        let mut tally = BatchHosts::default();
+        for _ in 0..2 {
+            tally.count(&messages);
+            let mut got: std::collections::HashMap<String, u64> = Default::default();
+            tally.drain(|host, n| {
+                *got.entry(String::from_utf8_lossy(host).into_owned())
+                    .or_default() += n;
+            });
+            assert_eq!(got, want);
+            assert!(tally.is_empty());
+        }
     }
 
     #[test]

@@ -358,7 +358,7 @@ pub struct Attached {
 impl Attached {
     /// Moves what the buffer holds into `into` (which must be empty; the
     /// buffer keeps `into`'s capacity).
-    fn take(&self, into: &mut Vec<Message>) {
+    pub fn take(&self, into: &mut Vec<Message>) {
         std::mem::swap(&mut lock(&self.tap.buffer).messages, into);
     }
 

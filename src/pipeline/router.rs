@@ -8,9 +8,9 @@
 //! - taps: one relaxed load ([`Taps::any`]) per batch, nothing more while
 //!   no tap is attached; when one is, the batch is offered as it arrives
 //!   and each destination's share as it is sent;
-//! - the fleet view: the batch's hosts are tallied per message (a
-//!   comparison with the previous message's host, a hash lookup when it
-//!   changes) and recorded with one lock per batch; not for the
+//! - the fleet view: the batch's hosts are tallied per message (a slot
+//!   of a small table picked from the name's first and last bytes, see
+//!   [`BatchHosts`]) and recorded with one lock per batch; not for the
 //!   `internal` source (logrelay's own events are not fleet traffic).
 
 use std::collections::HashMap;
