@@ -1,12 +1,13 @@
 //! The fleet view end to end: three senders act as three hosts; one stops
 //! for longer than `silent_after` and exactly that host is reported silent
 //! (`logrelay stats --hosts`, `/metrics`, one WARN), then comes back and
-//! that is reported too. `max_hosts` evicts the least recently seen host
-//! and counts it.
+//! that is reported too. The same with 300 simulated hosts whose messages
+//! are mixed in every batch, exactly counted per host. `max_hosts` evicts
+//! the least recently seen host and counts it.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -338,4 +339,187 @@ fn host_count(server: &Server, name: &str) -> u64 {
         .and_then(|l| l.iter().find(|h| h["host"] == name))
         .and_then(|h| h["messages"].as_u64())
         .unwrap_or(0)
+}
+
+/// `HOSTS` simulated hosts over `CONNECTIONS` connections: every 200 ms
+/// each connection sends one message for each of its hosts in one write,
+/// so every batch mixes many hosts. Half the names are short, half longer
+/// than 16 bytes (the router's tally compares those whole). One host can
+/// be paused; what each host sent is counted.
+struct Many {
+    paused: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+    sent: Arc<Vec<AtomicU64>>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+const HOSTS: usize = 300;
+const CONNECTIONS: usize = 3;
+const NOBODY: usize = usize::MAX;
+
+fn many_name(i: usize) -> String {
+    if i % 2 == 0 {
+        format!("node-{i:03}")
+    } else {
+        format!("web-{i:03}.eu-west-1.compute.internal")
+    }
+}
+
+impl Many {
+    fn start(server: &Server) -> Many {
+        let paused = Arc::new(AtomicUsize::new(NOBODY));
+        let stop = Arc::new(AtomicBool::new(false));
+        let sent: Arc<Vec<AtomicU64>> = Arc::new((0..HOSTS).map(|_| AtomicU64::new(0)).collect());
+        let threads = (0..CONNECTIONS)
+            .map(|c| {
+                let mut stream = TcpStream::connect(server.addr("net")).expect("connect");
+                let (paused, stop, sent) = (paused.clone(), stop.clone(), sent.clone());
+                std::thread::spawn(move || {
+                    while !stop.load(Ordering::SeqCst) {
+                        let mut text = String::new();
+                        for i in (c..HOSTS).step_by(CONNECTIONS) {
+                            if paused.load(Ordering::SeqCst) == i {
+                                continue;
+                            }
+                            let n = sent[i].fetch_add(1, Ordering::SeqCst);
+                            text.push_str(&format!(
+                                "<14>1 2026-01-01T00:00:00Z {} app - - - n={n}\n",
+                                many_name(i)
+                            ));
+                        }
+                        stream.write_all(text.as_bytes()).expect("send");
+                        std::thread::sleep(Duration::from_millis(200));
+                    }
+                })
+            })
+            .collect();
+        Many {
+            paused,
+            stop,
+            sent,
+            threads,
+        }
+    }
+
+    /// Stops for good; what each host sent.
+    fn finish(mut self) -> Vec<u64> {
+        self.stop.store(true, Ordering::SeqCst);
+        for t in self.threads.drain(..) {
+            t.join().expect("sender");
+        }
+        self.sent.iter().map(|n| n.load(Ordering::SeqCst)).collect()
+    }
+}
+
+impl Drop for Many {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn among_300_hosts_exactly_the_one_that_stopped_is_reported_silent_then_back() {
+    let port = free_port();
+    let mut server = Server::start(&format!(
+        r#"
+[global]
+state_dir = "state"
+control = "control.sock"
+metrics = "127.0.0.1:{port}"
+silent_after = "3s"
+metrics_max_hosts = 5
+
+[sources.net]
+type = "tcp"
+listen = "127.0.0.1:0"
+
+[destinations.all]
+type = "file"
+path = "all.log"
+format = "raw"
+
+[[paths]]
+sources = ["net"]
+destinations = ["all"]
+"#
+    ));
+    let many = Many::start(&server);
+    assert!(wait_for(DEADLINE, || hosts(&server)["hosts"] == HOSTS));
+
+    const QUIET: usize = 137;
+    let quiet = many_name(QUIET);
+    many.paused.store(QUIET, Ordering::SeqCst);
+    let warn = server.wait_stderr("host has gone silent", 1);
+    assert!(
+        warn.contains("WARN") && warn.contains(&format!("host={quiet} ")),
+        "{warn}"
+    );
+    let doc = hosts(&server);
+    assert_eq!(
+        (doc["hosts"].as_u64(), doc["silent"].as_u64()),
+        (Some(300), Some(1)),
+        "{doc}"
+    );
+    let silent: Vec<String> = states(&doc)
+        .into_iter()
+        .filter(|(_, state)| state != "active")
+        .map(|(host, _)| host)
+        .collect();
+    assert_eq!(silent, std::slice::from_ref(&quiet), "{doc}");
+    // Least recently seen, so listed last.
+    assert_eq!(
+        states(&doc).last(),
+        Some(&(quiet.clone(), "silent".to_owned()))
+    );
+    // The metrics: the gauges, and metrics_max_hosts series, the silent
+    // host first.
+    let body = metrics(port);
+    assert_eq!(metric(&body, "logrelay_hosts"), Some("300"), "{body}");
+    assert_eq!(metric(&body, "logrelay_hosts_silent"), Some("1"), "{body}");
+    let series: Vec<&str> = body
+        .lines()
+        .filter(|l| l.starts_with("logrelay_host_last_seen_seconds{"))
+        .collect();
+    assert_eq!(series.len(), 5, "{body}");
+    assert!(
+        series[0].starts_with(&format!(
+            "logrelay_host_last_seen_seconds{{host=\"{quiet}\"}} "
+        )),
+        "{body}"
+    );
+    // Still one WARN however long it stays silent, none for the others.
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(server.stderr().matches("host has gone silent").count(), 1);
+
+    // It comes back: one INFO, nobody silent.
+    many.paused.store(NOBODY, Ordering::SeqCst);
+    let info = server.wait_stderr("host is sending again", 1);
+    assert!(
+        info.contains("INFO") && info.contains(&format!("host={quiet} ")),
+        "{info}"
+    );
+    let doc = hosts(&server);
+    assert_eq!(doc["silent"], 0, "{doc}");
+    assert!(states(&doc).iter().all(|(_, s)| s == "active"));
+
+    // Every message counted for its host, exactly.
+    let sent = many.finish();
+    let total: u64 = sent.iter().sum();
+    wait_lines(&server.path("all.log"), total as usize);
+    assert!(wait_for(DEADLINE, || {
+        let doc = hosts(&server);
+        (0..HOSTS).all(|i| host(&doc, &many_name(i))["messages"].as_u64() == Some(sent[i]))
+    }));
+    let stderr = server.stop();
+    assert_eq!(
+        stderr.matches("host has gone silent").count(),
+        1,
+        "{stderr}"
+    );
+    assert_eq!(
+        stderr.matches("host is sending again").count(),
+        1,
+        "{stderr}"
+    );
+    assert_eq!(read_lines(&server.path("all.log")).len() as u64, total);
 }
