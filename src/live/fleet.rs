@@ -34,7 +34,6 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -451,7 +450,11 @@ pub struct BatchHosts {
     slots: Vec<Slot>,
     /// Indexes of the slots in use.
     used: Vec<usize>,
-    spill: HashMap<Bytes, u64, BuildHasherDefault<HostHasher>>,
+    /// std's randomly keyed hash: host names come from the network, and
+    /// a batch may hold up to 65,536 of them, so no name chosen to
+    /// collide may make this map quadratic (the slots above bound the
+    /// probes; this map is where the rest go).
+    spill: HashMap<Bytes, u64>,
 }
 
 /// Slots of [`BatchHosts`] (a power of two), and how many consecutive
@@ -577,48 +580,6 @@ impl BatchHosts {
 
     pub fn is_empty(&self) -> bool {
         self.used.is_empty() && self.spill.is_empty()
-    }
-}
-
-/// A fast hash for the host names that do not fit [`BatchHosts`]'s slots
-/// (a map that lives for one batch, so flooding it is pointless): the
-/// FxHash word mix, eight bytes at a time.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct HostHasher(u64);
-
-impl HostHasher {
-    const K: u64 = 0x517c_c1b7_2722_0a95;
-
-    fn mix(&mut self, word: u64) {
-        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(Self::K);
-    }
-}
-
-impl Hasher for HostHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        let mut chunks = bytes.chunks_exact(8);
-        for c in &mut chunks {
-            let mut word = [0u8; 8];
-            word.copy_from_slice(c);
-            self.mix(u64::from_le_bytes(word));
-        }
-        let rest = chunks.remainder();
-        if !rest.is_empty() {
-            let mut word = [0u8; 8];
-            word[..rest.len()].copy_from_slice(rest);
-            self.mix(u64::from_le_bytes(word));
-        }
-    }
-
-    fn write_usize(&mut self, n: usize) {
-        self.mix(n as u64);
-    }
-
-    fn finish(&self) -> u64 {
-        // The multiply carries differences only upwards, and names like
-        // host00..host19 differ in their high bytes: bring those bits down
-        // to where the table's bucket index is taken (as rustc-hash 2 does).
-        self.0.rotate_left(26)
     }
 }
 
