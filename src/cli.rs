@@ -30,6 +30,8 @@ pub enum Command {
     Stats(StatsArgs),
     /// List the messages set aside as undeliverable, or send them again.
     Rejects(RejectsArgs),
+    /// Print the messages flowing through a running instance, as they pass.
+    Tap(TapArgs),
 }
 
 #[derive(Debug, Args)]
@@ -70,6 +72,38 @@ pub struct StatsArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// The hosts this instance has seen (first and last seen, messages,
+    /// rate, silent or not), most recently seen first.
+    #[arg(long)]
+    pub hosts: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct TapArgs {
+    /// Read the control socket path from this config.
+    #[arg(
+        short = 'c',
+        long = "config",
+        value_name = "FILE",
+        conflicts_with = "control"
+    )]
+    pub config: Option<PathBuf>,
+    /// The control socket of the running instance.
+    #[arg(long, value_name = "PATH")]
+    pub control: Option<PathBuf>,
+    /// How each message is printed.
+    #[arg(long, value_name = "FORMAT", default_value = "line", value_parser = ["line", "json"])]
+    pub format: String,
+    /// Only the messages this source delivers.
+    #[arg(long, value_name = "NAME", conflicts_with = "destination")]
+    pub source: Option<String>,
+    /// Only the messages routed to this destination.
+    #[arg(long, value_name = "NAME")]
+    pub destination: Option<String>,
+    /// Only the messages that match this filter expression (SPEC.md,
+    /// "Filter language"); without it, every message.
+    #[arg(value_name = "FILTER")]
+    pub filter: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -1,16 +1,23 @@
 //! The control socket: a unix stream socket at `global.control` that
-//! `logrelay stats` asks for the counters.
+//! `logrelay stats` asks for the counters, `logrelay stats --hosts` for
+//! the fleet view and `logrelay tap` for a live view.
 //!
-//! Protocol (one request per connection): the client writes one line,
-//! `stats\n`; the server answers with one JSON document (a
-//! [`Snapshot`](crate::stats::Snapshot)) and a newline, and closes.
-//! `replay DEST\n` (`logrelay rejects --replay DEST`) starts a replay of
-//! DEST's rejects ([`crate::state::rejects`]) and answers
+//! Protocol (one request per connection): the client writes one line.
+//! `stats\n`: the server answers with one JSON document (a
+//! [`Snapshot`](crate::stats::Snapshot)) and a newline, and closes;
+//! `hosts\n`: likewise with a
+//! [`HostsDocument`](crate::live::fleet::HostsDocument); `replay DEST\n`
+//! (`logrelay rejects --replay DEST`) starts a replay of DEST's rejects
+//! ([`crate::state::rejects`]) and answers
 //! `{"replay":{"destination":"DEST","files":N,"records":N}}` once the
-//! records are moved aside (the replay goes on in the background). Any
-//! other line, or a replay that cannot start, gets `{"error": "..."}`. A request is at most
-//! [`MAX_REQUEST`] bytes and must arrive within [`REQUEST_TIMEOUT`]; at
-//! most [`MAX_CLIENTS`] are served at once (more are closed at once), so a
+//! records are moved aside (the replay goes on in the background);
+//! `tap {...}\n`: the connection becomes a tap ([`crate::live::tap`],
+//! which draws that protocol) until either side ends it. Any other line,
+//! or a replay that cannot start, gets `{"error": "..."}`. A request is at
+//! most [`MAX_REQUEST`] bytes and must arrive within [`REQUEST_TIMEOUT`],
+//! as must a whole `stats`, `hosts` or `replay` exchange (a tap bounds
+//! each of its writes instead); at most [`MAX_CLIENTS`] are served at
+//! once (more are closed at once), so a
 //! stuck or hostile client cannot hold the socket.
 //!
 //! The socket's directory is created if missing; a socket file already at
@@ -34,12 +41,13 @@ use crate::source::accept::{accept_loop, Accept};
 use crate::state::rejects::{Rejects, ReplayStarted};
 use crate::stats::Snapshot;
 
-/// Longest request line.
-pub const MAX_REQUEST: usize = 256;
+/// Longest request line (a tap's carries a filter expression).
+pub const MAX_REQUEST: usize = 16 * 1024;
 /// How long a client may take to send its request, and to read the answer.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
-/// Clients served at once.
-pub const MAX_CLIENTS: usize = 8;
+/// Clients served at once: taps (at most [`crate::live::tap::MAX_TAPS`])
+/// and 8 more.
+pub const MAX_CLIENTS: usize = 8 + crate::live::tap::MAX_TAPS;
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -52,8 +60,12 @@ pub enum Error {
         what: &'static str,
         source: std::io::Error,
     },
-    #[error("control socket {path}: the answer is not a stats document: {detail}")]
-    BadAnswer { path: PathBuf, detail: String },
+    #[error("control socket {path}: the answer is not a {what} document: {detail}")]
+    BadAnswer {
+        path: PathBuf,
+        what: &'static str,
+        detail: String,
+    },
     #[error("control socket {path}: {detail}")]
     Refused { path: PathBuf, detail: String },
 }
@@ -118,7 +130,7 @@ impl ControlSocket {
 
     /// Answers requests until `cancel`, then removes the socket file if it
     /// is still the one it bound.
-    pub async fn serve<F>(self, snapshot: F, cancel: CancellationToken)
+    pub async fn serve<F>(self, snapshot: F, views: crate::live::Views, cancel: CancellationToken)
     where
         F: Fn() -> Snapshot + Send + Sync + 'static,
     {
@@ -128,15 +140,30 @@ impl ControlSocket {
             max_connections: MAX_CLIENTS,
             counters: None,
         };
-        accept_loop(&self.listener, how, &cancel, |stream, _pid| {
+        accept_loop(&self.listener, how, &cancel, |mut stream, _pid| {
             let snapshot = snapshot.clone();
+            let views = views.clone();
             let cancel = cancel.clone();
             let rejects = self.rejects.clone();
             async move {
-                let answering = answer(stream, &*snapshot, rejects.as_ref());
+                let request = tokio::select! {
+                    () = cancel.cancelled() => return,
+                    request = tokio::time::timeout(REQUEST_TIMEOUT, read_request(&mut stream)) => request,
+                };
+                let Ok(Ok(request)) = request else {
+                    return;
+                };
+                // A tap ends by itself at shutdown, after its last count.
+                if let Some(tap) = request.strip_prefix("tap ") {
+                    crate::live::tap::serve(stream, tap, &views.taps, &cancel).await;
+                    return;
+                }
                 tokio::select! {
                     () = cancel.cancelled() => {}
-                    _ = tokio::time::timeout(REQUEST_TIMEOUT, answering) => {}
+                    _ = tokio::time::timeout(
+                        REQUEST_TIMEOUT,
+                        answer(stream, &request, &*snapshot, &views, rejects.as_ref()),
+                    ) => {}
                 }
             }
         })
@@ -158,13 +185,11 @@ impl Drop for ControlSocket {
     }
 }
 
-async fn answer<F: Fn() -> Snapshot>(
-    mut stream: tokio::net::UnixStream,
-    snapshot: &F,
-    rejects: Option<&Rejects>,
-) -> std::io::Result<()> {
+/// The request line, without its newline (an error when it is longer
+/// than [`MAX_REQUEST`] or not UTF-8: it is then answered as unknown).
+async fn read_request(stream: &mut tokio::net::UnixStream) -> std::io::Result<String> {
     let mut request = Vec::with_capacity(64);
-    let mut chunk = [0u8; 64];
+    let mut chunk = [0u8; 256];
     loop {
         let n = stream.read(&mut chunk).await?;
         if n == 0 {
@@ -176,13 +201,28 @@ async fn answer<F: Fn() -> Snapshot>(
         }
     }
     let line = request.split(|&b| b == b'\n').next().unwrap_or(&[]);
-    let reply = match line.trim_ascii() {
-        b"stats" => {
+    if line.len() > MAX_REQUEST {
+        return Ok("(too long)".to_owned());
+    }
+    Ok(String::from_utf8_lossy(line).trim().to_owned())
+}
+
+async fn answer<F: Fn() -> Snapshot>(
+    mut stream: tokio::net::UnixStream,
+    request: &str,
+    snapshot: &F,
+    views: &crate::live::Views,
+    rejects: Option<&Rejects>,
+) -> std::io::Result<()> {
+    let reply = match request {
+        "stats" => {
             serde_json::to_string(&snapshot()).unwrap_or_else(|e| error_json(&e.to_string()))
         }
-        request => match (request.strip_prefix(b"replay "), rejects) {
+        "hosts" => serde_json::to_string(&views.fleet.document())
+            .unwrap_or_else(|e| error_json(&e.to_string())),
+        _ => match (request.strip_prefix("replay "), rejects) {
             (Some(dest), Some(rejects)) => {
-                let dest = String::from_utf8_lossy(dest).trim().to_owned();
+                let dest = dest.trim().to_owned();
                 match rejects.replay(&dest).await {
                     Ok(started) => serde_json::json!({ "replay": {
                         "destination": dest, "files": started.files, "records": started.records,
@@ -191,7 +231,7 @@ async fn answer<F: Fn() -> Snapshot>(
                     Err(e) => error_json(&e.to_string()),
                 }
             }
-            _ => error_json("unknown request: `stats` or `replay DEST`"),
+            _ => error_json("unknown request: `stats`, `hosts`, `replay DEST` or `tap {...}`"),
         },
     };
     stream.write_all(reply.as_bytes()).await?;
@@ -206,6 +246,21 @@ fn error_json(message: &str) -> String {
 /// Asks the instance at `path` for its counters (blocking; `logrelay
 /// stats`). Returns the JSON text as the server sent it and its parsed form.
 pub fn query(path: &Path) -> Result<(String, Snapshot), Error> {
+    ask(path, "stats", "stats")
+}
+
+/// Asks the instance at `path` for its fleet view (blocking; `logrelay
+/// stats --hosts`): the JSON text as sent and its parsed form.
+pub fn hosts(path: &Path) -> Result<(String, crate::live::fleet::HostsDocument), Error> {
+    ask(path, "hosts", "hosts")
+}
+
+/// Sends `request` and reads the one JSON document that answers it.
+fn ask<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    request: &str,
+    what: &'static str,
+) -> Result<(String, T), Error> {
     use std::io::{Read, Write};
     let io = |what: &'static str| {
         let path = path.to_path_buf();
@@ -218,16 +273,20 @@ pub fn query(path: &Path) -> Result<(String, Snapshot), Error> {
     stream
         .set_write_timeout(Some(REQUEST_TIMEOUT))
         .map_err(io("cannot set a timeout"))?;
-    stream.write_all(b"stats\n").map_err(io("cannot send"))?;
+    stream
+        .write_all(format!("{request}\n").as_bytes())
+        .map_err(io("cannot send"))?;
     let mut text = String::new();
-    // Bounded: a stats document of a huge config is still far below this.
+    // Bounded: a stats document of a huge config, or the hosts document
+    // of a full fleet view, is still far below this.
     (&mut stream)
-        .take(64 << 20)
+        .take(256 << 20)
         .read_to_string(&mut text)
         .map_err(io("cannot read the answer"))?;
     let text = text.trim_end().to_owned();
-    let parsed: Snapshot = serde_json::from_str(&text).map_err(|e| Error::BadAnswer {
+    let parsed: T = serde_json::from_str(&text).map_err(|e| Error::BadAnswer {
         path: path.to_path_buf(),
+        what,
         detail: match serde_json::from_str::<serde_json::Value>(&text) {
             Ok(v) => v
                 .get("error")
@@ -296,17 +355,18 @@ impl Observers {
     }
 }
 
-/// Starts what observes `registry`, from `global` (read at start only: a
-/// reload keeps them as they are): the control socket `control` bound by
-/// [`claim`] (`None`: the pipeline runs without it), the Prometheus
-/// endpoint (a bind failure is fatal, like a source's), and the stats
-/// line every `stats_interval`.
+/// Starts what observes `registry` and `views`, from `global` (read at
+/// start only: a reload keeps them as they are): the control socket
+/// `control` bound by [`claim`] (`None`: the pipeline runs without it),
+/// the Prometheus endpoint (a bind failure is fatal, like a source's), the
+/// stats line every `stats_interval`, and the fleet view's silence checks.
 pub async fn start(
     global: &crate::config::Global,
     mode: crate::config::Mode,
     registry: Arc<crate::stats::Registry>,
     rejects: Rejects,
     control: Option<ControlSocket>,
+    views: crate::live::Views,
 ) -> Result<Observers, crate::metrics::Error> {
     let started = std::time::Instant::now();
     let mode_name = mode.to_string();
@@ -324,12 +384,27 @@ pub async fn start(
         if let Ok(addr) = endpoint.local_addr() {
             tracing::info!(%addr, "metrics endpoint: GET /metrics");
         }
-        tasks.spawn(endpoint.serve(snapshot.clone(), cancel.clone()));
+        let exposition = {
+            let snapshot = snapshot.clone();
+            let fleet = views.fleet.clone();
+            let max_hosts = global.metrics_max_hosts;
+            move || {
+                let mut text = snapshot().prometheus();
+                fleet.prometheus(max_hosts, &mut text);
+                text
+            }
+        };
+        tasks.spawn(endpoint.serve(exposition, cancel.clone()));
     }
     if let Some(socket) = control {
         tracing::info!(path = %socket.path().display(), "control socket: `logrelay stats` asks here");
-        tasks.spawn(socket.with_rejects(rejects).serve(snapshot, cancel.clone()));
+        tasks.spawn(
+            socket
+                .with_rejects(rejects)
+                .serve(snapshot, views.clone(), cancel.clone()),
+        );
     }
+    tasks.spawn(views.fleet.clone().watch(cancel.clone()));
     if !global.stats_interval.is_zero() {
         let every = global.stats_interval;
         let stop = cancel.clone();
@@ -413,6 +488,7 @@ mod tests {
         let cancel = CancellationToken::new();
         let task = tokio::spawn(socket.serve(
             move || r.snapshot("relay", Duration::from_secs(1)),
+            crate::live::Views::new(),
             cancel.clone(),
         ));
         let p = path.clone();

@@ -36,6 +36,9 @@
 //! - [`control`]: the control socket `logrelay stats` asks; starts the
 //!   observers (control socket, [`metrics`] endpoint, periodic stats line).
 //! - [`metrics`]: the Prometheus text endpoint (a minimal HTTP/1.x responder).
+//! - [`live`]: live views: `logrelay tap` (taps the routers feed, the
+//!   session that streams one, the command's side) and the fleet of hosts
+//!   seen (`logrelay stats --hosts`, hosts gone silent).
 //! - [`logging`]: the internal log (tracing to stderr, journald
 //!   priorities) feeding the `internal` source.
 //! - [`systemd`]: sd_notify readiness, reload, stopping and watchdog pings.
@@ -52,6 +55,7 @@ pub mod dest;
 pub mod filter;
 #[doc(hidden)]
 pub mod fuzz_checks;
+pub mod live;
 pub mod logging;
 pub mod message;
 pub mod metrics;

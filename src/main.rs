@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::Parser;
 
-use logrelay::cli::{Cli, Command, RejectsArgs, RunArgs, StatsArgs};
+use logrelay::cli::{Cli, Command, RejectsArgs, RunArgs, StatsArgs, TapArgs};
 use logrelay::config::{defaults, Config, Mode, Origin};
 use logrelay::pipeline;
 
@@ -25,6 +25,7 @@ fn main() -> ExitCode {
         },
         Command::Stats(args) => stats(&args),
         Command::Rejects(args) => rejects(&args),
+        Command::Tap(args) => tap(&args),
     }
 }
 
@@ -123,32 +124,60 @@ fn rejects(args: &RejectsArgs) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// `logrelay stats`: asks the control socket of `--control`, of the
-/// config of `-c`, or else the first that exists of the embedded defaults'
-/// sockets (server, relay, client) and the packaged configs' ones.
+/// The control socket of `--control`, of the config of `-c`, or else the
+/// first that exists of the embedded defaults' sockets (server, relay,
+/// client) and the packaged configs' ones; or the exit code of the error
+/// (printed).
+fn control_path(
+    config: Option<&std::path::Path>,
+    control: Option<&std::path::Path>,
+    command: &str,
+) -> Result<std::path::PathBuf, ExitCode> {
+    if let Some(path) = control {
+        return Ok(path.to_path_buf());
+    }
+    if let Some(file) = config {
+        return match Config::load(file, Mode::Server) {
+            Ok(config) => Ok(config.global.control),
+            Err(e) => Err(config_error(&e)),
+        };
+    }
+    let candidates = logrelay::control::default_paths();
+    match candidates.iter().find(|p| p.exists()) {
+        Some(p) => Ok(p.clone()),
+        None => {
+            let list: Vec<String> = candidates.iter().map(|p| p.display().to_string()).collect();
+            eprintln!(
+                "logrelay: {command}: no control socket at {}: name one with --control PATH or -c FILE",
+                list.join(", ")
+            );
+            Err(ExitCode::from(1))
+        }
+    }
+}
+
+/// `logrelay stats`: asks the control socket (see [`control_path`]).
 fn stats(args: &StatsArgs) -> ExitCode {
-    let path = if let Some(path) = &args.control {
-        path.clone()
-    } else if let Some(file) = &args.config {
-        match Config::load(file, Mode::Server) {
-            Ok(config) => config.global.control,
-            Err(e) => return config_error(&e),
-        }
-    } else {
-        let candidates = logrelay::control::default_paths();
-        match candidates.iter().find(|p| p.exists()) {
-            Some(p) => p.clone(),
-            None => {
-                let list: Vec<String> =
-                    candidates.iter().map(|p| p.display().to_string()).collect();
-                eprintln!(
-                    "logrelay: stats: no control socket at {}: name one with --control PATH or -c FILE",
-                    list.join(", ")
-                );
-                return ExitCode::from(1);
-            }
-        }
+    let path = match control_path(args.config.as_deref(), args.control.as_deref(), "stats") {
+        Ok(path) => path,
+        Err(code) => return code,
     };
+    if args.hosts {
+        return match logrelay::control::hosts(&path) {
+            Ok((text, document)) => {
+                if args.json {
+                    println!("{text}");
+                } else {
+                    print!("{}", document.table());
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("logrelay: stats: {e}");
+                ExitCode::from(1)
+            }
+        };
+    }
     match logrelay::control::query(&path) {
         Ok((text, snapshot)) => {
             if args.json {
@@ -161,6 +190,35 @@ fn stats(args: &StatsArgs) -> ExitCode {
         Err(e) => {
             eprintln!("logrelay: stats: {e}");
             ExitCode::from(1)
+        }
+    }
+}
+
+/// `logrelay tap`: the filter is checked first (exit 2 with its column,
+/// before any instance is asked), then the tap runs until Ctrl-C.
+fn tap(args: &TapArgs) -> ExitCode {
+    use logrelay::live::{tap::Request, tap_client};
+    if let Some(expr) = &args.filter {
+        if let Err(e) = tap_client::check_filter(expr) {
+            eprintln!("logrelay: tap: {e}");
+            return ExitCode::from(2);
+        }
+    }
+    let path = match control_path(args.config.as_deref(), args.control.as_deref(), "tap") {
+        Ok(path) => path,
+        Err(code) => return code,
+    };
+    let request = Request {
+        filter: args.filter.clone(),
+        format: Some(args.format.clone()),
+        source: args.source.clone(),
+        destination: args.destination.clone(),
+    };
+    match tap_client::run(&path, &request) {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("logrelay: tap: {e}");
+            ExitCode::from(if e.is_usage() { 2 } else { 1 })
         }
     }
 }

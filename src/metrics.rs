@@ -1,6 +1,7 @@
 //! The Prometheus endpoint (`global.metrics = "ADDR:PORT"`): a minimal
 //! HTTP/1.x responder on tokio. `GET /metrics` (or `HEAD`) answers the
-//! text exposition format ([`Snapshot::prometheus`]); other paths 404,
+//! text exposition format (the counters' [`crate::stats::Snapshot::prometheus`]
+//! and the fleet view's [`crate::live::fleet::Fleet::prometheus`]); other paths 404,
 //! other methods 405, anything unreadable 400. Every response closes the
 //! connection.
 //!
@@ -18,7 +19,6 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::source::accept::{accept_loop, Accept};
-use crate::stats::Snapshot;
 
 pub const MAX_HEAD: usize = 8 * 1024;
 pub const TIMEOUT: Duration = Duration::from_secs(5);
@@ -48,23 +48,24 @@ impl MetricsEndpoint {
         self.listener.local_addr()
     }
 
-    pub async fn serve<F>(self, snapshot: F, cancel: CancellationToken)
+    /// Answers until `cancel`; `exposition` renders the metrics text.
+    pub async fn serve<F>(self, exposition: F, cancel: CancellationToken)
     where
-        F: Fn() -> Snapshot + Send + Sync + 'static,
+        F: Fn() -> String + Send + Sync + 'static,
     {
-        let snapshot = Arc::new(snapshot);
+        let exposition = Arc::new(exposition);
         let how = Accept {
             name: "metrics endpoint",
             max_connections: MAX_CLIENTS,
             counters: None,
         };
         accept_loop(&self.listener, how, &cancel, |stream, _peer| {
-            let snapshot = snapshot.clone();
+            let exposition = exposition.clone();
             let cancel = cancel.clone();
             async move {
                 tokio::select! {
                     () = cancel.cancelled() => {}
-                    _ = tokio::time::timeout(TIMEOUT, respond(stream, &*snapshot)) => {}
+                    _ = tokio::time::timeout(TIMEOUT, respond(stream, &*exposition)) => {}
                 }
             }
         })
@@ -106,9 +107,9 @@ fn parse_head(head: &[u8]) -> Request {
     }
 }
 
-async fn respond<F: Fn() -> Snapshot>(
+async fn respond<F: Fn() -> String>(
     mut stream: tokio::net::TcpStream,
-    snapshot: &F,
+    exposition: &F,
 ) -> std::io::Result<()> {
     let mut head = Vec::with_capacity(1024);
     let mut chunk = [0u8; 1024];
@@ -131,7 +132,7 @@ async fn respond<F: Fn() -> Snapshot>(
         Request::Bad
     };
     let (status, body, head_only) = match request {
-        Request::Metrics { head_only } => ("200 OK", snapshot().prometheus(), head_only),
+        Request::Metrics { head_only } => ("200 OK", exposition(), head_only),
         Request::NotFound => (
             "404 Not Found",
             "not found: try /metrics\n".to_owned(),

@@ -112,6 +112,12 @@ pub struct Global {
     pub stats_interval: Duration,
     /// The bound of the rejects store (`STATE_DIR/rejects`), bytes.
     pub rejects_max_bytes: u64,
+    /// Fleet view ([`crate::live::fleet`]): hosts kept (0: none).
+    pub max_hosts: usize,
+    /// None: hosts are never marked silent.
+    pub silent_after: Option<Duration>,
+    /// Per-host series in the metrics.
+    pub metrics_max_hosts: usize,
 }
 
 /// A token bucket: `messages` per `per`, bursts of up to `burst`.

@@ -55,6 +55,12 @@ pub struct RawGlobal {
     pub stats_interval: Option<String>,
     /// The rejects store's bound (`STATE_DIR/rejects`). Default "256MiB".
     pub rejects_max_bytes: Option<String>,
+    /// Hosts kept in the fleet view (`stats --hosts`). Default 100000.
+    pub max_hosts: Option<i64>,
+    /// A host that sent nothing this long is silent. Default "0s" (never).
+    pub silent_after: Option<String>,
+    /// Hosts listed in `logrelay_host_last_seen_seconds`. Default 1000.
+    pub metrics_max_hosts: Option<i64>,
 }
 
 /// Settings shared by every source: how non-syslog lines are labelled and

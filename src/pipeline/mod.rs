@@ -121,6 +121,8 @@ struct Runtime {
     registry: Arc<Registry>,
     /// The rejects store, from the config at start (a reload keeps it).
     rejects: Rejects,
+    /// Taps and the fleet view (they outlive reloads).
+    views: crate::live::Views,
     global: Option<Global>,
     sources: Vec<RunningSource>,
     dests: Vec<RunningDest>,
@@ -171,6 +173,7 @@ pub async fn run(config: Config, origin: Origin) -> Result<(), Error> {
         runtime.registry.clone(),
         runtime.rejects.clone(),
         control,
+        runtime.views.clone(),
     )
     .await?;
     // Every source is bound: root is no longer needed (privilege.rs).
@@ -240,6 +243,7 @@ impl Runtime {
         Runtime {
             registry: Arc::new(Registry::new()),
             rejects,
+            views: crate::live::Views::new(),
             global: None,
             sources: Vec::new(),
             dests: Vec::new(),

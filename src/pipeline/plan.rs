@@ -17,7 +17,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::router::{route, Route, Table};
+use super::router::{route, Feeds, Route, Table};
 use super::{Error, Runtime};
 use crate::config::{self, Config};
 use crate::dest::inbox::Inbox;
@@ -290,9 +290,17 @@ impl Runtime {
                     .component(d.name.clone(), "destination", d.kind.type_name())
             })
             .collect();
+        self.views.taps.set_components(
+            config.sources.iter().map(|s| s.name.to_string()).collect(),
+            dest_names.iter().map(|d| d.to_string()).collect(),
+        );
         let Config {
             global, filters, ..
         } = config;
+        self.views.fleet.configure(crate::live::fleet::Settings {
+            max_hosts: global.max_hosts,
+            silent_after: global.silent_after,
+        });
         // Publishing drops the previous table: routers of kept sources
         // move to this one at their next batch, and the old destinations'
         // channels close once no router holds the old table.
@@ -313,12 +321,18 @@ impl Runtime {
             let counters =
                 self.registry
                     .component(r.config.name.clone(), "source", r.config.kind.type_name());
+            let feeds = Feeds {
+                taps: self.views.taps.clone(),
+                fleet: (!matches!(r.config.kind, config::SourceKind::Internal { .. }))
+                    .then(|| self.views.fleet.clone()),
+            };
             self.router_tasks.spawn(route(
                 id,
                 r.config.name.clone(),
                 counters,
                 rx,
                 self.table.subscribe(),
+                feeds,
             ));
             let cancel = r.cancel.clone();
             let name = r.config.name.clone();

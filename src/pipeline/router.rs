@@ -3,6 +3,15 @@
 //! batch per destination into the destinations' bounded channels, by the
 //! routing [`Table`] current when the batch arrived (see the pipeline's
 //! module doc for the rules and for how reloads switch tables).
+//!
+//! It also feeds the live views ([`crate::live`]), once per batch:
+//! - taps: one relaxed load ([`Taps::any`]) per batch, nothing more while
+//!   no tap is attached; when one is, the batch is offered as it arrives
+//!   and each destination's share as it is sent;
+//! - the fleet view: the batch's hosts are tallied per message (a slot
+//!   of a small table picked from the name's first and last bytes, see
+//!   [`BatchHosts`]) and recorded with one lock per batch; not for the
+//!   `internal` source (logrelay's own events are not fleet traffic).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -11,6 +20,8 @@ use tokio::sync::{mpsc, watch};
 
 use crate::dest::inbox::{batch_bytes, Inbox};
 use crate::filter::{FilterId, Filters};
+use crate::live::fleet::{BatchHosts, Fleet};
+use crate::live::tap::{Point, Taps};
 use crate::message::Batch;
 use crate::stats::Counters;
 
@@ -56,6 +67,14 @@ impl Table {
     }
 }
 
+/// What a router feeds besides the destinations (see the module doc).
+#[derive(Debug, Clone)]
+pub(super) struct Feeds {
+    pub(super) taps: Arc<Taps>,
+    /// None: this source's hosts are not counted.
+    pub(super) fleet: Option<Arc<Fleet>>,
+}
+
 /// The router of source `id`: splits each batch into one batch per
 /// destination (see the module doc for the rules) and sends them, with the
 /// routing table current when the batch arrived.
@@ -65,7 +84,9 @@ pub(super) async fn route(
     counters: Arc<Counters>,
     mut input: mpsc::Receiver<Batch>,
     mut tables: watch::Receiver<Arc<Table>>,
+    feeds: Feeds,
 ) {
+    let mut hosts = BatchHosts::default();
     // Per-batch tallies of path and filter counters (see `split`).
     let mut tally: Vec<u64> = Vec::new();
     let mut table = tables.borrow_and_update().clone();
@@ -97,6 +118,15 @@ pub(super) async fn route(
                 None => break,
             },
         };
+        if let Some(fleet) = &feeds.fleet {
+            hosts.count(&batch.messages);
+            fleet.record(&mut hosts);
+        }
+        // The one load per batch a tap costs while none is attached.
+        let tapped = feeds.taps.any();
+        if tapped {
+            feeds.taps.offer(Point::Source(&source), &batch.messages);
+        }
         let Some(routes) = table.routes.get(&id) else {
             continue;
         };
@@ -137,6 +167,11 @@ pub(super) async fn route(
             let Some(tx) = dests.get(d) else {
                 continue;
             };
+            if tapped {
+                if let Some(name) = table.dest_names.get(d) {
+                    feeds.taps.offer(Point::Destination(name), &batch.messages);
+                }
+            }
             let n = batch.len() as u64;
             if let Some(c) = table.dest_counters.get(d) {
                 Counters::add(&c.received, n);

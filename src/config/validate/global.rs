@@ -1,6 +1,7 @@
 //! `[global]`: the hostname, state and control paths, metrics address,
-//! time zone, privileges and the sizes and times every task shares; the
-//! defaults that depend on the mode (state_dir, control) are filled here.
+//! time zone, privileges, the sizes and times every task shares and the
+//! fleet view's bounds; the defaults that depend on the mode (state_dir,
+//! control) are filled here.
 
 use std::path::PathBuf;
 
@@ -60,6 +61,29 @@ pub(super) fn global(cx: &Cx<'_>, g: &RawGlobal, mode: Mode) -> Result<Global> {
             g.rejects_max_bytes.as_deref(),
             "256MiB",
         )?,
+        max_hosts: count(
+            cx,
+            &key("max_hosts"),
+            g.max_hosts,
+            crate::live::fleet::DEFAULT_MAX_HOSTS,
+            0,
+            10_000_000,
+        )?,
+        silent_after: Some(duration(
+            cx,
+            &key("silent_after"),
+            g.silent_after.as_deref(),
+            "0s",
+        )?)
+        .filter(|d| !d.is_zero()),
+        metrics_max_hosts: count(
+            cx,
+            &key("metrics_max_hosts"),
+            g.metrics_max_hosts,
+            crate::live::fleet::DEFAULT_METRICS_MAX_HOSTS,
+            0,
+            1_000_000,
+        )?,
     })
 }
 
@@ -109,13 +133,13 @@ mod tests {
             r#"
 [global]
 "#,
-            r#"ok: Global { hostname: "<local>", state_dir: "/var/lib/logrelay/server", control: "/run/logrelay/server.sock", metrics: None, time_zone: Utc, user: None, group: None, batch_size: 512, queue_batches: 16, queue_bytes: 67108864, shutdown_grace: 10s, stats_interval: 0ns, rejects_max_bytes: 268435456 }"#,
+            r#"ok: Global { hostname: "<local>", state_dir: "/var/lib/logrelay/server", control: "/run/logrelay/server.sock", metrics: None, time_zone: Utc, user: None, group: None, batch_size: 512, queue_batches: 16, queue_bytes: 67108864, shutdown_grace: 10s, stats_interval: 0ns, rejects_max_bytes: 268435456, max_hosts: 100000, silent_after: None, metrics_max_hosts: 1000 }"#,
         ),
         (
             "no [global] table at all",
             r#"
 "#,
-            r#"ok: Global { hostname: "<local>", state_dir: "/var/lib/logrelay/server", control: "/run/logrelay/server.sock", metrics: None, time_zone: Utc, user: None, group: None, batch_size: 512, queue_batches: 16, queue_bytes: 67108864, shutdown_grace: 10s, stats_interval: 0ns, rejects_max_bytes: 268435456 }"#,
+            r#"ok: Global { hostname: "<local>", state_dir: "/var/lib/logrelay/server", control: "/run/logrelay/server.sock", metrics: None, time_zone: Utc, user: None, group: None, batch_size: 512, queue_batches: 16, queue_bytes: 67108864, shutdown_grace: 10s, stats_interval: 0ns, rejects_max_bytes: 268435456, max_hosts: 100000, silent_after: None, metrics_max_hosts: 1000 }"#,
         ),
         (
             "every key given",
@@ -134,8 +158,11 @@ queue_bytes = "4095MiB"
 shutdown_grace = "250ms"
 stats_interval = "1m"
 rejects_max_bytes = "1GiB"
+max_hosts = 500
+silent_after = "10m"
+metrics_max_hosts = 20
 "#,
-            r#"ok: Global { hostname: "web-1", state_dir: "/srv/state", control: "/srv/control.sock", metrics: Some(127.0.0.1:9598), time_zone: Fixed(+02:00), user: Some("logrelay"), group: Some("adm"), batch_size: 65536, queue_batches: 4096, queue_bytes: 4293918720, shutdown_grace: 250ms, stats_interval: 60s, rejects_max_bytes: 1073741824 }"#,
+            r#"ok: Global { hostname: "web-1", state_dir: "/srv/state", control: "/srv/control.sock", metrics: Some(127.0.0.1:9598), time_zone: Fixed(+02:00), user: Some("logrelay"), group: Some("adm"), batch_size: 65536, queue_batches: 4096, queue_bytes: 4293918720, shutdown_grace: 250ms, stats_interval: 60s, rejects_max_bytes: 1073741824, max_hosts: 500, silent_after: Some(600s), metrics_max_hosts: 20 }"#,
         ),
         (
             "metrics on localhost and IPv6",
@@ -144,7 +171,7 @@ rejects_max_bytes = "1GiB"
 metrics = "localhost:9598"
 time_zone = "local"
 "#,
-            r#"ok: Global { hostname: "<local>", state_dir: "/var/lib/logrelay/server", control: "/run/logrelay/server.sock", metrics: Some(127.0.0.1:9598), time_zone: Local, user: None, group: None, batch_size: 512, queue_batches: 16, queue_bytes: 67108864, shutdown_grace: 10s, stats_interval: 0ns, rejects_max_bytes: 268435456 }"#,
+            r#"ok: Global { hostname: "<local>", state_dir: "/var/lib/logrelay/server", control: "/run/logrelay/server.sock", metrics: Some(127.0.0.1:9598), time_zone: Local, user: None, group: None, batch_size: 512, queue_batches: 16, queue_bytes: 67108864, shutdown_grace: 10s, stats_interval: 0ns, rejects_max_bytes: 268435456, max_hosts: 100000, silent_after: None, metrics_max_hosts: 1000 }"#,
         ),
         (
             "metrics on IPv6",
@@ -152,7 +179,7 @@ time_zone = "local"
 [global]
 metrics = "[::1]:9598"
 "#,
-            r#"ok: Global { hostname: "<local>", state_dir: "/var/lib/logrelay/server", control: "/run/logrelay/server.sock", metrics: Some([::1]:9598), time_zone: Utc, user: None, group: None, batch_size: 512, queue_batches: 16, queue_bytes: 67108864, shutdown_grace: 10s, stats_interval: 0ns, rejects_max_bytes: 268435456 }"#,
+            r#"ok: Global { hostname: "<local>", state_dir: "/var/lib/logrelay/server", control: "/run/logrelay/server.sock", metrics: Some([::1]:9598), time_zone: Utc, user: None, group: None, batch_size: 512, queue_batches: 16, queue_bytes: 67108864, shutdown_grace: 10s, stats_interval: 0ns, rejects_max_bytes: 268435456, max_hosts: 100000, silent_after: None, metrics_max_hosts: 1000 }"#,
         ),
         (
             "smallest batch_size and queue_batches",
@@ -161,7 +188,7 @@ metrics = "[::1]:9598"
 batch_size = 1
 queue_batches = 1
 "#,
-            r#"ok: Global { hostname: "<local>", state_dir: "/var/lib/logrelay/server", control: "/run/logrelay/server.sock", metrics: None, time_zone: Utc, user: None, group: None, batch_size: 1, queue_batches: 1, queue_bytes: 67108864, shutdown_grace: 10s, stats_interval: 0ns, rejects_max_bytes: 268435456 }"#,
+            r#"ok: Global { hostname: "<local>", state_dir: "/var/lib/logrelay/server", control: "/run/logrelay/server.sock", metrics: None, time_zone: Utc, user: None, group: None, batch_size: 1, queue_batches: 1, queue_bytes: 67108864, shutdown_grace: 10s, stats_interval: 0ns, rejects_max_bytes: 268435456, max_hosts: 100000, silent_after: None, metrics_max_hosts: 1000 }"#,
         ),
         (
             "rejects_max_bytes zero keeps nothing (what is set aside is only counted)",
@@ -169,7 +196,7 @@ queue_batches = 1
 [global]
 rejects_max_bytes = "0"
 "#,
-            r#"ok: Global { hostname: "<local>", state_dir: "/var/lib/logrelay/server", control: "/run/logrelay/server.sock", metrics: None, time_zone: Utc, user: None, group: None, batch_size: 512, queue_batches: 16, queue_bytes: 67108864, shutdown_grace: 10s, stats_interval: 0ns, rejects_max_bytes: 0 }"#,
+            r#"ok: Global { hostname: "<local>", state_dir: "/var/lib/logrelay/server", control: "/run/logrelay/server.sock", metrics: None, time_zone: Utc, user: None, group: None, batch_size: 512, queue_batches: 16, queue_bytes: 67108864, shutdown_grace: 10s, stats_interval: 0ns, rejects_max_bytes: 0, max_hosts: 100000, silent_after: None, metrics_max_hosts: 1000 }"#,
         ),
         (
             "rejects_max_bytes not a size",
@@ -273,7 +300,7 @@ queue_batches = 0
 [global]
 queue_bytes = "1MiB"
 "#,
-            r#"ok: Global { hostname: "<local>", state_dir: "/var/lib/logrelay/server", control: "/run/logrelay/server.sock", metrics: None, time_zone: Utc, user: None, group: None, batch_size: 512, queue_batches: 16, queue_bytes: 1048576, shutdown_grace: 10s, stats_interval: 0ns, rejects_max_bytes: 268435456 }"#,
+            r#"ok: Global { hostname: "<local>", state_dir: "/var/lib/logrelay/server", control: "/run/logrelay/server.sock", metrics: None, time_zone: Utc, user: None, group: None, batch_size: 512, queue_batches: 16, queue_bytes: 1048576, shutdown_grace: 10s, stats_interval: 0ns, rejects_max_bytes: 268435456, max_hosts: 100000, silent_after: None, metrics_max_hosts: 1000 }"#,
         ),
         (
             "queue_bytes under 1 MiB",
@@ -332,12 +359,46 @@ stats_interval = "often"
             r#"FILE:2:18: global.stats_interval: `often` is not a duration: expected a number and a unit such as "250ms", "5s" or "10m""#,
         ),
         (
+            "fleet view off, silence explicitly off",
+            r#"
+[global]
+max_hosts = 0
+silent_after = "0s"
+metrics_max_hosts = 0
+"#,
+            r#"ok: Global { hostname: "<local>", state_dir: "/var/lib/logrelay/server", control: "/run/logrelay/server.sock", metrics: None, time_zone: Utc, user: None, group: None, batch_size: 512, queue_batches: 16, queue_bytes: 67108864, shutdown_grace: 10s, stats_interval: 0ns, rejects_max_bytes: 268435456, max_hosts: 0, silent_after: None, metrics_max_hosts: 0 }"#,
+        ),
+        (
+            "max_hosts too big",
+            r#"
+[global]
+max_hosts = 10000001
+"#,
+            r#"FILE:2:13: global.max_hosts: 10000001 is out of range: expected 0 to 10000000"#,
+        ),
+        (
+            "metrics_max_hosts negative",
+            r#"
+[global]
+metrics_max_hosts = -1
+"#,
+            r#"FILE:2:21: global.metrics_max_hosts: -1 is out of range: expected 0 to 1000000"#,
+        ),
+        (
+            "silent_after not a duration",
+            r#"
+[global]
+silent_after = "10"
+"#,
+            r#"FILE:2:16: global.silent_after: `10` is not a duration: expected a number and a unit such as "250ms", "5s" or "10m""#,
+        ),
+        (
             "unknown key",
             r#"
 [global]
 hostnme = "h"
 "#,
-            r#"FILE:2:1: hostnme: unknown key; expected one of `hostname`, `state_dir`, `control`, `metrics`, `time_zone`, `user`, `group`, `batch_size`, `queue_batches`, `queue_bytes`, `shutdown_grace`, `stats_interval`, `rejects_max_bytes`"#,
+            r#"FILE:2:1: hostnme: unknown key; expected one of `hostname`, `state_dir`, `control`, `metrics`, `time_zone`, `user`, `group`, `batch_size`, `queue_batches`, `queue_bytes`, `shutdown_grace`, `stats_interval`, `rejects_max_bytes`, `max_hosts`, `silent_after`, `metrics_max_hosts`"#,
         ),
         (
             "user not a string",
