@@ -112,24 +112,28 @@
 //! | `__REALTIME_TIMESTAMP` | timestamp (else the reception time) |
 //! | each of `fields` present | `[journald@32473 NAME="value" ...]` |
 
+mod cursor;
 pub mod export;
 pub mod journalctl;
 pub mod mapping;
+mod watch;
 
 use std::collections::VecDeque;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use serde::{Deserialize, Serialize};
 use tokio::io::AsyncReadExt;
 use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::CancellationToken;
 
+use self::cursor::{load, origin_of, save, start_position};
+pub use self::cursor::{Position, CHECKPOINT_VERSION};
 use self::export::ExportDecoder;
 use self::journalctl::{Journal, RunError, Start};
 use self::mapping::{Mapper, Tally, CURSOR, MAPPED, REALTIME};
+use self::watch::DirWatcher;
 use super::{Context, Error};
 use crate::config::StartAt;
 use crate::message::{Ack, AckStatus, AckTracker, Batch};
@@ -145,9 +149,6 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(200);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// Bytes asked of the pipe per read.
 const READ_SIZE: usize = 64 * 1024;
-/// The checkpoint format version this build writes and reads.
-pub const CHECKPOINT_VERSION: u32 = 1;
-
 /// The validated settings of a journald source.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
@@ -220,86 +221,6 @@ pub fn unit_problem(unit: &str) -> Option<&'static str> {
         return Some("unit names have no spaces, slashes or control characters");
     }
     None
-}
-
-/// Where reading resumes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Position {
-    /// At the oldest entry of the journal.
-    Oldest,
-    /// After the entry with this cursor.
-    After(String),
-}
-
-/// The checkpoint file (see the module doc).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Saved {
-    version: u32,
-    journal: String,
-    cursor: Option<String>,
-}
-
-/// Whether `c` looks like a journal cursor (`s=…;i=…;…`, printable ASCII),
-/// so a damaged checkpoint is refused rather than handed to journalctl.
-fn plausible_cursor(c: &str) -> bool {
-    c.starts_with("s=") && c.contains(";i=") && c.bytes().all(|b| b.is_ascii_graphic())
-}
-
-/// Decodes a checkpoint file of `journal` (fuzzable: never panics).
-/// `Ok(None)`: the file is about another journal.
-fn decode_checkpoint(bytes: &[u8], journal: &str) -> Result<Option<Position>, String> {
-    let saved: Saved = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
-    if saved.version != CHECKPOINT_VERSION {
-        return Err(format!(
-            "checkpoint format version {}, this build reads {CHECKPOINT_VERSION}",
-            saved.version
-        ));
-    }
-    if saved.journal != journal {
-        return Ok(None);
-    }
-    match saved.cursor {
-        None => Ok(Some(Position::Oldest)),
-        Some(c) if plausible_cursor(&c) => Ok(Some(Position::After(c))),
-        Some(c) => Err(format!("{c:?} is not a journal cursor")),
-    }
-}
-
-fn encode_checkpoint(position: &Position, journal: &str) -> Vec<u8> {
-    let saved = Saved {
-        version: CHECKPOINT_VERSION,
-        journal: journal.to_owned(),
-        cursor: match position {
-            Position::Oldest => None,
-            Position::After(c) => Some(c.clone()),
-        },
-    };
-    // ok: a struct of strings always serialises.
-    serde_json::to_vec(&saved).unwrap_or_default()
-}
-
-/// The origin id of the entry at `cursor`: `HOST:j:SEQNUM_ID:SEQNUM`, the
-/// `s=` and `i=` parts of the cursor, which name one entry of one journal
-/// for good. `None` when the cursor has no such parts.
-fn origin_of(host: &[u8], cursor: &str) -> Option<Bytes> {
-    let mut seqnum_id = None;
-    let mut seqnum = None;
-    for part in cursor.split(';') {
-        if let Some(v) = part.strip_prefix("s=") {
-            seqnum_id = Some(v);
-        } else if let Some(v) = part.strip_prefix("i=") {
-            seqnum = Some(v);
-        }
-    }
-    let (s, i) = (seqnum_id?, seqnum?);
-    let mut id = Vec::with_capacity(host.len() + s.len() + i.len() + 4);
-    id.extend_from_slice(host);
-    id.extend_from_slice(b":j:");
-    id.extend_from_slice(s.as_bytes());
-    id.push(b':');
-    id.extend_from_slice(i.as_bytes());
-    Some(Bytes::from(id))
 }
 
 /// A journald source, its resume point loaded, ready to run.
@@ -516,67 +437,6 @@ async fn check_journalctl(journal: &Journal, cx: &Context) -> Result<(), Error> 
             what: "cannot run journalctl (the journald source needs it: systemd's journalctl)",
             source,
         }),
-    }
-}
-
-/// The saved position, if there is a usable one.
-fn load(path: &Path, journal_id: &str, cx: &Context) -> Option<Position> {
-    let bytes = match std::fs::read(path) {
-        Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
-        Err(e) => {
-            tracing::error!(source = %cx.name, path = %path.display(), error = %e, "cannot read the checkpoint: the journal starts as never seen (start_at)");
-            return None;
-        }
-    };
-    match decode_checkpoint(&bytes, journal_id) {
-        Ok(Some(p)) => Some(p),
-        Ok(None) => {
-            tracing::info!(source = %cx.name, path = %path.display(), "the checkpoint is about another journal: this one starts as never seen (start_at)");
-            None
-        }
-        Err(detail) => {
-            let aside = checkpoint::move_aside(path);
-            tracing::error!(
-                source = %cx.name, path = %path.display(), error = %detail, moved_to = ?aside.ok(),
-                "unreadable checkpoint file moved aside: the journal starts as never seen (start_at)"
-            );
-            None
-        }
-    }
-}
-
-/// Where a never-seen journal starts.
-async fn start_position(journal: &Journal, start_at: StartAt, cx: &Context) -> Position {
-    match start_at {
-        StartAt::Beginning => Position::Oldest,
-        StartAt::End => match journal.tail_cursor().await {
-            Ok(Some(cursor)) => Position::After(cursor),
-            Ok(None) => Position::Oldest,
-            Err(e) => {
-                tracing::warn!(source = %cx.name, error = %e, "cannot find the end of the journal: every entry it will show is new (read from its oldest)");
-                Position::Oldest
-            }
-        },
-    }
-}
-
-/// Writes the checkpoint (off the async threads); logs a failure.
-async fn save(path: &Path, position: &Position, journal_id: &str, cx: &Context) -> bool {
-    let bytes = encode_checkpoint(position, journal_id);
-    let path_owned = path.to_owned();
-    let result =
-        tokio::task::spawn_blocking(move || checkpoint::write_atomic(&path_owned, &bytes)).await;
-    match result {
-        Ok(Ok(())) => true,
-        Ok(Err(e)) => {
-            tracing::error!(source = %cx.name, error = %e, "cannot save the journal checkpoint: a restart may read entries again");
-            false
-        }
-        Err(e) => {
-            tracing::error!(source = %cx.name, error = %e, "the checkpoint writer panicked");
-            false
-        }
     }
 }
 
@@ -906,92 +766,9 @@ impl Reader {
     }
 }
 
-/// inotify on the journal directories, as a latency shortcut: an event
-/// wakes the source for the next run. Nothing depends on it (the source
-/// also runs every `poll_interval`); a directory that does not exist yet
-/// is watched once it does ([`DirWatcher::refresh`]).
-struct DirWatcher {
-    inner: Option<notify::RecommendedWatcher>,
-    roots: Vec<(PathBuf, bool)>,
-}
-
-impl DirWatcher {
-    fn new(source: &str, roots: Vec<PathBuf>, wake: Arc<Notify>) -> DirWatcher {
-        use notify::EventKind;
-        let handler = move |event: notify::Result<notify::Event>| {
-            if let Ok(e) = &event {
-                // journalctl's own opens and reads, atime updates.
-                if matches!(
-                    e.kind,
-                    EventKind::Access(_)
-                        | EventKind::Modify(notify::event::ModifyKind::Metadata(_))
-                ) {
-                    return;
-                }
-            }
-            wake.notify_one();
-        };
-        let inner = match notify::recommended_watcher(handler) {
-            Ok(w) => Some(w),
-            Err(e) => {
-                tracing::warn!(source, error = %e, "no inotify: the journal is polled every poll_interval");
-                None
-            }
-        };
-        let mut watcher = DirWatcher {
-            inner,
-            roots: roots.into_iter().map(|r| (r, false)).collect(),
-        };
-        watcher.refresh();
-        watcher
-    }
-
-    fn refresh(&mut self) {
-        use notify::Watcher as _;
-        let Some(inner) = &mut self.inner else {
-            return;
-        };
-        for (dir, watched) in &mut self.roots {
-            if !*watched && inner.watch(dir, notify::RecursiveMode::Recursive).is_ok() {
-                *watched = true;
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn checkpoint_round_trip_and_refusals() {
-        let c = "s=dff3abf003fe4e898b924c54a4a74dc5;i=1;b=00;m=0;t=60a;x=b6";
-        for p in [Position::Oldest, Position::After(c.to_owned())] {
-            let bytes = encode_checkpoint(&p, "/srv/j");
-            assert_eq!(decode_checkpoint(&bytes, "/srv/j"), Ok(Some(p)));
-            // Another journal: never seen.
-            assert_eq!(decode_checkpoint(&bytes, ""), Ok(None));
-        }
-        assert_eq!(
-            encode_checkpoint(&Position::After(c.to_owned()), ""),
-            format!(r#"{{"version":1,"journal":"","cursor":"{c}"}}"#).into_bytes()
-        );
-        assert!(decode_checkpoint(br#"{"version":2,"journal":"","cursor":null}"#, "").is_err());
-        assert!(decode_checkpoint(br#"{"version":1,"journal":"","cursor":"--all"}"#, "").is_err());
-        // A file source's checkpoint is not a journald checkpoint.
-        assert!(decode_checkpoint(br#"{"version":1,"files":[]}"#, "").is_err());
-        assert!(decode_checkpoint(b"\xff", "").is_err());
-    }
-
-    #[test]
-    fn origin_ids_come_from_the_cursor() {
-        let c = "s=dff3;i=1a;b=00;m=0;t=60a;x=b6";
-        assert_eq!(
-            origin_of(b"web-1", c),
-            Some(Bytes::from_static(b"web-1:j:dff3:1a"))
-        );
-        assert_eq!(origin_of(b"h", "nonsense"), None);
-    }
 
     #[test]
     fn field_and_unit_names() {
