@@ -4,7 +4,8 @@
 //! longer tour, with the data flow, acknowledgements, backpressure and the
 //! on-disk formats, is `docs/design.md`.
 //!
-//! - [`cli`]: the command line (`client | relay | server | check | stats`).
+//! - [`cli`]: the command line (`client | relay | server | check | stats |
+//!   rejects | tap`).
 //! - [`config`]: TOML -> [`config::raw`] (serde, unknown keys refused) ->
 //!   validated [`config::Config`], with `FILE:LINE:COL` errors; the
 //!   embedded default config of each mode.
@@ -20,14 +21,19 @@
 //! - [`tls`]: TLS settings -> rustls server and client configs (chain,
 //!   fingerprint pins, peer names, hostname checks).
 //! - [`source`]: where messages enter (file, pipe, unix_dgram, unix_stream,
-//!   tcp, tls, udp, relp, stdin, internal): bytes -> framing -> parse ->
-//!   `Batch`; rate limits; the accept loop; socket hand-over on reload.
+//!   tcp, tls, udp, relp, journald, stdin, internal): bytes -> framing ->
+//!   parse -> `Batch`; rate limits; the accept loop; socket and tailer
+//!   hand-over on reload.
 //! - [`dest`]: where messages leave (file, stdout, tcp, tls, udp, relp,
 //!   sqlite, postgres): `Batch` -> rendered records or rows -> writes,
 //!   commits or sends; acks released once the message is durable there.
+//!   [`dest::delivery`] gives every failure its kind (transient: retry in
+//!   place; permanent: the rejects store); `dns+` membership in `balance`.
 //! - [`buffer`]: disk buffers (the spool: durable, bounded queues) in front
-//!   of forwarding destinations: on-disk format, recovery, the spool thread.
-//! - [`state`]: durable state under `state_dir`: file source checkpoints.
+//!   of forwarding and postgres destinations: on-disk format, recovery, the
+//!   spool thread; and each source's byte budget (`queue_bytes`).
+//! - [`state`]: durable state under `state_dir`: source checkpoints, the
+//!   instance lock, the rejects store (and its replay).
 //! - [`pipeline`]: `Config` -> tasks, bounded channels, routing by
 //!   `[[paths]]`; start-up, signals, config reload (SIGHUP) and shutdown
 //!   order.

@@ -150,7 +150,7 @@ counters! {
     buffered: DESTINATION, false, "Disk buffer: records stored durably.";
     buffered_bytes: DESTINATION, false, "Disk buffer: bytes of the records stored.";
     disk_buffer_bytes: DESTINATION, true, "Disk buffer: bytes its segments hold now (stored and not yet acknowledged, plus headers).";
-    dropped_when_full: DESTINATION, false, "Disk buffer: messages dropped because it was full (when_full = \"drop_newest\") or they could never fit.";
+    dropped_when_full: DESTINATION, false, "Disk buffer: messages dropped because it was full (when_full = \"drop_newest\") (one that could never fit goes to the rejects store, `rejected_too_large`).";
     corrupt_segments: DESTINATION, false, "Disk buffer: segments set aside as corrupt (start-up) or cut short by damage found while reading.";
     duplicates: DESTINATION, false, "Databases: messages already stored (same origin id), not stored again.";
     retries: DESTINATION, false, "Attempts made again after a transient failure (disk full, read-only, database or server down, timeout).";
