@@ -132,7 +132,7 @@ fn config_errors_name_file_line_column_and_key() {
         (
             "unknown key in global",
             format!("[global]\nhostnme = \"h\"\n{BASE}"),
-            "FILE:2:1: hostnme: unknown key; expected one of `hostname`, `state_dir`, `control`, `metrics`, `time_zone`, `user`, `group`, `batch_size`, `queue_batches`, `shutdown_grace`",
+            "FILE:2:1: hostnme: unknown key; expected one of `hostname`, `state_dir`, `control`, `metrics`, `time_zone`, `user`, `group`, `batch_size`, `queue_batches`, `queue_bytes`, `shutdown_grace`, `stats_interval`, `rejects_max_bytes`, `max_hosts`, `silent_after`, `metrics_max_hosts`",
         ),
         (
             "path naming a missing source",
