@@ -170,6 +170,7 @@ impl Source {
             && self.parse == other.parse
             && g.hostname == h.hostname
             && g.batch_size == h.batch_size
+            && g.queue_bytes == h.queue_bytes
             && g.state_dir == h.state_dir
     }
 }

@@ -512,3 +512,31 @@ fn a_file_source_changed_by_10_reloads_mid_stream_loses_nothing_and_repeats_noth
     assert_eq!(handed, 10, "{stderr}");
     assert!(stderr.contains("restarted=app"), "{stderr}");
 }
+
+/// A changed `[global] queue_bytes` restarts every source (each on its
+/// own socket), so the new byte budget applies to all of them.
+#[test]
+fn a_changed_queue_bytes_restarts_every_source_on_its_socket() {
+    let config = |bytes: &str| format!("[global]\nqueue_bytes = \"{bytes}\"\n{THREE_SOURCES}");
+    let mut server = Server::start(&config("32MiB"));
+    let (keep, gone) = (server.addr("keep"), server.addr("gone"));
+    server.rewrite_config(&config("48MiB"));
+    server.reload(1);
+    assert_eq!((server.addr("keep"), server.addr("gone")), (keep, gone));
+    server.send_tcp("keep", b"after keep\n");
+    server.send_tcp("gone", b"after gone\n");
+    let mut lines = wait_lines(&server.path("out.log"), 2);
+    lines.sort();
+    assert_eq!(lines, vec![b"after gone".to_vec(), b"after keep".to_vec()]);
+    let stderr = server.stop();
+    let restarted = stderr
+        .lines()
+        .find_map(|l| {
+            l.split_whitespace()
+                .find_map(|w| w.strip_prefix("restarted="))
+        })
+        .unwrap_or_else(|| panic!("no reload summary in {stderr}"));
+    let mut names: Vec<&str> = restarted.split(',').collect();
+    names.sort();
+    assert_eq!(names, ["gone", "keep"], "{stderr}");
+}
