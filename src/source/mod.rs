@@ -169,9 +169,12 @@ impl Context {
         // Backpressure in bytes: wait for the budget before the channel
         // (a pipeline that goes away meanwhile ends the wait).
         let cost = budget::cost(&batch);
-        batch.hold = tokio::select! {
-            hold = self.budget.hold(cost) => hold,
-            () = out.closed() => return false,
+        batch.hold = match self.budget.try_hold(cost) {
+            Some(hold) => Some(hold),
+            None => tokio::select! {
+                hold = self.budget.hold(cost) => hold,
+                () = out.closed() => return false,
+            },
         };
         out.send(batch).await.is_ok()
     }
