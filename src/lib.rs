@@ -18,6 +18,8 @@
 //! - [`filter`]: the filter language: parser into `Expr`, evaluation.
 //! - [`template`]: `${MACRO}` templates, compiled once, path-safe rendering.
 //! - [`relp`]: the RELP frame codec shared by the relp source and destination.
+//! - [`kafka`]: the Kafka client settings (brokers, tls, sasl) shared by the
+//!   kafka source and destination, as librdkafka configuration.
 //! - [`tls`]: TLS settings -> rustls server and client configs (chain,
 //!   fingerprint pins, peer names, hostname checks).
 //! - [`source`]: where messages enter (file, pipe, unix_dgram, unix_stream,
@@ -59,6 +61,7 @@ pub mod config;
 pub mod control;
 pub mod dest;
 pub mod filter;
+pub mod kafka;
 #[doc(hidden)]
 pub mod fuzz_checks;
 pub mod live;

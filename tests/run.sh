@@ -33,6 +33,22 @@ if ((${#missing[@]})); then
     fi
 fi
 
+# Building: the kafka source and destination link librdkafka, which the
+# rdkafka crate builds from its bundled source with cmake, against
+# OpenSSL (tls, SASL-SCRAM), zlib and zstd; libcurl is in its cmake
+# build too.
+build_pkgs=(cmake pkg-config libssl-dev libcurl4-openssl-dev zlib1g-dev)
+if ! dpkg -s "${build_pkgs[@]}" >/dev/null 2>&1; then
+    if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
+        echo "tests/run.sh: installing ${build_pkgs[*]}" >&2
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${build_pkgs[@]}" >/dev/null
+    else
+        echo "tests/run.sh: missing some of ${build_pkgs[*]} (run as root on Debian to install them)" >&2
+        exit 1
+    fi
+fi
+
 # PostgreSQL for the database tests: they run its initdb/pg_ctl (found on
 # PATH or in /usr/lib/postgresql/*/bin) on a private cluster in a temp dir.
 # Installed without a default cluster of its own.
@@ -77,6 +93,19 @@ if [[ ! -x $peers/usr/sbin/rsyslogd || ! -e $modules/imrelp.so || ! -e $modules/
         fi
         rm -rf "$debs"
     fi
+fi
+
+# The Kafka tests' broker: tansu, a Kafka-API broker in Rust, built once
+# from crates.io into target/peers/tansu (in-memory storage needs
+# `dynostore`, the SQLite storage that survives a restart `libsql`).
+# About 15 minutes on 2 cores the first time; reused after.
+tansu=target/peers/tansu/bin/tansu
+if [[ ! -x $tansu ]]; then
+    echo "tests/run.sh: building the Kafka broker tansu 0.6.0 into target/peers/tansu (once)" >&2
+    start=$(date +%s)
+    cargo install tansu --version 0.6.0 --locked --features dynostore,libsql \
+        --root target/peers/tansu --quiet
+    echo "tests/run.sh: tansu built in $(( $(date +%s) - start )) s" >&2
 fi
 
 exec cargo test --release --all-targets "$@"

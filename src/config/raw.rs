@@ -116,6 +116,16 @@ pub struct RawTls {
     pub verify_hostname: Option<bool>,
 }
 
+/// Kafka's `sasl = { mechanism, username, password_file }`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSasl {
+    /// "PLAIN" | "SCRAM-SHA-256" | "SCRAM-SHA-512"
+    pub mechanism: String,
+    pub username: String,
+    pub password_file: String,
+}
+
 /// `[sources.NAME]`: one raw struct per type, each with the keys every
 /// source takes ([`RawSourceCommon`]) flattened in.
 #[derive(Debug, Deserialize)]

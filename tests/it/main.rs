@@ -17,6 +17,7 @@ mod harness;
 mod instances;
 mod interop;
 mod journald;
+mod kafka_broker;
 mod memory;
 mod origin;
 mod package;

@@ -13,6 +13,7 @@ mod common;
 mod destinations;
 mod filters;
 mod global;
+mod kafka;
 mod paths;
 mod sources;
 mod tls;
