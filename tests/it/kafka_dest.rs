@@ -31,8 +31,11 @@ fn counter(server: &Server, component: &str, name: &str) -> u64 {
         .unwrap_or_else(|| panic!("no counter {name} of {component} in {doc}"))
 }
 
+/// A record as text: key, value, headers.
+type Text = (String, String, Vec<(String, String)>);
+
 /// `(key, value, headers)` of records, as text.
-fn texts(records: &[Record]) -> Vec<(String, String, Vec<(String, String)>)> {
+fn texts(records: &[Record]) -> Vec<Text> {
     records
         .iter()
         .map(|r| {
@@ -175,7 +178,11 @@ destinations = ["bus", "bus_json"]
         server.stderr()
     );
     assert_eq!(counter(&server, "bus", "produced"), 3);
-    assert!(wait_for(Duration::from_secs(5), || counter(&server, "bus", "acknowledged") == 3));
+    assert!(wait_for(Duration::from_secs(5), || counter(
+        &server,
+        "bus",
+        "acknowledged"
+    ) == 3));
     assert_eq!(counter(&server, "bus", "written"), 3);
     assert_eq!(counter(&server, "bus", "in_flight"), 0);
 }
@@ -225,7 +232,9 @@ destinations = ["bus"]
     ));
     let mut text = String::new();
     for n in 0..10 {
-        text.push_str(&format!("<14>1 2026-11-27T08:00:00Z h app - - - line {n}\n"));
+        text.push_str(&format!(
+            "<14>1 2026-11-27T08:00:00Z h app - - - line {n}\n"
+        ));
         if n == 4 {
             text.push_str(&format!(
                 "<14>1 2026-11-27T08:00:00Z h app - - - poison {}\n",
@@ -350,7 +359,11 @@ fn broker_down_holds_the_lines_and_delivers_them_when_it_is_back() {
     append(&log, 0, 100);
     let server = Server::spawn(dir, &["server", "-c", "config.toml"], None);
     assert!(
-        wait_for(Duration::from_secs(20), || counter(&server, "bus", "acknowledged") == 100),
+        wait_for(Duration::from_secs(20), || counter(
+            &server,
+            "bus",
+            "acknowledged"
+        ) == 100),
         "{}\n{}",
         server.stderr(),
         broker.log()
@@ -358,28 +371,42 @@ fn broker_down_holds_the_lines_and_delivers_them_when_it_is_back() {
     broker.kill();
     append(&log, 100, 300);
     assert!(
-        wait_for(Duration::from_secs(20), || counter(&server, "bus", "state") == 1),
+        wait_for(Duration::from_secs(20), || counter(&server, "bus", "state")
+            == 1),
         "state never showed retrying:\n{}",
         server.stderr()
     );
-    assert!(wait_for(Duration::from_secs(10), || counter(&server, "bus", "in_flight") == 200));
+    assert!(wait_for(Duration::from_secs(10), || counter(
+        &server,
+        "bus",
+        "in_flight"
+    ) == 200));
     assert_eq!(counter(&server, "bus", "acknowledged"), 100);
     std::thread::sleep(Duration::from_secs(2));
     broker.restart();
     assert!(
-        wait_for(Duration::from_secs(60), || counter(&server, "bus", "acknowledged") >= 300),
+        wait_for(Duration::from_secs(60), || counter(
+            &server,
+            "bus",
+            "acknowledged"
+        ) >= 300),
         "acknowledged {} of 300:\n{}\n{}",
         counter(&server, "bus", "acknowledged"),
         server.stderr(),
         broker.log()
     );
-    assert!(wait_for(Duration::from_secs(5), || counter(&server, "bus", "state") == 0));
+    assert!(wait_for(Duration::from_secs(5), || counter(
+        &server, "bus", "state"
+    ) == 0));
     assert!(counter(&server, "bus", "retries") >= 1);
     let got = read(&broker.addr(), "logs", 1, 300, Duration::from_secs(30));
     let (lines, duplicates) = tally(&got);
     let missing: Vec<usize> = (0..300).filter(|n| !lines.contains_key(n)).collect();
     assert!(missing.is_empty(), "lost: {missing:?}");
-    eprintln!("broker restart: {} records for 300 lines, {duplicates} duplicate origin ids", got.len());
+    eprintln!(
+        "broker restart: {} records for 300 lines, {duplicates} duplicate origin ids",
+        got.len()
+    );
     assert_eq!(got.len(), 300 + duplicates);
 }
 
@@ -404,7 +431,11 @@ fn with_a_disk_buffer_lines_survive_the_broker_down_and_kill_9() {
     append(&log, 0, 100);
     let mut server = Server::spawn(dir, &["server", "-c", "config.toml"], None);
     assert!(
-        wait_for(Duration::from_secs(20), || counter(&server, "bus", "acknowledged") == 100),
+        wait_for(Duration::from_secs(20), || counter(
+            &server,
+            "bus",
+            "acknowledged"
+        ) == 100),
         "{}",
         server.stderr()
     );
@@ -412,14 +443,17 @@ fn with_a_disk_buffer_lines_survive_the_broker_down_and_kill_9() {
     append(&log, 100, 1000);
     // Answered from the buffer while the broker is away.
     assert!(
-        wait_for(Duration::from_secs(20), || counter(&server, "bus", "buffered") == 1000),
+        wait_for(Duration::from_secs(20), || counter(
+            &server, "bus", "buffered"
+        ) == 1000),
         "buffered {}:\n{}",
         counter(&server, "bus", "buffered"),
         server.stderr()
     );
     let size = std::fs::metadata(&log).expect("log").len();
     assert!(
-        wait_for(Duration::from_secs(10), || checkpoint(server.dir.path()) == size),
+        wait_for(Duration::from_secs(10), || checkpoint(server.dir.path())
+            == size),
         "checkpoint {} of {size}",
         checkpoint(server.dir.path())
     );
@@ -431,7 +465,10 @@ fn with_a_disk_buffer_lines_survive_the_broker_down_and_kill_9() {
     let (lines, duplicates) = tally(&got);
     let missing: Vec<usize> = (0..1000).filter(|n| !lines.contains_key(n)).collect();
     assert!(missing.is_empty(), "lost: {missing:?}\n{}", server.stderr());
-    eprintln!("kill -9 with a disk buffer: {} records for 1000 lines, {duplicates} duplicate origin ids", got.len());
+    eprintln!(
+        "kill -9 with a disk buffer: {} records for 1000 lines, {duplicates} duplicate origin ids",
+        got.len()
+    );
     assert_eq!(got.len(), 1000 + duplicates);
 }
 

@@ -290,7 +290,12 @@ fn kafka(cx: &Cx<'_>, name: &str, k: &RawKafkaDest, global: &Global) -> Result<D
         zone,
         Format::Rfc5424,
     )?;
-    let max_message_bytes = size(cx, &at("max_message_bytes"), k.max_message_bytes.as_deref(), "1000000B")?;
+    let max_message_bytes = size(
+        cx,
+        &at("max_message_bytes"),
+        k.max_message_bytes.as_deref(),
+        "1000000B",
+    )?;
     if !(1000..=1_000_000_000).contains(&max_message_bytes) {
         return Err(cx.at(&at("max_message_bytes"), "must be between 1000B and 1GB"));
     }
@@ -302,8 +307,20 @@ fn kafka(cx: &Cx<'_>, name: &str, k: &RawKafkaDest, global: &Global) -> Result<D
     if linger > Duration::from_secs(900) {
         return Err(cx.at(&at("linger"), "must be at most 15m"));
     }
-    let max_in_flight = count(cx, &at("max_in_flight"), k.max_in_flight, 100_000, 1, 10_000_000)?;
-    let max_in_flight_bytes = size(cx, &at("max_in_flight_bytes"), k.max_in_flight_bytes.as_deref(), "64MiB")?;
+    let max_in_flight = count(
+        cx,
+        &at("max_in_flight"),
+        k.max_in_flight,
+        100_000,
+        1,
+        10_000_000,
+    )?;
+    let max_in_flight_bytes = size(
+        cx,
+        &at("max_in_flight_bytes"),
+        k.max_in_flight_bytes.as_deref(),
+        "64MiB",
+    )?;
     if !(1 << 20..=1 << 40).contains(&max_in_flight_bytes) {
         return Err(cx.at(&at("max_in_flight_bytes"), "must be between 1MiB and 1TiB"));
     }

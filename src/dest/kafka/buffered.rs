@@ -81,7 +81,11 @@ pub(super) async fn run(
                     let mut msg = Message::new(record, chrono::Utc::now(), dest.name.clone());
                     msg.message = Bytes::new();
                     let failure = Failure::new(Reason::PeerRefused, Code::None, why.to_string());
-                    sender.shared.set_aside(Entry { msg, seq: Some(seq) }, &failure);
+                    let entry = Entry {
+                        msg,
+                        seq: Some(seq),
+                    };
+                    sender.shared.set_aside_async(entry, failure).await;
                 }
             }
         }

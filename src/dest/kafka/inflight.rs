@@ -223,6 +223,15 @@ impl Shared {
         drop(entry.msg.ack.take());
     }
 
+    /// [`Shared::set_aside`] off the async threads (the rejects store
+    /// writes durably).
+    pub async fn set_aside_async(self: &Arc<Self>, entry: Entry, failure: Failure) {
+        let shared = self.clone();
+        let stored = tokio::task::spawn_blocking(move || shared.set_aside(entry, &failure)).await;
+        // A panic of the store's thread failed the entry's ack as it unwound.
+        drop(stored);
+    }
+
     /// A record refused for good: into the rejects store, then released.
     pub fn set_aside(&self, mut entry: Entry, failure: &Failure) {
         let mut aside: SetAside = SetAside::default();
@@ -233,7 +242,12 @@ impl Shared {
     }
 
     /// A delivery report for slot `i`.
-    fn report(&self, i: usize, result: Result<(), RDKafkaErrorCode>, detail: impl FnOnce() -> String) {
+    fn report(
+        &self,
+        i: usize,
+        result: Result<(), RDKafkaErrorCode>,
+        detail: impl FnOnce() -> String,
+    ) {
         let code = match result {
             Ok(()) => {
                 if let Some(entry) = self.remove(i) {
@@ -289,7 +303,9 @@ impl ClientContext for Ctx {
             L::Emerg | L::Alert | L::Critical | L::Error => {
                 tracing::debug!(destination = %self.0.name, facility = fac, "librdkafka: {log_message}")
             }
-            _ => tracing::trace!(destination = %self.0.name, facility = fac, "librdkafka: {log_message}"),
+            _ => {
+                tracing::trace!(destination = %self.0.name, facility = fac, "librdkafka: {log_message}")
+            }
         }
     }
 }

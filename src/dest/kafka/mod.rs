@@ -251,7 +251,10 @@ struct Sender {
 }
 
 impl Sender {
-    fn start(dest: &KafkaDest, acker: Option<crate::buffer::spool::Acker>) -> Result<Sender, Error> {
+    fn start(
+        dest: &KafkaDest,
+        acker: Option<crate::buffer::spool::Acker>,
+    ) -> Result<Sender, Error> {
         let kafka_error = |message: String| Error::Kafka {
             name: dest.name.clone(),
             message,
@@ -288,7 +291,9 @@ impl Sender {
     /// sets it aside when it can never be published.
     async fn send(&mut self, msg: Message, seq: Option<u64>) {
         if let Err(failure) = self.bufs.render(&self.config, &msg) {
-            self.shared.set_aside(Entry { msg, seq }, &failure);
+            self.shared
+                .set_aside_async(Entry { msg, seq }, failure)
+                .await;
             return;
         }
         let headers = headers(&self.config, &msg);
@@ -302,8 +307,8 @@ impl Sender {
     /// took it.
     async fn produce(&mut self, i: usize, headers: Option<OwnedHeaders>) -> bool {
         let topic = self.bufs.topic();
-        let mut record = BaseRecord::<[u8], [u8], usize>::with_opaque_to(topic, i)
-            .payload(&self.bufs.value[..]);
+        let mut record =
+            BaseRecord::<[u8], [u8], usize>::with_opaque_to(topic, i).payload(&self.bufs.value[..]);
         if !self.bufs.key.is_empty() {
             record = record.key(&self.bufs.key[..]);
         }
@@ -334,7 +339,7 @@ impl Sender {
             );
             if failure.is_permanent() {
                 if let Some(entry) = self.shared.remove(i) {
-                    self.shared.set_aside(entry, &failure);
+                    self.shared.set_aside_async(entry, failure).await;
                 }
             } else {
                 // Held: produced again by `attend` (after the producer is
@@ -349,7 +354,11 @@ impl Sender {
     /// Slots given back, and a fatal producer: made again, produced again
     /// (after a backoff), in the order they came back.
     async fn attend(&mut self) {
-        if self.shared.fatal.swap(false, std::sync::atomic::Ordering::Relaxed) {
+        if self
+            .shared
+            .fatal
+            .swap(false, std::sync::atomic::Ordering::Relaxed)
+        {
             self.replace().await;
         }
         if !self.shared.has_retries() {
@@ -372,7 +381,7 @@ impl Sender {
                 }
                 Err(failure) => {
                     if let Some(entry) = self.shared.remove(i) {
-                        self.shared.set_aside(entry, &failure);
+                        self.shared.set_aside_async(entry, failure).await;
                     }
                 }
             }

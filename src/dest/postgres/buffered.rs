@@ -131,4 +131,3 @@ pub(super) async fn run(
     spool.finish().await;
     Ok(())
 }
-
