@@ -141,8 +141,10 @@ counters! {
     passed: FILTER, false, "Messages the filter matched (evaluated from a path).";
     rejected: FILTER, false, "Messages the filter did not match (evaluated from a path).";
     written: DESTINATION, false, "Messages written (file, stdout) or sent/acknowledged (forwarding).";
-    acknowledged: DESTINATION, false, "Messages the next tier acknowledged (RELP rsp 200).";
-    retried: DESTINATION, false, "Messages sent again after a connection broke or a write failed.";
+    acknowledged: DESTINATION, false, "Messages the next tier acknowledged (RELP rsp 200, a Kafka delivery report).";
+    retried: DESTINATION, false, "Messages sent again after a connection broke or a write failed (kafka: produced again after the producer gave them back).";
+    produced: DESTINATION, false, "Kafka: records handed to the producer (acknowledged upstream only on their delivery report).";
+    in_flight: DESTINATION, true, "Kafka: records handed to the producer and not yet reported delivered or refused.";
     dropped_bad_path: DESTINATION, false, "Messages whose rendered file path was unusable.";
     dropped_io: DESTINATION, false, "Messages lost to a failed write, open or fsync.";
     dropped_abandoned: DESTINATION, false, "Messages still queued when the shutdown grace ran out.";
@@ -159,8 +161,8 @@ counters! {
     resolve_failures: DESTINATION, false, "Forwarding: lookups of a dns+ entry that failed (its members were kept).";
     rejected_path: DESTINATION, false, "Set aside (rejects store): the file system refuses the name a template rendered.";
     rejected_row: DESTINATION, false, "Set aside (rejects store): the database refuses the row even after repair.";
-    rejected_peer: DESTINATION, false, "Set aside (rejects store): the next tier refused the message (RELP rsp other than 200).";
-    rejected_too_large: DESTINATION, false, "Set aside (rejects store): larger than the disk buffer can ever hold.";
+    rejected_peer: DESTINATION, false, "Set aside (rejects store): the next tier refused the message (RELP rsp other than 200; Kafka: no such topic, an illegal topic name, an invalid record).";
+    rejected_too_large: DESTINATION, false, "Set aside (rejects store): larger than the disk buffer can ever hold, or than the Kafka producer (max_message_bytes) or broker takes.";
     rejects_dropped: DESTINATION, false, "Set aside but not kept: the rejects store was full (rejects_max_bytes) or could not be written.";
     queued_bytes: DESTINATION, true, "Bytes (as received) of the messages waiting in the destination's input queue.";
     queued_messages: DESTINATION, true, "Messages routed to the destination and not yet written, recognised as duplicates, dropped or set aside.";

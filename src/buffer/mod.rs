@@ -14,6 +14,9 @@
 //!   feeds the stored records back to the destination's sender, which
 //!   acknowledges them when they are delivered.
 //!
+//! - [`record`]: the record of one whole message, for the destinations
+//!   that render it at delivery time (postgres, kafka).
+//!
 //! ```text
 //! Batch --encode--> Spool thread --append+fsync--> segments   (upstream acks released)
 //!                        |  <--acknowledge(seq)--  sender        (watermark advances)
@@ -22,6 +25,7 @@
 
 pub mod budget;
 pub mod disk;
+pub mod record;
 pub mod spool;
 
 #[cfg(test)]

@@ -349,6 +349,84 @@ pub struct DiskBufferConfig {
     pub segment_bytes: u64,
 }
 
+/// `type = "kafka"` (SPEC.md "Past one machine"; [`crate::dest::kafka`]).
+#[derive(Clone)]
+pub struct KafkaDestConfig {
+    pub client: crate::kafka::ClientSettings,
+    /// The topic of each message (a template; checked as a topic name
+    /// when it has no macro, else per message).
+    pub topic: Template,
+    /// The record key (a template): one key, one partition, in order.
+    /// Empty: no key (librdkafka spreads the records).
+    pub key: Template,
+    pub output: Output,
+    pub compression: Compression,
+    /// `origin`, `host` and `program` headers on every record.
+    pub headers: bool,
+    /// librdkafka `message.max.bytes`: a larger record is refused (set aside).
+    pub max_message_bytes: u64,
+    /// librdkafka `batch.size`.
+    pub batch_bytes: u64,
+    /// librdkafka `linger.ms`.
+    pub linger: Duration,
+    /// Records handed to the producer and not yet reported, at most
+    /// (`queue.buffering.max.messages`), and their bytes
+    /// (`queue.buffering.max.kbytes`).
+    pub max_in_flight: usize,
+    pub max_in_flight_bytes: u64,
+    pub disk_buffer: Option<DiskBufferConfig>,
+}
+
+impl fmt::Debug for KafkaDestConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let output = match &self.output {
+            Output::Format(format, zone) => format!("{format:?}/{zone:?}"),
+            Output::Template(t) => format!("template {:?}", t.source()),
+        };
+        f.debug_struct("Kafka")
+            .field("client", &self.client)
+            .field("topic", &self.topic.source())
+            .field("key", &self.key.source())
+            .field("output", &format_args!("{output}"))
+            .field("compression", &self.compression)
+            .field("headers", &self.headers)
+            .field("max_message_bytes", &self.max_message_bytes)
+            .field("batch_bytes", &self.batch_bytes)
+            .field("linger", &self.linger)
+            .field("max_in_flight", &self.max_in_flight)
+            .field("max_in_flight_bytes", &self.max_in_flight_bytes)
+            .field("disk_buffer", &self.disk_buffer)
+            .finish()
+    }
+}
+
+/// The kafka destination's `compression` (librdkafka `compression.codec`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    None,
+    Gzip,
+    Lz4,
+    Zstd,
+}
+
+impl Compression {
+    pub const NAMES: [(&'static str, Compression); 4] = [
+        ("none", Compression::None),
+        ("gzip", Compression::Gzip),
+        ("lz4", Compression::Lz4),
+        ("zstd", Compression::Zstd),
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Compression::None => "none",
+            Compression::Gzip => "gzip",
+            Compression::Lz4 => "lz4",
+            Compression::Zstd => "zstd",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Balance {
     /// In order; back to the first as soon as it is healthy again.
@@ -453,6 +531,7 @@ pub enum DestinationKind {
         disk_buffer: Option<DiskBufferConfig>,
     },
     Forward(ForwardDestConfig),
+    Kafka(KafkaDestConfig),
 }
 
 impl DestinationKind {
@@ -462,6 +541,7 @@ impl DestinationKind {
             DestinationKind::Stdout { .. } => "stdout",
             DestinationKind::Sqlite { .. } => "sqlite",
             DestinationKind::Postgres { .. } => "postgres",
+            DestinationKind::Kafka(_) => "kafka",
             DestinationKind::Forward(f) => match f.protocol {
                 Protocol::Relp => "relp",
                 Protocol::Tcp => "tcp",
@@ -507,6 +587,13 @@ impl DestinationKind {
                     text.push_str(&format!(" ({how})"));
                 }
                 if let Some(buffer) = &f.disk_buffer {
+                    text.push_str(&format!(", disk buffer {} bytes", buffer.max_bytes));
+                }
+                text
+            }
+            DestinationKind::Kafka(k) => {
+                let mut text = format!("{} topic {}", k.client.describe(), k.topic.source());
+                if let Some(buffer) = &k.disk_buffer {
                     text.push_str(&format!(", disk buffer {} bytes", buffer.max_bytes));
                 }
                 text

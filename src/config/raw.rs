@@ -346,6 +346,7 @@ pub enum RawDestination {
     Tcp(#[serde(deserialize_with = "forward::tcp")] RawForward),
     Tls(#[serde(deserialize_with = "forward::tls")] RawForward),
     Udp(#[serde(deserialize_with = "forward::udp")] RawForward),
+    Kafka(RawKafkaDest),
 }
 
 #[derive(Debug, Deserialize)]
@@ -405,6 +406,40 @@ pub struct RawPostgresDest {
     /// `verify_hostname`, `peer_names`, `fingerprints`.
     pub tls: Option<RawTls>,
     /// Batches are stored here and written to the database from it.
+    pub disk_buffer: Option<RawDiskBuffer>,
+}
+
+/// `type = "kafka"`: records published to a Kafka topic.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawKafkaDest {
+    /// Bootstrap brokers, `HOST:PORT`.
+    pub brokers: Vec<String>,
+    /// A template such as "logs" or "logs-${PROGRAM}".
+    pub topic: String,
+    /// Record key template. Default "${HOST}"; "" = no key.
+    pub key: Option<String>,
+    /// Default "rfc5424".
+    pub format: Option<String>,
+    pub template: Option<String>,
+    /// "none" (default) | "gzip" | "lz4" | "zstd"
+    pub compression: Option<String>,
+    /// `origin`, `host`, `program` headers. Default true.
+    pub headers: Option<bool>,
+    /// Largest record. Default "1000000B" (librdkafka's).
+    pub max_message_bytes: Option<String>,
+    /// Bytes per produce batch. Default "1MiB".
+    pub batch_bytes: Option<String>,
+    /// How long a batch waits to fill. Default "5ms".
+    pub linger: Option<String>,
+    /// Records handed to the producer and not yet acknowledged. Default 100000.
+    pub max_in_flight: Option<i64>,
+    /// Their bytes. Default "64MiB".
+    pub max_in_flight_bytes: Option<String>,
+    /// `ca`, `cert`/`key`, `verify_hostname`.
+    pub tls: Option<RawTls>,
+    pub sasl: Option<RawSasl>,
+    /// Records are stored here and published from it.
     pub disk_buffer: Option<RawDiskBuffer>,
 }
 

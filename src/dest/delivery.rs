@@ -15,7 +15,8 @@
 //! - The classification: [`classify_errno`] (file system and socket
 //!   errors, by where they happened: [`Stage`]), [`classify_sqlstate`]
 //!   (PostgreSQL), [`classify_sqlite`] (SQLite result codes),
-//!   [`classify_rsp`] (RELP answers). Each returns a [`Reason`], whose
+//!   [`classify_rsp`] (RELP answers), [`classify_kafka`] (librdkafka
+//!   error codes). Each returns a [`Reason`], whose
 //!   [`Kind`] is fixed by [`Reason::kind`]. The table is drawn below and
 //!   tested at the bottom of this file; no destination decides a kind
 //!   itself.
@@ -67,6 +68,16 @@
 //! | RELP | `rsp 200` | delivered | |
 //! | RELP | `rsp` with any other code, for one frame | permanent | `peer_refused` |
 //! | RELP | `rsp` without a code (broken answer) | transient | `unavailable` |
+//! | Kafka | unreachable: BrokerTransportFailure, AllBrokersDown, Resolve, SSL, BrokerDestroy/DestroyBroker | transient | `unavailable` |
+//! | Kafka | leader elections, replicas: LeaderNotAvailable, NotLeaderForPartition, BrokerNotAvailable, ReplicaNotAvailable, NetworkException, NotEnoughReplicas, NotEnoughReplicasAfterAppend, ISRInsufficient, PreferredLeaderNotAvailable, FencedLeaderEpoch, UnknownLeaderEpoch, KafkaStorageError | transient | `unavailable` |
+//! | Kafka | purged by our own shutdown: PurgeQueue, PurgeInflight | transient | `unavailable` |
+//! | Kafka | MessageTimedOut, OperationTimedOut, RequestTimedOut, TimedOutQueue | transient | `timeout` |
+//! | Kafka | QueueFull, ThrottlingQuotaExceeded, CriticalSystemResource | transient | `resources` |
+//! | Kafka | Authentication, SaslAuthenticationFailed, UnsupportedSASLMechanism, IllegalSASLState, TopicAuthorizationFailed, ClusterAuthorizationFailed | transient | `permission` |
+//! | Kafka | InvalidMessage (CRC), BadMessage | transient | `io` |
+//! | Kafka | MessageSizeTooLarge (the producer's `message.max.bytes` or the broker's), MessageBatchTooLarge, InvalidMessageSize | permanent | `too_large` |
+//! | Kafka | UnknownTopicOrPartition, UnknownTopic, UnknownPartition (no such topic: auto-create off), InvalidTopic (a template rendered an illegal name), InvalidRecord, InvalidTimestamp, PolicyViolation, UnsupportedForMessageFormat | permanent | `peer_refused` |
+//! | Kafka | Fatal (the idempotent producer must be made again), OutOfOrderSequenceNumber, UnknownProducerId, InvalidProducerEpoch, any other code | transient | `other` |
 //! | disk buffer | a message larger than the whole buffer | permanent | `too_large` |
 //! | anything else | | transient | `other` |
 //!
@@ -124,9 +135,11 @@ pub enum Reason {
     PathRefused,
     /// The database refuses the row even after repair.
     RowRefused,
-    /// The next tier refused this message (RELP `rsp` other than 200).
+    /// The next tier refused this message (RELP `rsp` other than 200; a
+    /// Kafka broker refusing it: no such topic, an invalid record).
     PeerRefused,
-    /// Larger than the destination's disk buffer can ever hold.
+    /// Larger than the destination's disk buffer can ever hold, or than a
+    /// Kafka producer or broker takes.
     TooLarge,
 }
 
@@ -198,6 +211,8 @@ pub enum Code {
     Sqlite(i32),
     /// A RELP `rsp` code.
     Rsp(u16),
+    /// A librdkafka error code (negative: the client's own; else Kafka's).
+    Kafka(rdkafka::types::RDKafkaErrorCode),
 }
 
 impl fmt::Display for Code {
@@ -211,6 +226,7 @@ impl fmt::Display for Code {
             Code::SqlState(s) => write!(f, "SQLSTATE {s}"),
             Code::Sqlite(n) => write!(f, "SQLITE {n}"),
             Code::Rsp(n) => write!(f, "rsp {n}"),
+            Code::Kafka(c) => write!(f, "kafka {c:?} ({})", *c as i32),
         }
     }
 }
@@ -362,6 +378,57 @@ pub fn classify_rsp(code: Option<u16>) -> Option<Reason> {
         Some(200) => None,
         Some(_) => Some(Reason::PeerRefused),
         None => Some(Reason::Unavailable),
+    }
+}
+
+/// The reason for a librdkafka error code (the table in the module doc):
+/// what a delivery report, a failed `produce` or a client error says.
+pub fn classify_kafka(code: rdkafka::types::RDKafkaErrorCode) -> Reason {
+    use rdkafka::types::RDKafkaErrorCode as K;
+    match code {
+        K::BrokerTransportFailure
+        | K::AllBrokersDown
+        | K::Resolve
+        | K::SSL
+        | K::BrokerDestroy
+        | K::DestroyBroker
+        | K::LeaderNotAvailable
+        | K::NotLeaderForPartition
+        | K::BrokerNotAvailable
+        | K::ReplicaNotAvailable
+        | K::NetworkException
+        | K::NotEnoughReplicas
+        | K::NotEnoughReplicasAfterAppend
+        | K::ISRInsufficient
+        | K::PreferredLeaderNotAvailable
+        | K::FencedLeaderEpoch
+        | K::UnknownLeaderEpoch
+        | K::KafkaStorageError
+        | K::PurgeQueue
+        | K::PurgeInflight => Reason::Unavailable,
+        K::MessageTimedOut | K::OperationTimedOut | K::RequestTimedOut | K::TimedOutQueue => {
+            Reason::Timeout
+        }
+        K::QueueFull | K::ThrottlingQuotaExceeded | K::CriticalSystemResource => Reason::Resources,
+        K::Authentication
+        | K::SaslAuthenticationFailed
+        | K::UnsupportedSASLMechanism
+        | K::IllegalSASLState
+        | K::TopicAuthorizationFailed
+        | K::ClusterAuthorizationFailed => Reason::Permission,
+        K::InvalidMessage | K::BadMessage => Reason::Io,
+        K::MessageSizeTooLarge | K::MessageBatchTooLarge | K::InvalidMessageSize => {
+            Reason::TooLarge
+        }
+        K::UnknownTopicOrPartition
+        | K::UnknownTopic
+        | K::UnknownPartition
+        | K::InvalidTopic
+        | K::InvalidRecord
+        | K::InvalidTimestamp
+        | K::PolicyViolation
+        | K::UnsupportedForMessageFormat => Reason::PeerRefused,
+        _ => Reason::Other,
     }
 }
 
@@ -924,6 +991,82 @@ mod tests {
         assert_eq!(classify_rsp(Some(500)), Some(Reason::PeerRefused));
         assert_eq!(classify_rsp(Some(418)), Some(Reason::PeerRefused));
         assert_eq!(classify_rsp(None), Some(Reason::Unavailable));
+    }
+
+    #[test]
+    fn kafka_table() {
+        use rdkafka::types::RDKafkaErrorCode as K;
+        let table = [
+            (K::BrokerTransportFailure, Reason::Unavailable),
+            (K::AllBrokersDown, Reason::Unavailable),
+            (K::Resolve, Reason::Unavailable),
+            (K::SSL, Reason::Unavailable),
+            (K::BrokerDestroy, Reason::Unavailable),
+            (K::DestroyBroker, Reason::Unavailable),
+            (K::LeaderNotAvailable, Reason::Unavailable),
+            (K::NotLeaderForPartition, Reason::Unavailable),
+            (K::BrokerNotAvailable, Reason::Unavailable),
+            (K::ReplicaNotAvailable, Reason::Unavailable),
+            (K::NetworkException, Reason::Unavailable),
+            (K::NotEnoughReplicas, Reason::Unavailable),
+            (K::NotEnoughReplicasAfterAppend, Reason::Unavailable),
+            (K::ISRInsufficient, Reason::Unavailable),
+            (K::PreferredLeaderNotAvailable, Reason::Unavailable),
+            (K::FencedLeaderEpoch, Reason::Unavailable),
+            (K::UnknownLeaderEpoch, Reason::Unavailable),
+            (K::KafkaStorageError, Reason::Unavailable),
+            (K::PurgeQueue, Reason::Unavailable),
+            (K::PurgeInflight, Reason::Unavailable),
+            (K::MessageTimedOut, Reason::Timeout),
+            (K::OperationTimedOut, Reason::Timeout),
+            (K::RequestTimedOut, Reason::Timeout),
+            (K::TimedOutQueue, Reason::Timeout),
+            (K::QueueFull, Reason::Resources),
+            (K::ThrottlingQuotaExceeded, Reason::Resources),
+            (K::CriticalSystemResource, Reason::Resources),
+            (K::Authentication, Reason::Permission),
+            (K::SaslAuthenticationFailed, Reason::Permission),
+            (K::UnsupportedSASLMechanism, Reason::Permission),
+            (K::IllegalSASLState, Reason::Permission),
+            (K::TopicAuthorizationFailed, Reason::Permission),
+            (K::ClusterAuthorizationFailed, Reason::Permission),
+            (K::InvalidMessage, Reason::Io),
+            (K::BadMessage, Reason::Io),
+            (K::MessageSizeTooLarge, Reason::TooLarge),
+            (K::MessageBatchTooLarge, Reason::TooLarge),
+            (K::InvalidMessageSize, Reason::TooLarge),
+            (K::UnknownTopicOrPartition, Reason::PeerRefused),
+            (K::UnknownTopic, Reason::PeerRefused),
+            (K::UnknownPartition, Reason::PeerRefused),
+            (K::InvalidTopic, Reason::PeerRefused),
+            (K::InvalidRecord, Reason::PeerRefused),
+            (K::InvalidTimestamp, Reason::PeerRefused),
+            (K::PolicyViolation, Reason::PeerRefused),
+            (K::UnsupportedForMessageFormat, Reason::PeerRefused),
+            (K::Fatal, Reason::Other),
+            (K::OutOfOrderSequenceNumber, Reason::Other),
+            (K::UnknownProducerId, Reason::Other),
+            (K::InvalidProducerEpoch, Reason::Other),
+            (K::Unknown, Reason::Other),
+        ];
+        for (code, want) in table {
+            assert_eq!(classify_kafka(code), want, "{code:?}");
+        }
+        // Only a refusal of the record itself sets it aside.
+        let permanent: Vec<K> = table
+            .iter()
+            .filter(|(_, r)| r.kind() == Kind::Permanent)
+            .map(|(c, _)| *c)
+            .collect();
+        assert_eq!(permanent.len(), 11);
+        assert_eq!(
+            Code::Kafka(K::MessageSizeTooLarge).to_string(),
+            "kafka MessageSizeTooLarge (10)"
+        );
+        assert_eq!(
+            Code::Kafka(K::UnknownTopic).to_string(),
+            "kafka UnknownTopic (-188)"
+        );
     }
 
     #[test]

@@ -15,8 +15,9 @@
 //! release acks as their protocol allows (see there); `tls` and RELP over
 //! TLS get their rustls client config from [`crate::tls`] here. Databases
 //! ([`sqlite`], [`postgres`], sharing the row layout of [`sql`]) release
-//! them after the commit. A `disk_buffer` (forwarding destinations and
-//! postgres) is run by [`crate::buffer::spool`].
+//! them after the commit; [`kafka`] on the broker's delivery report. A
+//! `disk_buffer` (forwarding destinations, postgres, kafka) is run by
+//! [`crate::buffer::spool`].
 //!
 //! What every destination shares is in [`delivery`]: the classification of
 //! failures (transient or permanent, by errno, SQLSTATE, SQLite code or
@@ -28,6 +29,7 @@ pub mod delivery;
 pub mod file;
 pub mod forward;
 pub mod inbox;
+pub mod kafka;
 pub mod postgres;
 pub mod sql;
 pub mod sqlite;
@@ -50,6 +52,8 @@ pub enum Error {
     Panicked { name: Arc<str>, detail: String },
     #[error("destination {name}: TLS: {message}")]
     Tls { name: Arc<str>, message: String },
+    #[error("destination {name}: kafka: {message}")]
+    Kafka { name: Arc<str>, message: String },
     #[error("destination {name}: {source}")]
     Io {
         name: Arc<str>,
@@ -83,6 +87,7 @@ enum Runner {
     Forward(forward::ForwardDest),
     Sqlite(sqlite::SqliteDest),
     Postgres(postgres::PostgresDest),
+    Kafka(kafka::KafkaDest),
 }
 
 impl Destination {
@@ -176,6 +181,12 @@ impl Destination {
                     .with_disk_buffer(disk_buffer.clone()),
                 )
             }
+            DestinationKind::Kafka(kafka) => Runner::Kafka(kafka::KafkaDest::new(
+                name.clone(),
+                kafka.clone(),
+                counters.clone(),
+                rejects.clone(),
+            )),
         };
         Ok(Destination {
             name,
@@ -196,6 +207,7 @@ impl Destination {
             Runner::Forward(d) => d.run(input).await,
             Runner::Sqlite(d) => d.run(input).await,
             Runner::Postgres(d) => d.run(input).await,
+            Runner::Kafka(d) => d.run(input).await,
         }
     }
 }

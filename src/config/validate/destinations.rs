@@ -15,13 +15,14 @@ use super::common::{
 use super::tls::{tls, tls_usable};
 use crate::config::locate::Seg;
 use crate::config::raw::{
-    RawDestination, RawDiskBuffer, RawFileDest, RawForward, RawPostgresDest, RawSqliteDest,
-    RawStdoutDest,
+    RawDestination, RawDiskBuffer, RawFileDest, RawForward, RawKafkaDest, RawPostgresDest,
+    RawSqliteDest, RawStdoutDest,
 };
 use crate::config::units::parse_duration;
 use crate::config::{
-    Balance, Destination, DestinationKind, DiskBufferConfig, FileDestConfig, ForwardDestConfig,
-    FsyncPolicy, Global, Output, Partition, Protocol, ServerAddr, ServerEntry, TlsConfig, WhenFull,
+    Balance, Compression, Destination, DestinationKind, DiskBufferConfig, FileDestConfig,
+    ForwardDestConfig, FsyncPolicy, Global, KafkaDestConfig, Output, Partition, Protocol,
+    ServerAddr, ServerEntry, TlsConfig, WhenFull,
 };
 use crate::message::TimeZone;
 use crate::syslog::format::Format;
@@ -47,6 +48,7 @@ pub(super) fn destination(
         RawDestination::Tcp(f) => forward(cx, name, Protocol::Tcp, f, global)?,
         RawDestination::Tls(f) => forward(cx, name, Protocol::Tls, f, global)?,
         RawDestination::Udp(f) => forward(cx, name, Protocol::Udp, f, global)?,
+        RawDestination::Kafka(k) => kafka(cx, name, k, global)?,
     };
     Ok(Destination {
         name: Arc::from(name),
@@ -259,6 +261,130 @@ fn forward(
             .transpose()?,
         max_backoff: duration(cx, &at("max_backoff"), f.max_backoff.as_deref(), "1m")?,
     }))
+}
+
+/// Kafka: the client settings ([`super::kafka::client`]), the topic and
+/// key templates, the output and the producer's bounds. The bounds are
+/// librdkafka's own ranges, so a config `check` accepts is one librdkafka
+/// takes.
+fn kafka(cx: &Cx<'_>, name: &str, k: &RawKafkaDest, global: &Global) -> Result<DestinationKind> {
+    use crate::dest::kafka::topic_name_ok;
+    let at = |k| at(name, k);
+    let base = [Seg::Key("destinations"), Seg::Key(name)];
+    let client = super::kafka::client(cx, &base, &k.brokers, k.tls.as_ref(), k.sasl.as_ref())?;
+    let zone = global.time_zone;
+    let topic = template(cx, &at("topic"), &k.topic, zone)?;
+    if !topic_literal_ok(&k.topic, topic.is_static()) {
+        return Err(cx.at(
+            &at("topic"),
+            format!("`{}` is not a Kafka topic name: 1 to 249 letters, digits, `.`, `_` and `-` (macros allowed)", k.topic),
+        ));
+    }
+    debug_assert!(!topic.is_static() || topic_name_ok(k.topic.as_bytes()));
+    let key = template(cx, &at("key"), k.key.as_deref().unwrap_or("${HOST}"), zone)?;
+    let output = output(
+        cx,
+        name,
+        k.format.as_deref(),
+        k.template.as_deref(),
+        zone,
+        Format::Rfc5424,
+    )?;
+    let max_message_bytes = size(
+        cx,
+        &at("max_message_bytes"),
+        k.max_message_bytes.as_deref(),
+        "1000000B",
+    )?;
+    if !(1000..=1_000_000_000).contains(&max_message_bytes) {
+        return Err(cx.at(&at("max_message_bytes"), "must be between 1000B and 1GB"));
+    }
+    let batch_bytes = size(cx, &at("batch_bytes"), k.batch_bytes.as_deref(), "1MiB")?;
+    if !(1..=i32::MAX as u64).contains(&batch_bytes) {
+        return Err(cx.at(&at("batch_bytes"), "must be between 1B and 2GiB"));
+    }
+    let linger = duration(cx, &at("linger"), k.linger.as_deref(), "5ms")?;
+    if linger > Duration::from_secs(900) {
+        return Err(cx.at(&at("linger"), "must be at most 15m"));
+    }
+    let max_in_flight = count(
+        cx,
+        &at("max_in_flight"),
+        k.max_in_flight,
+        100_000,
+        1,
+        10_000_000,
+    )?;
+    let max_in_flight_bytes = size(
+        cx,
+        &at("max_in_flight_bytes"),
+        k.max_in_flight_bytes.as_deref(),
+        "64MiB",
+    )?;
+    if !(1 << 20..=1 << 40).contains(&max_in_flight_bytes) {
+        return Err(cx.at(&at("max_in_flight_bytes"), "must be between 1MiB and 1TiB"));
+    }
+    if max_in_flight_bytes < max_message_bytes {
+        return Err(cx.at(
+            &at("max_in_flight_bytes"),
+            "must be at least max_message_bytes (one record must fit)",
+        ));
+    }
+    let disk_buffer = k
+        .disk_buffer
+        .as_ref()
+        .map(|b| disk_buffer(cx, name, b, global))
+        .transpose()?;
+    if let (Some(_), Output::Format(Format::Raw, _)) = (&disk_buffer, &output) {
+        return Err(cx.at(
+            &at("format"),
+            "`raw` cannot go through a disk buffer (it keeps the parsed fields, not the bytes as received): use rfc5424, json, rfc3164, line or a template",
+        ));
+    }
+    Ok(DestinationKind::Kafka(KafkaDestConfig {
+        client,
+        topic,
+        key,
+        output,
+        compression: choice(
+            cx,
+            &at("compression"),
+            k.compression.as_deref(),
+            Compression::None,
+            &Compression::NAMES,
+        )?,
+        headers: k.headers.unwrap_or(true),
+        max_message_bytes,
+        batch_bytes,
+        linger,
+        max_in_flight,
+        max_in_flight_bytes,
+        disk_buffer,
+    }))
+}
+
+/// The text of a topic template outside its macros (all of it when
+/// `whole`, a template without macros) is made of the characters Kafka
+/// allows in a topic name, and a whole name is 1 to 249 of them (not `.`
+/// or `..`).
+fn topic_literal_ok(src: &str, whole: bool) -> bool {
+    if whole {
+        return crate::dest::kafka::topic_name_ok(src.as_bytes());
+    }
+    let mut rest = src;
+    let mut literal = String::new();
+    while let Some(i) = rest.find("${") {
+        literal.push_str(&rest[..i]);
+        match rest[i..].find('}') {
+            Some(j) => rest = &rest[i + j + 1..],
+            None => return false,
+        }
+    }
+    literal.push_str(rest);
+    literal.len() < 249
+        && literal
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
 /// `resolve_interval` bounds: often enough to follow a fleet, seldom
@@ -1716,6 +1842,343 @@ disk_buffer = { max_bytes = "2MiB", max_size = "1GiB" }
 "#,
             r#"FILE:4:37: max_size: unknown key; expected one of `max_bytes`, `path`, `fsync`, `when_full`, `segment_bytes`"#,
         ),
+        // kafka
+        (
+            "kafka: defaults",
+            r#"
+[destinations.d]
+type = "kafka"
+brokers = ["kafka-1:9092"]
+topic = "logs"
+"#,
+            r#"ok: kafka (kafka-1:9092 (plaintext) topic logs) Kafka(Kafka { client: ClientSettings { brokers: ["kafka-1:9092"], tls: None, sasl: None }, topic: "logs", key: "${HOST}", output: Rfc5424/Utc, compression: None, headers: true, max_message_bytes: 1000000, batch_bytes: 1048576, linger: 5ms, max_in_flight: 100000, max_in_flight_bytes: 67108864, disk_buffer: None })"#,
+        ),
+        (
+            "kafka: every key",
+            r#"
+[destinations.d]
+type = "kafka"
+brokers = ["kafka-1:9092", "10.0.0.2:9093"]
+topic = "logs-${PROGRAM}"
+key = "${HOST}/${PROGRAM}"
+format = "json"
+compression = "zstd"
+headers = false
+max_message_bytes = "2MiB"
+batch_bytes = "512KiB"
+linger = "20ms"
+max_in_flight = 5000
+max_in_flight_bytes = "16MiB"
+tls = { ca = "/dev/null", verify_hostname = false }
+sasl = { mechanism = "SCRAM-SHA-512", username = "relay", password_file = "/dev/null" }
+disk_buffer = { max_bytes = "1GiB", path = "/srv/kbuf" }
+"#,
+            r#"ok: kafka (kafka-1:9092,10.0.0.2:9093 (sasl_ssl) topic logs-${PROGRAM}, disk buffer 1073741824 bytes) Kafka(Kafka { client: ClientSettings { brokers: ["kafka-1:9092", "10.0.0.2:9093"], tls: Some(KafkaTls { ca: Some("/dev/null"), cert: None, key: None, verify_hostname: false }), sasl: Some(Sasl { mechanism: ScramSha512, username: "relay", password_file: "/dev/null" }) }, topic: "logs-${PROGRAM}", key: "${HOST}/${PROGRAM}", output: Json/Utc, compression: Zstd, headers: false, max_message_bytes: 2097152, batch_bytes: 524288, linger: 20ms, max_in_flight: 5000, max_in_flight_bytes: 16777216, disk_buffer: Some(DiskBufferConfig { max_bytes: 1073741824, path: "/srv/kbuf", fsync: EveryBatch, when_full: Block, segment_bytes: 67108864 }) })"#,
+        ),
+        (
+            "kafka: template output and no key",
+            r#"
+[destinations.d]
+type = "kafka"
+brokers = ["k:9092"]
+topic = "t"
+key = ""
+template = "${HOST} ${MESSAGE}"
+compression = "lz4"
+"#,
+            r#"ok: kafka (k:9092 (plaintext) topic t) Kafka(Kafka { client: ClientSettings { brokers: ["k:9092"], tls: None, sasl: None }, topic: "t", key: "", output: template "${HOST} ${MESSAGE}", compression: Lz4, headers: true, max_message_bytes: 1000000, batch_bytes: 1048576, linger: 5ms, max_in_flight: 100000, max_in_flight_bytes: 67108864, disk_buffer: None })"#,
+        ),
+        (
+            "kafka: no brokers key",
+            r#"
+[destinations.d]
+type = "kafka"
+topic = "logs"
+"#,
+            r#"FILE:1:1: missing field `brokers`"#,
+        ),
+        (
+            "kafka: no topic key",
+            r#"
+[destinations.d]
+type = "kafka"
+brokers = ["k:9092"]
+"#,
+            r#"FILE:1:1: missing field `topic`"#,
+        ),
+        (
+            "kafka: empty brokers",
+            r#"
+[destinations.d]
+type = "kafka"
+brokers = []
+topic = "logs"
+"#,
+            r#"FILE:3:11: destinations.d.brokers: list at least one broker, such as ["kafka-1:9092"]"#,
+        ),
+        (
+            "kafka: broker without port",
+            r#"
+[destinations.d]
+type = "kafka"
+brokers = ["k:9092", "kafka-2"]
+topic = "logs"
+"#,
+            r#"FILE:3:22: destinations.d.brokers[2]: `kafka-2` is not a broker address: expected HOST:PORT such as "kafka-1:9092""#,
+        ),
+        (
+            "kafka: bad topic name",
+            r#"
+[destinations.d]
+type = "kafka"
+brokers = ["k:9092"]
+topic = "logs/today"
+"#,
+            r#"FILE:4:9: destinations.d.topic: `logs/today` is not a Kafka topic name: 1 to 249 letters, digits, `.`, `_` and `-` (macros allowed)"#,
+        ),
+        (
+            "kafka: bad literal in topic template",
+            r#"
+[destinations.d]
+type = "kafka"
+brokers = ["k:9092"]
+topic = "logs ${PROGRAM}"
+"#,
+            r#"FILE:4:9: destinations.d.topic: `logs ${PROGRAM}` is not a Kafka topic name: 1 to 249 letters, digits, `.`, `_` and `-` (macros allowed)"#,
+        ),
+        (
+            "kafka: unknown macro in topic",
+            r#"
+[destinations.d]
+type = "kafka"
+brokers = ["k:9092"]
+topic = "logs-${PROGRAMM}"
+"#,
+            r#"FILE:4:15: destinations.d.topic: column 6 of the template: unknown macro `${PROGRAMM}` (macros: ${HOST} ${PROGRAM} ${PID} ${MSGID} ${MESSAGE} ${FACILITY} ${FACILITY_NUM} ${SEVERITY} ${SEVERITY_NUM} ${PRI} ${ISODATE} ${YEAR} ${MONTH} ${DAY} ${HOUR} ${MINUTE} ${SECOND} ${RECEIVED} ${SOURCE} ${SOURCEIP} ${STRUCTURED_DATA} ${MSG} ${LEVEL} ${LEVEL_NUM} ${SDATA})"#,
+        ),
+        (
+            "kafka: bad key template",
+            r#"
+[destinations.d]
+type = "kafka"
+brokers = ["k:9092"]
+topic = "logs"
+key = "${HOST"
+"#,
+            r#"FILE:5:8: destinations.d.key: column 1 of the template: unterminated `${` (missing `}`)"#,
+        ),
+        (
+            "kafka: bad format",
+            r#"
+[destinations.d]
+type = "kafka"
+brokers = ["k:9092"]
+topic = "logs"
+format = "avro"
+"#,
+            r#"FILE:5:10: destinations.d.format: `avro` is not a format: use line, json, rfc5424, rfc3164 or raw (or `template`)"#,
+        ),
+        (
+            "kafka: format and template",
+            r#"
+[destinations.d]
+type = "kafka"
+brokers = ["k:9092"]
+topic = "logs"
+format = "json"
+template = "${MESSAGE}"
+"#,
+            r#"FILE:6:1: destinations.d.template: give `format` or `template`, not both"#,
+        ),
+        (
+            "kafka: raw format with a disk buffer",
+            r#"
+[destinations.d]
+type = "kafka"
+brokers = ["k:9092"]
+topic = "logs"
+format = "raw"
+disk_buffer = { max_bytes = "1GiB" }
+"#,
+            r#"FILE:5:10: destinations.d.format: `raw` cannot go through a disk buffer (it keeps the parsed fields, not the bytes as received): use rfc5424, json, rfc3164, line or a template"#,
+        ),
+        (
+            "kafka: bad compression",
+            r#"
+[destinations.d]
+type = "kafka"
+brokers = ["k:9092"]
+topic = "logs"
+compression = "snappy"
+"#,
+            r#"FILE:5:15: destinations.d.compression: `snappy` is not one of "none", "gzip", "lz4", "zstd""#,
+        ),
+        (
+            "kafka: headers not a bool",
+            r#"
+[destinations.d]
+type = "kafka"
+brokers = ["k:9092"]
+topic = "logs"
+headers = "yes"
+"#,
+            r#"FILE:1:1: invalid type: string "yes", expected a boolean"#,
+        ),
+        (
+            "kafka: max_message_bytes too small",
+            r#"
+[destinations.d]
+type = "kafka"
+brokers = ["k:9092"]
+topic = "logs"
+max_message_bytes = "512B"
+"#,
+            r#"FILE:5:21: destinations.d.max_message_bytes: must be between 1000B and 1GB"#,
+        ),
+        (
+            "kafka: bad max_message_bytes",
+            r#"
+[destinations.d]
+type = "kafka"
+brokers = ["k:9092"]
+topic = "logs"
+max_message_bytes = "big"
+"#,
+            r#"FILE:5:21: destinations.d.max_message_bytes: `big` is not a size: expected a number such as "64KiB" or "1GiB""#,
+        ),
+        (
+            "kafka: batch_bytes too big",
+            r#"
+[destinations.d]
+type = "kafka"
+brokers = ["k:9092"]
+topic = "logs"
+batch_bytes = "4GiB"
+"#,
+            r#"FILE:5:15: destinations.d.batch_bytes: must be between 1B and 2GiB"#,
+        ),
+        (
+            "kafka: bad linger",
+            r#"
+[destinations.d]
+type = "kafka"
+brokers = ["k:9092"]
+topic = "logs"
+linger = "5"
+"#,
+            r#"FILE:5:10: destinations.d.linger: `5` is not a duration: expected a number and a unit such as "250ms", "5s" or "10m""#,
+        ),
+        (
+            "kafka: linger too long",
+            r#"
+[destinations.d]
+type = "kafka"
+brokers = ["k:9092"]
+topic = "logs"
+linger = "1h"
+"#,
+            r#"FILE:5:10: destinations.d.linger: must be at most 15m"#,
+        ),
+        (
+            "kafka: max_in_flight zero",
+            r#"
+[destinations.d]
+type = "kafka"
+brokers = ["k:9092"]
+topic = "logs"
+max_in_flight = 0
+"#,
+            r#"FILE:5:17: destinations.d.max_in_flight: 0 is out of range: expected 1 to 10000000"#,
+        ),
+        (
+            "kafka: max_in_flight_bytes too small",
+            r#"
+[destinations.d]
+type = "kafka"
+brokers = ["k:9092"]
+topic = "logs"
+max_in_flight_bytes = "64KiB"
+"#,
+            r#"FILE:5:23: destinations.d.max_in_flight_bytes: must be between 1MiB and 1TiB"#,
+        ),
+        (
+            "kafka: max_in_flight_bytes below max_message_bytes",
+            r#"
+[destinations.d]
+type = "kafka"
+brokers = ["k:9092"]
+topic = "logs"
+max_message_bytes = "8MiB"
+max_in_flight_bytes = "4MiB"
+"#,
+            r#"FILE:6:23: destinations.d.max_in_flight_bytes: must be at least max_message_bytes (one record must fit)"#,
+        ),
+        (
+            "kafka: unreadable tls ca",
+            r#"
+[destinations.d]
+type = "kafka"
+brokers = ["k:9092"]
+topic = "logs"
+tls = { ca = "/nonexistent/ca.pem" }
+"#,
+            r#"FILE:5:14: destinations.d.tls.ca: cannot read `/nonexistent/ca.pem`: No such file or directory (os error 2)"#,
+        ),
+        (
+            "kafka: tls key a kafka client does not take",
+            r#"
+[destinations.d]
+type = "kafka"
+brokers = ["k:9092"]
+topic = "logs"
+tls = { fingerprints = ["ab"] }
+"#,
+            r#"FILE:5:9: destinations.d.tls.fingerprints: not a kafka tls key: kafka takes ca, cert, key and verify_hostname"#,
+        ),
+        (
+            "kafka: bad sasl mechanism",
+            r#"
+[destinations.d]
+type = "kafka"
+brokers = ["k:9092"]
+topic = "logs"
+sasl = { mechanism = "GSSAPI", username = "u", password_file = "/dev/null" }
+"#,
+            r#"FILE:5:22: destinations.d.sasl.mechanism: `GSSAPI` is not one of "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512""#,
+        ),
+        (
+            "kafka: unreadable sasl password_file",
+            r#"
+[destinations.d]
+type = "kafka"
+brokers = ["k:9092"]
+topic = "logs"
+sasl = { mechanism = "PLAIN", username = "u", password_file = "/nonexistent/pw" }
+"#,
+            r#"FILE:5:63: destinations.d.sasl.password_file: cannot read `/nonexistent/pw`: No such file or directory (os error 2)"#,
+        ),
+        (
+            "kafka: bad disk_buffer",
+            r#"
+[destinations.d]
+type = "kafka"
+brokers = ["k:9092"]
+topic = "logs"
+disk_buffer = { max_bytes = "1KiB" }
+"#,
+            r#"FILE:5:29: destinations.d.disk_buffer.max_bytes: a disk buffer needs at least 1MiB"#,
+        ),
+        (
+            "kafka: unknown key",
+            r#"
+[destinations.d]
+type = "kafka"
+brokers = ["k:9092"]
+topic = "logs"
+partition = 3
+"#,
+            r#"FILE:5:1: partition: unknown key; expected one of `brokers`, `topic`, `key`, `format`, `template`, `compression`, `headers`, `max_message_bytes`, `batch_bytes`, `linger`, `max_in_flight`, `max_in_flight_bytes`, `tls`, `sasl`, `disk_buffer`"#,
+        ),
         // type and names
         (
             "no type",
@@ -1731,7 +2194,7 @@ path = "/x.log"
 [destinations.d]
 type = "kafkaa"
 "#,
-            r#"FILE:2:8: type: unknown type `kafkaa`: unknown variant `kafkaa`, expected one of `file`, `stdout`, `sqlite`, `postgres`, `relp`, `tcp`, `tls`, `udp`"#,
+            r#"FILE:2:8: type: unknown type `kafkaa`: unknown variant `kafkaa`, expected one of `file`, `stdout`, `sqlite`, `postgres`, `relp`, `tcp`, `tls`, `udp`, `kafka`"#,
         ),
         (
             "bad name",
