@@ -105,10 +105,7 @@ impl ClientSettings {
         }
         if let Some(sasl) = &self.sasl {
             let password = std::fs::read_to_string(&sasl.password_file).map_err(|e| {
-                format!(
-                    "sasl.password_file `{}`: {e}",
-                    sasl.password_file.display()
-                )
+                format!("sasl.password_file `{}`: {e}", sasl.password_file.display())
             })?;
             config
                 .set("sasl.mechanism", sasl.mechanism.name())
@@ -168,6 +165,9 @@ mod tests {
         let e = settings(false, Some("/nonexistent/pw".into()))
             .client_config()
             .expect_err("test");
-        assert!(e.starts_with("sasl.password_file `/nonexistent/pw`: "), "{e}");
+        assert!(
+            e.starts_with("sasl.password_file `/nonexistent/pw`: "),
+            "{e}"
+        );
     }
 }

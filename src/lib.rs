@@ -61,9 +61,9 @@ pub mod config;
 pub mod control;
 pub mod dest;
 pub mod filter;
-pub mod kafka;
 #[doc(hidden)]
 pub mod fuzz_checks;
+pub mod kafka;
 pub mod live;
 pub mod logging;
 pub mod message;

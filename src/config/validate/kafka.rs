@@ -30,13 +30,15 @@ pub(super) fn client(
     for (i, b) in brokers.iter().enumerate() {
         let mut p = at("brokers");
         p.push(Seg::Index(i));
-        let port_ok = b
-            .rsplit_once(':')
-            .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0));
+        let port_ok = b.rsplit_once(':').is_some_and(|(host, port)| {
+            !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0)
+        });
         if !port_ok || b.contains(char::is_whitespace) || b.contains(',') {
             return Err(cx.at(
                 &p,
-                format!("`{b}` is not a broker address: expected HOST:PORT such as \"kafka-1:9092\""),
+                format!(
+                    "`{b}` is not a broker address: expected HOST:PORT such as \"kafka-1:9092\""
+                ),
             ));
         }
     }
