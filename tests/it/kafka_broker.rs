@@ -97,8 +97,14 @@ impl Broker {
             .spawn()
             .expect("start tansu");
         for pipe in [
-            child.stdout.take().map(|p| Box::new(p) as Box<dyn std::io::Read + Send>),
-            child.stderr.take().map(|p| Box::new(p) as Box<dyn std::io::Read + Send>),
+            child
+                .stdout
+                .take()
+                .map(|p| Box::new(p) as Box<dyn std::io::Read + Send>),
+            child
+                .stderr
+                .take()
+                .map(|p| Box::new(p) as Box<dyn std::io::Read + Send>),
         ]
         .into_iter()
         .flatten()
@@ -197,7 +203,13 @@ fn client(broker: &str) -> ClientConfig {
 /// Reads partitions `0..partitions` of `topic` from offset 0 until
 /// `want` records came or `limit` passed; the records in the order read
 /// (per partition, by offset).
-pub fn read(broker: &str, topic: &str, partitions: i32, want: usize, limit: Duration) -> Vec<Record> {
+pub fn read(
+    broker: &str,
+    topic: &str,
+    partitions: i32,
+    want: usize,
+    limit: Duration,
+) -> Vec<Record> {
     let consumer: BaseConsumer = client(broker)
         .set("group.id", format!("test-reader-{}", std::process::id()))
         .set("enable.auto.commit", "false")
@@ -267,7 +279,9 @@ pub fn produce(broker: &str, topic: &str, records: &[(Option<&[u8]>, &[u8])]) {
         }
         producer.poll(Duration::ZERO);
     }
-    producer.flush(Duration::from_secs(30)).expect("test producer flush");
+    producer
+        .flush(Duration::from_secs(30))
+        .expect("test producer flush");
 }
 
 /// Broker start, topic creation and a round trip through the test client:

@@ -18,6 +18,7 @@ mod instances;
 mod interop;
 mod journald;
 mod kafka_broker;
+mod kafka_source;
 mod memory;
 mod origin;
 mod package;
