@@ -79,7 +79,10 @@ fn stats(server: &Server) -> Value {
 fn counter(doc: &Value, name: &str) -> u64 {
     doc["components"]
         .as_array()
-        .and_then(|cs| cs.iter().find(|c| c["name"] == "bus" && c["role"] == "source"))
+        .and_then(|cs| {
+            cs.iter()
+                .find(|c| c["name"] == "bus" && c["role"] == "source")
+        })
         .and_then(|c| c["counters"][name].as_u64())
         .unwrap_or_else(|| panic!("no counter {name} of source bus in {doc}"))
 }
@@ -240,7 +243,10 @@ format = "json"
         .collect();
     let want_origins: BTreeMap<String, String> = [
         ("An application event", position(values[0])),
-        ("'su root' failed for lonvick on /dev/pts/8", position(values[1])),
+        (
+            "'su root' failed for lonvick on /dev/pts/8",
+            position(values[1]),
+        ),
         ("upstream timed out", "web-9:p:00ff:5".to_owned()),
         ("plain text line", position(values[3])),
         ("job done", "relay-1:f:803-4d2-0badcafe:42".to_owned()),
@@ -278,7 +284,8 @@ fn kafka_offsets_are_committed_only_after_delivery() {
     );
     // It reads (the destination holds up to 4096 messages in memory).
     assert!(
-        wait_for(KAFKA_DEADLINE, || counter(&stats(&first), "received") >= N as u64),
+        wait_for(KAFKA_DEADLINE, || counter(&stats(&first), "received")
+            >= N as u64),
         "received {} of {N}; stderr:\n{}",
         counter(&stats(&first), "received"),
         first.stderr()
@@ -297,17 +304,27 @@ fn kafka_offsets_are_committed_only_after_delivery() {
     );
     let archive = second.path("archive.log");
     assert!(
-        wait_for(KAFKA_DEADLINE, || missing(&tally(&[archive.clone()]), N).is_empty()),
+        wait_for(KAFKA_DEADLINE, || missing(
+            &tally(std::slice::from_ref(&archive)),
+            N
+        )
+        .is_empty()),
         "missing {} of {N}; stderr:\n{}",
-        missing(&tally(&[archive.clone()]), N).len(),
+        missing(&tally(std::slice::from_ref(&archive)), N).len(),
         second.stderr()
     );
-    let seen = tally(&[archive.clone()]);
-    assert_eq!(seen.keys().copied().collect::<Vec<_>>(), (0..N).collect::<Vec<_>>());
+    let seen = tally(std::slice::from_ref(&archive));
+    assert_eq!(
+        seen.keys().copied().collect::<Vec<_>>(),
+        (0..N).collect::<Vec<_>>()
+    );
     eprintln!("after-ack: {N} records, {} read twice", duplicates(&seen));
     // Its own deliveries are committed now.
     assert!(
-        wait_for(KAFKA_DEADLINE, || counter(&stats(&second), "kafka_committed") >= N as u64
+        wait_for(KAFKA_DEADLINE, || counter(
+            &stats(&second),
+            "kafka_committed"
+        ) >= N as u64
             || counter(&stats(&second), "kafka_lag") == 0),
         "{}",
         stats(&second)
@@ -364,7 +381,9 @@ fn kafka_group_rebalance_skips_nothing() {
     let joined = Instant::now();
     producer.join().expect("producer");
     let all = |s: &[&Server]| tally(&files(s));
-    let done = wait_for(KAFKA_DEADLINE, || missing(&all(&[&a, &b, &c]), N).is_empty());
+    let done = wait_for(KAFKA_DEADLINE, || {
+        missing(&all(&[&a, &b, &c]), N).is_empty()
+    });
     let seen = all(&[&a, &b, &c]);
     let gone = missing(&seen, N);
     assert!(
@@ -391,7 +410,11 @@ fn kafka_group_rebalance_skips_nothing() {
         counter(&stats(&c), "kafka_rebalances") > 0,
         "the third server took part in a rebalance"
     );
-    assert_eq!(pa.len() + pb.len() + pc.len(), 4, "a {pa:?} b {pb:?} c {pc:?}");
+    assert_eq!(
+        pa.len() + pb.len() + pc.len(),
+        4,
+        "a {pa:?} b {pb:?} c {pc:?}"
+    );
     assert!(!pc.is_empty(), "the third server holds partitions: {pc:?}");
 }
 
@@ -420,21 +443,67 @@ fn kafka_sigterm_commits_what_was_delivered() {
     let mut second = start(first.into_dir(), &text);
     let archive = second.path("archive.log");
     assert!(
-        wait_for(KAFKA_DEADLINE, || tally(&[archive.clone()]).len() >= N1 + N2),
+        wait_for(KAFKA_DEADLINE, || tally(std::slice::from_ref(&archive))
+            .len()
+            >= N1 + N2),
         "{} of {}; stderr:\n{}",
-        tally(&[archive.clone()]).len(),
+        tally(std::slice::from_ref(&archive)).len(),
         N1 + N2,
         second.stderr()
     );
     // Settle, then count: nothing read twice.
     std::thread::sleep(Duration::from_secs(2));
-    let seen = tally(&[archive.clone()]);
+    let seen = tally(std::slice::from_ref(&archive));
     assert!(missing(&seen, N1 + N2).is_empty());
-    assert_eq!(duplicates(&seen), 0, "records read again after a clean stop");
+    assert_eq!(
+        duplicates(&seen),
+        0,
+        "records read again after a clean stop"
+    );
     assert_eq!(read_lines(&archive).len(), N1 + N2);
     let doc = stats(&second);
     assert_eq!(counter(&doc, "received"), N2 as u64, "{doc}");
     let numbers: BTreeSet<usize> = seen.keys().copied().collect();
     assert_eq!(numbers.len(), N1 + N2);
     second.stop();
+}
+
+/// The broker stops (SIGKILL) mid-stream and comes back 3 s later with
+/// its data (SQLite storage): the source reconnects, rejoins its group and
+/// goes on from its commit; every number arrives.
+#[test]
+fn kafka_source_survives_a_broker_restart() {
+    const N: usize = 6000;
+    let mut broker = Broker::start(Storage::Sqlite);
+    broker.create_topic("logs", 2);
+    let text = config(&broker, "logs", "restart", ARCHIVE, &["archive"]);
+    produce_numbered(&broker.addr(), "logs", &numbered(0, N / 2));
+    let server = start(TestDir::new(), &text);
+    let archive = server.path("archive.log");
+    assert!(
+        wait_for(KAFKA_DEADLINE, || !read_lines(&archive).is_empty()),
+        "nothing read; stderr:\n{}",
+        server.stderr()
+    );
+    broker.kill();
+    std::thread::sleep(Duration::from_secs(3));
+    broker.restart();
+    produce_numbered(&broker.addr(), "logs", &numbered(N / 2, N));
+    let done = wait_for(KAFKA_DEADLINE, || {
+        missing(&tally(std::slice::from_ref(&archive)), N).is_empty()
+    });
+    let seen = tally(std::slice::from_ref(&archive));
+    let gone = missing(&seen, N);
+    assert!(
+        done && gone.is_empty(),
+        "{} missing (first {:?}); stderr:\n{}\nbroker:\n{}",
+        gone.len(),
+        &gone[..gone.len().min(20)],
+        server.stderr(),
+        broker.log()
+    );
+    eprintln!(
+        "broker restart: all {N} numbers, {} read twice",
+        duplicates(&seen)
+    );
 }

@@ -37,6 +37,14 @@ use crate::stats::{Counters, PeerGuard};
 /// A partition: the index of its topic in `topics`, its number.
 type Key = (usize, i32);
 
+/// Offsets to commit, by partition.
+type Offsets = Vec<(Key, i64)>;
+/// Partitions whose chunks failed, with the offset to read them again from.
+type Failed = Vec<(Key, Option<i64>)>;
+/// A handed-on batch's chunks: partition, offset after its last record,
+/// tracker, records.
+type Chunk = (Key, i64, AckTracker, u64);
+
 /// How long librdkafka calls made from the callbacks may wait.
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 /// A partition silent this long while the broker has more is probed.
@@ -128,7 +136,7 @@ impl Shared {
 
     /// The offsets to commit now (marked written), after collecting acks.
     /// Returns them and the partitions whose chunks failed.
-    fn due(&self, only: Option<&[Key]>) -> (Vec<(Key, i64)>, Vec<(Key, Option<i64>)>) {
+    fn due(&self, only: Option<&[Key]>) -> (Offsets, Failed) {
         let mut state = self.lock();
         let mut offsets = Vec::new();
         let mut failed = Vec::new();
@@ -479,7 +487,7 @@ struct Building {
 /// A batch the pipeline has not taken yet.
 struct Held {
     out: Outgoing,
-    groups: Vec<(Key, i64, AckTracker, u64)>,
+    groups: Vec<Chunk>,
     since: Instant,
 }
 
@@ -624,7 +632,7 @@ impl Reader {
     }
 
     /// Tries to hand `out` on; keeps it (and pauses) when the pipeline is full.
-    fn offer(&mut self, out: Outgoing, groups: Vec<(Key, i64, AckTracker, u64)>, since: Instant) {
+    fn offer(&mut self, out: Outgoing, groups: Vec<Chunk>, since: Instant) {
         match self.tx.try_send(out) {
             Ok(()) => {
                 self.register(groups);
@@ -662,7 +670,7 @@ impl Reader {
     }
 
     /// The chunks handed on are now tracked for commit.
-    fn register(&mut self, groups: Vec<(Key, i64, AckTracker, u64)>) {
+    fn register(&mut self, groups: Vec<Chunk>) {
         let mut state = self.shared.lock();
         for (key, next, tracker, messages) in groups {
             if let Some(part) = state.parts.get_mut(&key) {
