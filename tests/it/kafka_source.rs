@@ -401,6 +401,17 @@ fn kafka_group_rebalance_skips_nothing() {
         partitions(&stats(&c)),
     );
     let third = tally(&files(&[&c])).len();
+    for (name, server) in [("a", &a), ("b", &b), ("c", &c)] {
+        let doc = stats(server);
+        eprintln!(
+            "rebalance: {name}: received {} rebalances {} refetches {} gaps {} committed {}",
+            counter(&doc, "received"),
+            counter(&doc, "kafka_rebalances"),
+            counter(&doc, "kafka_refetches"),
+            counter(&doc, "kafka_gaps"),
+            counter(&doc, "kafka_committed")
+        );
+    }
     eprintln!(
         "rebalance: all {N} numbers, {} read twice; c joined {:?} ago and wrote {third}; now a {pa:?} b {pb:?} c {pc:?}",
         duplicates(&seen),
@@ -505,5 +516,146 @@ fn kafka_source_survives_a_broker_restart() {
     eprintln!(
         "broker restart: all {N} numbers, {} read twice",
         duplicates(&seen)
+    );
+}
+
+/// Commits `offset` of `topic`/`partition` for `group` from outside
+/// (a consumer that never joins: the group has no members yet).
+fn commit_for(broker: &str, group: &str, topic: &str, partition: i32, offset: i64) {
+    use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", broker)
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("test committer");
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    tpl.add_partition_offset(topic, partition, rdkafka::Offset::Offset(offset))
+        .expect("offset");
+    consumer
+        .commit(&tpl, CommitMode::Sync)
+        .expect("commit for the group");
+}
+
+/// A group resumes at a committed offset inside a producer's record
+/// batch, which tansu 0.6.0 answers with the next batch (or nothing): the
+/// source fetches again from further back and hands on exactly the
+/// records from the commit on, none before, none missing. Topic `gap`
+/// has a batch after the commit's (a gap is seen); topic `idle` has none
+/// (the partition is silent while its high watermark is beyond the
+/// commit).
+#[test]
+fn kafka_resumes_inside_a_producer_batch() {
+    let broker = Broker::start(Storage::Memory);
+    broker.create_topic("gap", 1);
+    broker.create_topic("idle", 1);
+    // One produce call each: its records go out in a few large batches.
+    produce_numbered(&broker.addr(), "gap", &numbered(0, 1000));
+    produce_numbered(&broker.addr(), "gap", &numbered(1000, 2000));
+    produce_numbered(&broker.addr(), "idle", &numbered(10_000, 11_000));
+    commit_for(&broker.addr(), "resume", "gap", 0, 500);
+    commit_for(&broker.addr(), "resume", "idle", 0, 500);
+    let text = config(&broker, "gap", "resume", ARCHIVE, &["archive"])
+        .replace(r#"topics = ["gap"]"#, r#"topics = ["gap", "idle"]"#);
+    let server = start(TestDir::new(), &text);
+    let archive = server.path("archive.log");
+    let want: BTreeSet<usize> = (500..2000).chain(10_500..11_000).collect();
+    let done = wait_for(KAFKA_DEADLINE, || {
+        tally(std::slice::from_ref(&archive)).len() >= want.len()
+    });
+    // Settle: anything read beyond the expected shows up.
+    std::thread::sleep(Duration::from_secs(2));
+    let seen = tally(std::slice::from_ref(&archive));
+    let got: BTreeSet<usize> = seen.keys().copied().collect();
+    let doc = stats(&server);
+    assert!(
+        done && got == want,
+        "missing {:?}..., unexpected {:?}...; {doc}\nstderr:\n{}",
+        want.difference(&got).take(10).collect::<Vec<_>>(),
+        got.difference(&want).take(10).collect::<Vec<_>>(),
+        server.stderr()
+    );
+    assert_eq!(duplicates(&seen), 0);
+    eprintln!(
+        "resume: refetches {} gaps {}",
+        counter(&doc, "kafka_refetches"),
+        counter(&doc, "kafka_gaps")
+    );
+}
+
+/// CPU of process `pid` so far (user + system), from /proc.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command (which may hold spaces) in parentheses.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    // utime and stime are fields 14 and 15: 12 and 13 after the state.
+    (ticks(11) + ticks(12)) as f64 / 100.0
+}
+
+/// A measurement, not a check: 1,000,000 records of 200 bytes are
+/// produced, then one server reads them into one file; prints records/s
+/// and CPU µs per record (`cargo test --release --test it
+/// kafka_source_throughput -- --ignored --nocapture`).
+#[test]
+#[ignore]
+fn kafka_source_throughput() {
+    const N: usize = 1_000_000;
+    const LEN: usize = 200;
+    // Every host name has two digits: every message has the same length.
+    macro_rules! header {
+        () => {
+            "<134>1 2026-12-07T10:00:00.000Z web-{:02} app 42 - - "
+        };
+    }
+    const HEADER_LEN: usize = "<134>1 2026-12-07T10:00:00.000Z web-00 app 42 - - ".len();
+    let broker = Broker::start(Storage::Memory);
+    broker.create_topic("bench", 4);
+    let started = Instant::now();
+    let records: Vec<(Vec<u8>, Vec<u8>)> = (0..N)
+        .map(|i| {
+            let mut v = format!(concat!(header!(), "line {:08} "), i % 64, i).into_bytes();
+            v.resize(LEN, b'x');
+            (format!("web-{:02}", i % 64).into_bytes(), v)
+        })
+        .collect();
+    for chunk in records.chunks(50_000) {
+        produce_numbered(&broker.addr(), "bench", chunk);
+    }
+    eprintln!("throughput: produced {N} in {:?}", started.elapsed());
+    let text = config(&broker, "bench", "bench", ARCHIVE, &["archive"]);
+    let server = start(TestDir::new(), &text);
+    let archive = server.path("archive.log");
+    let size = |p: &std::path::Path| std::fs::metadata(p).map_or(0, |m| m.len());
+    // Measured from the first record written; a line is the message
+    // (the value after its header) and a newline.
+    assert!(
+        wait_for(KAFKA_DEADLINE, || size(&archive) > 0),
+        "{}",
+        server.stderr()
+    );
+    let (t0, cpu0, bytes0) = (Instant::now(), cpu_seconds(server.pid()), size(&archive));
+    let line = (LEN - HEADER_LEN + 1) as u64;
+    let total = |b: u64| b / line;
+    let last = std::cell::Cell::new(0u64);
+    let done = wait_for(Duration::from_secs(600), || {
+        let b = size(&archive);
+        last.set(b);
+        total(b) >= N as u64
+    });
+    let (elapsed, cpu) = (t0.elapsed(), cpu_seconds(server.pid()) - cpu0);
+    let n = total(last.get()) - total(bytes0);
+    eprintln!(
+        "throughput: done={done} {n} records in {elapsed:?}: {:.0} records/s, {:.2} CPU µs/record (total CPU {:.2} s); total process CPU {:.2} s for {N}",
+        n as f64 / elapsed.as_secs_f64(),
+        cpu * 1e6 / n as f64,
+        cpu,
+        cpu_seconds(server.pid()),
     );
 }
