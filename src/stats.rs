@@ -136,6 +136,17 @@ counters! {
     dropped_queue_full: SOURCE, false, "Internal events dropped: the internal source's queue was full.";
     dropped_contended: SOURCE, false, "Internal events dropped: raised while the internal source was being started or stopped.";
     journal_cursor_lost: SOURCE, false, "journald: resume cursors the journal no longer had (rotated away, vacuumed, cleared); reading went on at its oldest entry.";
+    kafka_partitions: SOURCE, true, "kafka source: partitions assigned to it now (each listed as a peer TOPIC/PARTITION).";
+    kafka_rebalances: SOURCE, false, "kafka source: rebalances it took part in (assignments and revocations).";
+    kafka_commits: SOURCE, false, "kafka source: offset commits the group coordinator accepted.";
+    kafka_commit_failures: SOURCE, false, "kafka source: offset commits that failed (tried again at the next tick).";
+    kafka_committed: SOURCE, false, "kafka source: records whose offsets were committed (delivered by every destination).";
+    kafka_lag: SOURCE, true, "kafka source: records in its partitions not yet committed (high watermark - commit).";
+    kafka_paused: SOURCE, true, "kafka source: 1 while its partitions are paused because the pipeline is full.";
+    kafka_pauses: SOURCE, false, "kafka source: times the pipeline was full and the partitions were paused.";
+    kafka_refetches: SOURCE, false, "kafka source: fetches repeated from further back because the broker skipped records (tansu 0.6.0).";
+    kafka_gaps: SOURCE, false, "kafka source: offset gaps the broker has no records for (compaction, transaction markers, retention).";
+    kafka_rereads: SOURCE, false, "kafka source: partitions read again from their commit because a destination failed records.";
     matched: PATH, false, "Messages the path took (all its filters matched).";
     filtered_out: PATH, false, "Messages the path's filters rejected.";
     passed: FILTER, false, "Messages the filter matched (evaluated from a path).";

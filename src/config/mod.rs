@@ -263,6 +263,8 @@ pub enum SourceKind {
     Stdin,
     /// The systemd journal (boxed: larger than the other variants).
     Journald(Box<crate::source::journald::Settings>),
+    /// A consumer group member reading Kafka topics (boxed: large).
+    Kafka(Box<crate::source::kafka::Settings>),
     /// logrelay's own log events at `level` and above.
     Internal {
         level: tracing::Level,
@@ -282,6 +284,7 @@ impl SourceKind {
             SourceKind::Relp { .. } => "relp",
             SourceKind::Stdin => "stdin",
             SourceKind::Journald(_) => "journald",
+            SourceKind::Kafka(_) => "kafka",
             SourceKind::Internal { .. } => "internal",
         }
     }
@@ -299,6 +302,7 @@ impl SourceKind {
             SourceKind::Udp { listen, .. } => listen.to_string(),
             SourceKind::Stdin => "standard input".to_owned(),
             SourceKind::Journald(j) => j.describe(),
+            SourceKind::Kafka(k) => k.describe(),
             SourceKind::Internal { level } => format!("logrelay's own events, {level} and above"),
         }
     }

@@ -144,6 +144,8 @@ pub enum RawSource {
     Journald(RawJournaldSource),
     /// logrelay's own log events.
     Internal(RawInternalSource),
+    /// A Kafka consumer group member (`source::kafka`).
+    Kafka(RawKafkaSource),
 }
 
 #[derive(Debug, Deserialize)]
@@ -287,6 +289,25 @@ pub struct RawJournaldSource {
     pub checkpoint_interval: Option<String>,
     /// Longest wait for new entries when inotify reports none. Default "1s".
     pub poll_interval: Option<String>,
+    #[serde(flatten)]
+    pub common: RawSourceCommon,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawKafkaSource {
+    /// Bootstrap brokers, `HOST:PORT`.
+    pub brokers: Vec<String>,
+    pub topics: Vec<String>,
+    /// The consumer group: every source of a group takes a share.
+    pub group: String,
+    /// Where a partition without a committed offset starts: "end"
+    /// (default) | "beginning".
+    pub start_at: Option<String>,
+    /// How often delivered offsets are committed. Default "1s".
+    pub commit_interval: Option<String>,
+    pub tls: Option<RawTls>,
+    pub sasl: Option<RawSasl>,
     #[serde(flatten)]
     pub common: RawSourceCommon,
 }

@@ -18,6 +18,7 @@ pub mod datagram;
 pub mod file;
 pub mod internal;
 pub mod journald;
+pub mod kafka;
 pub mod pipe;
 pub mod ratelimit;
 pub mod relp;
@@ -71,6 +72,8 @@ pub enum Error {
     InUse { name: Arc<str>, path: PathBuf },
     #[error("source {name}: TLS: {message}")]
     Tls { name: Arc<str>, message: String },
+    #[error("source {name}: kafka: {message}")]
+    Kafka { name: Arc<str>, message: String },
     #[error("source {name}: {source}")]
     Io {
         name: Arc<str>,
@@ -338,6 +341,7 @@ impl BindKey {
             SourceKind::File(_)
             | SourceKind::Stdin
             | SourceKind::Journald(_)
+            | SourceKind::Kafka(_)
             | SourceKind::Internal { .. } => None,
         }
     }
@@ -363,6 +367,7 @@ pub enum Source {
     Stdin(stdin::StdinSource),
     File(Box<file::FileSource>),
     Journald(Box<journald::JournaldSource>),
+    Kafka(Box<kafka::KafkaSource>),
     Relp(relp::RelpSource),
     Internal(internal::InternalSource),
 }
@@ -400,6 +405,9 @@ impl Source {
             SourceKind::Journald(j) => journald::JournaldSource::bind(j, cx)
                 .await
                 .map(|s| Source::Journald(Box::new(s))),
+            SourceKind::Kafka(k) => {
+                kafka::KafkaSource::bind(k, cx).map(|s| Source::Kafka(Box::new(s)))
+            }
             SourceKind::Relp {
                 stream,
                 window,
@@ -472,7 +480,11 @@ impl Source {
             Source::UnixDgram(s) => Some(Shared::UnixDgram(s.shared())),
             Source::UnixStream(s) => Some(Shared::UnixStream(s.shared())),
             Source::File(s) => Some(Shared::File(s.shared())),
-            Source::Pipe(_) | Source::Stdin(_) | Source::Journald(_) | Source::Internal(_) => None,
+            Source::Pipe(_)
+            | Source::Stdin(_)
+            | Source::Journald(_)
+            | Source::Kafka(_)
+            | Source::Internal(_) => None,
         }
     }
 
@@ -489,6 +501,7 @@ impl Source {
             Source::Internal(_) => Ok("internal".to_owned()),
             Source::File(s) => Ok(s.local_addr()),
             Source::Journald(s) => Ok(s.local_addr()),
+            Source::Kafka(s) => Ok(s.local_addr()),
         }
         .unwrap_or_else(|e| format!("?({e})"))
     }
@@ -508,6 +521,7 @@ impl Source {
             Source::Internal(s) => s.run(out, cancel).await,
             Source::File(s) => s.run(out, cancel).await,
             Source::Journald(s) => s.run(out, cancel).await,
+            Source::Kafka(s) => s.run(out, cancel).await,
             Source::Relp(s) => s.run(out, cancel).await,
         }
     }

@@ -167,12 +167,12 @@ impl Broker {
         );
     }
 
-    #[allow(dead_code)] // for the kafka source's tests
+    #[allow(dead_code)] // for tests that look into the broker's files
     pub fn path(&self, relative: &str) -> PathBuf {
         self.dir.path().join(relative)
     }
 
-    #[allow(dead_code)] // for the kafka source's tests
+    #[allow(dead_code)] // as `path`
     pub fn dir(&self) -> &Path {
         self.dir.path()
     }

@@ -14,9 +14,9 @@ use super::common::{
 use super::tls::{tls, tls_usable};
 use crate::config::locate::Seg;
 use crate::config::raw::{
-    RawFileSource, RawInternalSource, RawJournaldSource, RawMultiline, RawPipeSource, RawRateLimit,
-    RawRelpSource, RawSource, RawSourceCommon, RawTcpSource, RawTls, RawTlsSource, RawUdpSource,
-    RawUnixDgramSource, RawUnixStreamSource,
+    RawFileSource, RawInternalSource, RawJournaldSource, RawKafkaSource, RawMultiline,
+    RawPipeSource, RawRateLimit, RawRelpSource, RawSource, RawSourceCommon, RawTcpSource, RawTls,
+    RawTlsSource, RawUdpSource, RawUnixDgramSource, RawUnixStreamSource,
 };
 use crate::config::{
     FileSourceConfig, Global, LongLines, Multiline, ParseDefaults, RateLimit, Source, SourceKind,
@@ -43,6 +43,7 @@ pub(super) fn source(cx: &Cx<'_>, name: &str, rs: &RawSource, global: &Global) -
         RawSource::Stdin(s) => (SourceKind::Stdin, &s.common),
         RawSource::Journald(j) => (journald(cx, name, j)?, &j.common),
         RawSource::Internal(i) => (internal(cx, name, i)?, &i.common),
+        RawSource::Kafka(k) => (kafka(cx, name, k)?, &k.common),
     };
     let rate_limit = limit(cx, name, "rate_limit", &kind, &common.rate_limit)?;
     let peer_rate_limit = limit(cx, name, "peer_rate_limit", &kind, &common.peer_rate_limit)?;
@@ -275,6 +276,67 @@ fn journald(cx: &Cx<'_>, name: &str, j: &RawJournaldSource) -> Result<SourceKind
     })))
 }
 
+fn kafka(cx: &Cx<'_>, name: &str, k: &RawKafkaSource) -> Result<SourceKind> {
+    let at = |key| at(name, key);
+    let base = [Seg::Key("sources"), Seg::Key(name)];
+    let client = super::kafka::client(cx, &base, &k.brokers, k.tls.as_ref(), k.sasl.as_ref())?;
+    if k.topics.is_empty() {
+        return Err(cx.at(&at("topics"), "list at least one topic, such as [\"logs\"]"));
+    }
+    for (i, topic) in k.topics.iter().enumerate() {
+        let item = [
+            Seg::Key("sources"),
+            Seg::Key(name),
+            Seg::Key("topics"),
+            Seg::Index(i),
+        ];
+        let legal = topic
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+        if topic.is_empty() || topic.len() > 249 || !legal || topic == "." || topic == ".." {
+            return Err(cx.at(
+                &item,
+                format!(
+                    "`{topic}` is not a Kafka topic name: 1 to 249 of a-z, A-Z, 0-9, `.`, `_`, `-`"
+                ),
+            ));
+        }
+        if k.topics[..i].contains(topic) {
+            return Err(cx.at(&item, format!("`{topic}` is listed twice")));
+        }
+    }
+    if k.group.trim().is_empty() || k.group.chars().any(char::is_control) {
+        return Err(cx.at(
+            &at("group"),
+            "name the consumer group, such as \"logrelay-archive\" (no control characters)",
+        ));
+    }
+    let commit_interval = duration(
+        cx,
+        &at("commit_interval"),
+        k.commit_interval.as_deref(),
+        "1s",
+    )?;
+    if commit_interval.is_zero() {
+        return Err(cx.at(&at("commit_interval"), "must be longer than 0s"));
+    }
+    Ok(SourceKind::Kafka(Box::new(
+        crate::source::kafka::Settings {
+            client,
+            topics: k.topics.clone(),
+            group: k.group.clone(),
+            start_at: choice(
+                cx,
+                &at("start_at"),
+                k.start_at.as_deref(),
+                StartAt::End,
+                &[("end", StartAt::End), ("beginning", StartAt::Beginning)],
+            )?,
+            commit_interval,
+        },
+    )))
+}
+
 fn internal(cx: &Cx<'_>, name: &str, i: &RawInternalSource) -> Result<SourceKind> {
     Ok(SourceKind::Internal {
         level: choice(
@@ -317,6 +379,7 @@ fn limit(
             | SourceKind::Pipe { .. }
             | SourceKind::Stdin
             | SourceKind::Journald(_)
+            | SourceKind::Kafka(_)
             | SourceKind::Internal { .. }
     ) {
         return Err(cx.at_key(
@@ -1410,6 +1473,195 @@ burst = 70
 "#,
             r#"ok: unix_stream path="/run/l.sock" mode=666 max_connections=1024 | ParseDefaults { program: b"s", facility: User, severity: Notice, time_zone: Utc, max_message_bytes: 65536, oversize: Truncate } | rate_limit=None peer_rate_limit=Some(RateLimit { messages: 7, per: 1s, burst: 70 })"#,
         ),
+        // kafka
+        (
+            "kafka: defaults",
+            r#"
+[sources.s]
+type = "kafka"
+brokers = ["kafka-1:9092"]
+topics = ["logs"]
+group = "logrelay-archive"
+"#,
+            r#"ok: kafka Kafka(Settings { client: ClientSettings { brokers: ["kafka-1:9092"], tls: None, sasl: None }, topics: ["logs"], group: "logrelay-archive", start_at: End, commit_interval: 1s }) | ParseDefaults { program: b"s", facility: User, severity: Notice, time_zone: Utc, max_message_bytes: 65536, oversize: Truncate } | rate_limit=None peer_rate_limit=None"#,
+        ),
+        (
+            "kafka: every key",
+            r#"
+[sources.s]
+type = "kafka"
+brokers = ["kafka-1:9092", "10.0.0.2:9093"]
+topics = ["logs", "audit.v2"]
+group = "archive"
+start_at = "beginning"
+commit_interval = "250ms"
+tls = { ca = "/dev/null", verify_hostname = false }
+sasl = { mechanism = "SCRAM-SHA-512", username = "server", password_file = "/dev/null" }
+program = "bus"
+max_message_bytes = "1MiB"
+"#,
+            r#"ok: kafka Kafka(Settings { client: ClientSettings { brokers: ["kafka-1:9092", "10.0.0.2:9093"], tls: Some(KafkaTls { ca: Some("/dev/null"), cert: None, key: None, verify_hostname: false }), sasl: Some(Sasl { mechanism: ScramSha512, username: "server", password_file: "/dev/null" }) }, topics: ["logs", "audit.v2"], group: "archive", start_at: Beginning, commit_interval: 250ms }) | ParseDefaults { program: b"bus", facility: User, severity: Notice, time_zone: Utc, max_message_bytes: 1048576, oversize: Truncate } | rate_limit=None peer_rate_limit=None"#,
+        ),
+        (
+            "kafka: no brokers",
+            r#"
+[sources.s]
+type = "kafka"
+brokers = []
+topics = ["logs"]
+group = "g"
+"#,
+            r#"FILE:3:11: sources.s.brokers: list at least one broker, such as ["kafka-1:9092"]"#,
+        ),
+        (
+            "kafka: broker without port",
+            r#"
+[sources.s]
+type = "kafka"
+brokers = ["kafka-1"]
+topics = ["logs"]
+group = "g"
+"#,
+            r#"FILE:3:12: sources.s.brokers[1]: `kafka-1` is not a broker address: expected HOST:PORT such as "kafka-1:9092""#,
+        ),
+        (
+            "kafka: no topics",
+            r#"
+[sources.s]
+type = "kafka"
+brokers = ["k:9092"]
+topics = []
+group = "g"
+"#,
+            r#"FILE:4:10: sources.s.topics: list at least one topic, such as ["logs"]"#,
+        ),
+        (
+            "kafka: bad topic name",
+            r#"
+[sources.s]
+type = "kafka"
+brokers = ["k:9092"]
+topics = ["logs", "my logs"]
+group = "g"
+"#,
+            r#"FILE:4:19: sources.s.topics[2]: `my logs` is not a Kafka topic name: 1 to 249 of a-z, A-Z, 0-9, `.`, `_`, `-`"#,
+        ),
+        (
+            "kafka: topic listed twice",
+            r#"
+[sources.s]
+type = "kafka"
+brokers = ["k:9092"]
+topics = ["logs", "logs"]
+group = "g"
+"#,
+            r#"FILE:4:19: sources.s.topics[2]: `logs` is listed twice"#,
+        ),
+        (
+            "kafka: empty group",
+            r#"
+[sources.s]
+type = "kafka"
+brokers = ["k:9092"]
+topics = ["logs"]
+group = " "
+"#,
+            r#"FILE:5:9: sources.s.group: name the consumer group, such as "logrelay-archive" (no control characters)"#,
+        ),
+        (
+            "kafka: no group key",
+            r#"
+[sources.s]
+type = "kafka"
+brokers = ["k:9092"]
+topics = ["logs"]
+"#,
+            r#"FILE:1:1: missing field `group`"#,
+        ),
+        (
+            "kafka: bad start_at",
+            r#"
+[sources.s]
+type = "kafka"
+brokers = ["k:9092"]
+topics = ["logs"]
+group = "g"
+start_at = "earliest"
+"#,
+            r#"FILE:6:12: sources.s.start_at: `earliest` is not one of "end", "beginning""#,
+        ),
+        (
+            "kafka: zero commit_interval",
+            r#"
+[sources.s]
+type = "kafka"
+brokers = ["k:9092"]
+topics = ["logs"]
+group = "g"
+commit_interval = "0s"
+"#,
+            r#"FILE:6:19: sources.s.commit_interval: must be longer than 0s"#,
+        ),
+        (
+            "kafka: a tls key kafka does not take",
+            r#"
+[sources.s]
+type = "kafka"
+brokers = ["k:9092"]
+topics = ["logs"]
+group = "g"
+tls = { ca = "/dev/null", verify_client = true }
+"#,
+            r#"FILE:6:27: sources.s.tls.verify_client: not a kafka tls key: kafka takes ca, cert, key and verify_hostname"#,
+        ),
+        (
+            "kafka: unknown sasl mechanism",
+            r#"
+[sources.s]
+type = "kafka"
+brokers = ["k:9092"]
+topics = ["logs"]
+group = "g"
+sasl = { mechanism = "GSSAPI", username = "u", password_file = "/dev/null" }
+"#,
+            r#"FILE:6:22: sources.s.sasl.mechanism: `GSSAPI` is not one of "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512""#,
+        ),
+        (
+            "kafka: unreadable password file",
+            r#"
+[sources.s]
+type = "kafka"
+brokers = ["k:9092"]
+topics = ["logs"]
+group = "g"
+sasl = { mechanism = "PLAIN", username = "u", password_file = "/nonexistent/pw" }
+"#,
+            r#"FILE:6:63: sources.s.sasl.password_file: cannot read `/nonexistent/pw`: No such file or directory (os error 2)"#,
+        ),
+        (
+            "kafka: no rate limits",
+            r#"
+[sources.s]
+type = "kafka"
+brokers = ["k:9092"]
+topics = ["logs"]
+group = "g"
+rate_limit = { messages = 10 }
+"#,
+            r#"FILE:6:1: sources.s.rate_limit: a kafka source waits for its destinations instead of dropping: rate limits apply to tcp, udp, tls, relp, unix_dgram and unix_stream sources"#,
+        ),
+        (
+            "kafka: unknown key",
+            r#"
+[sources.s]
+type = "kafka"
+brokers = ["k:9092"]
+topics = ["logs"]
+group = "g"
+topic = "logs"
+"#,
+            r#"FILE:6:1: topic: unknown key"#,
+        ),
         // type and names
         (
             "no type",
@@ -1425,7 +1677,7 @@ listen = "127.0.0.1:5514"
 [sources.s]
 type = "syslog"
 "#,
-            r#"FILE:2:8: type: unknown type `syslog`: unknown variant `syslog`, expected one of `file`, `pipe`, `unix_dgram`, `unix_stream`, `tcp`, `udp`, `tls`, `relp`, `stdin`, `journald`, `internal`"#,
+            r#"FILE:2:8: type: unknown type `syslog`: unknown variant `syslog`, expected one of `file`, `pipe`, `unix_dgram`, `unix_stream`, `tcp`, `udp`, `tls`, `relp`, `stdin`, `journald`, `internal`, `kafka`"#,
         ),
         (
             "name with a dot-free bad character",
