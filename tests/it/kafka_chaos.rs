@@ -1,0 +1,221 @@
+//! Past one machine, under fire: client (file source -> relp, disk buffer)
+//! -> relay (relp source -> kafka destination, disk buffer) -> broker
+//! (tansu, SQLite storage, topic `logs` of 4 partitions) -> two servers in
+//! one consumer group (kafka source -> archive file + PostgreSQL). A
+//! writer appends 100,000 numbered lines; meanwhile one server is killed
+//! with `kill -9` and started again later, the relay is killed and
+//! restarted, and the broker is stopped for 5 seconds and started again.
+//!
+//! Every line must be in PostgreSQL exactly once (origin ids: the client
+//! gives each line one from its file position, and it travels inside the
+//! RFC 5424 record through Kafka) and in the union of the two archives
+//! with no gap (an archive may hold a line twice: what a killed server
+//! had written but not committed is read again by the other). Both
+//! servers must have taken partitions: the test prints the split.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use crate::chaos::{client_config, restart, spawn};
+use crate::database::Postgres;
+use crate::diskbuf::{counts, free_port};
+use crate::harness::Server;
+use crate::kafka_broker::{Broker, Storage};
+
+const LINES: usize = 100_000;
+
+fn relay_config(port: u16, broker: &str) -> String {
+    format!(
+        r#"
+[global]
+state_dir = "state"
+[sources.relp]
+type = "relp"
+listen = "127.0.0.1:{port}"
+[destinations.bus]
+type = "kafka"
+brokers = ["{broker}"]
+topic = "logs"
+disk_buffer = {{ max_bytes = "64MiB" }}
+[[paths]]
+sources = ["relp"]
+destinations = ["bus"]
+"#
+    )
+}
+
+fn server_config(broker: &str, pg: &str) -> String {
+    format!(
+        r#"
+[global]
+state_dir = "state"
+shutdown_grace = "2s"
+[sources.bus]
+type = "kafka"
+brokers = ["{broker}"]
+topics = ["logs"]
+group = "archive"
+start_at = "beginning"
+[destinations.archive]
+type = "file"
+path = "archive/all.log"
+template = "${{MESSAGE}}"
+[destinations.db]
+type = "postgres"
+url = "{pg}"
+[[paths]]
+sources = ["bus"]
+destinations = ["archive", "db"]
+"#
+    )
+}
+
+/// How many rows hold each line number.
+fn numbers(rows: Vec<Vec<Option<String>>>) -> BTreeMap<usize, usize> {
+    let mut counts = BTreeMap::new();
+    for row in rows {
+        let n = row
+            .first()
+            .cloned()
+            .flatten()
+            .and_then(|m| m.strip_prefix("line ").and_then(|n| n.parse().ok()));
+        if let Some(n) = n {
+            *counts.entry(n).or_insert(0) += 1;
+        }
+    }
+    counts
+}
+
+#[test]
+fn kafka_chaos_kill_9_of_a_server_and_the_relay_and_a_broker_outage_store_each_line_once() {
+    let pg = Postgres::start();
+    let mut broker = Broker::start(Storage::Sqlite);
+    broker.create_topic("logs", 4);
+    let rows = || {
+        let exists = "SELECT count(*) FROM pg_tables WHERE tablename = 'logs'";
+        match pg.count(exists) {
+            0 => BTreeMap::new(),
+            _ => numbers(pg.query("SELECT message FROM logs")),
+        }
+    };
+    let stored = |n: usize, limit: Duration| {
+        let until = Instant::now() + limit;
+        loop {
+            let have = rows().len();
+            if have >= n || Instant::now() > until {
+                return have;
+            }
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    };
+
+    let relay_port = free_port();
+    let server_a = spawn(&server_config(&broker.addr(), &pg.url()), "server");
+    let server_b = spawn(&server_config(&broker.addr(), &pg.url()), "server");
+    let relay = spawn(&relay_config(relay_port, &broker.addr()), "relay");
+    let client = spawn(&client_config(relay_port), "client");
+
+    let log = client.path("in/app.log");
+    let writer = std::thread::spawn(move || {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .expect("open log");
+        let mut n = 0;
+        while n < LINES {
+            let to = (n + 1000).min(LINES);
+            let text: String = (n..to).map(|i| format!("line {i:07}\n")).collect();
+            f.write_all(text.as_bytes()).expect("append");
+            n = to;
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    });
+
+    let started = Instant::now();
+    // One server dies; the other takes its partitions.
+    let mut server_a = server_a;
+    let have = stored(15_000, Duration::from_secs(60));
+    server_a.kill9();
+    eprintln!("kafka_chaos: server A killed with {have} lines stored");
+
+    // The relay dies and comes back at once (its disk buffer replays).
+    let mut relay = relay;
+    let have = stored(35_000, Duration::from_secs(60));
+    relay.kill9();
+    eprintln!("kafka_chaos: relay killed with {have} lines stored");
+    let relay = restart(relay, "relay");
+
+    // Server A comes back and takes a share again.
+    let server_a = restart(server_a, "server");
+
+    // The broker is away for 5 seconds.
+    let have = stored(60_000, Duration::from_secs(60));
+    broker.kill();
+    eprintln!("kafka_chaos: broker stopped with {have} lines stored");
+    std::thread::sleep(Duration::from_secs(5));
+    broker.restart();
+
+    writer.join().expect("writer");
+    stored(LINES, Duration::from_secs(180));
+    let got = rows();
+    let missing: Vec<usize> = (0..LINES).filter(|n| !got.contains_key(n)).collect();
+    let twice: Vec<(&usize, &usize)> = got.iter().filter(|(_, &c)| c > 1).collect();
+    let extra: Vec<&usize> = got.keys().filter(|&&n| n >= LINES).collect();
+
+    let archive = |s: &Server| counts(&s.path("archive/all.log"));
+    let (a, b) = (archive(&server_a), archive(&server_b));
+    let mut union = a.clone();
+    for (n, c) in &b {
+        *union.entry(*n).or_insert(0) += c;
+    }
+    let archive_missing: Vec<usize> = (0..LINES).filter(|n| !union.contains_key(n)).collect();
+    let archive_twice = union.values().filter(|&&c| c > 1).count();
+    eprintln!(
+        "kafka_chaos: {LINES} lines in {:?}; PostgreSQL: {} missing, {} twice; archives: server A {} lines, server B {} lines, {} missing, {} written twice",
+        started.elapsed(),
+        missing.len(),
+        twice.len(),
+        a.values().sum::<usize>(),
+        b.values().sum::<usize>(),
+        archive_missing.len(),
+        archive_twice,
+    );
+    let logs = || {
+        format!(
+            "client:\n{}\nrelay:\n{}\nserver A:\n{}\nserver B:\n{}\nbroker:\n{}",
+            client.stderr(),
+            relay.stderr(),
+            server_a.stderr(),
+            server_b.stderr(),
+            broker.log()
+        )
+    };
+    assert!(extra.is_empty(), "numbers never written: {extra:?}");
+    assert!(
+        missing.is_empty() && twice.is_empty(),
+        "PostgreSQL: {} missing (first {:?}), {} twice (first {:?})\n{}",
+        missing.len(),
+        &missing[..missing.len().min(20)],
+        twice.len(),
+        &twice[..twice.len().min(20)],
+        logs()
+    );
+    assert_eq!(pg.count("SELECT count(*) FROM logs"), LINES, "rows in the table");
+    assert!(
+        archive_missing.is_empty(),
+        "archives: {} missing (first {:?})\n{}",
+        archive_missing.len(),
+        &archive_missing[..archive_missing.len().min(20)],
+        logs()
+    );
+    // Both servers took partitions: each archived a share.
+    assert!(
+        !a.is_empty() && !b.is_empty(),
+        "one server archived nothing: A {} B {}\n{}",
+        a.len(),
+        b.len(),
+        logs()
+    );
+}
