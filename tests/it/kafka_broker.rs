@@ -143,6 +143,19 @@ impl Broker {
         }
     }
 
+    /// Freezes the broker (SIGSTOP) or thaws it (SIGCONT): an outage in
+    /// which the cluster keeps its data, as a replicated cluster would.
+    pub fn freeze(&self, frozen: bool) {
+        if let Some(child) = &self.child {
+            let signal = if frozen { "-STOP" } else { "-CONT" };
+            let status = Command::new("kill")
+                .args([signal, &child.id().to_string()])
+                .status()
+                .expect("run kill");
+            assert!(status.success(), "kill {signal} tansu");
+        }
+    }
+
     /// Starts it again on the same port and storage.
     pub fn restart(&mut self) {
         self.kill();

@@ -4,7 +4,17 @@
 //! one consumer group (kafka source -> archive file + PostgreSQL). A
 //! writer appends 100,000 numbered lines; meanwhile one server is killed
 //! with `kill -9` and started again later, the relay is killed and
-//! restarted, and the broker is stopped for 5 seconds and started again.
+//! restarted, and the broker is stopped (SIGSTOP) for 5 seconds and
+//! continued.
+//!
+//! Why the broker is frozen, not killed and restarted: tansu's in-memory
+//! storage loses every record and topic when it stops (a replicated Kafka
+//! cluster does not), and its SQLite storage, which survives a restart,
+//! took about 4,000 records/s here and stopped answering the group
+//! coordinator's heartbeats under a concurrent consumer (a session timed
+//! out after 6.2 s), so it cannot carry 100,000 lines through two servers
+//! in a test. A broker killed and restarted on SQLite storage is tested
+//! at small volume by `kafka_dest` and `kafka_source`.
 //!
 //! Every line must be in PostgreSQL exactly once (origin ids: the client
 //! gives each line one from its file position, and it travels inside the
@@ -89,7 +99,7 @@ fn numbers(rows: Vec<Vec<Option<String>>>) -> BTreeMap<usize, usize> {
 #[test]
 fn kafka_chaos_kill_9_of_a_server_and_the_relay_and_a_broker_outage_store_each_line_once() {
     let pg = Postgres::start();
-    let mut broker = Broker::start(Storage::Sqlite);
+    let broker = Broker::start(Storage::Memory);
     broker.create_topic("logs", 4);
     let rows = || {
         let exists = "SELECT count(*) FROM pg_tables WHERE tablename = 'logs'";
@@ -152,10 +162,10 @@ fn kafka_chaos_kill_9_of_a_server_and_the_relay_and_a_broker_outage_store_each_l
 
     // The broker is away for 5 seconds.
     let have = stored(60_000, Duration::from_secs(60));
-    broker.kill();
+    broker.freeze(true);
     eprintln!("kafka_chaos: broker stopped with {have} lines stored");
     std::thread::sleep(Duration::from_secs(5));
-    broker.restart();
+    broker.freeze(false);
 
     writer.join().expect("writer");
     stored(LINES, Duration::from_secs(180));
