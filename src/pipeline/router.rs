@@ -212,7 +212,7 @@ fn whole_batches_to(routes: &[Route]) -> Option<usize> {
 /// `tally` (per route: matched, filtered_out, then passed and rejected of
 /// each filter) and added once at the end.
 fn split(
-    batch: Batch,
+    mut batch: Batch,
     routes: &[Route],
     filters: &Filters,
     outs: &mut [Batch],
@@ -220,12 +220,18 @@ fn split(
     tally: &mut Vec<u64>,
 ) -> u64 {
     for out in outs.iter_mut() {
-        out.messages.reserve(batch.len());
+        if out.messages.capacity() == 0 {
+            // A recycled vector: a fresh one of this size is an mmap whose
+            // pages all fault in (see `message::recycle`).
+            out.messages = crate::message::recycle::take(batch.len());
+        } else {
+            out.messages.reserve(batch.len());
+        }
     }
     tally.clear();
     tally.resize(routes.iter().map(|r| 2 + 2 * r.filters.len()).sum(), 0);
     let mut unrouted = 0;
-    for msg in batch.messages {
+    for msg in batch.messages.drain(..) {
         targets.clear();
         let mut at = 0;
         for r in routes {
