@@ -764,7 +764,7 @@ impl Accumulator {
         if self.pending.is_empty() {
             self.pending = std::mem::take(&mut batch.messages);
         } else {
-            self.pending.extend(batch.messages.drain(..));
+            self.pending.append(&mut batch.messages);
         }
     }
 
