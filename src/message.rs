@@ -478,9 +478,10 @@ impl Drop for Batch {
 /// load. A few emptied vectors are kept and handed to the next batches.
 ///
 /// Bounded: at most [`KEEP`] vectors of at most [`MAX_CAPACITY`] messages
-/// are kept (~2.6 MiB at the default batch size; they are the memory of
-/// batches that just left the pipeline). Vectors of small batches are not
-/// kept (malloc serves those from its free lists anyway).
+/// are kept: ~2.6 MiB at the default batch size (512), 5 MiB at most
+/// (the memory of batches that just left the pipeline). Vectors of small
+/// batches are not kept (malloc serves those from its free lists anyway),
+/// nor those of a `batch_size` above 1024.
 pub mod recycle {
     use std::sync::Mutex;
 
@@ -491,7 +492,7 @@ pub mod recycle {
     /// Vectors with room for fewer messages are not worth keeping.
     pub const MIN_CAPACITY: usize = 64;
     /// Nor are larger ones (an unusual `batch_size`): they would pin memory.
-    pub const MAX_CAPACITY: usize = 4096;
+    pub const MAX_CAPACITY: usize = 1024;
 
     static FREE: Mutex<Vec<Vec<Message>>> = Mutex::new(Vec::new());
 
