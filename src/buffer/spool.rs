@@ -404,11 +404,11 @@ impl Worker {
         }
     }
 
-    fn store_batch(&mut self, buffer: &mut DiskBuffer, batch: Batch) {
+    fn store_batch(&mut self, buffer: &mut DiskBuffer, mut batch: Batch) {
         let mut records = Vec::with_capacity(batch.len());
         let mut acks = Vec::with_capacity(batch.len());
         let mut aside: SetAside = SetAside::default();
-        for mut msg in batch.messages {
+        for mut msg in batch.messages.drain(..) {
             let mut record = Vec::with_capacity(256);
             (self.encode)(&msg, &mut record);
             if !buffer.fits_ever(record.len()) {

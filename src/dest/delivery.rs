@@ -826,12 +826,12 @@ impl Accumulator {
         Some(self.take(input))
     }
 
-    fn absorb(&mut self, batch: Batch) {
-        self.holds.extend(batch.hold);
+    fn absorb(&mut self, mut batch: Batch) {
+        self.holds.extend(batch.hold.take());
         if self.pending.is_empty() {
-            self.pending = batch.messages;
+            self.pending = std::mem::take(&mut batch.messages);
         } else {
-            self.pending.extend(batch.messages);
+            self.pending.append(&mut batch.messages);
         }
     }
 

@@ -135,11 +135,17 @@ pub(super) async fn route(
         gone.resize(dests.len(), false);
         // The common case (one path, no filter, one destination) forwards
         // each batch whole: no message is looked at or moved.
-        match whole_batches_to(routes) {
-            Some(d) if d < outs.len() => {
+        match (whole_batches_to(routes), filtered_batches_to(routes)) {
+            (Some(d), _) if d < outs.len() => {
                 if let Some(r) = routes.first() {
                     Counters::add(&r.counters.matched, batch.len() as u64);
                 }
+                outs[d] = batch;
+            }
+            (_, Some((d, r))) if d < outs.len() => {
+                let mut batch = batch;
+                let rejected = filter_in_place(&mut batch, r, &table.filters, &mut tally);
+                Counters::add(&counters.unrouted, rejected);
                 outs[d] = batch;
             }
             _ => {
@@ -206,13 +212,56 @@ fn whole_batches_to(routes: &[Route]) -> Option<usize> {
     }
 }
 
+/// The only destination of `routes`, and the route, when they are one
+/// filtered path to one destination.
+fn filtered_batches_to(routes: &[Route]) -> Option<(usize, &Route)> {
+    match routes {
+        [only] if only.destinations.len() == 1 => only.destinations.first().map(|&d| (d, only)),
+        _ => None,
+    }
+}
+
+/// One path to one destination: the messages of `batch` its filters reject
+/// are dropped where they are and the rest keep their places, so the batch
+/// goes on whole (with its hold) and no message is moved out and back in.
+/// Counts as [`split`] does; returns how many were rejected (unrouted).
+fn filter_in_place(
+    batch: &mut Batch,
+    route: &Route,
+    filters: &Filters,
+    tally: &mut Vec<u64>,
+) -> u64 {
+    tally.clear();
+    tally.resize(2 + 2 * route.filters.len(), 0);
+    batch.messages.retain(|msg| {
+        for (i, &f) in route.filters.iter().enumerate() {
+            if filters.matches(f, msg) {
+                tally[2 + 2 * i] += 1;
+            } else {
+                tally[3 + 2 * i] += 1;
+                tally[1] += 1;
+                return false;
+            }
+        }
+        tally[0] += 1;
+        true
+    });
+    Counters::add(&route.counters.matched, tally[0]);
+    Counters::add(&route.counters.filtered_out, tally[1]);
+    for (i, c) in route.filter_counters.iter().enumerate() {
+        Counters::add(&c.passed, tally[2 + 2 * i]);
+        Counters::add(&c.rejected, tally[3 + 2 * i]);
+    }
+    tally[1]
+}
+
 /// Distributes the messages of `batch` over `outs` (one batch per
 /// destination) following `routes` (see the module doc for the rules);
 /// returns how many no path took. Path and filter counters are tallied in
 /// `tally` (per route: matched, filtered_out, then passed and rejected of
 /// each filter) and added once at the end.
 fn split(
-    batch: Batch,
+    mut batch: Batch,
     routes: &[Route],
     filters: &Filters,
     outs: &mut [Batch],
@@ -220,12 +269,18 @@ fn split(
     tally: &mut Vec<u64>,
 ) -> u64 {
     for out in outs.iter_mut() {
-        out.messages.reserve(batch.len());
+        if out.messages.capacity() == 0 {
+            // A recycled vector: a fresh one of this size is an mmap whose
+            // pages all fault in (see `message::recycle`).
+            out.messages = crate::message::recycle::take(batch.len());
+        } else {
+            out.messages.reserve(batch.len());
+        }
     }
     tally.clear();
     tally.resize(routes.iter().map(|r| 2 + 2 * r.filters.len()).sum(), 0);
     let mut unrouted = 0;
-    for msg in batch.messages {
+    for msg in batch.messages.drain(..) {
         targets.clear();
         let mut at = 0;
         for r in routes {

@@ -49,7 +49,7 @@ use bytes::Bytes;
 use chrono::{DateTime, Datelike, FixedOffset, NaiveDateTime, TimeDelta, Timelike};
 
 use super::rfc5424::{digits, fraction, naive, parse_iso_timestamp, to_datetime};
-use super::{base, pri, ParseContext};
+use super::{base_without_host, fill_host, pri, ParseContext};
 use crate::message::{push_digits, Message, ParseQuality};
 
 /// The longest TAG taken as a program name.
@@ -72,7 +72,7 @@ pub fn parse(text: Bytes, ctx: &ParseContext) -> Message {
 /// [`parse`] of `raw[..end]`, with `raw` kept whole as the message's `raw`.
 #[inline]
 pub(crate) fn parse_frame(raw: Bytes, end: usize, ctx: &ParseContext) -> Message {
-    let mut msg = base(ctx);
+    let mut msg = base_without_host(ctx);
     let b = raw.get(..end).unwrap_or(&raw);
     let mut pos = 0;
     let has_pri = match pri::parse(b) {
@@ -156,6 +156,7 @@ pub(crate) fn parse_frame(raw: Bytes, end: usize, ctx: &ParseContext) -> Message
         msg.quality = ParseQuality::Malformed;
     }
     msg.raw = raw;
+    fill_host(&mut msg, ctx);
     msg
 }
 

@@ -48,7 +48,7 @@ use bytes::Bytes;
 use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime};
 use memchr::memchr2;
 
-use super::{base, pri, ParseContext};
+use super::{base_without_host, fill_host, pri, ParseContext};
 use crate::message::{write_isodate, Message, ParseQuality, SdElement, TimeZone};
 use crate::origin;
 
@@ -72,7 +72,7 @@ pub fn parse(text: Bytes, ctx: &ParseContext) -> Message {
 /// [`parse`] of `raw[..end]`, with `raw` kept whole as the message's `raw`.
 #[inline]
 pub(crate) fn parse_frame(raw: Bytes, end: usize, ctx: &ParseContext) -> Message {
-    let mut msg = base(ctx);
+    let mut msg = base_without_host(ctx);
     let text = raw.get(..end).unwrap_or(&raw);
     match parse_into(&mut msg, &raw, text) {
         Ok(()) => msg.quality = ParseQuality::Syslog,
@@ -83,6 +83,7 @@ pub(crate) fn parse_frame(raw: Bytes, end: usize, ctx: &ParseContext) -> Message
         }
     }
     msg.raw = raw;
+    fill_host(&mut msg, ctx);
     msg
 }
 

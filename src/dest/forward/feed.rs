@@ -128,7 +128,7 @@ pub(super) fn render_payload(output: &Output, msg: &Message, out: &mut Vec<u8>) 
 
 impl State {
     /// Renders a batch into the queue: one allocation per batch.
-    pub(super) fn enqueue(&mut self, batch: Batch) {
+    pub(super) fn enqueue(&mut self, mut batch: Batch) {
         let mut text = Vec::with_capacity(batch.len() * 256);
         let mut ends = Vec::with_capacity(batch.len());
         for msg in &batch.messages {
@@ -137,7 +137,7 @@ impl State {
         }
         let text = Bytes::from(text);
         let mut start = 0;
-        for (mut msg, end) in batch.messages.into_iter().zip(ends) {
+        for (mut msg, end) in batch.messages.drain(..).zip(ends) {
             self.queue.push_back(Pending {
                 payload: text.slice(start..end),
                 host: std::mem::take(&mut msg.host),

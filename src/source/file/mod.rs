@@ -679,11 +679,11 @@ mod tests {
     ) {
         let until = tokio::time::Instant::now() + DEADLINE;
         while seen.len() < want {
-            let batch = tokio::time::timeout_at(until, rx.recv())
+            let mut batch = tokio::time::timeout_at(until, rx.recv())
                 .await
                 .unwrap_or_else(|_| panic!("{} of {want} lines within {DEADLINE:?}", seen.len()))
                 .expect("the source is running");
-            for m in batch.messages {
+            for m in std::mem::take(&mut batch.messages) {
                 *seen
                     .entry(String::from_utf8_lossy(&m.message).into_owned())
                     .or_default() += 1;
@@ -771,8 +771,8 @@ mod tests {
             // destinations do, within the grace): the channel closes as
             // soon as the source has stopped reading.
             let drained = tokio::time::timeout(DEADLINE, async {
-                while let Some(batch) = rx.recv().await {
-                    for m in batch.messages {
+                while let Some(mut batch) = rx.recv().await {
+                    for m in std::mem::take(&mut batch.messages) {
                         *seen
                             .entry(String::from_utf8_lossy(&m.message).into_owned())
                             .or_default() += 1;
@@ -837,8 +837,8 @@ mod tests {
         let new_cancel = CancellationToken::new();
         let new_task = tokio::spawn(new.run(new_tx, new_cancel.clone()));
         old_cancel.cancel();
-        while let Some(batch) = old_rx.recv().await {
-            for m in batch.messages {
+        while let Some(mut batch) = old_rx.recv().await {
+            for m in std::mem::take(&mut batch.messages) {
                 *seen
                     .entry(String::from_utf8_lossy(&m.message).into_owned())
                     .or_default() += 1;

@@ -736,8 +736,8 @@ mod tests {
         assert_eq!(store.put("a", &lines[..1]).expect("put"), 1);
         let mut got = Vec::new();
         while got.len() < 300 {
-            let batch = rx.recv().await.expect("batch");
-            got.extend(batch.messages);
+            let mut batch = rx.recv().await.expect("batch");
+            got.extend(std::mem::take(&mut batch.messages));
         }
         let texts: Vec<Bytes> = got.iter().map(|m| m.message.clone()).collect();
         assert_eq!(texts[0], Bytes::from_static(b"m0"));
