@@ -42,7 +42,7 @@ LOGRELAY_BIN=${LOGRELAY_BIN:-$ROOT/target/release/logrelay}
 KAFKA_COUNT=${KAFKA_COUNT:-$ROOT/target/release/examples/kafka_count}
 TANSU=${TANSU:-$ROOT/target/peers/tansu/bin/tansu}
 RSYSLOGD=${RSYSLOGD:-$ROOT/target/peers/rsyslog/usr/sbin/rsyslogd}
-RSYSLOG_MODDIR=${RSYSLOG_MODDIR:-$(ls -d "$ROOT"/target/peers/rsyslog/usr/lib/*/rsyslog 2>/dev/null | head -1)}
+RSYSLOG_MODDIR=${RSYSLOG_MODDIR:-$( (ls -d "$ROOT"/target/peers/rsyslog/usr/lib/*/rsyslog 2>/dev/null || true) | head -1)}
 SYSLOGNG=${SYSLOGNG:-$(command -v syslog-ng || true)}
 CLK_TCK=$(getconf CLK_TCK)
 
