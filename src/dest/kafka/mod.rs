@@ -145,13 +145,14 @@ impl KafkaDest {
                 batch = input.recv() => batch,
                 _ = sender.shared.attention.notified() => continue,
             };
-            let Some(batch) = batch else { break };
-            for msg in batch.messages {
+            let Some(mut batch) = batch else { break };
+            for msg in batch.messages.drain(..) {
                 sender.send(msg, None).await;
             }
-            // The batch's share of its source's byte budget goes back now:
-            // what is in flight is bounded by the producer's queue.
-            drop(batch.hold);
+            // The batch's share of its source's byte budget goes back now
+            // (with its hold): what is in flight is bounded by the
+            // producer's queue.
+            drop(batch);
         }
         // The input has ended: wait for the reports of what is in flight
         // (the shutdown grace bounds this), then let the rest go.
