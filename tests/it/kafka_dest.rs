@@ -501,3 +501,69 @@ fn checkpoint(dir: &Path) -> u64 {
     };
     value["files"][0]["offset"].as_u64().unwrap_or(0)
 }
+
+/// A topic template that renders a topic the broker does not have (it
+/// never creates topics) and one that renders an illegal topic name: both
+/// records are set aside (`peer_refused`), the lines for the existing
+/// topic all arrive.
+#[test]
+fn a_topic_that_does_not_exist_or_is_illegal_is_set_aside() {
+    let broker = Broker::start(Storage::Memory);
+    broker.create_topic("logs-app", 1);
+    let server = Server::start(&format!(
+        r#"
+[sources.in]
+type = "tcp"
+listen = "127.0.0.1:0"
+
+[destinations.bus]
+type = "kafka"
+brokers = ["{}"]
+topic = "logs-${{PROGRAM}}"
+template = "${{MESSAGE}}"
+
+[[paths]]
+sources = ["in"]
+destinations = ["bus"]
+"#,
+        broker.addr()
+    ));
+    let mut text = String::new();
+    for n in 0..6 {
+        text.push_str(&format!(
+            "<14>1 2026-11-27T08:00:00Z h app - - - line {n}\n"
+        ));
+        if n == 2 {
+            text.push_str(
+                "<14>1 2026-11-27T08:00:00Z h nosuch - - - to a topic that is not there\n",
+            );
+            text.push_str("<14>Nov 27 08:00:00 h we:ird: to an illegal topic name\n");
+        }
+    }
+    server.send_tcp("in", text.as_bytes());
+    let got = read(&broker.addr(), "logs-app", 1, 6, Duration::from_secs(30));
+    let values: Vec<String> = got
+        .iter()
+        .map(|r| String::from_utf8_lossy(&r.value).into_owned())
+        .collect();
+    let want: Vec<String> = (0..6).map(|n| format!("line {n}")).collect();
+    assert_eq!(values, want, "logrelay:\n{}", server.stderr());
+    // librdkafka gives a topic the broker does not know up after
+    // topic.metadata.propagation.max.ms (30 s).
+    assert!(
+        wait_for(Duration::from_secs(60), || counter(
+            &server,
+            "bus",
+            "rejected_peer"
+        ) == 2),
+        "rejected_peer {}:\n{}",
+        counter(&server, "bus", "rejected_peer"),
+        server.stderr()
+    );
+    assert_eq!(counter(&server, "bus", "acknowledged"), 6);
+    assert_eq!(counter(&server, "bus", "in_flight"), 0);
+    assert_eq!(
+        rejects(server.dir.path()),
+        vec![("bus".to_owned(), "peer_refused".to_owned(), 2)]
+    );
+}
