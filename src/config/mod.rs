@@ -365,8 +365,8 @@ pub struct KafkaDestConfig {
     pub key: Template,
     pub output: Output,
     pub compression: Compression,
-    /// `origin`, `host` and `program` headers on every record.
-    pub headers: bool,
+    /// The headers each record carries (each when its value is not empty).
+    pub headers: Vec<KafkaHeader>,
     /// librdkafka `message.max.bytes`: a larger record is refused (set aside).
     pub max_message_bytes: u64,
     /// librdkafka `batch.size`.
@@ -401,6 +401,31 @@ impl fmt::Debug for KafkaDestConfig {
             .field("max_in_flight_bytes", &self.max_in_flight_bytes)
             .field("disk_buffer", &self.disk_buffer)
             .finish()
+    }
+}
+
+/// A header the kafka destination can put on a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KafkaHeader {
+    /// The origin id ([`crate::origin`]): consumers deduplicate on it.
+    Origin,
+    Host,
+    Program,
+}
+
+impl KafkaHeader {
+    pub const NAMES: [(&'static str, KafkaHeader); 3] = [
+        ("origin", KafkaHeader::Origin),
+        ("host", KafkaHeader::Host),
+        ("program", KafkaHeader::Program),
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            KafkaHeader::Origin => "origin",
+            KafkaHeader::Host => "host",
+            KafkaHeader::Program => "program",
+        }
     }
 }
 

@@ -445,8 +445,8 @@ pub struct RawKafkaDest {
     pub template: Option<String>,
     /// "none" (default) | "gzip" | "lz4" | "zstd"
     pub compression: Option<String>,
-    /// `origin`, `host`, `program` headers. Default true.
-    pub headers: Option<bool>,
+    /// Record headers, of "origin", "host", "program". Default ["origin"].
+    pub headers: Option<Vec<String>>,
     /// Largest record. Default "1000000B" (librdkafka's).
     pub max_message_bytes: Option<String>,
     /// Bytes per produce batch. Default "1MiB".

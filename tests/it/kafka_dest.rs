@@ -97,8 +97,9 @@ fn received_as_placeholder(records: &mut [Text]) {
 /// One RFC 5424 line (with an origin id and structured data), one RFC
 /// 3164 line and one JSON line (network sources take it as a plain line:
 /// the whole text is the message) over tcp, to a kafka destination in
-/// rfc5424 and one in json: each record's key, value and headers, byte
-/// for byte (reception times, today's, as `RECEIVED`).
+/// rfc5424 (default headers: the origin id) and one in json (every
+/// header): each record's key, value and headers, byte for byte
+/// (reception times, today's, as `RECEIVED`).
 #[test]
 fn records_carry_exact_keys_values_and_headers_in_rfc5424_and_json() {
     let broker = Broker::start(Storage::Memory);
@@ -120,6 +121,7 @@ type = "kafka"
 brokers = ["{b}"]
 topic = "logs-json"
 format = "json"
+headers = ["origin", "host", "program"]
 
 [[paths]]
 sources = ["in"]
@@ -145,17 +147,17 @@ destinations = ["bus", "bus_json"]
             (
                 "web-1".to_owned(),
                 r#"<165>1 2026-11-27T08:00:00.123456+01:00 web-1 nginx 4242 ID47 [logrelay@32473 id="relay-1:r:1f:7"][x@1 k="v \"q\""] GET /index.html 200"#.to_owned(),
-                h(&[("origin", "relay-1:r:1f:7"), ("host", "web-1"), ("program", "nginx")]),
+                h(&[("origin", "relay-1:r:1f:7")]),
             ),
             (
                 "db-2".to_owned(),
                 format!("<34>1 {year}-11-27T07:01:49+00:00 db-2 postgres 99 - - checkpoint starting"),
-                h(&[("host", "db-2"), ("program", "postgres")]),
+                h(&[]),
             ),
             (
                 "127.0.0.1".to_owned(),
                 r#"<13>1 RECEIVED 127.0.0.1 in - - - {"host":"app-3","program":"api","message":"slow request: 2.5s"}"#.to_owned(),
-                h(&[("host", "127.0.0.1"), ("program", "in")]),
+                h(&[]),
             ),
         ],
         "broker log:\n{}\nlogrelay:\n{}",
@@ -498,4 +500,70 @@ fn checkpoint(dir: &Path) -> u64 {
         return 0;
     };
     value["files"][0]["offset"].as_u64().unwrap_or(0)
+}
+
+/// A topic template that renders a topic the broker does not have (it
+/// never creates topics) and one that renders an illegal topic name: both
+/// records are set aside (`peer_refused`), the lines for the existing
+/// topic all arrive.
+#[test]
+fn a_topic_that_does_not_exist_or_is_illegal_is_set_aside() {
+    let broker = Broker::start(Storage::Memory);
+    broker.create_topic("logs-app", 1);
+    let server = Server::start(&format!(
+        r#"
+[sources.in]
+type = "tcp"
+listen = "127.0.0.1:0"
+
+[destinations.bus]
+type = "kafka"
+brokers = ["{}"]
+topic = "logs-${{PROGRAM}}"
+template = "${{MESSAGE}}"
+
+[[paths]]
+sources = ["in"]
+destinations = ["bus"]
+"#,
+        broker.addr()
+    ));
+    let mut text = String::new();
+    for n in 0..6 {
+        text.push_str(&format!(
+            "<14>1 2026-11-27T08:00:00Z h app - - - line {n}\n"
+        ));
+        if n == 2 {
+            text.push_str(
+                "<14>1 2026-11-27T08:00:00Z h nosuch - - - to a topic that is not there\n",
+            );
+            text.push_str("<14>Nov 27 08:00:00 h we:ird: to an illegal topic name\n");
+        }
+    }
+    server.send_tcp("in", text.as_bytes());
+    let got = read(&broker.addr(), "logs-app", 1, 6, Duration::from_secs(30));
+    let values: Vec<String> = got
+        .iter()
+        .map(|r| String::from_utf8_lossy(&r.value).into_owned())
+        .collect();
+    let want: Vec<String> = (0..6).map(|n| format!("line {n}")).collect();
+    assert_eq!(values, want, "logrelay:\n{}", server.stderr());
+    // librdkafka gives a topic the broker does not know up after
+    // topic.metadata.propagation.max.ms (30 s).
+    assert!(
+        wait_for(Duration::from_secs(60), || counter(
+            &server,
+            "bus",
+            "rejected_peer"
+        ) == 2),
+        "rejected_peer {}:\n{}",
+        counter(&server, "bus", "rejected_peer"),
+        server.stderr()
+    );
+    assert_eq!(counter(&server, "bus", "acknowledged"), 6);
+    assert_eq!(counter(&server, "bus", "in_flight"), 0);
+    assert_eq!(
+        rejects(server.dir.path()),
+        vec![("bus".to_owned(), "peer_refused".to_owned(), 2)]
+    );
 }

@@ -21,8 +21,8 @@ use crate::config::raw::{
 use crate::config::units::parse_duration;
 use crate::config::{
     Balance, Compression, Destination, DestinationKind, DiskBufferConfig, FileDestConfig,
-    ForwardDestConfig, FsyncPolicy, Global, KafkaDestConfig, Output, Partition, Protocol,
-    ServerAddr, ServerEntry, TlsConfig, WhenFull,
+    ForwardDestConfig, FsyncPolicy, Global, KafkaDestConfig, KafkaHeader, Output, Partition,
+    Protocol, ServerAddr, ServerEntry, TlsConfig, WhenFull,
 };
 use crate::message::TimeZone;
 use crate::syslog::format::Format;
@@ -353,7 +353,27 @@ fn kafka(cx: &Cx<'_>, name: &str, k: &RawKafkaDest, global: &Global) -> Result<D
             Compression::None,
             &Compression::NAMES,
         )?,
-        headers: k.headers.unwrap_or(true),
+        headers: match &k.headers {
+            None => vec![KafkaHeader::Origin],
+            Some(names) => {
+                let mut headers = Vec::new();
+                for (i, h) in names.iter().enumerate() {
+                    let path = [
+                        Seg::Key("destinations"),
+                        Seg::Key(name),
+                        Seg::Key("headers"),
+                        Seg::Index(i),
+                    ];
+                    let header =
+                        choice(cx, &path, Some(h), KafkaHeader::Origin, &KafkaHeader::NAMES)?;
+                    if headers.contains(&header) {
+                        return Err(cx.at(&path, format!("`{h}` is listed twice")));
+                    }
+                    headers.push(header);
+                }
+                headers
+            }
+        },
         max_message_bytes,
         batch_bytes,
         linger,
@@ -1851,7 +1871,7 @@ type = "kafka"
 brokers = ["kafka-1:9092"]
 topic = "logs"
 "#,
-            r#"ok: kafka (kafka-1:9092 (plaintext) topic logs) Kafka(Kafka { client: ClientSettings { brokers: ["kafka-1:9092"], tls: None, sasl: None }, topic: "logs", key: "${HOST}", output: Rfc5424/Utc, compression: None, headers: true, max_message_bytes: 1000000, batch_bytes: 1048576, linger: 5ms, max_in_flight: 100000, max_in_flight_bytes: 67108864, disk_buffer: None })"#,
+            r#"ok: kafka (kafka-1:9092 (plaintext) topic logs) Kafka(Kafka { client: ClientSettings { brokers: ["kafka-1:9092"], tls: None, sasl: None }, topic: "logs", key: "${HOST}", output: Rfc5424/Utc, compression: None, headers: [Origin], max_message_bytes: 1000000, batch_bytes: 1048576, linger: 5ms, max_in_flight: 100000, max_in_flight_bytes: 67108864, disk_buffer: None })"#,
         ),
         (
             "kafka: every key",
@@ -1863,7 +1883,7 @@ topic = "logs-${PROGRAM}"
 key = "${HOST}/${PROGRAM}"
 format = "json"
 compression = "zstd"
-headers = false
+headers = []
 max_message_bytes = "2MiB"
 batch_bytes = "512KiB"
 linger = "20ms"
@@ -1873,7 +1893,7 @@ tls = { ca = "/dev/null", verify_hostname = false }
 sasl = { mechanism = "SCRAM-SHA-512", username = "relay", password_file = "/dev/null" }
 disk_buffer = { max_bytes = "1GiB", path = "/srv/kbuf" }
 "#,
-            r#"ok: kafka (kafka-1:9092,10.0.0.2:9093 (sasl_ssl) topic logs-${PROGRAM}, disk buffer 1073741824 bytes) Kafka(Kafka { client: ClientSettings { brokers: ["kafka-1:9092", "10.0.0.2:9093"], tls: Some(KafkaTls { ca: Some("/dev/null"), cert: None, key: None, verify_hostname: false }), sasl: Some(Sasl { mechanism: ScramSha512, username: "relay", password_file: "/dev/null" }) }, topic: "logs-${PROGRAM}", key: "${HOST}/${PROGRAM}", output: Json/Utc, compression: Zstd, headers: false, max_message_bytes: 2097152, batch_bytes: 524288, linger: 20ms, max_in_flight: 5000, max_in_flight_bytes: 16777216, disk_buffer: Some(DiskBufferConfig { max_bytes: 1073741824, path: "/srv/kbuf", fsync: EveryBatch, when_full: Block, segment_bytes: 67108864 }) })"#,
+            r#"ok: kafka (kafka-1:9092,10.0.0.2:9093 (sasl_ssl) topic logs-${PROGRAM}, disk buffer 1073741824 bytes) Kafka(Kafka { client: ClientSettings { brokers: ["kafka-1:9092", "10.0.0.2:9093"], tls: Some(KafkaTls { ca: Some("/dev/null"), cert: None, key: None, verify_hostname: false }), sasl: Some(Sasl { mechanism: ScramSha512, username: "relay", password_file: "/dev/null" }) }, topic: "logs-${PROGRAM}", key: "${HOST}/${PROGRAM}", output: Json/Utc, compression: Zstd, headers: [], max_message_bytes: 2097152, batch_bytes: 524288, linger: 20ms, max_in_flight: 5000, max_in_flight_bytes: 16777216, disk_buffer: Some(DiskBufferConfig { max_bytes: 1073741824, path: "/srv/kbuf", fsync: EveryBatch, when_full: Block, segment_bytes: 67108864 }) })"#,
         ),
         (
             "kafka: template output and no key",
@@ -1886,7 +1906,7 @@ key = ""
 template = "${HOST} ${MESSAGE}"
 compression = "lz4"
 "#,
-            r#"ok: kafka (k:9092 (plaintext) topic t) Kafka(Kafka { client: ClientSettings { brokers: ["k:9092"], tls: None, sasl: None }, topic: "t", key: "", output: template "${HOST} ${MESSAGE}", compression: Lz4, headers: true, max_message_bytes: 1000000, batch_bytes: 1048576, linger: 5ms, max_in_flight: 100000, max_in_flight_bytes: 67108864, disk_buffer: None })"#,
+            r#"ok: kafka (k:9092 (plaintext) topic t) Kafka(Kafka { client: ClientSettings { brokers: ["k:9092"], tls: None, sasl: None }, topic: "t", key: "", output: template "${HOST} ${MESSAGE}", compression: Lz4, headers: [Origin], max_message_bytes: 1000000, batch_bytes: 1048576, linger: 5ms, max_in_flight: 100000, max_in_flight_bytes: 67108864, disk_buffer: None })"#,
         ),
         (
             "kafka: no brokers key",
@@ -2014,15 +2034,37 @@ compression = "snappy"
             r#"FILE:5:15: destinations.d.compression: `snappy` is not one of "none", "gzip", "lz4", "zstd""#,
         ),
         (
-            "kafka: headers not a bool",
+            "kafka: unknown header",
             r#"
 [destinations.d]
 type = "kafka"
 brokers = ["k:9092"]
 topic = "logs"
-headers = "yes"
+headers = ["origin", "severity"]
 "#,
-            r#"FILE:1:1: invalid type: string "yes", expected a boolean"#,
+            r#"FILE:5:22: destinations.d.headers[2]: `severity` is not one of "origin", "host", "program""#,
+        ),
+        (
+            "kafka: header twice",
+            r#"
+[destinations.d]
+type = "kafka"
+brokers = ["k:9092"]
+topic = "logs"
+headers = ["host", "program", "host"]
+"#,
+            r#"FILE:5:31: destinations.d.headers[3]: `host` is listed twice"#,
+        ),
+        (
+            "kafka: headers not a list",
+            r#"
+[destinations.d]
+type = "kafka"
+brokers = ["k:9092"]
+topic = "logs"
+headers = true
+"#,
+            r#"FILE:1:1: invalid type: boolean `true`, expected a sequence"#,
         ),
         (
             "kafka: max_message_bytes too small",

@@ -34,9 +34,13 @@
 //!   name a template rendered that Kafka does not allow, an invalid record
 //!   are `peer_refused`. The message goes to the rejects store, is counted
 //!   (`rejected_too_large`, `rejected_peer`), released, and the rest flows.
-//! - Headers (`headers = true`, the default): `origin` (the origin id,
+//! - Headers (`headers`, default `["origin"]`): `origin` (the origin id,
 //!   when the message has one, so consumers can deduplicate without
-//!   parsing the value), `host` and `program` (when not empty).
+//!   parsing the value), and on request `host` and `program` (each when
+//!   not empty). Each header costs librdkafka allocations per record
+//!   (measured: all three on every record, 0.4 µs of 2.4 per message), so
+//!   the default carries only the one consumers cannot cheaply get.
+//! - The record's timestamp (CreateTime) is the message's reception time.
 //! - `disk_buffer`: messages are stored in the buffer first
 //!   ([`buffered`]), released upstream once durable there, and published
 //!   from it; a record is acknowledged to the buffer on its delivery report.
@@ -61,7 +65,7 @@ use self::inflight::{Ctx, Entry, Shared};
 use super::delivery::{self, Backoff, Code, Face, Failure, Reason};
 use super::inbox::Inbox;
 use super::Error;
-use crate::config::{Compression, KafkaDestConfig, Output};
+use crate::config::{Compression, KafkaDestConfig, KafkaHeader, Output};
 use crate::message::Message;
 use crate::state::rejects::Rejects;
 use crate::stats::Counters;
@@ -178,6 +182,8 @@ struct Render {
     topic: Vec<u8>,
     key: Vec<u8>,
     value: Vec<u8>,
+    /// Milliseconds since the epoch: the reception time.
+    timestamp: i64,
 }
 
 impl Render {
@@ -199,6 +205,7 @@ impl Render {
                 ));
             }
         }
+        self.timestamp = msg.received.timestamp_millis();
         self.key.clear();
         config.key.render(msg, &mut self.key);
         self.value.clear();
@@ -218,25 +225,28 @@ impl Render {
     }
 }
 
-/// The headers of `msg`'s record (see the module doc).
+/// The headers of `msg`'s record (see the module doc); none at all (no
+/// allocation) when every value is empty.
 fn headers(config: &KafkaDestConfig, msg: &Message) -> Option<OwnedHeaders> {
-    if !config.headers {
-        return None;
-    }
-    let mut h = OwnedHeaders::new_with_capacity(3);
-    for (key, value) in [
-        ("origin", &msg.origin),
-        ("host", &msg.host),
-        ("program", &msg.program),
-    ] {
-        if !value.is_empty() {
-            h = h.insert(Header {
-                key,
-                value: Some(&value[..]),
-            });
+    let mut out: Option<OwnedHeaders> = None;
+    for &header in &config.headers {
+        let value = match header {
+            KafkaHeader::Origin => &msg.origin,
+            KafkaHeader::Host => &msg.host,
+            KafkaHeader::Program => &msg.program,
+        };
+        if value.is_empty() {
+            continue;
         }
+        let h = out
+            .take()
+            .unwrap_or_else(|| OwnedHeaders::new_with_capacity(config.headers.len()));
+        out = Some(h.insert(Header {
+            key: header.name(),
+            value: Some(&value[..]),
+        }));
     }
-    Some(h)
+    out
 }
 
 /// The producing side: the producer, the render buffers and the shared
@@ -283,6 +293,7 @@ impl Sender {
                 topic: Vec::new(),
                 key: Vec::new(),
                 value: Vec::new(),
+                timestamp: 0,
             },
             backoff: Backoff::new(delivery::FIRST_BACKOFF, Duration::from_secs(30)),
         })
