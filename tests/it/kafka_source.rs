@@ -629,6 +629,16 @@ fn kafka_source_throughput() {
         produce_numbered(&broker.addr(), "bench", chunk);
     }
     eprintln!("throughput: produced {N} in {:?}", started.elapsed());
+    // The broker's own pace: a bare librdkafka consumer (the test reader).
+    if std::env::var_os("KAFKA_BENCH_BASELINE").is_some() {
+        let t = Instant::now();
+        let n = read(&broker.addr(), "bench", 4, N, Duration::from_secs(300)).len();
+        let secs = t.elapsed().as_secs_f64();
+        eprintln!(
+            "throughput: test reader alone: {n} in {secs:.1} s: {:.0} records/s",
+            n as f64 / secs
+        );
+    }
     let text = config(&broker, "bench", "bench", ARCHIVE, &["archive"]);
     let server = start(TestDir::new(), &text);
     let archive = server.path("archive.log");
@@ -657,5 +667,12 @@ fn kafka_source_throughput() {
         cpu * 1e6 / n as f64,
         cpu,
         cpu_seconds(server.pid()),
+    );
+    let doc = stats(&server);
+    eprintln!(
+        "throughput: pauses {} refetches {} gaps {}",
+        counter(&doc, "kafka_pauses"),
+        counter(&doc, "kafka_refetches"),
+        counter(&doc, "kafka_gaps")
     );
 }
