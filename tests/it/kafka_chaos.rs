@@ -31,6 +31,7 @@ use crate::database::Postgres;
 use crate::diskbuf::{counts, free_port};
 use crate::harness::Server;
 use crate::kafka_broker::{Broker, Storage};
+use crate::kafka_source::{partitions, stats};
 
 const LINES: usize = 100_000;
 
@@ -46,6 +47,10 @@ listen = "127.0.0.1:{port}"
 type = "kafka"
 brokers = ["{broker}"]
 topic = "logs"
+# One client host here, and a host's lines go to one partition by the
+# default key (${{HOST}}); a fleet has many hosts. Without a key the
+# records spread over the partitions, so both servers get a share.
+key = ""
 disk_buffer = {{ max_bytes = "64MiB" }}
 [[paths]]
 sources = ["relp"]
@@ -78,6 +83,18 @@ sources = ["bus"]
 destinations = ["archive", "db"]
 "#
     )
+}
+
+/// Waits until `server` holds at least one partition; the ones it holds.
+fn holds_partitions(server: &Server, limit: Duration) -> Vec<String> {
+    let until = Instant::now() + limit;
+    loop {
+        let held = partitions(&stats(server));
+        if !held.is_empty() || Instant::now() > until {
+            return held;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 /// How many rows hold each line number.
@@ -122,6 +139,18 @@ fn kafka_chaos_kill_9_of_a_server_and_the_relay_and_a_broker_outage_store_each_l
     let relay_port = free_port();
     let server_a = spawn(&server_config(&broker.addr(), &pg.url()), "server");
     let server_b = spawn(&server_config(&broker.addr(), &pg.url()), "server");
+    // Both servers have joined the group and split the partitions.
+    let held_a = holds_partitions(&server_a, Duration::from_secs(60));
+    let held_b = holds_partitions(&server_b, Duration::from_secs(60));
+    eprintln!(
+        "kafka_chaos: the group split the partitions: server A {held_a:?}, server B {held_b:?}"
+    );
+    assert!(
+        !held_a.is_empty() && !held_b.is_empty(),
+        "both servers hold partitions: A {held_a:?} B {held_b:?}\nA:\n{}\nB:\n{}",
+        server_a.stderr(),
+        server_b.stderr()
+    );
     let relay = spawn(&relay_config(relay_port, &broker.addr()), "relay");
     let client = spawn(&client_config(relay_port), "client");
 
@@ -139,29 +168,31 @@ fn kafka_chaos_kill_9_of_a_server_and_the_relay_and_a_broker_outage_store_each_l
             let text: String = (n..to).map(|i| format!("line {i:07}\n")).collect();
             f.write_all(text.as_bytes()).expect("append");
             n = to;
-            std::thread::sleep(Duration::from_millis(20));
+            std::thread::sleep(Duration::from_millis(100));
         }
     });
 
     let started = Instant::now();
     // One server dies; the other takes its partitions.
     let mut server_a = server_a;
-    let have = stored(15_000, Duration::from_secs(60));
+    let have = stored(20_000, Duration::from_secs(60));
     server_a.kill9();
     eprintln!("kafka_chaos: server A killed with {have} lines stored");
 
     // The relay dies and comes back at once (its disk buffer replays).
     let mut relay = relay;
-    let have = stored(35_000, Duration::from_secs(60));
+    let have = stored(40_000, Duration::from_secs(60));
     relay.kill9();
     eprintln!("kafka_chaos: relay killed with {have} lines stored");
     let relay = restart(relay, "relay");
 
     // Server A comes back and takes a share again.
     let server_a = restart(server_a, "server");
+    let held = holds_partitions(&server_a, Duration::from_secs(60));
+    eprintln!("kafka_chaos: server A back, holds {held:?}");
 
     // The broker is away for 5 seconds.
-    let have = stored(60_000, Duration::from_secs(60));
+    let have = stored(70_000, Duration::from_secs(60));
     broker.freeze(true);
     eprintln!("kafka_chaos: broker stopped with {have} lines stored");
     std::thread::sleep(Duration::from_secs(5));
@@ -212,7 +243,11 @@ fn kafka_chaos_kill_9_of_a_server_and_the_relay_and_a_broker_outage_store_each_l
         &twice[..twice.len().min(20)],
         logs()
     );
-    assert_eq!(pg.count("SELECT count(*) FROM logs"), LINES, "rows in the table");
+    assert_eq!(
+        pg.count("SELECT count(*) FROM logs"),
+        LINES,
+        "rows in the table"
+    );
     assert!(
         archive_missing.is_empty(),
         "archives: {} missing (first {:?})\n{}",

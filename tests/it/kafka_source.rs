@@ -66,7 +66,7 @@ fn start(dir: TestDir, text: &str) -> Server {
 }
 
 /// `logrelay stats --json` of a running server.
-fn stats(server: &Server) -> Value {
+pub(crate) fn stats(server: &Server) -> Value {
     let run = logrelay(
         &["stats", "--json", "--control", "control.sock"],
         server.dir.path(),
@@ -88,7 +88,7 @@ fn counter(doc: &Value, name: &str) -> u64 {
 }
 
 /// The partitions source `bus` holds now (`TOPIC/PARTITION` peers).
-fn partitions(doc: &Value) -> Vec<String> {
+pub(crate) fn partitions(doc: &Value) -> Vec<String> {
     doc["peers"]
         .as_array()
         .map(|ps| {
