@@ -68,9 +68,7 @@
 //! | RELP | `rsp 200` | delivered | |
 //! | RELP | `rsp` with any other code, for one frame | permanent | `peer_refused` |
 //! | RELP | `rsp` without a code (broken answer) | transient | `unavailable` |
-//! | Kafka | unreachable: BrokerTransportFailure, AllBrokersDown, Resolve, SSL, BrokerDestroy/DestroyBroker | transient | `unavailable` |
-//! | Kafka | leader elections, replicas: LeaderNotAvailable, NotLeaderForPartition, BrokerNotAvailable, ReplicaNotAvailable, NetworkException, NotEnoughReplicas, NotEnoughReplicasAfterAppend, ISRInsufficient, PreferredLeaderNotAvailable, FencedLeaderEpoch, UnknownLeaderEpoch, KafkaStorageError | transient | `unavailable` |
-//! | Kafka | purged by our own shutdown: PurgeQueue, PurgeInflight | transient | `unavailable` |
+//! | Kafka | unreachable (BrokerTransportFailure, AllBrokersDown, Resolve, SSL, BrokerDestroy/DestroyBroker); leader elections, replicas (LeaderNotAvailable, NotLeaderForPartition, BrokerNotAvailable, ReplicaNotAvailable, NetworkException, NotEnoughReplicas, NotEnoughReplicasAfterAppend, ISRInsufficient, PreferredLeaderNotAvailable, FencedLeaderEpoch, UnknownLeaderEpoch, KafkaStorageError); purged by our own shutdown (PurgeQueue, PurgeInflight) | transient | `unavailable` |
 //! | Kafka | MessageTimedOut, OperationTimedOut, RequestTimedOut, TimedOutQueue | transient | `timeout` |
 //! | Kafka | QueueFull, ThrottlingQuotaExceeded, CriticalSystemResource | transient | `resources` |
 //! | Kafka | Authentication, SaslAuthenticationFailed, UnsupportedSASLMechanism, IllegalSASLState, TopicAuthorizationFailed, ClusterAuthorizationFailed | transient | `permission` |
