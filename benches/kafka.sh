@@ -24,6 +24,8 @@
 # rsyslog-kafka into target/peers/rsyslog next to the rsyslog tests/run.sh unpacked).
 # Knobs: SUTS="logrelay rsyslog syslog-ng"  WORKLOADS="k1 k2"  REPS=3  N=500000  SIZE=200
 #        CONNS=4  PARTITIONS=4  BENCH_WORK (default /tmp/logrelay-kafka-bench)
+#        PEER_RDKAFKA: where the peers' librdkafka.so.1 is (default target/peers/librdkafka,
+#        2.6.0 from PyPI's confluent-kafka wheel: Debian's 2.0.2 cannot talk to tansu)
 set -Eeuo pipefail
 export LC_ALL=C
 
@@ -44,6 +46,7 @@ TANSU=${TANSU:-$ROOT/target/peers/tansu/bin/tansu}
 RSYSLOGD=${RSYSLOGD:-$ROOT/target/peers/rsyslog/usr/sbin/rsyslogd}
 RSYSLOG_MODDIR=${RSYSLOG_MODDIR:-$( (ls -d "$ROOT"/target/peers/rsyslog/usr/lib/*/rsyslog 2>/dev/null || true) | head -1)}
 SYSLOGNG=${SYSLOGNG:-$(command -v syslog-ng || true)}
+PEER_RDKAFKA=${PEER_RDKAFKA:-$ROOT/target/peers/librdkafka}
 CLK_TCK=$(getconf CLK_TCK)
 
 if [[ ${1:-} == setup ]]; then
@@ -54,7 +57,21 @@ if [[ ${1:-} == setup ]]; then
     mkdir -p "$ROOT/target/peers/rsyslog"
     dpkg -x "$debs"/rsyslog-kafka_*.deb "$ROOT/target/peers/rsyslog"
     rm -rf "$debs"
-    echo "kafka.sh setup: syslog-ng-mod-rdkafka installed, omkafka/imkafka in $ROOT/target/peers/rsyslog" >&2
+    # Debian's librdkafka 2.0.2 cannot talk to tansu 0.6.0 (every connection:
+    # "Broker transport failure"); the peers run on librdkafka 2.6.0 instead,
+    # the build confluent-kafka's wheel on PyPI carries (same soname, ABI-stable).
+    wheel=$(mktemp -d)
+    pip download -q --no-deps --only-binary=:all: -d "$wheel" confluent-kafka==2.6.0
+    mkdir -p "$ROOT/target/peers/librdkafka"
+    python3 - "$wheel" "$ROOT/target/peers/librdkafka/librdkafka.so.1" <<'PY'
+import os, sys, zipfile
+wheel = [f for f in os.listdir(sys.argv[1]) if f.endswith(".whl")][0]
+z = zipfile.ZipFile(os.path.join(sys.argv[1], wheel))
+name = [n for n in z.namelist() if "librdkafka" in n and ".so" in n][0]
+open(sys.argv[2], "wb").write(z.read(name))
+PY
+    rm -rf "$wheel"
+    echo "kafka.sh setup: syslog-ng-mod-rdkafka installed, omkafka/imkafka in $ROOT/target/peers/rsyslog, librdkafka 2.6.0 in $ROOT/target/peers/librdkafka" >&2
     exit 0
 fi
 
@@ -160,8 +177,8 @@ sut_start() { # sut dir -> PID
     rsyslog)
         local a=(-n -f "$d/sut.conf" -i "$d/rsyslogd.pid")
         [[ -n $RSYSLOG_MODDIR ]] && a+=(-M "$RSYSLOG_MODDIR")
-        start_bg "$d/sut.log" "$RSYSLOGD" "${a[@]}" ;;
-    syslog-ng) start_bg "$d/sut.log" "$SYSLOGNG" -F -f "$d/sut.conf" -p "$d/sng.pid" -R "$d/sng.persist" -c "$d/sng.ctl" ;;
+        start_bg "$d/sut.log" env LD_LIBRARY_PATH="$PEER_RDKAFKA" "$RSYSLOGD" "${a[@]}" ;;
+    syslog-ng) start_bg "$d/sut.log" env LD_LIBRARY_PATH="$PEER_RDKAFKA" "$SYSLOGNG" -F -f "$d/sut.conf" -p "$d/sng.pid" -R "$d/sng.persist" -c "$d/sng.ctl" ;;
     esac
     PID=$BG_PID
 }
