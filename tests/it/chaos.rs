@@ -20,6 +20,32 @@ pub(crate) fn spawn(config: &str, mode: &str) -> Server {
     Server::spawn(dir, &[mode, "-c", "config.toml"], None)
 }
 
+/// Appends `lines` numbered lines (`line NNNNNNN`) to `path`, `chunk` at
+/// a time with `pause` between, on a thread of its own.
+pub(crate) fn write_numbered(
+    path: std::path::PathBuf,
+    lines: usize,
+    chunk: usize,
+    pause: Duration,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .expect("open log");
+        let mut n = 0;
+        while n < lines {
+            let to = (n + chunk).min(lines);
+            let text: String = (n..to).map(|i| format!("line {i:07}\n")).collect();
+            f.write_all(text.as_bytes()).expect("append");
+            n = to;
+            std::thread::sleep(pause);
+        }
+    })
+}
+
 pub(crate) fn restart(server: Server, mode: &str) -> Server {
     Server::spawn(server.into_dir(), &[mode, "-c", "config.toml"], None)
 }
@@ -109,23 +135,12 @@ fn chaos_client_relay_server_kill_9_and_outage_lose_nothing() {
     let mut relay = spawn(&relay_config(relay_port, server_port), "relay");
     let client = spawn(&client_config(relay_port), "client");
 
-    let log = client.path("in/app.log");
-    let writer = std::thread::spawn(move || {
-        use std::io::Write;
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)
-            .expect("open log");
-        let mut n = 0;
-        while n < LINES {
-            let to = (n + 2000).min(LINES);
-            let text: String = (n..to).map(|i| format!("line {i:07}\n")).collect();
-            f.write_all(text.as_bytes()).expect("append");
-            n = to;
-            std::thread::sleep(Duration::from_millis(15));
-        }
-    });
+    let writer = write_numbered(
+        client.path("in/app.log"),
+        LINES,
+        2000,
+        Duration::from_millis(15),
+    );
 
     let started = Instant::now();
     // The relay dies mid-stream and comes back at once.

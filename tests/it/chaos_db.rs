@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use crate::chaos::{client_config, relay_config, restart, spawn};
+use crate::chaos::{client_config, relay_config, restart, spawn, write_numbered};
 use crate::database::{sqlite_query, Postgres};
 use crate::diskbuf::free_port;
 use crate::harness::TestDir;
@@ -35,7 +35,7 @@ destinations = ["db"]
 }
 
 /// How many rows hold each line number (`line NNNNNNN`).
-fn numbers(rows: Vec<Vec<Option<String>>>) -> BTreeMap<usize, usize> {
+pub(crate) fn numbers(rows: Vec<Vec<Option<String>>>) -> BTreeMap<usize, usize> {
     let mut counts = BTreeMap::new();
     for row in rows {
         let number = row
@@ -59,23 +59,12 @@ fn kill_every_tier(destination: &str, rows: &dyn Fn() -> Vec<Vec<Option<String>>
     let relay = spawn(&relay_config(relay_port, server_port), "relay");
     let client = spawn(&client_config(relay_port), "client");
 
-    let log = client.path("in/app.log");
-    let writer = std::thread::spawn(move || {
-        use std::io::Write;
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)
-            .expect("open log");
-        let mut n = 0;
-        while n < LINES {
-            let to = (n + 1000).min(LINES);
-            let text: String = (n..to).map(|i| format!("line {i:07}\n")).collect();
-            f.write_all(text.as_bytes()).expect("append");
-            n = to;
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    });
+    let writer = write_numbered(
+        client.path("in/app.log"),
+        LINES,
+        1000,
+        Duration::from_millis(20),
+    );
     let stored = |n: usize, limit: Duration| {
         let until = Instant::now() + limit;
         loop {

@@ -26,7 +26,8 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use crate::chaos::{client_config, restart, spawn};
+use crate::chaos::{client_config, restart, spawn, write_numbered};
+use crate::chaos_db::numbers;
 use crate::database::Postgres;
 use crate::diskbuf::{counts, free_port};
 use crate::harness::Server;
@@ -97,22 +98,6 @@ fn holds_partitions(server: &Server, limit: Duration) -> Vec<String> {
     }
 }
 
-/// How many rows hold each line number.
-fn numbers(rows: Vec<Vec<Option<String>>>) -> BTreeMap<usize, usize> {
-    let mut counts = BTreeMap::new();
-    for row in rows {
-        let n = row
-            .first()
-            .cloned()
-            .flatten()
-            .and_then(|m| m.strip_prefix("line ").and_then(|n| n.parse().ok()));
-        if let Some(n) = n {
-            *counts.entry(n).or_insert(0) += 1;
-        }
-    }
-    counts
-}
-
 #[test]
 fn kafka_chaos_kill_9_of_a_server_and_the_relay_and_a_broker_outage_store_each_line_once() {
     let pg = Postgres::start();
@@ -154,23 +139,12 @@ fn kafka_chaos_kill_9_of_a_server_and_the_relay_and_a_broker_outage_store_each_l
     let relay = spawn(&relay_config(relay_port, &broker.addr()), "relay");
     let client = spawn(&client_config(relay_port), "client");
 
-    let log = client.path("in/app.log");
-    let writer = std::thread::spawn(move || {
-        use std::io::Write;
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)
-            .expect("open log");
-        let mut n = 0;
-        while n < LINES {
-            let to = (n + 1000).min(LINES);
-            let text: String = (n..to).map(|i| format!("line {i:07}\n")).collect();
-            f.write_all(text.as_bytes()).expect("append");
-            n = to;
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    });
+    let writer = write_numbered(
+        client.path("in/app.log"),
+        LINES,
+        1000,
+        Duration::from_millis(100),
+    );
 
     let started = Instant::now();
     // One server dies; the other takes its partitions.
