@@ -17,14 +17,26 @@
 #                              batches of 1024; with omrelp's defaults it managed ~2,400
 #                              msgs/s here). syslog-ng has no RELP (only its
 #                              commercial edition does), so it is not in r2.
+#   r3  tls -> relay -> tls    gen and sink as r2 with `tls` instead of `relp` (RFC 5425
+#                              octet counting, RFC 5424); the sink has only a tls listener,
+#                              so a relay that forwarded in plaintext would deliver nothing.
+#                              Certificates: a CA and one leaf for 127.0.0.1/localhost (SAN
+#                              IP:127.0.0.1, DNS:localhost), made with the openssl CLI once
+#                              per run in $WORK/tls, presented by the relay's listener and the
+#                              sink; every client verifies the server's chain and name, no
+#                              client certificates (server authentication only).
+#                              relays: logrelay (tls source, tls destination), rsyslog (imtcp
+#                              with the gtls driver -> omfwd gtls, x509/name, octet-counted),
+#                              syslog-ng (syslog() tls -> syslog() tls, flow-control)
 #
-# Per run: wall time from the generator's first message to the sink's last, the relay's
+# Per run: wall time from the generator's first message (r3: the sink's first line, see
+# run_one) to the sink's last, the relay's
 # CPU (utime+stime from /proc/PID/stat, ready -> end) per message, its peak RSS (VmHWM),
 # and loss (lines missing at the sink). REPS runs per cell; the report shows medians.
 #
 # Usage: LOGRELAY_BIN=target/release/logrelay benches/relay.sh
-# Knobs: RELAYS="logrelay logrelay+disk rsyslog syslog-ng"  WORKLOADS="r1 r2"  REPS=3
-#        N_R1=1000000 N_R2=500000 SIZE=200 CONNS=4
+# Knobs: RELAYS="logrelay logrelay+disk rsyslog syslog-ng"  WORKLOADS="r1 r2 r3"  REPS=3
+#        N_R1=1000000 N_R2=500000 N_R3=3000000 SIZE=200 CONNS=4
 #        BENCHTOOL (default: built from ../shared/bench/src/benchtool.c into $BENCH_WORK/bin)
 #        RSYSLOGD, RSYSLOG_MODDIR (default: target/peers/rsyslog, which tests/run.sh unpacks)
 #        SYSLOGNG (default: syslog-ng on PATH)   BENCH_WORK (default: /tmp/logrelay-relay-bench)
@@ -34,10 +46,11 @@ export LC_ALL=C
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 WORK=${BENCH_WORK:-/tmp/logrelay-relay-bench}
 RELAYS=${RELAYS:-"logrelay logrelay+disk rsyslog syslog-ng"}
-WORKLOADS=${WORKLOADS:-"r1 r2"}
+WORKLOADS=${WORKLOADS:-"r1 r2 r3"}
 REPS=${REPS:-3}
 N_R1=${N_R1:-1000000}
 N_R2=${N_R2:-500000}
+N_R3=${N_R3:-3000000}
 SIZE=${SIZE:-200}
 CONNS=${CONNS:-4}
 STALL_S=${STALL_S:-10}
@@ -95,6 +108,9 @@ relay_config() {
         if [[ $w == r1 ]]; then
             printf '[sources.in]\ntype = "tcp"\nlisten = "127.0.0.1:%s"\n\n' "$in"
             printf '[destinations.out]\ntype = "tcp"\nservers = ["127.0.0.1:%s"]\nframing = "lf"\nformat = "rfc3164"\n' "$out"
+        elif [[ $w == r3 ]]; then
+            printf '[sources.in]\ntype = "tls"\nlisten = "127.0.0.1:%s"\ncert = "%s"\nkey = "%s"\n\n' "$in" "$TLS/server.pem" "$TLS/server.key"
+            printf '[destinations.out]\ntype = "tls"\nservers = ["127.0.0.1:%s"]\ntls = { ca = "%s" }\n' "$out" "$TLS/ca.pem"
         else
             printf '[sources.in]\ntype = "relp"\nlisten = "127.0.0.1:%s"\n\n' "$in"
             printf '[destinations.out]\ntype = "relp"\nservers = ["127.0.0.1:%s"]\n' "$out"
@@ -109,6 +125,13 @@ relay_config() {
                 echo 'module(load="imtcp")'
                 echo "input(type=\"imtcp\" address=\"127.0.0.1\" port=\"$in\" ruleset=\"relay\")"
                 echo "ruleset(name=\"relay\") { action(type=\"omfwd\" target=\"127.0.0.1\" port=\"$out\" protocol=\"tcp\" template=\"RSYSLOG_TraditionalForwardFormat\") }"
+            elif [[ $w == r3 ]]; then
+                # the gtls driver: the listener presents the leaf (anon: no client
+                # certificate asked), omfwd checks the sink's chain and its name (localhost)
+                echo "global(DefaultNetstreamDriver=\"gtls\" DefaultNetstreamDriverCAFile=\"$TLS/ca.pem\" DefaultNetstreamDriverCertFile=\"$TLS/server.pem\" DefaultNetstreamDriverKeyFile=\"$TLS/server.key\")"
+                echo 'module(load="imtcp" StreamDriver.Name="gtls" StreamDriver.Mode="1" StreamDriver.AuthMode="anon")'
+                echo "input(type=\"imtcp\" address=\"127.0.0.1\" port=\"$in\" ruleset=\"relay\")"
+                echo "ruleset(name=\"relay\") { action(type=\"omfwd\" target=\"127.0.0.1\" port=\"$out\" protocol=\"tcp\" StreamDriver=\"gtls\" StreamDriverMode=\"1\" StreamDriverAuthMode=\"x509/name\" StreamDriverPermittedPeers=\"localhost\" TCP_Framing=\"octet-counted\" template=\"RSYSLOG_SyslogProtocol23Format\") }"
             else
                 echo 'module(load="imrelp")'
                 echo 'module(load="omrelp")'
@@ -120,8 +143,14 @@ relay_config() {
         {
             echo '@version: 3.38'
             echo 'options { keep-hostname(yes); use-dns(no); dns-cache(no); use-fqdn(no); chain-hostnames(no); stats-freq(0); };'
-            echo "source s_in { network(ip(\"127.0.0.1\") port($in) transport(\"tcp\") log-fetch-limit(1000) log-iw-size(100000)); };"
-            echo "destination d_out { network(\"127.0.0.1\" port($out) transport(\"tcp\")); };"
+            if [[ $w == r3 ]]; then
+                # syslog(): RFC 5425 (octet counting, RFC 5424) both ways
+                echo "source s_in { syslog(ip(\"127.0.0.1\") port($in) transport(\"tls\") tls(key-file(\"$TLS/server.key\") cert-file(\"$TLS/server.pem\") peer-verify(optional-untrusted)) log-fetch-limit(1000) log-iw-size(100000)); };"
+                echo "destination d_out { syslog(\"127.0.0.1\" port($out) transport(\"tls\") tls(ca-file(\"$TLS/ca.pem\") peer-verify(required-trusted))); };"
+            else
+                echo "source s_in { network(ip(\"127.0.0.1\") port($in) transport(\"tcp\") log-fetch-limit(1000) log-iw-size(100000)); };"
+                echo "destination d_out { network(\"127.0.0.1\" port($out) transport(\"tcp\")); };"
+            fi
             echo 'log { source(s_in); destination(d_out); flags(flow-control); };'
         } >"$d/relay.conf" ;;
     esac
@@ -141,8 +170,8 @@ relay_start() {
 relay_available() {
     case $1 in
     logrelay | logrelay+disk) [[ -x $LOGRELAY_BIN ]] ;;
-    rsyslog) [[ -x $RSYSLOGD ]] ;;
-    syslog-ng) [[ $2 == r1 && -n $SYSLOGNG ]] ;;
+    rsyslog) [[ -x $RSYSLOGD && ($2 != r3 || -e $RSYSLOG_MODDIR/lmnsd_gtls.so) ]] ;;
+    syslog-ng) [[ $2 != r2 && -n $SYSLOGNG ]] ;;
     esac
 }
 relay_version() {
@@ -159,15 +188,18 @@ run_one() { # relay workload rep -> one CSV row
     d="$WORK/run/$r-$w-$rep"
     rm -rf "$d"; mkdir -p "$d"
     in=$(free_port); out=$(free_port)
-    n=$([[ $w == r1 ]] && echo "$N_R1" || echo "$N_R2")
+    case $w in r1) n=$N_R1 ;; r2) n=$N_R2 ;; *) n=$N_R3 ;; esac
     relay_config "$r" "$w" "$d" "$in" "$out"
     # the sink first, so the relay connects at once
     if [[ $w == r1 ]]; then
         "$BT" sink "$out" "$n" "$STALL_S" "$TIMEOUT_S" >"$d/sink.out" 2>"$d/sink.err" </dev/null &
         sink_pid=$!; OWN[$sink_pid]=1
     else
-        printf '[global]\nstate_dir = "%s/sink-state"\n[sources.in]\ntype = "relp"\nlisten = "127.0.0.1:%s"\n[destinations.out]\ntype = "file"\npath = "%s/sink.log"\n[[paths]]\nsources = ["in"]\ndestinations = ["out"]\n' \
-            "$d" "$out" "$d" >"$d/sink.conf"
+        # r2: relp in; r3: tls in, and nothing else, so only a TLS peer gets through
+        local sink_src='type = "relp"'
+        [[ $w == r3 ]] && sink_src=$(printf 'type = "tls"\ncert = "%s"\nkey = "%s"' "$TLS/server.pem" "$TLS/server.key")
+        printf '[global]\nstate_dir = "%s/sink-state"\n[sources.in]\n%s\nlisten = "127.0.0.1:%s"\n[destinations.out]\ntype = "file"\npath = "%s/sink.log"\n[[paths]]\nsources = ["in"]\ndestinations = ["out"]\n' \
+            "$d" "$sink_src" "$out" "$d" >"$d/sink.conf"
         start_bg "$d/sinkd.log" "$LOGRELAY_BIN" server -c "$d/sink.conf"
         local sinkd=$BG_PID
     fi
@@ -187,8 +219,10 @@ run_one() { # relay workload rep -> one CSV row
     else
         "$BT" wait "$d/sink.log" "$n" "$STALL_S" "$TIMEOUT_S" >"$d/wait.out" 2>"$d/wait.err" </dev/null &
         local waiter=$!; OWN[$waiter]=1
-        printf '[global]\nstate_dir = "%s/gen-state"\n[sources.in]\ntype = "file"\npaths = ["%s"]\nstart_at = "beginning"\n[destinations.out]\ntype = "relp"\nservers = ["127.0.0.1:%s"]\n[[paths]]\nsources = ["in"]\ndestinations = ["out"]\n' \
-            "$d" "$MSGS_PLAIN" "$in" >"$d/gen.conf"
+        local gen_dst='type = "relp"' gen_msgs=$MSGS_PLAIN
+        [[ $w == r3 ]] && gen_dst=$(printf 'type = "tls"\ntls = { ca = "%s" }' "$TLS/ca.pem") gen_msgs=$MSGS_R3
+        printf '[global]\nstate_dir = "%s/gen-state"\n[sources.in]\ntype = "file"\npaths = ["%s"]\nstart_at = "beginning"\n[destinations.out]\n%s\nservers = ["127.0.0.1:%s"]\n[[paths]]\nsources = ["in"]\ndestinations = ["out"]\n' \
+            "$d" "$gen_msgs" "$gen_dst" "$in" >"$d/gen.conf"
         python3 -c 'import time; print("start_ns=%d" % time.monotonic_ns())' >"$d/gen.out"
         start_bg "$d/gend.log" "$LOGRELAY_BIN" client -c "$d/gen.conf"
         local gend=$BG_PID
@@ -201,10 +235,16 @@ run_one() { # relay workload rep -> one CSV row
     alive "$PID" || status=relay-died
     stop_pid "$PID"
     [[ -n ${sinkd:-} ]] && stop_pid "$sinkd"
+    # r3: the sink's listener counts handshakes that failed (a plaintext or untrusting peer)
+    if [[ $w == r3 ]] && grep -q 'tls_handshake_failures=[1-9]' "$d/sinkd.log"; then status=tls-handshake-failed; fi
     local got start last secs rate us
     got=$(kv lines "$waitout"); got=${got:-0}
-    [[ $w == r2 ]] && got=$(wc -l <"$d/sink.log")
+    [[ $w != r1 ]] && got=$(wc -l <"$d/sink.log")
     start=$(kv start_ns "$d/gen.out"); last=$(kv last_ns "$waitout")
+    # r3: from the sink's first line, not the generator's start: the generator (a logrelay
+    # tls destination) waits up to 5 s after a TLS 1.3 handshake for a session ticket or an
+    # alert, and syslog-ng's listener sends neither, so its runs would carry 5 s idle
+    [[ $w == r3 ]] && start=$(kv first_ns "$waitout")
     secs=$(awk -v a="${start:-0}" -v b="${last:-0}" 'BEGIN{printf "%.3f", (b-a)/1e9}')
     rate=$(awk -v n="$got" -v s="$secs" 'BEGIN{printf "%.0f", (s>0)? n/s : 0}')
     us=$(awk -v c=$((cpu1 - cpu0)) -v t="$CLK_TCK" -v n="$got" 'BEGIN{printf "%.3f", (n>0)? c/t*1e6/n : 0}')
@@ -222,6 +262,22 @@ MSGS="$WORK/msgs-net-$N_R1-$SIZE.txt"
 [[ -s $MSGS ]] || "$BT" mkmsgs "$N_R1" "$SIZE" "$MSGS" net
 MSGS_PLAIN="$WORK/msgs-plain-$N_R2-$SIZE.txt"
 [[ -s $MSGS_PLAIN ]] || "$BT" mkmsgs "$N_R2" "$SIZE" "$MSGS_PLAIN" plain
+MSGS_R3="$WORK/msgs-plain-$N_R3-$SIZE.txt"
+TLS="$WORK/tls"
+if [[ " $WORKLOADS " == *" r3 "* ]]; then
+    [[ -s $MSGS_R3 ]] || "$BT" mkmsgs "$N_R3" "$SIZE" "$MSGS_R3" plain
+    # a fresh CA and leaf per run (RSA 2048, 2 days): what every peer here can load
+    rm -rf "$TLS"; mkdir -p "$TLS"
+    {
+        openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=relay-bench CA" \
+            -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" \
+            -keyout "$TLS/ca.key" -out "$TLS/ca.pem"
+        openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" -keyout "$TLS/server.key" -out "$TLS/server.csr"
+        printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth,clientAuth\n' >"$TLS/server.ext"
+        openssl x509 -req -days 2 -in "$TLS/server.csr" -CA "$TLS/ca.pem" -CAkey "$TLS/ca.key" -CAcreateserial \
+            -extfile "$TLS/server.ext" -out "$TLS/server.pem"
+    } >"$TLS/openssl.log" 2>&1 || { echo "relay.sh: openssl failed: $(tail -3 "$TLS/openssl.log")" >&2; exit 1; }
+fi
 : "$nmax"
 for w in $WORKLOADS; do
     for rep in $(seq 1 "$REPS"); do
@@ -236,7 +292,7 @@ REPORT="$WORK/results/relay-$stamp.md"
 {
     echo "# relay benchmark $stamp ($(nproc) cores; medians of $REPS)"
     echo
-    for r in $RELAYS; do relay_available "$r" r1 || relay_available "$r" r2 || continue; echo "- $r: $(relay_version "$r")"; done
+    for r in $RELAYS; do relay_available "$r" r1 || relay_available "$r" r2 || relay_available "$r" r3 || continue; echo "- $r: $(relay_version "$r")"; done
     echo
     echo "| workload | relay | msgs/s | CPU µs/msg | peak RSS MiB | received/sent |"
     echo "|---|---|---:|---:|---:|---|"
