@@ -250,6 +250,8 @@ pub enum SourceKind {
     Udp {
         listen: SocketAddr,
         receive_buffer: usize,
+        /// Sockets in one SO_REUSEPORT group, each read by its own task.
+        workers: usize,
     },
     Tls {
         stream: StreamListen,

@@ -223,6 +223,8 @@ pub struct RawUdpSource {
     pub listen: String,
     /// SO_RCVBUF. Default "8MiB".
     pub receive_buffer: Option<String>,
+    /// Sockets bound with SO_REUSEPORT, one reader task each. Default 1.
+    pub workers: Option<i64>,
     #[serde(flatten)]
     pub common: RawSourceCommon,
 }

@@ -52,12 +52,23 @@ impl DatagramBuffer {
     /// The first `n` bytes of the scratch buffer, kept as a `Bytes`.
     pub fn take(&mut self, n: usize) -> Bytes {
         let n = n.min(self.scratch.len());
-        if self.arena.capacity() - self.arena.len() < n {
-            self.arena = BytesMut::with_capacity(ARENA.max(n));
-        }
-        self.arena.extend_from_slice(&self.scratch[..n]);
-        self.arena.split_to(n).freeze()
+        keep(&mut self.arena, &self.scratch[..n])
     }
+
+    /// `bytes` (received elsewhere, e.g. by `recvmmsg`) kept as a `Bytes`
+    /// in the arena.
+    pub fn keep(&mut self, bytes: &[u8]) -> Bytes {
+        keep(&mut self.arena, bytes)
+    }
+}
+
+fn keep(arena: &mut BytesMut, bytes: &[u8]) -> Bytes {
+    let n = bytes.len();
+    if arena.capacity() - arena.len() < n {
+        *arena = BytesMut::with_capacity(ARENA.max(n));
+    }
+    arena.extend_from_slice(bytes);
+    arena.split_to(n).freeze()
 }
 
 #[cfg(test)]

@@ -19,6 +19,7 @@ pub mod file;
 pub mod internal;
 pub mod journald;
 pub mod kafka;
+pub mod mmsg;
 pub mod pipe;
 pub mod ratelimit;
 pub mod relp;
@@ -386,7 +387,8 @@ impl Source {
             SourceKind::Udp {
                 listen,
                 receive_buffer,
-            } => udp::UdpSource::bind(*listen, *receive_buffer, cx).map(Source::Udp),
+                workers,
+            } => udp::UdpSource::bind(*listen, *receive_buffer, *workers, cx).map(Source::Udp),
             SourceKind::UnixDgram { path, mode } => {
                 unix::UnixDgramSource::bind(path, *mode, cx).map(Source::UnixDgram)
             }
@@ -444,9 +446,15 @@ impl Source {
                 Shared::Tcp(listener),
             ) => relp::RelpSource::take_over(listener.clone(), stream, *window, tls.as_ref(), cx)
                 .map(Source::Relp),
-            (SourceKind::Udp { receive_buffer, .. }, Shared::Udp(socket)) => Ok(Source::Udp(
-                udp::UdpSource::take_over(socket.clone(), *receive_buffer, cx),
-            )),
+            (
+                SourceKind::Udp {
+                    receive_buffer,
+                    workers,
+                    ..
+                },
+                Shared::Udp(socket),
+            ) => udp::UdpSource::take_over(socket.clone(), *receive_buffer, *workers, cx)
+                .map(Source::Udp),
             (SourceKind::UnixDgram { mode, .. }, Shared::UnixDgram(socket)) => Ok(
                 Source::UnixDgram(unix::UnixDgramSource::take_over(socket.clone(), *mode, cx)),
             ),

@@ -2,7 +2,12 @@
 //! enter, [`Batch`]es leave.
 //!
 //! Each wakeup reads every datagram already queued (up to `batch_size`)
-//! with non-blocking reads, so a burst costs one channel send per batch.
+//! with `recvmmsg`, 32 per system call ([`super::mmsg`]), so a burst
+//! costs one channel send per batch. With `workers` > 1 there are that
+//! many sockets in one SO_REUSEPORT group, each read by its own task: the
+//! kernel spreads senders over them by address and port, so one sender's
+//! datagrams stay on one socket and in order, and a fleet's load spreads
+//! over the cores.
 //! The socket's receive buffer is `receive_buffer` (SO_RCVBUF): UDP cannot
 //! push back, so while the pipeline is full the kernel buffer holds the
 //! burst; beyond it the kernel drops.
@@ -28,11 +33,12 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use socket2::{Domain, Protocol, Socket, Type};
-use tokio::net::UdpSocket;
+use std::net::UdpSocket;
+use std::time::Instant;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::{Context, Error, ParseContext};
+use super::{mmsg, Context, Error, ParseContext};
 use crate::message::Batch;
 use crate::stats::{Counters, DropReason};
 use crate::syslog::framing::Oversize;
@@ -46,15 +52,27 @@ const DROPS_INTERVAL: Duration = Duration::from_secs(1);
 /// How long a stopping source keeps reading what is already queued.
 pub const DRAIN_LIMIT: Duration = Duration::from_millis(500);
 
-/// The bound socket, and the kernel drop count already counted (shared by
-/// the sources that run on it during a reload, so no drop counts twice).
+/// How long a reader blocks in `recvmmsg` before it looks at the
+/// cancellation token and the drop counter again.
+const WAKE_INTERVAL: Duration = Duration::from_millis(100);
+
+/// The bound sockets (one per worker, in one SO_REUSEPORT group when
+/// there are several), shared by the sources that run on them during a
+/// reload.
 #[derive(Debug)]
 pub struct UdpShared {
+    workers: Vec<Worker>,
+}
+
+/// One socket and the kernel drop count already counted for it (so no
+/// drop counts twice when an old and a new source read it side by side).
+#[derive(Debug)]
+struct Worker {
     socket: UdpSocket,
     drops_seen: AtomicU32,
 }
 
-impl UdpShared {
+impl Worker {
     /// Reads the kernel's drop counter and adds what is new to `counters`.
     fn count_drops(&self, cx: &Context) {
         let Some(now) = kernel_drops(&self.socket) else {
@@ -79,45 +97,78 @@ pub struct UdpSource {
 }
 
 impl UdpSource {
+    /// Binds `workers` sockets to `listen`: with more than one, each gets
+    /// SO_REUSEPORT and the kernel spreads senders over them by their
+    /// address and port (one sender's datagrams stay on one socket, in
+    /// order).
     pub fn bind(
         listen: SocketAddr,
         receive_buffer: usize,
+        workers: usize,
         cx: Context,
     ) -> Result<UdpSource, Error> {
-        let bind_error = |source| Error::Bind {
-            name: cx.name.clone(),
-            addr: listen.to_string(),
-            source,
-        };
-        let socket = Socket::new(
-            Domain::for_address(listen),
-            Type::DGRAM,
-            Some(Protocol::UDP),
-        )
-        .map_err(bind_error)?;
-        if receive_buffer > 0 {
-            set_receive_buffer(&socket, receive_buffer, &cx);
+        let mut addr = listen;
+        let mut bound = Vec::with_capacity(workers);
+        for _ in 0..workers.max(1) {
+            let socket = open(addr, receive_buffer, workers > 1, &cx)?;
+            if addr.port() == 0 {
+                // Port 0 picks a free port once; the others join it.
+                addr = socket.local_addr().map_err(|source| Error::Bind {
+                    name: cx.name.clone(),
+                    addr: listen.to_string(),
+                    source,
+                })?;
+            }
+            // Drops before we start (none, normally) are not ours to count.
+            let drops_seen = AtomicU32::new(kernel_drops(&socket).unwrap_or(0));
+            bound.push(Worker { socket, drops_seen });
         }
-        socket.set_nonblocking(true).map_err(bind_error)?;
-        socket.bind(&listen.into()).map_err(bind_error)?;
-        let socket = UdpSocket::from_std(socket.into()).map_err(bind_error)?;
-        check_receive_buffer(&socket, receive_buffer, &cx);
-        // Drops before we start (none, normally) are not ours to count.
-        let drops_seen = AtomicU32::new(kernel_drops(&socket).unwrap_or(0));
         Ok(UdpSource {
-            shared: Arc::new(UdpShared { socket, drops_seen }),
+            shared: Arc::new(UdpShared { workers: bound }),
             receive_buffer: None,
             cx,
         })
     }
 
-    /// A source on a socket that is already bound (a reload);
-    /// `receive_buffer` is applied again when it starts running.
-    pub fn take_over(shared: Arc<UdpShared>, receive_buffer: usize, cx: Context) -> UdpSource {
-        UdpSource {
-            shared,
-            receive_buffer: (receive_buffer > 0).then_some(receive_buffer),
-            cx,
+    /// A source on sockets that are already bound (a reload);
+    /// `receive_buffer` is applied again when it starts running. A new
+    /// number of `workers` needs new sockets: they join the old ones'
+    /// SO_REUSEPORT group when there is one (the old sockets close when
+    /// the old source stops); a socket bound alone cannot be shared, so
+    /// going from or to one worker is refused, with a reason.
+    pub fn take_over(
+        shared: Arc<UdpShared>,
+        receive_buffer: usize,
+        workers: usize,
+        cx: Context,
+    ) -> Result<UdpSource, Error> {
+        let running = shared.workers.len();
+        if workers == running {
+            return Ok(UdpSource {
+                shared,
+                receive_buffer: (receive_buffer > 0).then_some(receive_buffer),
+                cx,
+            });
+        }
+        let addr = shared
+            .workers
+            .first()
+            .map(|w| w.socket.local_addr())
+            .transpose()
+            .ok()
+            .flatten();
+        match addr {
+            Some(addr) if running > 1 && workers > 1 => {
+                UdpSource::bind(addr, receive_buffer, workers, cx)
+            }
+            _ => Err(Error::Bind {
+                addr: addr.map_or_else(|| "?".to_owned(), |a| a.to_string()),
+                source: std::io::Error::other(format!(
+                    "workers changed from {running} to {workers}: a single socket is bound \
+                     without SO_REUSEPORT and cannot be shared, so this change needs a restart"
+                )),
+                name: cx.name,
+            }),
         }
     }
 
@@ -126,9 +177,14 @@ impl UdpSource {
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
-        self.shared.socket.local_addr()
+        match self.shared.workers.first() {
+            Some(w) => w.socket.local_addr(),
+            None => Err(std::io::Error::from(std::io::ErrorKind::NotConnected)),
+        }
     }
 
+    /// Runs one reader per socket: the first on this task, the others on
+    /// tasks of their own (so they can use other cores).
     pub async fn run(
         self,
         out: mpsc::Sender<Batch>,
@@ -139,68 +195,173 @@ impl UdpSource {
             receive_buffer,
             cx,
         } = self;
-        let socket = &shared.socket;
         if let Some(size) = receive_buffer {
-            set_receive_buffer(socket, size, &cx);
-            check_receive_buffer(socket, size, &cx);
-        }
-        let mut buf = DatagramBuffer::default();
-        let mut peer_cx = PeerContexts::default();
-        let mut drops_tick = tokio::time::interval(DROPS_INTERVAL);
-        drops_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            let first = tokio::select! {
-                biased;
-                () = cancel.cancelled() => break,
-                _ = drops_tick.tick() => {
-                    shared.count_drops(&cx);
-                    continue;
-                }
-                r = socket.recv_from(buf.scratch()) => r,
-            };
-            let mut batch = Batch::with_capacity(cx.batch_size.min(1024));
-            peer_cx.new_read();
-            read_queued(&cx, socket, &mut buf, &mut peer_cx, first, &mut batch);
-            // A small batch waits a little for more (see `datagram::LINGER`).
-            let deadline = tokio::time::Instant::now() + LINGER;
-            while batch.len() < cx.batch_size / 2 {
-                let ready = tokio::select! {
-                    biased;
-                    () = cancel.cancelled() => break,
-                    r = tokio::time::timeout_at(deadline, socket.readable()) => r,
-                };
-                if !matches!(ready, Ok(Ok(()))) {
-                    break;
-                }
-                let next = socket.try_recv_from(buf.scratch());
-                read_queued(&cx, socket, &mut buf, &mut peer_cx, next, &mut batch);
-            }
-            if !cx.send(&out, batch).await {
-                shared.count_drops(&cx);
-                return Ok(());
+            for w in &shared.workers {
+                set_receive_buffer(&w.socket, size, &cx);
+                check_receive_buffer(&w.socket, size, &cx);
             }
         }
-        // Stopping: deliver what the kernel has already queued for us.
-        let deadline = tokio::time::Instant::now() + DRAIN_LIMIT;
-        while tokio::time::Instant::now() < deadline {
-            let first = socket.try_recv_from(buf.scratch());
-            if matches!(&first, Err(e) if e.kind() == std::io::ErrorKind::WouldBlock) {
-                break;
-            }
-            let mut batch = Batch::with_capacity(cx.batch_size.min(1024));
-            peer_cx.new_read();
-            read_queued(&cx, socket, &mut buf, &mut peer_cx, first, &mut batch);
-            if !cx.send(&out, batch).await {
-                break;
+        let runtime = tokio::runtime::Handle::current();
+        let readers: Vec<_> = (0..shared.workers.len())
+            .map(|i| {
+                let (shared, cx, out, cancel, runtime) = (
+                    shared.clone(),
+                    cx.clone(),
+                    out.clone(),
+                    cancel.clone(),
+                    runtime.clone(),
+                );
+                tokio::task::spawn_blocking(move || {
+                    read_loop(&shared, i, &cx, &out, &cancel, &runtime);
+                })
+            })
+            .collect();
+        for reader in readers {
+            if let Err(e) = reader.await {
+                tracing::error!(source = %cx.name, error = %e, "udp reader failed");
             }
         }
-        shared.count_drops(&cx);
         Ok(())
     }
 }
 
-/// Parses `first` and every datagram already queued after it (non-blocking
-/// reads) into one batch of at most `batch_size`.
+/// Opens one socket bound to `listen`.
+fn open(
+    listen: SocketAddr,
+    receive_buffer: usize,
+    reuse_port: bool,
+    cx: &Context,
+) -> Result<UdpSocket, Error> {
+    let bind_error = |source| Error::Bind {
+        name: cx.name.clone(),
+        addr: listen.to_string(),
+        source,
+    };
+    let socket = Socket::new(
+        Domain::for_address(listen),
+        Type::DGRAM,
+        Some(Protocol::UDP),
+    )
+    .map_err(bind_error)?;
+    if receive_buffer > 0 {
+        set_receive_buffer(&socket, receive_buffer, cx);
+    }
+    if reuse_port {
+        #[cfg(unix)]
+        socket.set_reuse_port(true).map_err(bind_error)?;
+    }
+    // Blocking, with a timeout: each socket is read by a thread of its own.
+    socket
+        .set_read_timeout(Some(WAKE_INTERVAL))
+        .map_err(bind_error)?;
+    socket.bind(&listen.into()).map_err(bind_error)?;
+    let socket = UdpSocket::from(socket);
+    check_receive_buffer(&socket, receive_buffer, cx);
+    Ok(socket)
+}
+
+/// One worker, on a thread of its own: blocks in `recvmmsg` until a
+/// datagram arrives, takes everything queued ([`mmsg::SLOTS`] datagrams
+/// per call) into a batch, and sends the batch on (waiting while the
+/// pipeline is full: the kernel buffer holds the burst meanwhile). At low
+/// rates a small batch sleeps [`LINGER`] once and takes what arrived
+/// meanwhile.
+///
+/// Why a thread and not a task: a task that lingers on a timer is woken by
+/// the runtime's epoll for every datagram that arrives on its registered
+/// socket (edge-triggered, one event per arrival), so at 100k messages/s
+/// it parked and woke 100k times a second; a thread blocked in `recvmmsg`
+/// or asleep is woken once per batch.
+fn read_loop(
+    shared: &UdpShared,
+    index: usize,
+    cx: &Context,
+    out: &mpsc::Sender<Batch>,
+    cancel: &CancellationToken,
+    runtime: &tokio::runtime::Handle,
+) {
+    let Some(worker) = shared.workers.get(index) else {
+        return;
+    };
+    let socket = &worker.socket;
+    let mut reader = Reader::default();
+    let mut counted = Instant::now();
+    while !cancel.is_cancelled() {
+        if counted.elapsed() >= DROPS_INTERVAL {
+            worker.count_drops(cx);
+            counted = Instant::now();
+        }
+        let mut batch = Batch::with_capacity(cx.batch_size.min(1024));
+        reader.read_queued(cx, socket, &mut batch, true);
+        if batch.is_empty() {
+            continue; // the wake interval passed
+        }
+        if batch.len() < cx.batch_size / 2 && !cancel.is_cancelled() {
+            std::thread::sleep(LINGER);
+            reader.read_queued(cx, socket, &mut batch, false);
+        }
+        if !runtime.block_on(cx.send(out, batch)) {
+            worker.count_drops(cx);
+            return;
+        }
+    }
+    // Stopping: deliver what the kernel has already queued for us.
+    let deadline = Instant::now() + DRAIN_LIMIT;
+    while Instant::now() < deadline {
+        let mut batch = Batch::with_capacity(cx.batch_size.min(1024));
+        reader.read_queued(cx, socket, &mut batch, false);
+        if batch.is_empty() || !runtime.block_on(cx.send(out, batch)) {
+            break;
+        }
+    }
+    worker.count_drops(cx);
+}
+
+/// What one worker reads with: the `recvmmsg` slots, the arena messages
+/// are kept in, and the parse context of the last peer.
+#[derive(Default)]
+struct Reader {
+    slots: mmsg::Receiver,
+    arena: DatagramBuffer,
+    peers: PeerContexts,
+}
+
+impl Reader {
+    /// Reads the datagrams queued into `batch`, up to `batch_size`; with
+    /// `wait`, first blocks until one arrives (at most [`WAKE_INTERVAL`]).
+    /// Stops after a call that filled fewer slots than it offered (the
+    /// queue was empty then), so no extra failing call is made.
+    fn read_queued(&mut self, cx: &Context, socket: &UdpSocket, batch: &mut Batch, wait: bool) {
+        self.peers.new_read();
+        let mut wait = wait;
+        loop {
+            let room = cx.batch_size.saturating_sub(batch.len()).min(mmsg::SLOTS);
+            if room == 0 {
+                return;
+            }
+            let n = match self.slots.recv(socket, room, wait) {
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+                Err(e) => {
+                    // ICMP errors and the like: not fatal for a listener.
+                    tracing::debug!(source = %cx.name, error = %e, "recv failed");
+                    return;
+                }
+            };
+            wait = false;
+            for (bytes, received) in self.slots.datagrams() {
+                let datagram = self.arena.keep(bytes);
+                if let Some(frame) = datagram_frame(cx, datagram, received.sent) {
+                    cx.push(batch, frame, self.peers.get(cx, received.peer.ip()));
+                }
+            }
+            if n < room {
+                return;
+            }
+        }
+    }
+}
+
 /// The parse context of each peer, made once per read (a new reception
 /// time) and per address, not once per datagram (which would format the
 /// address every time).
@@ -222,39 +383,6 @@ impl PeerContexts {
             .last
             .get_or_insert_with(|| (ip, cx.parse_context(Some(ip))));
         parse_cx
-    }
-}
-
-/// Reads every datagram already queued, starting with `first`, into
-/// `batch`, up to `batch_size`.
-fn read_queued(
-    cx: &Context,
-    socket: &UdpSocket,
-    buf: &mut DatagramBuffer,
-    peers: &mut PeerContexts,
-    first: std::io::Result<(usize, SocketAddr)>,
-    batch: &mut Batch,
-) {
-    let mut next = first;
-    loop {
-        match next {
-            Ok((n, peer)) => {
-                let datagram = buf.take(n);
-                if let Some(frame) = datagram_frame(cx, datagram, n) {
-                    cx.push(batch, frame, peers.get(cx, peer.ip()));
-                }
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-            Err(e) => {
-                // ICMP errors and the like: not fatal for a listener.
-                tracing::debug!(source = %cx.name, error = %e, "recv failed");
-                break;
-            }
-        }
-        if batch.len() >= cx.batch_size {
-            break;
-        }
-        next = socket.try_recv_from(buf.scratch());
     }
 }
 

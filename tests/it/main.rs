@@ -35,3 +35,4 @@ mod stats;
 mod systemd;
 mod tap;
 mod tls;
+mod udp;

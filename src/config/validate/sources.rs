@@ -155,6 +155,9 @@ fn tcp(cx: &Cx<'_>, name: &str, t: &RawTcpSource) -> Result<SourceKind> {
     )?))
 }
 
+/// More sockets than this only split the receive buffer memory further.
+const MAX_UDP_WORKERS: usize = 64;
+
 fn udp(cx: &Cx<'_>, name: &str, u: &RawUdpSource) -> Result<SourceKind> {
     let bytes = size(
         cx,
@@ -165,6 +168,7 @@ fn udp(cx: &Cx<'_>, name: &str, u: &RawUdpSource) -> Result<SourceKind> {
     Ok(SourceKind::Udp {
         listen: socket_addr(cx, &at(name, "listen"), &u.listen)?,
         receive_buffer: usize::try_from(bytes).unwrap_or(usize::MAX),
+        workers: count(cx, &at(name, "workers"), u.workers, 1, 1, MAX_UDP_WORKERS)?,
     })
 }
 
@@ -1044,7 +1048,7 @@ window = 10
 type = "udp"
 listen = "127.0.0.1:5514"
 "#,
-            r#"ok: udp Udp { listen: 127.0.0.1:5514, receive_buffer: 8388608 } | ParseDefaults { program: b"s", facility: User, severity: Notice, time_zone: Utc, max_message_bytes: 65536, oversize: Truncate } | rate_limit=None peer_rate_limit=None"#,
+            r#"ok: udp Udp { listen: 127.0.0.1:5514, receive_buffer: 8388608, workers: 1 } | ParseDefaults { program: b"s", facility: User, severity: Notice, time_zone: Utc, max_message_bytes: 65536, oversize: Truncate } | rate_limit=None peer_rate_limit=None"#,
         ),
         (
             "udp: receive_buffer",
@@ -1054,7 +1058,27 @@ type = "udp"
 listen = "0.0.0.0:514"
 receive_buffer = "16MiB"
 "#,
-            r#"ok: udp Udp { listen: 0.0.0.0:514, receive_buffer: 16777216 } | ParseDefaults { program: b"s", facility: User, severity: Notice, time_zone: Utc, max_message_bytes: 65536, oversize: Truncate } | rate_limit=None peer_rate_limit=None"#,
+            r#"ok: udp Udp { listen: 0.0.0.0:514, receive_buffer: 16777216, workers: 1 } | ParseDefaults { program: b"s", facility: User, severity: Notice, time_zone: Utc, max_message_bytes: 65536, oversize: Truncate } | rate_limit=None peer_rate_limit=None"#,
+        ),
+        (
+            "udp: workers",
+            r#"
+[sources.s]
+type = "udp"
+listen = "0.0.0.0:514"
+workers = 4
+"#,
+            r#"ok: udp Udp { listen: 0.0.0.0:514, receive_buffer: 8388608, workers: 4 } | ParseDefaults { program: b"s", facility: User, severity: Notice, time_zone: Utc, max_message_bytes: 65536, oversize: Truncate } | rate_limit=None peer_rate_limit=None"#,
+        ),
+        (
+            "udp: workers out of range",
+            r#"
+[sources.s]
+type = "udp"
+listen = "0.0.0.0:514"
+workers = 0
+"#,
+            r#"FILE:4:11: sources.s.workers: 0 is out of range: expected 1 to 64"#,
         ),
         (
             "udp: bad receive_buffer",
