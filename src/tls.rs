@@ -277,19 +277,35 @@ pub fn server_name(host: &str) -> Result<ServerName<'static>, Error> {
         .map_err(|_| Error::Settings(format!("`{host}` is not a valid TLS server name")))
 }
 
-/// How long a client waits after a TLS 1.3
-/// handshake for the server to accept or refuse it (see [`connect`]).
+/// The longest a client waits after a TLS 1.3 handshake for the server to
+/// accept or refuse it (see [`connect`]).
 const VERDICT_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The shortest such wait: a loaded server may take a moment to check a
+/// certificate, even on loopback.
+const VERDICT_WAIT_MIN: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// How long to wait for the verdict after a handshake that took
+/// `handshake`: a server answers within about one round trip (the
+/// handshake took two), so 8 handshakes are plenty, between
+/// [`VERDICT_WAIT_MIN`] and [`VERDICT_WAIT`].
+fn verdict_wait(handshake: std::time::Duration) -> std::time::Duration {
+    handshake
+        .saturating_mul(8)
+        .clamp(VERDICT_WAIT_MIN, VERDICT_WAIT)
+}
 
 /// The client side of the handshake on `stream` to `host`.
 ///
 /// In TLS 1.3 the client's handshake is over before the server has checked
 /// the client's certificate: a server that refuses it says so with an alert
 /// just after (also when it wanted one and got none), one that accepts it
-/// sends session tickets (rustls, OpenSSL and GnuTLS servers all do by
-/// default). With `confirm` (plain syslog, where the server otherwise never
-/// speaks), the client waits for one or the other (at most
-/// [`VERDICT_WAIT`], then goes on), so a refusal is a failed connect rather
+/// sends session tickets (rustls, OpenSSL and GnuTLS servers do by
+/// default; syslog-ng 3.38's listener does not). With `confirm` (plain
+/// syslog, where the server otherwise never speaks), the client waits for
+/// one or the other (at most [`verdict_wait`]: 8 times the handshake's
+/// duration, 1 to 5 s, then goes on; a server that sends no tickets costs
+/// that long per connect), so a refusal is a failed connect rather
 /// than messages written into a connection about to close. (RELP needs no wait: its `open`
 /// waits for the server's answer.)
 pub async fn connect(
@@ -302,9 +318,11 @@ pub async fn connect(
     use tokio::io::AsyncRead;
     let name = server_name(host)
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()))?;
+    let started = std::time::Instant::now();
     let mut stream = TlsConnector::from(config.clone())
         .connect(name, stream)
         .await?;
+    let wait = verdict_wait(started.elapsed());
     let tls13 = stream.get_ref().1.protocol_version() == Some(rustls::ProtocolVersion::TLSv1_3);
     if confirm && tls13 {
         let mut probe = [0u8; 256];
@@ -324,7 +342,7 @@ pub async fn connect(
                 Poll::Pending => Poll::Pending,
             }
         });
-        if let Ok(result) = tokio::time::timeout(VERDICT_WAIT, verdict).await {
+        if let Ok(result) = tokio::time::timeout(wait, verdict).await {
             result?;
         }
     }
@@ -560,6 +578,14 @@ impl RateLimit {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_verdict_wait_follows_the_handshake_between_1_and_5_seconds() {
+        let ms = std::time::Duration::from_millis;
+        assert_eq!(verdict_wait(ms(2)), ms(1000), "loopback");
+        assert_eq!(verdict_wait(ms(300)), ms(2400), "a distant server");
+        assert_eq!(verdict_wait(ms(3000)), ms(5000), "capped");
+    }
 
     #[test]
     fn fingerprint_is_sha256() {
