@@ -21,6 +21,30 @@ use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 use crate::harness::{repo, TestDir};
 
+/// Whether process `pid` holds the listening socket of 127.0.0.1:`port`
+/// (`/proc/net/tcp`'s LISTEN rows, the socket inodes among its fds).
+fn listens(pid: u32, port: u16) -> bool {
+    let Ok(table) = std::fs::read_to_string("/proc/net/tcp") else {
+        return true; // no procfs: trust the connect
+    };
+    let local = format!("0100007F:{port:04X}");
+    let inodes: Vec<String> = table
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .filter(|f| f.len() > 9 && f[1] == local && f[3] == "0A")
+        .map(|f| format!("socket:[{}]", f[9]))
+        .collect();
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|fds| {
+            fds.flatten().any(|fd| {
+                std::fs::read_link(fd.path())
+                    .is_ok_and(|target| inodes.iter().any(|i| target.as_os_str() == i.as_str()))
+            })
+        })
+        .unwrap_or(false)
+}
+
 /// The broker's binary: `tests/run.sh` builds it once.
 pub fn tansu() -> PathBuf {
     let path = repo().join("target/peers/tansu/bin/tansu");
@@ -41,10 +65,26 @@ pub enum Storage {
     Sqlite,
 }
 
+/// How [`Broker::start_with`] starts a broker ([`Broker::start`] takes
+/// the storage and leaves the rest off).
+#[derive(Clone, Copy, Debug)]
+pub struct Options {
+    pub storage: Storage,
+    /// `--authentication`: every client must pass SASL SCRAM (tansu
+    /// 0.6.0 has no PLAIN). Users are made without it first
+    /// ([`Broker::create_user`], then [`Broker::require_authentication`]).
+    pub authentication: bool,
+    /// The port advertised to clients in metadata when it is not the
+    /// broker's own: a TLS terminator's in front of it.
+    pub advertised_port: Option<u16>,
+}
+
 pub struct Broker {
     pub dir: TestDir,
     port: u16,
     storage: Storage,
+    authentication: bool,
+    advertised_port: Option<u16>,
     child: Option<Child>,
     log: Arc<Mutex<String>>,
 }
@@ -58,10 +98,20 @@ fn free_port() -> u16 {
 
 impl Broker {
     pub fn start(storage: Storage) -> Broker {
+        Broker::start_with(Options {
+            storage,
+            authentication: false,
+            advertised_port: None,
+        })
+    }
+
+    pub fn start_with(options: Options) -> Broker {
         let mut broker = Broker {
             dir: TestDir::new(),
             port: free_port(),
-            storage,
+            storage: options.storage,
+            authentication: options.authentication,
+            advertised_port: options.advertised_port,
             child: None,
             log: Arc::new(Mutex::new(String::new())),
         };
@@ -74,6 +124,12 @@ impl Broker {
         format!("127.0.0.1:{}", self.port)
     }
 
+    /// The broker's own (plaintext) port.
+    #[allow(dead_code)] // for tests with a terminator in front
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
     /// The broker's own output so far (for failure messages).
     pub fn log(&self) -> String {
         self.log.lock().unwrap_or_else(|p| p.into_inner()).clone()
@@ -81,14 +137,23 @@ impl Broker {
 
     fn run(&mut self) {
         let url = format!("tcp://127.0.0.1:{}", self.port);
+        let advertised = format!(
+            "tcp://127.0.0.1:{}",
+            self.advertised_port.unwrap_or(self.port)
+        );
         let storage = match self.storage {
             Storage::Memory => "memory://tansu/".to_owned(),
             Storage::Sqlite => "sqlite://tansu.db".to_owned(),
         };
-        let mut child = Command::new(tansu())
+        let mut command = Command::new(tansu());
+        command
             .args(["broker", "--listener-url", &url])
-            .args(["--advertised-listener-url", &url])
-            .args(["--storage-engine", &storage])
+            .args(["--advertised-listener-url", &advertised])
+            .args(["--storage-engine", &storage]);
+        if self.authentication {
+            command.arg("--authentication");
+        }
+        let mut child = command
             .current_dir(self.dir.path())
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
@@ -122,9 +187,22 @@ impl Broker {
                 }
             });
         }
+        let pid = child.id();
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+        // Listening, and by this broker: another test's broker may have
+        // taken the port between `free_port` and the start (then this one
+        // exits, and its clients would talk to the other).
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err()
+            || !listens(pid, self.port)
+        {
+            if let Some(Ok(Some(status))) = self.child.as_mut().map(|c| c.try_wait()) {
+                panic!(
+                    "tansu on port {} exited ({status}):\n{}",
+                    self.port,
+                    self.log()
+                );
+            }
             assert!(
                 Instant::now() < deadline,
                 "tansu did not listen on {} within 20 s:\n{}",
@@ -141,6 +219,57 @@ impl Broker {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+
+    /// Stops the broker with SIGTERM (SIGKILL after 10 s), so that it
+    /// leaves its SQLite file whole.
+    #[allow(dead_code)] // for the authentication tests
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Stops the broker and starts it again on the same storage with
+    /// `--authentication`: tansu takes new users only without it
+    /// ([`Broker::create_user`]) and keeps them only in SQLite storage.
+    /// On a new port: the old one, free for a moment, may have gone to
+    /// another test's broker (call before any client has the address).
+    #[allow(dead_code)] // for the authentication tests
+    pub fn require_authentication(&mut self) {
+        assert_eq!(self.storage, Storage::Sqlite, "users live in SQLite");
+        self.stop();
+        self.port = free_port();
+        self.authentication = true;
+        self.run();
+    }
+
+    /// Creates SCRAM user `name` (`mechanism`: `scram256` or `scram512`,
+    /// tansu's names) with `password`, on a broker without
+    /// `--authentication`.
+    #[allow(dead_code)] // for the authentication tests
+    pub fn create_user(&self, name: &str, password: &str, mechanism: &str) {
+        let out = Command::new(tansu())
+            .args(["user", "create", name, password])
+            .args(["--mechanism", mechanism])
+            .args(["--broker", &format!("tcp://127.0.0.1:{}", self.port)])
+            .current_dir(self.dir.path())
+            .output()
+            .expect("run tansu user create");
+        assert!(
+            out.status.success(),
+            "tansu user create {name}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     /// Freezes the broker (SIGSTOP) or thaws it (SIGCONT): an outage in
@@ -225,7 +354,24 @@ pub fn read(
     want: usize,
     limit: Duration,
 ) -> Vec<Record> {
-    let consumer: BaseConsumer = client(broker)
+    read_with(broker, &[], topic, partitions, want, limit)
+}
+
+/// [`read`] with extra librdkafka `settings` (`security.protocol`,
+/// `sasl.*`, `ssl.*`).
+pub fn read_with(
+    broker: &str,
+    settings: &[(&str, &str)],
+    topic: &str,
+    partitions: i32,
+    want: usize,
+    limit: Duration,
+) -> Vec<Record> {
+    let mut config = client(broker);
+    for (key, value) in settings {
+        config.set(*key, *value);
+    }
+    let consumer: BaseConsumer = config
         .set("group.id", format!("test-reader-{}", std::process::id()))
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "false")

@@ -17,6 +17,7 @@ mod harness;
 mod instances;
 mod interop;
 mod journald;
+mod kafka_auth;
 mod kafka_broker;
 mod kafka_chaos;
 mod kafka_dest;
