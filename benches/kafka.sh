@@ -26,6 +26,7 @@
 #        CONNS=4  PARTITIONS=4  BENCH_WORK (default /tmp/logrelay-kafka-bench)
 #        PEER_RDKAFKA: where the peers' librdkafka.so.1 is (default target/peers/librdkafka,
 #        2.6.0 from PyPI's confluent-kafka wheel: Debian's 2.0.2 cannot talk to tansu)
+#        LOGRELAY_KAFKA_DEST: extra keys for logrelay's kafka destination, e.g. 'linger = "50ms"'
 set -Eeuo pipefail
 export LC_ALL=C
 
@@ -130,9 +131,10 @@ broker_start() { # dir -> BROKER_PID, KPORT
 }
 
 # ------------------------------------------------------------------ SUT configs
+# LOGRELAY_KAFKA_DEST: extra keys for logrelay's kafka destination (e.g. 'linger = "20ms"').
 logrelay_producer_conf() { # dir in-port kport -> dir/sut.conf
-    printf '[global]\nstate_dir = "%s/state"\n\n[sources.in]\ntype = "tcp"\nlisten = "127.0.0.1:%s"\n\n[destinations.bus]\ntype = "kafka"\nbrokers = ["127.0.0.1:%s"]\ntopic = "bench"\n\n[[paths]]\nsources = ["in"]\ndestinations = ["bus"]\n' \
-        "$1" "$2" "$3" >"$1/sut.conf"
+    printf '[global]\nstate_dir = "%s/state"\n\n[sources.in]\ntype = "tcp"\nlisten = "127.0.0.1:%s"\n\n[destinations.bus]\ntype = "kafka"\nbrokers = ["127.0.0.1:%s"]\ntopic = "bench"\n%s\n\n[[paths]]\nsources = ["in"]\ndestinations = ["bus"]\n' \
+        "$1" "$2" "$3" "${LOGRELAY_KAFKA_DEST:-}" >"$1/sut.conf"
 }
 sut_config() { # sut workload dir in-port kport
     local s=$1 w=$2 d=$3 in=$4 k=$5

@@ -334,6 +334,8 @@ pub struct Record {
     pub key: Option<Vec<u8>>,
     pub value: Vec<u8>,
     pub headers: Vec<(String, Vec<u8>)>,
+    /// The record's timestamp, milliseconds since the epoch.
+    pub timestamp: Option<i64>,
 }
 
 fn client(broker: &str) -> ClientConfig {
@@ -402,6 +404,7 @@ pub fn read_with(
                     key: m.key().map(<[u8]>::to_vec),
                     value: m.payload().unwrap_or_default().to_vec(),
                     headers,
+                    timestamp: m.timestamp().to_millis(),
                 });
             }
             Some(Err(e)) => eprintln!("test reader: {e}"),

@@ -567,3 +567,62 @@ destinations = ["bus"]
         vec![("bus".to_owned(), "peer_refused".to_owned(), 2)]
     );
 }
+
+/// A record's timestamp is its message's reception time, not the time it
+/// was produced: with room for one record in flight and the broker
+/// stopped, the second line waits in logrelay for 2 s before librdkafka
+/// takes it, yet its timestamp is the `received` of its JSON value, to
+/// the millisecond (a CreateTime would be 2 s later).
+#[test]
+fn a_records_timestamp_is_the_reception_time_even_when_it_waited() {
+    let broker = Broker::start(Storage::Memory);
+    broker.create_topic("logs", 1);
+    let server = Server::start(&format!(
+        r#"
+[sources.in]
+type = "tcp"
+listen = "127.0.0.1:0"
+
+[destinations.bus]
+type = "kafka"
+brokers = ["{b}"]
+topic = "logs"
+format = "json"
+max_in_flight = 1
+
+[[paths]]
+sources = ["in"]
+destinations = ["bus"]
+"#,
+        b = broker.addr()
+    ));
+    server.send_tcp("in", b"warm-up\n");
+    assert!(
+        wait_for(Duration::from_secs(30), || counter(
+            &server,
+            "bus",
+            "acknowledged"
+        ) == 1),
+        "{}",
+        server.stderr()
+    );
+    broker.freeze(true);
+    server.send_tcp("in", b"first\nsecond\n");
+    std::thread::sleep(Duration::from_secs(2));
+    broker.freeze(false);
+    let records = read(&broker.addr(), "logs", 1, 3, Duration::from_secs(30));
+    assert_eq!(records.len(), 3, "{}", server.stderr());
+    for r in &records {
+        let value: Value = serde_json::from_slice(&r.value).expect("json value");
+        let received = value["received"].as_str().expect("received");
+        let millis = chrono::DateTime::parse_from_rfc3339(received)
+            .expect("received is RFC 3339")
+            .timestamp_millis();
+        assert_eq!(
+            r.timestamp,
+            Some(millis),
+            "record {} ({received})",
+            value["message"]
+        );
+    }
+}

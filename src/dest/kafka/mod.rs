@@ -319,8 +319,9 @@ impl Sender {
     /// took it.
     async fn produce(&mut self, i: usize, headers: Option<OwnedHeaders>) -> bool {
         let topic = self.bufs.topic();
-        let mut record =
-            BaseRecord::<[u8], [u8], usize>::with_opaque_to(topic, i).payload(&self.bufs.value[..]);
+        let mut record = BaseRecord::<[u8], [u8], usize>::with_opaque_to(topic, i)
+            .payload(&self.bufs.value[..])
+            .timestamp(self.bufs.timestamp);
         if !self.bufs.key.is_empty() {
             record = record.key(&self.bufs.key[..]);
         }
