@@ -242,13 +242,18 @@ run_one() { # relay workload rep -> one CSV row
     [[ $w != r1 ]] && got=$(wc -l <"$d/sink.log")
     start=$(kv start_ns "$d/gen.out"); last=$(kv last_ns "$waitout")
     # r3: from the sink's first line, not the generator's start: the generator (a logrelay
-    # tls destination) waits up to 5 s after a TLS 1.3 handshake for a session ticket or an
-    # alert, and syslog-ng's listener sends neither, so its runs would carry 5 s idle
-    [[ $w == r3 ]] && start=$(kv first_ns "$waitout")
+    # tls destination) waits after a TLS 1.3 handshake for a session ticket or an alert (8
+    # handshakes, 1-5 s), and syslog-ng's listener sends neither, so its runs would carry
+    # that idle second (5 s before b93d865); the log line shows it
+    local idle=""
+    if [[ $w == r3 ]]; then
+        idle=$(awk -v a="$(kv start_ns "$d/gen.out")" -v b="$(kv first_ns "$waitout")" 'BEGIN{printf ", first line after %.2f s", (b-a)/1e9}')
+        start=$(kv first_ns "$waitout")
+    fi
     secs=$(awk -v a="${start:-0}" -v b="${last:-0}" 'BEGIN{printf "%.3f", (b-a)/1e9}')
     rate=$(awk -v n="$got" -v s="$secs" 'BEGIN{printf "%.0f", (s>0)? n/s : 0}')
     us=$(awk -v c=$((cpu1 - cpu0)) -v t="$CLK_TCK" -v n="$got" 'BEGIN{printf "%.3f", (n>0)? c/t*1e6/n : 0}')
-    log "$r/$w#$rep: $status $got/$n lines, $secs s, $rate msgs/s, $us µs/msg, RSS $((rss / 1024)) MiB"
+    log "$r/$w#$rep: $status $got/$n lines, $secs s, $rate msgs/s, $us µs/msg, RSS $((rss / 1024)) MiB$idle"
     echo "$w,$r,$rep,$status,$n,$got,$rate,$us,$rss" >>"$CSV"
     [[ ${KEEP_TMP:-0} == 1 ]] || rm -rf "$d"
 }
