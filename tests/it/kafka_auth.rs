@@ -22,10 +22,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde_json::Value;
-
-use crate::harness::{logrelay, read_lines, wait_for, Server, TestDir};
+use crate::harness::{read_lines, wait_for, Server, TestDir};
 use crate::kafka_broker::{read_with, Broker, Options, Storage};
+use crate::kafka_dest::counter;
 use crate::pki::{Ca, Leaf};
 
 /// How long records may take to arrive (a group join on tansu takes
@@ -274,21 +273,6 @@ destinations = ["archive"]
     }
     dir.write("config.toml", &text);
     Server::spawn(dir, &["server", "-c", "config.toml"], None)
-}
-
-/// Counter `name` of component `component` (names are unique here).
-fn counter(server: &Server, component: &str, name: &str) -> u64 {
-    let run = logrelay(
-        &["stats", "--json", "--control", "control.sock"],
-        server.dir.path(),
-    );
-    assert_eq!(run.code, 0, "stats failed: {}", run.stderr);
-    let doc: Value = serde_json::from_str(&run.stdout).expect("json");
-    doc["components"]
-        .as_array()
-        .and_then(|cs| cs.iter().find(|c| c["name"] == component))
-        .and_then(|c| c["counters"][name].as_u64())
-        .unwrap_or_else(|| panic!("no counter {name} of {component} in {doc}"))
 }
 
 /// Waits (up to [`LIMIT`]) until counter `name` of `component` is `want`.

@@ -17,7 +17,7 @@ use crate::harness::{logrelay, wait_for, Server, TestDir};
 use crate::kafka_broker::{read, Broker, Record, Storage};
 
 /// A destination counter (or gauge) from `logrelay stats --json`.
-fn counter(server: &Server, component: &str, name: &str) -> u64 {
+pub(crate) fn counter(server: &Server, component: &str, name: &str) -> u64 {
     let run = logrelay(
         &["stats", "--json", "--control", "control.sock"],
         server.dir.path(),
