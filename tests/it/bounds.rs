@@ -8,20 +8,10 @@ use std::net::TcpStream;
 
 use serde_json::Value;
 
-use crate::harness::{files_below, logrelay, wait_for, wait_lines, Server, DEADLINE};
+use crate::harness::{files_below, wait_for, wait_lines, Server, DEADLINE};
 
 fn counter(server: &Server, component: &str, name: &str) -> u64 {
-    let run = logrelay(
-        &["stats", "--json", "--control", "control.sock"],
-        server.dir.path(),
-    );
-    assert_eq!(run.code, 0, "stats failed: {}", run.stderr);
-    let doc: Value = serde_json::from_str(&run.stdout).expect("json");
-    doc["components"]
-        .as_array()
-        .and_then(|cs| cs.iter().find(|c| c["name"] == component))
-        .and_then(|c| c["counters"][name].as_u64())
-        .unwrap_or_else(|| panic!("no counter {name} of {component} in {doc}"))
+    server.counter(None, component, name)
 }
 
 #[test]

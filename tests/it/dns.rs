@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::harness::{logrelay, read_lines, wait_for, Server, TestDir, DEADLINE};
+use crate::harness::{counter_in, logrelay, read_lines, wait_for, Server, TestDir, DEADLINE};
 
 /// The name the hosts file gives the fleet (`.test`: RFC 6761, never a
 /// real name).
@@ -215,21 +215,12 @@ fn exactly_once(outs: &[PathBuf], n: usize, fwd: &Server) -> Vec<usize> {
 
 /// `logrelay stats --json` of a running instance.
 fn stats(server: &Server) -> Value {
-    let run = logrelay(
-        &["stats", "--json", "--control", "control.sock"],
-        server.dir.path(),
-    );
-    assert_eq!(run.code, 0, "stats: {}", run.stderr);
-    serde_json::from_str(&run.stdout).expect("stats json")
+    server.stats()
 }
 
 /// The destination `fwd`'s counter `name`.
 fn counter(doc: &Value, name: &str) -> u64 {
-    doc["components"]
-        .as_array()
-        .and_then(|c| c.iter().find(|c| c["name"] == "fwd"))
-        .and_then(|c| c["counters"][name].as_u64())
-        .unwrap_or_else(|| panic!("no counter {name} for fwd: {doc:#}"))
+    counter_in(doc, None, "fwd", name)
 }
 
 /// `(address, state, messages)` of `fwd`'s members, as stats lists them.

@@ -38,24 +38,11 @@ use crate::harness::{logrelay, read_lines, wait_for, Server, TestDir, DEADLINE};
 /// `logrelay stats --json` of an instance whose control socket is
 /// `control.sock` in its directory.
 fn stats(server: &Server) -> Value {
-    let run = logrelay(
-        &["stats", "--json", "--control", "control.sock"],
-        server.dir.path(),
-    );
-    assert_eq!(run.code, 0, "stats failed: {}", run.stderr);
-    serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}: {}", run.stdout))
+    server.stats()
 }
 
 fn counter(server: &Server, role: &str, component: &str, name: &str) -> u64 {
-    let doc = stats(server);
-    let found = doc["components"]
-        .as_array()
-        .and_then(|all| {
-            all.iter()
-                .find(|c| c["name"] == component && c["role"] == role)
-        })
-        .and_then(|c| c["counters"][name].as_u64());
-    found.unwrap_or_else(|| panic!("no counter {name} of {role} {component}: {doc}"))
+    server.counter(Some(role), component, name)
 }
 
 /// Waits (bounded) until a counter reaches `want`; panics with the stats

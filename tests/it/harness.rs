@@ -252,6 +252,24 @@ impl Server {
         std::mem::replace(&mut self.dir, TestDir::new())
     }
 
+    /// `logrelay stats --json`, asked through this server's control
+    /// socket (`control.sock` in its directory).
+    pub fn stats(&self) -> serde_json::Value {
+        let run = logrelay(
+            &["stats", "--json", "--control", "control.sock"],
+            self.dir.path(),
+        );
+        assert_eq!(run.code, 0, "stats failed: {}", run.stderr);
+        serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}: {}", run.stdout))
+    }
+
+    /// Counter (or gauge) `name` of the component called `component`,
+    /// of `role` when one is given (a source and a destination may share
+    /// a name).
+    pub fn counter(&self, role: Option<&str>, component: &str, name: &str) -> u64 {
+        counter_in(&self.stats(), role, component, name)
+    }
+
     pub fn stderr(&self) -> String {
         self.stderr
             .lock()
@@ -491,4 +509,17 @@ pub fn logger(args: &[&str]) {
         "logger {args:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// Counter `name` of `component` (of `role`, when given) in a `logrelay
+/// stats --json` document; panics, with the document, when there is none.
+pub fn counter_in(doc: &serde_json::Value, role: Option<&str>, component: &str, name: &str) -> u64 {
+    doc["components"]
+        .as_array()
+        .and_then(|all| {
+            all.iter()
+                .find(|c| c["name"] == component && role.map_or(true, |r| c["role"] == r))
+        })
+        .and_then(|c| c["counters"][name].as_u64())
+        .unwrap_or_else(|| panic!("no counter {name} of {role:?} {component} in {doc}"))
 }

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::harness::{logrelay, wait_for, Server, TestDir, DEADLINE};
+use crate::harness::{wait_for, Server, TestDir, DEADLINE};
 
 /// Where Debian puts systemd-journal-remote.
 fn journal_remote() -> PathBuf {
@@ -203,19 +203,7 @@ fn wait_count(path: &Path, prefix: &str, n: usize, limit: Duration) -> Vec<usize
 /// `logrelay stats --json`: counter `name` of the component `component`
 /// in `role`.
 fn counter(server: &Server, role: &str, component: &str, name: &str) -> u64 {
-    let run = logrelay(
-        &["stats", "--json", "--control", "control.sock"],
-        server.dir.path(),
-    );
-    assert_eq!(run.code, 0, "stats: {}", run.stderr);
-    let doc: Value = serde_json::from_str(&run.stdout).expect("stats json");
-    doc["components"]
-        .as_array()
-        .expect("components")
-        .iter()
-        .find(|c| c["name"] == component && c["role"] == role)
-        .and_then(|c| c["counters"][name].as_u64())
-        .unwrap_or_else(|| panic!("no counter {name} of {role} {component}: {doc}"))
+    server.counter(Some(role), component, name)
 }
 
 /// Counter `name` of source `journal`.

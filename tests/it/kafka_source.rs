@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::harness::{logrelay, read_lines, wait_for, Server, TestDir};
+use crate::harness::{counter_in, read_lines, wait_for, Server, TestDir};
 use crate::kafka_broker::{produce, read, Broker, Storage};
 
 /// How long a Kafka test may wait for records to arrive (group joins and
@@ -67,24 +67,12 @@ fn start(dir: TestDir, text: &str) -> Server {
 
 /// `logrelay stats --json` of a running server.
 pub(crate) fn stats(server: &Server) -> Value {
-    let run = logrelay(
-        &["stats", "--json", "--control", "control.sock"],
-        server.dir.path(),
-    );
-    assert_eq!(run.code, 0, "stats: {}", run.stderr);
-    serde_json::from_str(&run.stdout).expect("stats json")
+    server.stats()
 }
 
 /// Counter `name` of source `bus`.
 fn counter(doc: &Value, name: &str) -> u64 {
-    doc["components"]
-        .as_array()
-        .and_then(|cs| {
-            cs.iter()
-                .find(|c| c["name"] == "bus" && c["role"] == "source")
-        })
-        .and_then(|c| c["counters"][name].as_u64())
-        .unwrap_or_else(|| panic!("no counter {name} of source bus in {doc}"))
+    counter_in(doc, Some("source"), "bus", name)
 }
 
 /// The partitions source `bus` holds now (`TOPIC/PARTITION` peers).
