@@ -36,10 +36,6 @@ pub enum DropReason {
     /// The rendered file path was empty or would leave the destination's
     /// directory.
     BadPath,
-    /// The write (or open, or fsync) failed.
-    Io,
-    /// Shutdown grace ran out before it was written.
-    Abandoned,
     /// A UDP source's receive buffer was full: the kernel dropped the
     /// datagram (counted by the source).
     UdpOverflow,
@@ -157,8 +153,6 @@ counters! {
     produced: DESTINATION, false, "Kafka: records handed to the producer (acknowledged upstream only on their delivery report).";
     in_flight: DESTINATION, true, "Kafka: records handed to the producer and not yet reported delivered or refused.";
     dropped_bad_path: DESTINATION, false, "Messages whose rendered file path was unusable.";
-    dropped_io: DESTINATION, false, "Messages lost to a failed write, open or fsync.";
-    dropped_abandoned: DESTINATION, false, "Messages still queued when the shutdown grace ran out.";
     tls_handshake_failures: SOURCE, false, "TLS handshakes that failed (plaintext, wrong or missing certificate, timeout).";
     buffered: DESTINATION, false, "Disk buffer: records stored durably.";
     buffered_bytes: DESTINATION, false, "Disk buffer: bytes of the records stored.";
@@ -196,8 +190,6 @@ impl Counters {
     pub fn dropped(&self, reason: DropReason, n: u64) {
         let counter = match reason {
             DropReason::BadPath => &self.dropped_bad_path,
-            DropReason::Io => &self.dropped_io,
-            DropReason::Abandoned => &self.dropped_abandoned,
             DropReason::UdpOverflow => &self.dropped_udp_overflow,
             DropReason::RateLimit => &self.dropped_rate_limit,
             DropReason::QueueFull => &self.dropped_queue_full,
@@ -832,7 +824,7 @@ mod tests {
         let d = registry.component(Arc::from("out"), "destination", "file");
         Counters::add(&d.received, 10);
         Counters::add(&d.written, 6);
-        d.dropped(DropReason::Io, 1);
+        d.dropped(DropReason::BadPath, 1);
         let values = d.values();
         assert!(values.contains(&("queued_messages", 3)), "{values:?}");
         // Source-only counters are not listed for a destination.

@@ -144,7 +144,7 @@ destinations = ["out"]
         ("filter", "important", "rejected", 2),
         ("destination", "out", "received", 6),
         ("destination", "out", "written", 6),
-        ("destination", "out", "dropped_io", 0),
+        ("destination", "out", "dropped_bad_path", 0),
         ("destination", "out", "queued_messages", 0),
         ("destination", "out", "queued_bytes", 0),
     ];
