@@ -198,6 +198,28 @@ fn sasl(dir: &TestDir, mechanism: &str, user: &str, password: &str) -> String {
     )
 }
 
+/// A tcp source `source` feeding kafka destination `dest` (topic `logs`,
+/// plus the `extra` keys), and the path between them.
+fn tcp_to_kafka(source: &str, dest: &str, brokers: &str, extra: &str) -> String {
+    format!(
+        r#"
+[sources.{source}]
+type = "tcp"
+listen = "127.0.0.1:0"
+
+[destinations.{dest}]
+type = "kafka"
+brokers = ["{brokers}"]
+topic = "logs"
+{extra}
+
+[[paths]]
+sources = ["{source}"]
+destinations = ["{dest}"]
+"#
+    )
+}
+
 /// A server: tcp source `in` -> kafka destination `bus` (topic `logs`,
 /// settings `bus`); with `other`, tcp source `in2` -> destination `bus2`
 /// (settings `other`); with `feed`, kafka source `feed` (group
@@ -210,44 +232,10 @@ fn start(
     other: Option<&str>,
     feed: Option<&str>,
 ) -> Server {
-    let mut text = format!(
-        r#"
-[global]
-shutdown_grace = "2s"
-
-[sources.in]
-type = "tcp"
-listen = "127.0.0.1:0"
-
-[destinations.bus]
-type = "kafka"
-brokers = ["{brokers}"]
-topic = "logs"
-{bus}
-
-[[paths]]
-sources = ["in"]
-destinations = ["bus"]
-"#
-    );
+    let mut text = String::from("\n[global]\nshutdown_grace = \"2s\"\n");
+    text.push_str(&tcp_to_kafka("in", "bus", brokers, bus));
     if let Some(other) = other {
-        text.push_str(&format!(
-            r#"
-[sources.in2]
-type = "tcp"
-listen = "127.0.0.1:0"
-
-[destinations.bus2]
-type = "kafka"
-brokers = ["{brokers}"]
-topic = "logs"
-{other}
-
-[[paths]]
-sources = ["in2"]
-destinations = ["bus2"]
-"#
-        ));
+        text.push_str(&tcp_to_kafka("in2", "bus2", brokers, other));
     }
     if let Some(feed) = feed {
         text.push_str(&format!(
