@@ -34,7 +34,7 @@ fn context() -> ParseContext {
             .with_ymd_and_hms(2026, 11, 27, 6, 0, 0)
             .single()
             .unwrap_or_default(),
-        source: Arc::from("bench"),
+        source: logrelay::message::SourceName::from("bench"),
         source_ip: None,
         hostname: Bytes::from_static(b"localhost"),
         program: Bytes::from_static(b"bench"),

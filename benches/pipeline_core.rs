@@ -5,7 +5,6 @@
 //! Run: `cargo bench --bench pipeline_core`
 
 use std::hint::black_box;
-use std::sync::Arc;
 
 use bytes::Bytes;
 use chrono::{TimeZone as _, Utc};
@@ -25,7 +24,7 @@ fn context() -> ParseContext {
             .with_ymd_and_hms(2026, 11, 27, 6, 0, 0)
             .single()
             .unwrap_or_default(),
-        source: Arc::from("bench"),
+        source: logrelay::message::SourceName::from("bench"),
         source_ip: None,
         hostname: Bytes::from_static(b"localhost"),
         program: Bytes::from_static(b"bench"),

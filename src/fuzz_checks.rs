@@ -3,15 +3,13 @@
 //! (`fuzz/regressions/`, run by `tests/it/fuzz_regressions.rs`) check the
 //! same thing. Each function panics when its property does not hold.
 
-use std::sync::Arc;
-
 use bytes::{Bytes, BytesMut};
 use chrono::TimeZone as _;
 use tokio_util::codec::Decoder;
 
 use crate::config::{Config, Mode};
 use crate::filter::{parse_expr, Filters};
-use crate::message::{Facility, ParseQuality, Severity, TimeZone};
+use crate::message::{Facility, ParseQuality, Severity, SourceName, TimeZone};
 use crate::syslog::framing::{DecoderConfig, Framing, Oversize, SyslogDecoder};
 use crate::syslog::{rfc3164, rfc5424, ParseContext};
 
@@ -22,7 +20,7 @@ pub fn context() -> ParseContext {
             .with_ymd_and_hms(2026, 11, 27, 7, 0, 0)
             .single()
             .unwrap_or_default(),
-        source: Arc::from("fuzz"),
+        source: SourceName::intern("fuzz"),
         source_ip: None,
         hostname: Bytes::from_static(b"localhost"),
         program: Bytes::from_static(b"fuzz"),

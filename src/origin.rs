@@ -194,11 +194,16 @@ fn push_decimal(out: &mut Vec<u8>, n: u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
 
     fn messages(n: usize) -> Vec<Message> {
         (0..n)
-            .map(|_| Message::new(Bytes::from_static(b"x"), chrono::Utc::now(), Arc::from("s")))
+            .map(|_| {
+                Message::new(
+                    Bytes::from_static(b"x"),
+                    chrono::Utc::now(),
+                    crate::message::SourceName::from("s"),
+                )
+            })
             .collect()
     }
 

@@ -465,7 +465,6 @@ fn make_path_safe(out: &mut Vec<u8>, start: usize) {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
 
     use bytes::Bytes;
     use chrono::DateTime;
@@ -477,7 +476,11 @@ mod tests {
         let received = DateTime::parse_from_rfc3339("2026-03-04T05:06:07.5Z")
             .map(|t| t.to_utc())
             .unwrap_or_default();
-        let mut m = Message::new(Bytes::from_static(b"raw"), received, Arc::from("net-in"));
+        let mut m = Message::new(
+            Bytes::from_static(b"raw"),
+            received,
+            crate::message::SourceName::from("net-in"),
+        );
         m.timestamp = DateTime::parse_from_rfc3339("2025-12-31T23:59:58+02:00").unwrap_or_default();
         m.host = Bytes::from_static(b"web-1");
         m.program = Bytes::from_static(b"sshd");

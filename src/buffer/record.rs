@@ -36,12 +36,11 @@
 //! range or bytes left over make the record undecodable.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::sync::Arc;
 
 use bytes::Bytes;
 use chrono::{DateTime, FixedOffset};
 
-use crate::message::{Facility, Message, ParseQuality, SdElement, Severity};
+use crate::message::{Facility, Message, ParseQuality, SdElement, Severity, SourceName};
 
 /// The first byte of every record of this format.
 pub const VERSION: u8 = 1;
@@ -244,7 +243,7 @@ pub fn decode(record: &Bytes) -> Result<Message, Undecodable> {
         return Err(Damaged("bytes after its last field"));
     }
     let source = String::from_utf8_lossy(&source);
-    let mut msg = Message::new(Bytes::new(), received, Arc::from(source.as_ref()));
+    let mut msg = Message::new(Bytes::new(), received, SourceName::intern(&source));
     msg.timestamp = timestamp;
     msg.host = host;
     msg.program = program;
@@ -270,7 +269,11 @@ mod tests {
         let received = DateTime::parse_from_rfc3339("2026-11-27T07:00:01.123456789Z")
             .expect("time")
             .with_timezone(&Utc);
-        let mut msg = Message::new(Bytes::from_static(b"raw text"), received, Arc::from("net"));
+        let mut msg = Message::new(
+            Bytes::from_static(b"raw text"),
+            received,
+            crate::message::SourceName::from("net"),
+        );
         msg.timestamp = DateTime::parse_from_rfc3339("2026-11-27T08:00:00.5+01:00").expect("t");
         msg.host = Bytes::from_static(b"web-1");
         msg.program = Bytes::from_static(b"nginx");
@@ -330,7 +333,11 @@ mod tests {
     #[test]
     fn empty_fields_ipv4_and_no_structured_data() {
         let received = Utc::now();
-        let mut msg = Message::new(Bytes::from_static(b"x"), received, Arc::from(""));
+        let mut msg = Message::new(
+            Bytes::from_static(b"x"),
+            received,
+            crate::message::SourceName::from(""),
+        );
         msg.source_ip = Some("192.0.2.1".parse().expect("ip"));
         let back = round_trip(&msg);
         assert_eq!(Row::of(&back), Row::of(&msg));
@@ -342,7 +349,11 @@ mod tests {
     #[test]
     fn layout_is_the_drawn_one() {
         let received = DateTime::from_timestamp(1, 2).expect("t");
-        let mut msg = Message::new(Bytes::new(), received, Arc::from("s"));
+        let mut msg = Message::new(
+            Bytes::new(),
+            received,
+            crate::message::SourceName::from("s"),
+        );
         msg.timestamp = DateTime::from_timestamp(3, 4)
             .expect("t")
             .with_timezone(&FixedOffset::east_opt(-60).expect("offset"));

@@ -58,7 +58,7 @@ use super::delivery::{self, Code, Face, Failure, Reason, SetAside, Stage};
 use super::{render, Error};
 use crate::config::FileDestConfig;
 use crate::dest::inbox::Inbox;
-use crate::message::{Ack, Batch, Message};
+use crate::message::{Ack, Batch, Message, SourceName};
 use crate::state::rejects::Rejects;
 use crate::stats::{Counters, DropReason};
 
@@ -399,7 +399,11 @@ impl Writer {
                 let mut aside: SetAside<()> = SetAside::default();
                 let now = chrono::Utc::now();
                 for line in records.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
-                    let msg = Message::new(Bytes::copy_from_slice(line), now, self.name.clone());
+                    let msg = Message::new(
+                        Bytes::copy_from_slice(line),
+                        now,
+                        SourceName::intern(&self.name),
+                    );
                     aside.push(&self.name, &msg, &failure, None);
                 }
                 self.face.set_aside(aside);

@@ -108,7 +108,6 @@ mod tests {
     use super::*;
     use crate::message::{Facility, SdElement, Severity};
     use bytes::Bytes;
-    use std::sync::Arc;
 
     #[test]
     fn text_repairs_utf8_nul_and_length() {
@@ -125,7 +124,11 @@ mod tests {
         let received = DateTime::parse_from_rfc3339("2026-11-27T07:00:01.123456789Z")
             .expect("time")
             .with_timezone(&Utc);
-        let mut msg = Message::new(Bytes::from_static(b"raw"), received, Arc::from("s"));
+        let mut msg = Message::new(
+            Bytes::from_static(b"raw"),
+            received,
+            crate::message::SourceName::from("s"),
+        );
         msg.timestamp = DateTime::parse_from_rfc3339("2026-11-27T08:00:00.5+01:00").expect("t");
         msg.host = Bytes::from_static(b"web-1");
         msg.program = Bytes::from(vec![b'p'; 300]);

@@ -1,7 +1,6 @@
 //! Table tests for the filter language and the print -> parse round trip.
 
 use std::net::IpAddr;
-use std::sync::Arc;
 
 use bytes::Bytes;
 use chrono::{TimeZone as _, Utc};
@@ -15,7 +14,11 @@ fn msg() -> Message {
         .with_ymd_and_hms(2026, 1, 2, 3, 4, 5)
         .single()
         .unwrap_or_default();
-    let mut m = Message::new(Bytes::from_static(b"raw"), received, Arc::from("net"));
+    let mut m = Message::new(
+        Bytes::from_static(b"raw"),
+        received,
+        crate::message::SourceName::from("net"),
+    );
     m.host = Bytes::from_static(b"web-1");
     m.program = Bytes::from_static(b"sshd");
     m.pid = Bytes::from_static(b"1234");

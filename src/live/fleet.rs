@@ -712,13 +712,12 @@ fn escape_label(v: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
 
     fn msg(host: &str) -> Message {
         let mut m = Message::new(
             Bytes::from_static(b"x"),
             chrono::Utc::now(),
-            Arc::from("net"),
+            crate::message::SourceName::from("net"),
         );
         m.host = Bytes::copy_from_slice(host.as_bytes());
         m

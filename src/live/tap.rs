@@ -183,7 +183,7 @@ fn detached(msg: &Message) -> Message {
         structured_data: msg.structured_data.clone(),
         message: msg.message.clone(),
         origin: msg.origin.clone(),
-        source: msg.source.clone(),
+        source: msg.source,
         source_ip: msg.source_ip,
         raw: msg.raw.clone(),
         quality: msg.quality,
@@ -589,7 +589,7 @@ mod tests {
         let mut m = Message::new(
             Bytes::from(format!("m{i}")),
             chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap(),
-            Arc::from("net"),
+            crate::message::SourceName::from("net"),
         );
         m.host = Bytes::from_static(b"h");
         m.program = Bytes::copy_from_slice(program.as_bytes());

@@ -99,7 +99,7 @@ impl Runtime {
                 continue;
             }
             let cx = source::Context {
-                name: s.name.clone(),
+                name: crate::message::SourceName::intern(&s.name),
                 parse: s.parse.clone(),
                 hostname: hostname.clone(),
                 counters: self

@@ -43,7 +43,7 @@ struct Sink {
     level: Level,
     counters: Arc<Counters>,
     hostname: Bytes,
-    source: Arc<str>,
+    source: crate::message::SourceName,
     pid: Bytes,
 }
 
@@ -84,7 +84,7 @@ impl<S: Subscriber> tracing_subscriber::Layer<S> for InternalLayer {
         }
         let now = chrono::Utc::now();
         let raw = Bytes::from(line);
-        let mut msg = Message::new(raw, now, sink.source.clone());
+        let mut msg = Message::new(raw, now, sink.source);
         msg.host = sink.hostname.clone();
         msg.program = Bytes::from_static(b"logrelay");
         msg.pid = sink.pid.clone();
@@ -166,7 +166,7 @@ impl InternalSource {
             level,
             counters: cx.counters.clone(),
             hostname: cx.hostname.clone(),
-            source: cx.name.clone(),
+            source: cx.name,
             pid: Bytes::from(std::process::id().to_string()),
         }));
         let batch_size = cx.batch_size.max(1);

@@ -38,7 +38,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::buffer::budget;
 use crate::config::{self, ParseDefaults, SourceKind};
-use crate::message::{Batch, ParseQuality};
+use crate::message::{Batch, ParseQuality, SourceName};
 use crate::stats::Counters;
 use crate::syslog::framing::{DecoderConfig, Frame, FrameStats, Framing, SyslogDecoder};
 use crate::syslog::{self, ParseContext};
@@ -49,20 +49,20 @@ use crate::syslog::{self, ParseContext};
 pub enum Error {
     #[error("source {name}: cannot bind {addr}: {source}")]
     Bind {
-        name: Arc<str>,
+        name: SourceName,
         addr: String,
         source: std::io::Error,
     },
     #[error("source {name}: {path}: {what}: {source}")]
     Path {
-        name: Arc<str>,
+        name: SourceName,
         path: PathBuf,
         what: &'static str,
         source: std::io::Error,
     },
     #[error("source {name}: {path} exists and is not a {expected}")]
     NotA {
-        name: Arc<str>,
+        name: SourceName,
         path: PathBuf,
         expected: &'static str,
     },
@@ -70,14 +70,14 @@ pub enum Error {
         "source {name}: {path}: another running process answers on this socket \
          (another logrelay, or another syslog daemon): it is left alone"
     )]
-    InUse { name: Arc<str>, path: PathBuf },
+    InUse { name: SourceName, path: PathBuf },
     #[error("source {name}: TLS: {message}")]
-    Tls { name: Arc<str>, message: String },
+    Tls { name: SourceName, message: String },
     #[error("source {name}: kafka: {message}")]
-    Kafka { name: Arc<str>, message: String },
+    Kafka { name: SourceName, message: String },
     #[error("source {name}: {source}")]
     Io {
-        name: Arc<str>,
+        name: SourceName,
         source: std::io::Error,
     },
 }
@@ -86,7 +86,7 @@ pub enum Error {
 /// label what it parses, where to count, and the batch size.
 #[derive(Debug, Clone)]
 pub struct Context {
-    pub name: Arc<str>,
+    pub name: crate::message::SourceName,
     pub parse: ParseDefaults,
     /// The local hostname, for local sockets and lines without a host.
     pub hostname: Bytes,
@@ -116,7 +116,7 @@ impl Context {
         };
         ParseContext {
             received: chrono::Utc::now(),
-            source: self.name.clone(),
+            source: self.name,
             source_ip,
             hostname,
             program: self.parse.program.clone(),

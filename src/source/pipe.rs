@@ -33,7 +33,7 @@ impl PipeSource {
             b'p',
         )));
         let path_error = |what, source| Error::Path {
-            name: cx.name.clone(),
+            name: cx.name,
             path: path.to_owned(),
             what,
             source,
@@ -42,7 +42,7 @@ impl PipeSource {
             Ok(meta) if meta.file_type().is_fifo() => {}
             Ok(_) => {
                 return Err(Error::NotA {
-                    name: cx.name.clone(),
+                    name: cx.name,
                     path: path.to_owned(),
                     expected: "FIFO",
                 })
@@ -81,7 +81,7 @@ impl PipeSource {
             .await
             .map(|_| ())
             .map_err(|source| Error::Io {
-                name: cx.name.clone(),
+                name: cx.name,
                 source,
             })
     }

@@ -168,7 +168,6 @@ pub fn describe(limit: &RateLimit) -> String {
 mod tests {
     use super::*;
     use crate::message::Message;
-    use std::sync::Arc;
     use std::time::Duration;
 
     fn batch(ips: &[u8]) -> Batch {
@@ -177,7 +176,7 @@ mod tests {
             let mut m = Message::new(
                 bytes::Bytes::from(format!("m{i}")),
                 chrono::Utc::now(),
-                Arc::from("s"),
+                crate::message::SourceName::from("s"),
             );
             m.source_ip = Some(IpAddr::from([10, 0, 0, *last]));
             b.messages.push(m);
@@ -245,7 +244,7 @@ mod tests {
             let mut m = Message::new(
                 bytes::Bytes::from_static(b"x"),
                 chrono::Utc::now(),
-                Arc::from("s"),
+                crate::message::SourceName::from("s"),
             );
             m.source_ip = Some(IpAddr::from(i.to_be_bytes()));
             b.messages.push(m);

@@ -133,7 +133,7 @@ impl RelpSource {
                     idle,
                 };
                 async move {
-                    let name = session.cx.name.clone();
+                    let name = session.cx.name;
                     if let Err(e) = session.run(stream).await {
                         tracing::debug!(source = %name, %peer, error = %e, "RELP session ended with an error");
                     }

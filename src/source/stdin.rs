@@ -38,7 +38,7 @@ impl StdinSource {
         .await
         .map(|_| ())
         .map_err(|source| Error::Io {
-            name: cx.name.clone(),
+            name: cx.name,
             source,
         })
     }

@@ -44,7 +44,7 @@ use tokio_util::sync::CancellationToken;
 use super::accept::{accept_loop, Accept};
 use super::{read_stream, Context, Error};
 use crate::config::{StreamListen, TlsConfig};
-use crate::message::Batch;
+use crate::message::{Batch, SourceName};
 use crate::stats::Counters;
 use crate::tls::{RateLimit, TlsAcceptor};
 
@@ -139,10 +139,10 @@ impl StreamListener {
         cx: &Context,
     ) -> Result<StreamListener, Error> {
         // Certificates first: a bad one must not leave a port bound.
-        let tls = Handshaker::of(tls, settings, &cx.name)?;
+        let tls = Handshaker::of(tls, settings, cx.name)?;
         let backlog = settings.backlog.unwrap_or_else(system_backlog);
         let listener = listen(settings.listen, backlog).map_err(|source| Error::Bind {
-            name: cx.name.clone(),
+            name: cx.name,
             addr: settings.listen.to_string(),
             source,
         })?;
@@ -167,7 +167,7 @@ impl StreamListener {
         Ok(StreamListener {
             listener,
             settings: settings.clone(),
-            tls: Handshaker::of(tls, settings, &cx.name)?,
+            tls: Handshaker::of(tls, settings, cx.name)?,
             relisten: true,
         })
     }
@@ -457,10 +457,10 @@ impl Handshaker {
     pub fn new(
         tls: &TlsConfig,
         idle_timeout: Duration,
-        name: &Arc<str>,
+        name: SourceName,
     ) -> Result<Handshaker, Error> {
         let config = crate::tls::server_config(tls).map_err(|e| Error::Tls {
-            name: name.clone(),
+            name,
             message: e.to_string(),
         })?;
         Ok(Handshaker {
@@ -477,7 +477,7 @@ impl Handshaker {
     fn of(
         tls: Option<&TlsConfig>,
         settings: &StreamListen,
-        name: &Arc<str>,
+        name: SourceName,
     ) -> Result<Option<Arc<Handshaker>>, Error> {
         tls.map(|t| Handshaker::new(t, settings.idle_timeout, name).map(Arc::new))
             .transpose()

@@ -114,7 +114,7 @@ impl UdpSource {
             if addr.port() == 0 {
                 // Port 0 picks a free port once; the others join it.
                 addr = socket.local_addr().map_err(|source| Error::Bind {
-                    name: cx.name.clone(),
+                    name: cx.name,
                     addr: listen.to_string(),
                     source,
                 })?;
@@ -233,7 +233,7 @@ fn open(
     cx: &Context,
 ) -> Result<UdpSocket, Error> {
     let bind_error = |source| Error::Bind {
-        name: cx.name.clone(),
+        name: cx.name,
         addr: listen.to_string(),
         source,
     };

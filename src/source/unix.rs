@@ -26,7 +26,7 @@ use super::accept::{accept_loop, Accept};
 use super::datagram::{DatagramBuffer, LINGER};
 use super::udp::datagram_frame;
 use super::{read_stream, Context, Error};
-use crate::message::Batch;
+use crate::message::{Batch, SourceName};
 use crate::syslog::framing::Framing;
 
 /// Whether a process answers on the unix socket at `path`: a connection
@@ -52,28 +52,28 @@ pub fn answers(path: &Path, datagram: bool) -> bool {
 /// to touch anything else, and a socket some process answers on
 /// ([`answers`]: another instance, another daemon) is an error, never
 /// unlinked.
-fn clear_stale_socket(path: &Path, datagram: bool, name: &Arc<str>) -> Result<(), Error> {
+fn clear_stale_socket(path: &Path, datagram: bool, name: SourceName) -> Result<(), Error> {
     match std::fs::symlink_metadata(path) {
         Ok(meta) if meta.file_type().is_socket() && answers(path, datagram) => Err(Error::InUse {
-            name: name.clone(),
+            name,
             path: path.to_owned(),
         }),
         Ok(meta) if meta.file_type().is_socket() => {
             std::fs::remove_file(path).map_err(|source| Error::Path {
-                name: name.clone(),
+                name,
                 path: path.to_owned(),
                 what: "cannot remove the stale socket",
                 source,
             })
         }
         Ok(_) => Err(Error::NotA {
-            name: name.clone(),
+            name,
             path: path.to_owned(),
             expected: "socket",
         }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(source) => Err(Error::Path {
-            name: name.clone(),
+            name,
             path: path.to_owned(),
             what: "cannot inspect",
             source,
@@ -81,10 +81,10 @@ fn clear_stale_socket(path: &Path, datagram: bool, name: &Arc<str>) -> Result<()
     }
 }
 
-fn set_mode(path: &Path, mode: u32, name: &Arc<str>) -> Result<(), Error> {
+fn set_mode(path: &Path, mode: u32, name: SourceName) -> Result<(), Error> {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(|source| {
         Error::Path {
-            name: name.clone(),
+            name,
             path: path.to_owned(),
             what: "cannot set the socket's mode",
             source,
@@ -94,7 +94,7 @@ fn set_mode(path: &Path, mode: u32, name: &Arc<str>) -> Result<(), Error> {
 
 /// Sets a mode a reload changed; a failure is logged (the socket keeps
 /// its old mode and keeps working).
-fn apply_mode(path: &Path, mode: Option<u32>, name: &Arc<str>) {
+fn apply_mode(path: &Path, mode: Option<u32>, name: SourceName) {
     if let Some(mode) = mode {
         if let Err(e) = set_mode(path, mode, name) {
             tracing::warn!(source = %name, "{e}");
@@ -130,14 +130,14 @@ pub struct UnixDgramSource {
 
 impl UnixDgramSource {
     pub fn bind(path: &Path, mode: u32, cx: Context) -> Result<UnixDgramSource, Error> {
-        clear_stale_socket(path, true, &cx.name)?;
+        clear_stale_socket(path, true, cx.name)?;
         let socket = UnixDatagram::bind(path).map_err(|source| Error::Bind {
-            name: cx.name.clone(),
+            name: cx.name,
             addr: path.display().to_string(),
             source,
         })?;
         let file = SocketFile(path.to_owned());
-        set_mode(path, mode, &cx.name)?;
+        set_mode(path, mode, cx.name)?;
         if let Err(e) = credentials::enable(&socket) {
             tracing::debug!(source = %cx.name, error = %e, "SO_PASSCRED unavailable: sender pids are not recorded");
         }
@@ -172,7 +172,7 @@ impl UnixDgramSource {
         cancel: CancellationToken,
     ) -> Result<(), Error> {
         let UnixDgramSource { shared, mode, cx } = self;
-        apply_mode(&shared.file.0, mode, &cx.name);
+        apply_mode(&shared.file.0, mode, cx.name);
         let socket = &shared.socket;
         let mut buf = DatagramBuffer::default();
         let parse_cx = cx.parse_context(None);
@@ -238,14 +238,14 @@ impl UnixStreamSource {
         max_connections: usize,
         cx: Context,
     ) -> Result<UnixStreamSource, Error> {
-        clear_stale_socket(path, false, &cx.name)?;
+        clear_stale_socket(path, false, cx.name)?;
         let listener = UnixListener::bind(path).map_err(|source| Error::Bind {
-            name: cx.name.clone(),
+            name: cx.name,
             addr: path.display().to_string(),
             source,
         })?;
         let file = SocketFile(path.to_owned());
-        set_mode(path, mode, &cx.name)?;
+        set_mode(path, mode, cx.name)?;
         Ok(UnixStreamSource {
             shared: Arc::new(StreamShared { listener, file }),
             mode: None,
@@ -289,7 +289,7 @@ impl UnixStreamSource {
             max_connections,
             cx,
         } = self;
-        apply_mode(&shared.file.0, mode, &cx.name);
+        apply_mode(&shared.file.0, mode, cx.name);
         let listener = &shared.listener;
         let cx = Arc::new(cx);
         let served = cx.clone();

@@ -39,7 +39,6 @@
 use std::cell::Cell;
 use std::fmt;
 use std::net::IpAddr;
-use std::sync::Arc;
 
 use bytes::Bytes;
 use chrono::{DateTime, FixedOffset, Utc};
@@ -47,7 +46,8 @@ use serde::de::{Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 
 use crate::message::{
-    push_digits, push_escaped_line, Facility, Message, ParseQuality, SdElement, Severity, TimeZone,
+    push_digits, push_escaped_line, Facility, Message, ParseQuality, SdElement, Severity,
+    SourceName, TimeZone,
 };
 
 /// An output format of a destination (`format = "..."`).
@@ -528,7 +528,7 @@ struct Record {
     msgid: Option<String>,
     structured_data: Option<StructuredData>,
     message: Option<String>,
-    source: Option<String>,
+    // `source` is not read: the receiving source names the message.
     source_ip: Option<String>,
     origin: Option<String>,
 }
@@ -589,8 +589,9 @@ impl<'de> Deserialize<'de> for Params {
 /// time of parsing, `timestamp` the `received` time, `facility` user,
 /// `severity` notice, strings empty, `source_ip` none. Facility and
 /// severity take the names (and aliases) of the filter language. `raw` is
-/// `input` itself.
-pub fn parse_json(input: &[u8]) -> Result<Message, JsonError> {
+/// `input` itself. The message's source is `source`, the one that received
+/// it (the record's own `source` key names where it was first received).
+pub fn parse_json(input: &[u8], source: SourceName) -> Result<Message, JsonError> {
     let record: Record = serde_json::from_slice(input)?;
     let rfc3339 = |field: &'static str, value: String| {
         DateTime::parse_from_rfc3339(&value).map_err(|_| JsonError::Timestamp { field, value })
@@ -631,7 +632,7 @@ pub fn parse_json(input: &[u8]) -> Result<Message, JsonError> {
         structured_data: record.structured_data.map(|sd| sd.0).unwrap_or_default(),
         message: bytes(record.message),
         origin: bytes(record.origin),
-        source: Arc::from(record.source.unwrap_or_default()),
+        source,
         source_ip,
         raw: Bytes::copy_from_slice(input),
         quality: ParseQuality::Syslog,
@@ -655,7 +656,7 @@ mod tests {
         let mut msg = Message::new(
             Bytes::from_static(b"<38>1 raw as received"),
             received,
-            Arc::from("net"),
+            crate::message::SourceName::from("net"),
         );
         msg.timestamp = rfc3339("2026-11-27T08:01:48+01:00");
         msg.host = Bytes::from_static(b"web-1");
@@ -834,7 +835,7 @@ mod tests {
                 &expected[..expected.len() - 1]
             )
         );
-        let back = parse_json(out.as_bytes()).expect("parses");
+        let back = parse_json(out.as_bytes(), SourceName::intern("net")).expect("parses");
         assert_eq!(back.origin, with_origin.origin);
     }
 
@@ -883,7 +884,7 @@ mod tests {
             out.contains(r#""structured_data":{"a":{"x":"1","x":"2","y":"]\""},"b":{}}"#),
             "{out}"
         );
-        let back = parse_json(out.as_bytes()).expect("parses");
+        let back = parse_json(out.as_bytes(), SourceName::intern("net")).expect("parses");
         assert_eq!(
             back.structured_data,
             vec![
@@ -934,42 +935,57 @@ mod tests {
 
     #[test]
     fn parse_json_defaults_and_errors() {
-        let msg = parse_json(br#"{"timestamp":"2026-01-02T03:04:05Z","message":"hi","extra":1}"#)
-            .expect("parses");
+        let msg = parse_json(
+            br#"{"timestamp":"2026-01-02T03:04:05Z","message":"hi","extra":1}"#,
+            SourceName::intern("net"),
+        )
+        .expect("parses");
         assert_eq!(msg.message, "hi");
         assert_eq!(msg.facility, Facility::User);
         assert_eq!(msg.severity, Severity::Notice);
         assert_eq!(msg.timestamp, rfc3339("2026-01-02T03:04:05Z"));
         assert!(msg.host.is_empty() && msg.source_ip.is_none());
-        let msg =
-            parse_json(br#"{"severity":"warn","facility":"local7","pid":null}"#).expect("parses");
+        let msg = parse_json(
+            br#"{"severity":"warn","facility":"local7","pid":null}"#,
+            SourceName::intern("net"),
+        )
+        .expect("parses");
         assert_eq!(
             (msg.facility, msg.severity),
             (Facility::Local7, Severity::Warning)
         );
-        assert!(matches!(parse_json(b"not json"), Err(JsonError::Syntax(_))));
-        assert!(matches!(parse_json(b"[1]"), Err(JsonError::Syntax(_))));
         assert!(matches!(
-            parse_json(br#"{"timestamp":"yesterday"}"#),
+            parse_json(b"not json", SourceName::intern("net")),
+            Err(JsonError::Syntax(_))
+        ));
+        assert!(matches!(
+            parse_json(b"[1]", SourceName::intern("net")),
+            Err(JsonError::Syntax(_))
+        ));
+        assert!(matches!(
+            parse_json(br#"{"timestamp":"yesterday"}"#, SourceName::intern("net")),
             Err(JsonError::Timestamp {
                 field: "timestamp",
                 ..
             })
         ));
         assert!(matches!(
-            parse_json(br#"{"facility":"mars"}"#),
+            parse_json(br#"{"facility":"mars"}"#, SourceName::intern("net")),
             Err(JsonError::Facility(_))
         ));
         assert!(matches!(
-            parse_json(br#"{"severity":"9"}"#),
+            parse_json(br#"{"severity":"9"}"#, SourceName::intern("net")),
             Err(JsonError::Severity(_))
         ));
         assert!(matches!(
-            parse_json(br#"{"source_ip":"1.2.3"}"#),
+            parse_json(br#"{"source_ip":"1.2.3"}"#, SourceName::intern("net")),
             Err(JsonError::SourceIp(_))
         ));
         assert!(matches!(
-            parse_json(br#"{"structured_data":{"a":{"b":1}}}"#),
+            parse_json(
+                br#"{"structured_data":{"a":{"b":1}}}"#,
+                SourceName::intern("net")
+            ),
             Err(JsonError::Syntax(_))
         ));
     }
@@ -1038,7 +1054,7 @@ mod tests {
                     let mut msg = Message::new(
                         Bytes::new(),
                         received.with_timezone(&Utc),
-                        Arc::from(source),
+                        crate::message::SourceName::from(source.as_str()),
                     );
                     msg.timestamp = timestamp;
                     msg.host = Bytes::from(host);
@@ -1061,7 +1077,11 @@ mod tests {
         fn json_round_trips(msg in arb_message()) {
             let mut out = Vec::new();
             Format::Json.write(&msg, &TimeZone::Utc, &mut out);
-            let back = parse_json(&out).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            let back = parse_json(&out, SourceName::from("receiver"))
+                .map_err(|e| TestCaseError::fail(e.to_string()))?;
+            let written: serde_json::Value = serde_json::from_slice(&out)
+                .map_err(|e| TestCaseError::fail(e.to_string()))?;
+            prop_assert_eq!(written["source"].as_str(), Some(&*msg.source));
             prop_assert_eq!(back.timestamp, msg.timestamp);
             prop_assert_eq!(back.timestamp.offset(), msg.timestamp.offset());
             prop_assert_eq!(back.received, msg.received);
@@ -1073,7 +1093,7 @@ mod tests {
             prop_assert_eq!(&back.msgid, &msg.msgid);
             prop_assert_eq!(&back.structured_data, &msg.structured_data);
             prop_assert_eq!(&back.message, &msg.message);
-            prop_assert_eq!(&back.source, &msg.source);
+            prop_assert_eq!(&*back.source, "receiver");
             prop_assert_eq!(back.source_ip, msg.source_ip);
             prop_assert_eq!(&back.origin, &msg.origin);
             prop_assert_eq!(&back.raw[..], &out[..]);
@@ -1086,7 +1106,8 @@ mod tests {
             msg.host = Bytes::from(text.clone());
             let mut out = Vec::new();
             Format::Json.write(&msg, &TimeZone::Utc, &mut out);
-            let back = parse_json(&out).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            let back = parse_json(&out, SourceName::from("net"))
+                .map_err(|e| TestCaseError::fail(e.to_string()))?;
             let lossy = String::from_utf8_lossy(&text);
             prop_assert_eq!(&back.message[..], lossy.as_bytes());
             prop_assert_eq!(&back.host[..], lossy.as_bytes());

@@ -54,12 +54,11 @@ pub mod rfc3164;
 pub mod rfc5424;
 
 use std::net::IpAddr;
-use std::sync::Arc;
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 
-use crate::message::{Facility, Message, ParseQuality, Severity, TimeZone};
+use crate::message::{Facility, Message, ParseQuality, Severity, SourceName, TimeZone};
 
 /// What a source knows about a frame besides its bytes.
 #[derive(Clone, Debug)]
@@ -68,7 +67,7 @@ pub struct ParseContext {
     /// reference for the year of RFC 3164 timestamps (which carry none).
     pub received: DateTime<Utc>,
     /// The source's name.
-    pub source: Arc<str>,
+    pub source: SourceName,
     pub source_ip: Option<IpAddr>,
     /// Host for messages that carry none (local sockets, plain lines, RFC
     /// 5424 NILVALUE, RFC 3164 without HOSTNAME): the sender's address or
@@ -209,7 +208,7 @@ fn base_with(ctx: &ParseContext, host: Bytes) -> Message {
         structured_data: Vec::new(),
         message: Bytes::new(),
         origin: Bytes::new(),
-        source: ctx.source.clone(),
+        source: ctx.source,
         source_ip: ctx.source_ip,
         raw: Bytes::new(),
         quality: ParseQuality::Malformed,
@@ -267,7 +266,7 @@ pub(crate) mod test_support {
             received: DateTime::parse_from_rfc3339(received)
                 .expect("test time")
                 .with_timezone(&Utc),
-            source: Arc::from("test"),
+            source: crate::message::SourceName::from("test"),
             source_ip: Some(IpAddr::from([192, 0, 2, 7])),
             hostname: Bytes::from_static(b"localhost"),
             program: Bytes::from_static(b"ctxprog"),

@@ -31,7 +31,7 @@ use super::{
 };
 use crate::dest::balance::{Member, MemberId, Pick};
 use crate::dest::delivery::{self, Code, Failure, Reason, SetAside};
-use crate::message::{Facility, Message, Severity, TimeZone};
+use crate::message::{Facility, Message, Severity, SourceName, TimeZone};
 use crate::relp::{self, FrameDecoder};
 use crate::stats::Counters;
 use crate::syslog::framing::Oversize;
@@ -362,7 +362,7 @@ fn parsed(
 ) -> Message {
     let ctx = crate::syslog::ParseContext {
         received: now,
-        source: destination.clone(),
+        source: SourceName::intern(destination),
         source_ip: None,
         hostname: host.clone(),
         program: bytes::Bytes::new(),

@@ -38,7 +38,7 @@ use crate::config::DiskBufferConfig;
 use crate::dest::delivery::{Code, Failure, Reason};
 use crate::dest::inbox::Inbox;
 use crate::dest::Error;
-use crate::message::Message;
+use crate::message::{Message, SourceName};
 
 /// Runs `dest` fed from its disk buffer (`buffer`) until the input ends.
 pub(super) async fn run(
@@ -78,7 +78,8 @@ pub(super) async fn run(
                 Ok(msg) => sender.send(msg, Some(seq)).await,
                 Err(why) => {
                     tracing::error!(destination = %dest.name, seq, error = %why, "a disk buffer record cannot be decoded: setting its bytes aside");
-                    let mut msg = Message::new(record, chrono::Utc::now(), dest.name.clone());
+                    let mut msg =
+                        Message::new(record, chrono::Utc::now(), SourceName::intern(&dest.name));
                     msg.message = Bytes::new();
                     let failure = Failure::new(Reason::PeerRefused, Code::None, why.to_string());
                     let entry = Entry {

@@ -47,7 +47,7 @@ use crate::config::DiskBufferConfig;
 use crate::dest::delivery::{Code, Failure, Reason, SetAside};
 use crate::dest::inbox::Inbox;
 use crate::dest::Error;
-use crate::message::Message;
+use crate::message::{Message, SourceName};
 
 /// Runs `dest` fed from its disk buffer (`buffer`) until the input ends.
 pub(super) async fn run(
@@ -96,7 +96,7 @@ pub(super) async fn run(
                 Ok(msg) => messages.push(msg),
                 Err(why) => {
                     let received = chrono::Utc::now();
-                    let mut msg = Message::new(record, received, dest.name.clone());
+                    let mut msg = Message::new(record, received, SourceName::intern(&dest.name));
                     msg.message = Bytes::new();
                     let failure = Failure::new(Reason::RowRefused, Code::None, why.to_string());
                     tracing::error!(destination = %dest.name, seq, error = %why, "a disk buffer record cannot be decoded: setting its bytes aside");

@@ -162,7 +162,7 @@ fn checkpoint_path(cx: &Context) -> Result<PathBuf, Error> {
     let path = checkpoint::path_for(&cx.state_dir, &cx.name);
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(|source| Error::Path {
-            name: cx.name.clone(),
+            name: cx.name,
             path: dir.to_owned(),
             what: "cannot create the checkpoint directory",
             source,
@@ -286,7 +286,7 @@ impl FileSource {
         out: mpsc::Sender<Batch>,
         cancel: CancellationToken,
     ) -> Result<(), Error> {
-        let name = self.cx.name.clone();
+        let name = self.cx.name;
         let canceller = {
             let wake = self.wake.clone();
             let cancel = cancel.clone();
@@ -623,7 +623,7 @@ mod tests {
     fn context(state_dir: &Path) -> Context {
         let registry = crate::stats::Registry::new();
         Context {
-            name: Arc::from("app"),
+            name: crate::message::SourceName::from("app"),
             parse: crate::config::ParseDefaults {
                 program: bytes::Bytes::from_static(b"app"),
                 facility: Facility::User,

@@ -4,8 +4,6 @@
 //! oversized entry with `oversize = "discard"`) leaves, with what was cut
 //! or dropped tallied in [`Tally`] for the source's counters.
 
-use std::sync::Arc;
-
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 
@@ -54,7 +52,7 @@ pub struct Tally {
 /// How entries of one source become messages.
 #[derive(Debug, Clone)]
 pub struct Mapper {
-    pub source: Arc<str>,
+    pub source: crate::message::SourceName,
     /// For entries without `_HOSTNAME`.
     pub hostname: Bytes,
     /// For entries without `SYSLOG_IDENTIFIER` and `_COMM`.
@@ -93,7 +91,7 @@ impl Mapper {
                 }
             }
         }
-        let mut msg = Message::new(message.clone(), received, self.source.clone());
+        let mut msg = Message::new(message.clone(), received, self.source);
         msg.quality = ParseQuality::Syslog;
         msg.raw = message;
         if let Some(t) = entry.whole(REALTIME).and_then(|v| realtime(v)) {
@@ -201,7 +199,7 @@ mod tests {
 
     fn mapper() -> Mapper {
         Mapper {
-            source: Arc::from("journal"),
+            source: crate::message::SourceName::from("journal"),
             hostname: Bytes::from_static(b"local"),
             program: Bytes::from_static(b"journal"),
             facility: Facility::Daemon,

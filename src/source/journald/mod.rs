@@ -276,7 +276,7 @@ impl JournaldSource {
             .unwrap_or_default();
         check_journalctl(&journal, &cx).await?;
         let mapper = Mapper {
-            source: cx.name.clone(),
+            source: cx.name,
             hostname: cx.hostname.clone(),
             program: cx.parse.program.clone(),
             facility: cx.parse.facility,
@@ -426,13 +426,13 @@ async fn check_journalctl(journal: &Journal, cx: &Context) -> Result<(), Error> 
     match status {
         Ok(s) if s.success() => Ok(()),
         Ok(s) => Err(Error::Path {
-            name: cx.name.clone(),
+            name: cx.name,
             path: journal.program.clone(),
             what: "journalctl --version failed",
             source: std::io::Error::other(s.to_string()),
         }),
         Err(source) => Err(Error::Path {
-            name: cx.name.clone(),
+            name: cx.name,
             path: journal.program.clone(),
             what: "cannot run journalctl (the journald source needs it: systemd's journalctl)",
             source,

@@ -194,7 +194,7 @@ impl KafkaSource {
     /// background: an unreachable cluster is not an error here).
     pub fn bind(settings: &Settings, cx: Context) -> Result<KafkaSource, Error> {
         let fail = |message: String| Error::Kafka {
-            name: cx.name.clone(),
+            name: cx.name,
             message,
         };
         let config = consumer_config(settings, &cx).map_err(fail)?;
@@ -243,7 +243,7 @@ impl KafkaSource {
                 drop(done_tx);
             })
             .map_err(|source| Error::Io {
-                name: cx.name.clone(),
+                name: cx.name,
                 source,
             })?;
         // Until the thread stops handing batches on (it stops at `cancel`
@@ -308,7 +308,7 @@ mod tests {
 
     fn records_test_context() -> Context {
         Context {
-            name: Arc::from("bus"),
+            name: crate::message::SourceName::from("bus"),
             parse: crate::config::ParseDefaults {
                 program: bytes::Bytes::from_static(b"bus"),
                 facility: crate::message::Facility::User,

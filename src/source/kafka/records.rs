@@ -99,13 +99,12 @@ pub fn push(
 
 /// A record of the `json` format, made a message of this source.
 fn json(cx: &Context, parse_cx: &ParseContext, value: &[u8]) -> Option<crate::message::Message> {
-    let mut msg = crate::syslog::format::parse_json(value).ok()?;
+    let mut msg = crate::syslog::format::parse_json(value, cx.name).ok()?;
     // Any JSON object parses (unknown keys are ignored): only one that
     // carries a message is a log record.
     if msg.message.is_empty() && !contains(value, b"\"message\"") {
         return None;
     }
-    msg.source = cx.name.clone();
     if msg.host.is_empty() {
         msg.host = parse_cx.hostname.clone();
     }
@@ -141,7 +140,7 @@ mod tests {
 
     fn context(max: usize, oversize: Oversize) -> Context {
         Context {
-            name: Arc::from("bus"),
+            name: crate::message::SourceName::from("bus"),
             parse: ParseDefaults {
                 program: bytes::Bytes::from_static(b"bus"),
                 facility: Facility::Local3,

@@ -539,7 +539,7 @@ mod tests {
         let mut msg = Message::new(
             Bytes::from_static(b"<13>1 raw \xff bytes"),
             received,
-            Arc::from("net"),
+            crate::message::SourceName::from("net"),
         );
         msg.timestamp = DateTime::parse_from_rfc3339("2026-12-07T02:02:03+01:00").expect("t");
         msg.host = Bytes::from(vec![b'h'; 300]);

@@ -5,7 +5,6 @@
 
 use std::io;
 use std::path::Path;
-use std::sync::Arc;
 
 use base64::Engine as _;
 use bytes::Bytes;
@@ -13,7 +12,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::dest::delivery::Failure;
-use crate::message::{Facility, Message, ParseQuality, SdElement, Severity};
+use crate::message::{Facility, Message, ParseQuality, SdElement, Severity, SourceName};
 
 const FORMAT_VERSION: u32 = 1;
 
@@ -122,7 +121,7 @@ impl StoredMessage {
         let mut msg = Message::new(
             self.raw.0.clone(),
             received,
-            Arc::from(self.source.as_str()),
+            SourceName::intern(&self.source),
         );
         msg.timestamp = DateTime::parse_from_rfc3339(&self.timestamp).ok()?;
         msg.host = self.host.0.clone();
