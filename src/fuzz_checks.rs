@@ -47,7 +47,7 @@ pub fn rfc5424(data: &[u8]) {
     let second = rfc5424::parse(Bytes::from(out.clone()), &ctx);
     let shown = String::from_utf8_lossy(&out);
     assert_eq!(second.quality, ParseQuality::Syslog, "{shown:?}");
-    assert_eq!(first.message, second.message, "{shown:?}");
+    assert_eq!(first.message(), second.message(), "{shown:?}");
     assert_eq!(first.origin, second.origin, "{shown:?}");
     let in_rfc = |field: &[u8], max: usize| {
         field.len() <= max && field.iter().all(|c| (b'!'..=b'~').contains(c))
@@ -56,20 +56,20 @@ pub fn rfc5424(data: &[u8]) {
         .structured_data
         .iter()
         .all(|e| e.id.len() <= 32 && e.params.iter().all(|(name, _)| name.len() <= 32));
-    if !(in_rfc(&first.host, 255)
-        && in_rfc(&first.program, 48)
-        && in_rfc(&first.pid, 128)
-        && in_rfc(&first.msgid, 32)
+    if !(in_rfc(first.host(), 255)
+        && in_rfc(first.program(), 48)
+        && in_rfc(first.pid(), 128)
+        && in_rfc(first.msgid(), 32)
         && sd_in_rfc)
     {
         return;
     }
     assert_eq!(first.facility, second.facility);
     assert_eq!(first.severity, second.severity);
-    assert_eq!(first.host, second.host);
-    assert_eq!(first.program, second.program);
-    assert_eq!(first.pid, second.pid);
-    assert_eq!(first.msgid, second.msgid);
+    assert_eq!(first.host(), second.host());
+    assert_eq!(first.program(), second.program());
+    assert_eq!(first.pid(), second.pid());
+    assert_eq!(first.msgid(), second.msgid());
     assert_eq!(first.structured_data, second.structured_data, "{shown:?}");
     assert_eq!(
         first.timestamp.timestamp_micros(),
@@ -94,7 +94,7 @@ pub fn rfc3164(data: &[u8]) {
     let shown = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
     let (first, w1) = round(data);
     let (_, w2) = round(&w1);
-    if first.quality == ParseQuality::Syslog && !first.program.is_empty() {
+    if first.quality == ParseQuality::Syslog && !first.program().is_empty() {
         assert_eq!(shown(&w1), shown(&w2), "input {:?}", shown(data));
     }
     let (_, w3) = round(&w2);

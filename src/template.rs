@@ -307,11 +307,11 @@ impl Template {
     ) {
         use chrono::{Datelike, Timelike};
         match m {
-            Macro::Host => text(out, &msg.host),
-            Macro::Program => text(out, &msg.program),
-            Macro::Pid => text(out, &msg.pid),
-            Macro::Msgid => text(out, &msg.msgid),
-            Macro::Message => text(out, &msg.message),
+            Macro::Host => text(out, msg.host()),
+            Macro::Program => text(out, msg.program()),
+            Macro::Pid => text(out, msg.pid()),
+            Macro::Msgid => text(out, msg.msgid()),
+            Macro::Message => text(out, msg.message()),
             Macro::Source => text(out, msg.source.as_bytes()),
             Macro::Facility => out.extend_from_slice(msg.facility.name().as_bytes()),
             Macro::FacilityNum => push_number(out, msg.facility.number().into()),
@@ -482,11 +482,11 @@ mod tests {
             crate::message::SourceName::from("net-in"),
         );
         m.timestamp = DateTime::parse_from_rfc3339("2025-12-31T23:59:58+02:00").unwrap_or_default();
-        m.host = Bytes::from_static(b"web-1");
-        m.program = Bytes::from_static(b"sshd");
-        m.pid = Bytes::from_static(b"42");
-        m.msgid = Bytes::from_static(b"ID47");
-        m.message = Bytes::from_static(b"line one\nline two");
+        m.set_host(Bytes::from_static(b"web-1"));
+        m.set_program(Bytes::from_static(b"sshd"));
+        m.set_pid(Bytes::from_static(b"42"));
+        m.set_msgid(Bytes::from_static(b"ID47"));
+        m.set_message(Bytes::from_static(b"line one\nline two"));
         m.facility = Facility::Local4;
         m.severity = Severity::Notice;
         m.source_ip = "::ffff:192.0.2.9".parse().ok();
@@ -588,8 +588,8 @@ mod tests {
     #[test]
     fn missing_values_render_empty() {
         let mut m = msg();
-        m.pid = Bytes::new();
-        m.msgid = Bytes::new();
+        m.set_pid(Bytes::new());
+        m.set_msgid(Bytes::new());
         m.source_ip = None;
         m.structured_data.clear();
         assert_eq!(
@@ -603,11 +603,11 @@ mod tests {
     #[test]
     fn render_keeps_one_message_on_one_line() {
         let mut m = msg();
-        m.host = Bytes::from_static(b"h\nx");
-        m.program = Bytes::from_static(b"p\r");
-        m.pid = Bytes::from_static(b"1\n");
-        m.msgid = Bytes::from_static(b"\x00");
-        m.message = Bytes::from_static(b"a\nb\xff");
+        m.set_host(Bytes::from_static(b"h\nx"));
+        m.set_program(Bytes::from_static(b"p\r"));
+        m.set_pid(Bytes::from_static(b"1\n"));
+        m.set_msgid(Bytes::from_static(b"\x00"));
+        m.set_message(Bytes::from_static(b"a\nb\xff"));
         let mut out = Vec::new();
         let t = Template::compile(
             "${HOST} ${PROGRAM} ${PID} ${MSGID} ${MESSAGE}\n",
@@ -636,7 +636,7 @@ mod tests {
             (b"caf\xc3\xa9\xff", b"caf\xc3\xa9\xff"),
         ];
         for (host, want) in cases {
-            m.host = Bytes::copy_from_slice(host);
+            m.set_host(Bytes::copy_from_slice(host));
             let mut expected = b"/var/log/remote/".to_vec();
             expected.extend_from_slice(want);
             expected.extend_from_slice(b"/sshd.log");
@@ -647,8 +647,8 @@ mod tests {
             );
         }
         // Each value on its own: two "." values do not make "..".
-        m.host = Bytes::from_static(b".");
-        m.program = Bytes::from_static(b".");
+        m.set_host(Bytes::from_static(b"."));
+        m.set_program(Bytes::from_static(b"."));
         assert_eq!(render_path("/d/${HOST}${PROGRAM}", &m), b"/d/__");
         // Literal parts are the author's and are kept.
         assert_eq!(render_path("../d/${PROGRAM}", &m), b"../d/_");
@@ -675,8 +675,8 @@ mod tests {
         let long_a = vec![b'a'; 300];
         let mut long_b = long_a.clone();
         long_b[299] = b'b';
-        m.host = Bytes::from(long_a.clone());
-        m.program = Bytes::from(vec![b'p'; 400]);
+        m.set_host(Bytes::from(long_a.clone()));
+        m.set_program(Bytes::from(vec![b'p'; 400]));
         let a = render(&t, &m);
         let parts: Vec<&[u8]> = a.split(|&b| b == b'/').collect();
         assert_eq!(&parts[..4], [&b""[..], b"var", b"log", b"r"]);
@@ -691,18 +691,18 @@ mod tests {
         );
         // The same value, the same name; another value, another name.
         assert_eq!(render(&t, &m), a);
-        m.host = Bytes::from(long_b);
+        m.set_host(Bytes::from(long_b));
         let b = render(&t, &m);
         assert_ne!(b.split(|&c| c == b'/').nth(4), Some(parts[4]));
         // Never inside a UTF-8 character.
-        m.host = Bytes::from("é".repeat(200));
+        m.set_host(Bytes::from("é".repeat(200)));
         let c = render(&t, &m);
         let host = c.split(|&b| b == b'/').nth(4).expect("host");
         assert!(host.len() <= 255);
         assert!(std::str::from_utf8(host).is_ok());
         // Short paths are untouched, and so is the author's literal text.
-        m.host = Bytes::from_static(b"web-1");
-        m.program = Bytes::from_static(b"sshd");
+        m.set_host(Bytes::from_static(b"web-1"));
+        m.set_program(Bytes::from_static(b"sshd"));
         assert_eq!(render(&t, &m), b"/var/log/r/web-1/sshd.log");
         let lit = format!("/{}/${{HOST}}", "d".repeat(300));
         let t = Template::compile(&lit, TimeZone::Utc).expect("t");
@@ -780,7 +780,7 @@ mod tests {
         fn compile_never_panics_and_paths_stay_inside(src in "[$}{a-zA-Z/._é]{0,24}", host in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..12)) {
             let Ok(t) = Template::compile(&src, TimeZone::Utc) else { return Ok(()); };
             let mut m = msg();
-            m.host = Bytes::from(host);
+            m.set_host(Bytes::from(host));
             let mut out = Vec::new();
             t.render(&m, &mut out);
             out.clear();

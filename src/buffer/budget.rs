@@ -40,7 +40,7 @@ pub fn cost(batch: &Batch) -> usize {
     batch
         .messages
         .iter()
-        .map(|m| m.raw.len() + PER_MESSAGE)
+        .map(|m| m.raw().len() + PER_MESSAGE)
         .sum()
 }
 

@@ -76,11 +76,11 @@ pub fn encode(msg: &Message, out: &mut Vec<u8>) {
         }
     }
     for bytes in [
-        &msg.host,
-        &msg.program,
-        &msg.pid,
-        &msg.msgid,
-        &msg.message,
+        msg.host(),
+        msg.program(),
+        msg.pid(),
+        msg.msgid(),
+        msg.message(),
         &msg.origin,
     ] {
         field(out, bytes);
@@ -245,14 +245,14 @@ pub fn decode(record: &Bytes) -> Result<Message, Undecodable> {
     let source = String::from_utf8_lossy(&source);
     let mut msg = Message::new(Bytes::new(), received, SourceName::intern(&source));
     msg.timestamp = timestamp;
-    msg.host = host;
-    msg.program = program;
-    msg.pid = pid;
+    msg.set_host(host);
+    msg.set_program(program);
+    msg.set_pid(pid);
     msg.facility = facility;
     msg.severity = severity;
-    msg.msgid = msgid;
+    msg.set_msgid(msgid);
     msg.structured_data = structured_data;
-    msg.message = message;
+    msg.set_message(message);
     msg.origin = origin;
     msg.source_ip = source_ip;
     msg.quality = ParseQuality::Syslog;
@@ -275,13 +275,13 @@ mod tests {
             crate::message::SourceName::from("net"),
         );
         msg.timestamp = DateTime::parse_from_rfc3339("2026-11-27T08:00:00.5+01:00").expect("t");
-        msg.host = Bytes::from_static(b"web-1");
-        msg.program = Bytes::from_static(b"nginx");
-        msg.pid = Bytes::from_static(b"4242");
-        msg.msgid = Bytes::from_static(b"ID47");
+        msg.set_host(Bytes::from_static(b"web-1"));
+        msg.set_program(Bytes::from_static(b"nginx"));
+        msg.set_pid(Bytes::from_static(b"4242"));
+        msg.set_msgid(Bytes::from_static(b"ID47"));
         msg.facility = Facility::Local4;
         msg.severity = Severity::Err;
-        msg.message = Bytes::from_static(b"caf\xe9 \0 and more");
+        msg.set_message(Bytes::from_static(b"caf\xe9 \0 and more"));
         msg.origin = Bytes::from_static(b"relay-1:f:801-1a2b-ffee:1234");
         msg.source_ip = Some("2001:db8::7".parse().expect("ip"));
         msg.structured_data = vec![
@@ -313,19 +313,19 @@ mod tests {
         assert_eq!(back.timestamp, msg.timestamp);
         assert_eq!(back.timestamp.offset().local_minus_utc(), 3600);
         assert_eq!(back.received, msg.received);
-        assert_eq!(back.host, msg.host);
-        assert_eq!(back.program, msg.program);
-        assert_eq!(back.pid, msg.pid);
-        assert_eq!(back.msgid, msg.msgid);
+        assert_eq!(back.host(), msg.host());
+        assert_eq!(back.program(), msg.program());
+        assert_eq!(back.pid(), msg.pid());
+        assert_eq!(back.msgid(), msg.msgid());
         assert_eq!(back.facility, msg.facility);
         assert_eq!(back.severity, msg.severity);
-        assert_eq!(back.message, msg.message);
+        assert_eq!(back.message(), msg.message());
         assert_eq!(back.origin, msg.origin);
         assert_eq!(back.source_ip, msg.source_ip);
         assert_eq!(back.structured_data, msg.structured_data);
         assert_eq!(&*back.source, "net");
         // Not kept: no column holds them.
-        assert!(back.raw.is_empty());
+        assert!(back.raw().is_empty());
         // The row is the one the message would give without a buffer.
         assert_eq!(Row::of(&back), Row::of(&msg));
     }
@@ -342,7 +342,9 @@ mod tests {
         let back = round_trip(&msg);
         assert_eq!(Row::of(&back), Row::of(&msg));
         assert_eq!(back.source_ip, msg.source_ip);
-        assert!(back.host.is_empty() && back.origin.is_empty() && back.structured_data.is_empty());
+        assert!(
+            back.host().is_empty() && back.origin.is_empty() && back.structured_data.is_empty()
+        );
     }
 
     /// The layout of the module doc, byte by byte, for a small message.
@@ -359,7 +361,7 @@ mod tests {
             .with_timezone(&FixedOffset::east_opt(-60).expect("offset"));
         msg.facility = Facility::Local0;
         msg.severity = Severity::Info;
-        msg.message = Bytes::from_static(b"m");
+        msg.set_message(Bytes::from_static(b"m"));
         msg.origin = Bytes::from_static(b"o");
         let mut out = Vec::new();
         encode(&msg, &mut out);

@@ -28,7 +28,7 @@ pub struct Inbox {
 
 /// The bytes a batch counts for: its messages as received.
 pub fn batch_bytes(batch: &Batch) -> u64 {
-    batch.messages.iter().map(|m| m.raw.len() as u64).sum()
+    batch.messages.iter().map(|m| m.raw().len() as u64).sum()
 }
 
 impl Inbox {
@@ -175,11 +175,11 @@ mod tests {
         };
         replay_tx.send(batch("replayed", None)).await.expect("send");
         let got = inbox.recv().await.expect("a replay batch");
-        assert_eq!(got.messages[0].raw, Bytes::from_static(b"replayed"));
+        assert_eq!(got.messages[0].raw(), &Bytes::from_static(b"replayed"));
         tx.send(batch("routed", None)).await.expect("send");
         assert!(!inbox.is_empty());
         assert_eq!(
-            inbox.try_recv().map(|b| b.messages[0].raw.clone()).ok(),
+            inbox.try_recv().map(|b| b.messages[0].raw().clone()).ok(),
             Some(Bytes::from_static(b"routed"))
         );
         // The routers are gone while a replay batch waits: it is not

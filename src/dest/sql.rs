@@ -62,13 +62,13 @@ impl Row {
         Row {
             timestamp: micros(&msg.timestamp.with_timezone(&Utc)),
             received: micros(&msg.received),
-            host: text(&msg.host, MAX_INDEXED),
-            program: text(&msg.program, MAX_INDEXED),
-            pid: optional(&msg.pid, MAX_INDEXED),
+            host: text(msg.host(), MAX_INDEXED),
+            program: text(msg.program(), MAX_INDEXED),
+            pid: optional(msg.pid(), MAX_INDEXED),
             facility: i16::from(msg.facility.number()),
             severity: i16::from(msg.severity.number()),
-            msgid: optional(&msg.msgid, MAX_INDEXED),
-            message: text(&msg.message, usize::MAX),
+            msgid: optional(msg.msgid(), MAX_INDEXED),
+            message: text(msg.message(), usize::MAX),
             structured_data,
             source_ip: msg.source_ip,
             origin: optional(&msg.origin, MAX_ORIGIN),
@@ -130,11 +130,11 @@ mod tests {
             crate::message::SourceName::from("s"),
         );
         msg.timestamp = DateTime::parse_from_rfc3339("2026-11-27T08:00:00.5+01:00").expect("t");
-        msg.host = Bytes::from_static(b"web-1");
-        msg.program = Bytes::from(vec![b'p'; 300]);
+        msg.set_host(Bytes::from_static(b"web-1"));
+        msg.set_program(Bytes::from(vec![b'p'; 300]));
         msg.facility = Facility::Local4;
         msg.severity = Severity::Err;
-        msg.message = Bytes::from_static(b"m\0\xff");
+        msg.set_message(Bytes::from_static(b"m\0\xff"));
         msg.structured_data = vec![SdElement {
             id: Bytes::from_static(b"x@1"),
             params: vec![(Bytes::from_static(b"k"), Bytes::from_static(b"v\0"))],

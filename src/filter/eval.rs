@@ -100,7 +100,7 @@ impl Node {
             }
             Node::Severity(mask) => mask & (1 << msg.severity.number()) != 0,
             Node::Facility(mask) => mask & (1 << msg.facility.number()) != 0,
-            Node::Pid(ord, n) => match parse_pid(&msg.pid) {
+            Node::Pid(ord, n) => match parse_pid(msg.pid()) {
                 Some(pid) => match ord {
                     Ordering::Lt => pid < *n,
                     Ordering::Le => pid <= *n,
@@ -137,11 +137,11 @@ impl TextTest {
 
 fn text_of(field: TextField, msg: &Message) -> &[u8] {
     match field {
-        TextField::Host => &msg.host,
-        TextField::Program => &msg.program,
-        TextField::Pid => &msg.pid,
-        TextField::Msgid => &msg.msgid,
-        TextField::Message => &msg.message,
+        TextField::Host => msg.host(),
+        TextField::Program => msg.program(),
+        TextField::Pid => msg.pid(),
+        TextField::Msgid => msg.msgid(),
+        TextField::Message => msg.message(),
         TextField::Source => msg.source.as_bytes(),
     }
 }

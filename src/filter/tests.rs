@@ -19,11 +19,13 @@ fn msg() -> Message {
         received,
         crate::message::SourceName::from("net"),
     );
-    m.host = Bytes::from_static(b"web-1");
-    m.program = Bytes::from_static(b"sshd");
-    m.pid = Bytes::from_static(b"1234");
-    m.msgid = Bytes::from_static(b"ID47");
-    m.message = Bytes::from_static(b"Failed password for root from 10.1.2.3");
+    m.set_host(Bytes::from_static(b"web-1"));
+    m.set_program(Bytes::from_static(b"sshd"));
+    m.set_pid(Bytes::from_static(b"1234"));
+    m.set_msgid(Bytes::from_static(b"ID47"));
+    m.set_message(Bytes::from_static(
+        b"Failed password for root from 10.1.2.3",
+    ));
     m.facility = Facility::Auth;
     m.severity = Severity::Warning;
     m.source_ip = Some("10.1.2.3".parse().unwrap_or(IpAddr::from([0, 0, 0, 0])));
@@ -187,24 +189,24 @@ fn ipv6_and_mapped_addresses() {
 fn pid_that_is_not_a_number_fails_ordering() {
     let mut m = msg();
     for pid in [&b""[..], b"abc", b"12a", b"99999999999999999999999"] {
-        m.pid = Bytes::copy_from_slice(pid);
+        m.set_pid(Bytes::copy_from_slice(pid));
         for expr in ["pid < 10", "pid <= 10", "pid > 10", "pid >= 0"] {
             assert!(!eval(expr, &m), "{expr} with pid {pid:?}");
         }
     }
-    m.pid = Bytes::new();
+    m.set_pid(Bytes::new());
     assert!(eval("pid == ''", &m));
 }
 
 #[test]
 fn regex_and_contains_on_invalid_utf8() {
     let mut m = msg();
-    m.message = Bytes::from_static(b"\xff\xfe kernel: oops \xc3 at 0x1f");
+    m.set_message(Bytes::from_static(b"\xff\xfe kernel: oops \xc3 at 0x1f"));
     assert!(eval("message =~ 'oops'", &m));
     assert!(eval("message =~ 'at 0x[0-9a-f]+$'", &m));
     assert!(eval("message contains 'kernel:'", &m));
     assert!(!eval("message =~ '^kernel'", &m));
-    m.host = Bytes::from_static(b"h\xffst");
+    m.set_host(Bytes::from_static(b"h\xffst"));
     assert!(eval("host =~ '^h.*st$'", &m) || eval("host =~ '(?-u)^h.st$'", &m));
     assert!(eval("host =~ '(?-u)^h.st$'", &m));
 }

@@ -526,7 +526,7 @@ impl BatchHosts {
     /// counted).
     pub fn count(&mut self, messages: &[Message]) {
         for m in messages {
-            let host = &m.host;
+            let host = m.host();
             if host.is_empty() {
                 continue;
             }
@@ -541,14 +541,14 @@ impl BatchHosts {
                 if slot.count == 0 {
                     *slot = Slot {
                         key,
-                        host: host.clone(),
+                        host: m.host_bytes(),
                         count: 1,
                     };
                     self.used.push(at);
                     counted = true;
                     break;
                 }
-                if slot.key == key && (key.len <= 16 || slot.host == *host) {
+                if slot.key == key && (key.len <= 16 || slot.host == host) {
                     slot.count += 1;
                     counted = true;
                     break;
@@ -558,7 +558,7 @@ impl BatchHosts {
                 match self.spill.get_mut(host) {
                     Some(count) => *count += 1,
                     None => {
-                        self.spill.insert(host.clone(), 1);
+                        self.spill.insert(m.host_bytes(), 1);
                     }
                 }
             }
@@ -719,7 +719,7 @@ mod tests {
             chrono::Utc::now(),
             crate::message::SourceName::from("net"),
         );
-        m.host = Bytes::copy_from_slice(host.as_bytes());
+        m.set_host(Bytes::copy_from_slice(host.as_bytes()));
         m
     }
 

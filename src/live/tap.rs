@@ -171,24 +171,7 @@ fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
 
 /// A copy of `msg` for a tap: everything but the acknowledgement token.
 fn detached(msg: &Message) -> Message {
-    Message {
-        timestamp: msg.timestamp,
-        received: msg.received,
-        host: msg.host.clone(),
-        program: msg.program.clone(),
-        pid: msg.pid.clone(),
-        facility: msg.facility,
-        severity: msg.severity,
-        msgid: msg.msgid.clone(),
-        structured_data: msg.structured_data.clone(),
-        message: msg.message.clone(),
-        origin: msg.origin.clone(),
-        source: msg.source,
-        source_ip: msg.source_ip,
-        raw: msg.raw.clone(),
-        quality: msg.quality,
-        ack: None,
-    }
+    msg.without_ack()
 }
 
 /// Compiles a tap's filter expression (also what the client checks before
@@ -591,9 +574,9 @@ mod tests {
             chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap(),
             crate::message::SourceName::from("net"),
         );
-        m.host = Bytes::from_static(b"h");
-        m.program = Bytes::copy_from_slice(program.as_bytes());
-        m.message = Bytes::from(format!("n={i}"));
+        m.set_host(Bytes::from_static(b"h"));
+        m.set_program(Bytes::copy_from_slice(program.as_bytes()));
+        m.set_message(Bytes::from(format!("n={i}")));
         m
     }
 
@@ -620,7 +603,7 @@ mod tests {
         let mut taken = Vec::new();
         attached.take(&mut taken);
         assert_eq!(taken.len(), BUFFER);
-        assert!(taken.iter().all(|m| m.ack.is_none() && &*m.program == b"a"));
+        assert!(taken.iter().all(|m| m.ack.is_none() && m.program() == b"a"));
         // Room again.
         taps.offer(Point::Source("net"), &batch[..4]);
         taken.clear();

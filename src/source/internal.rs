@@ -85,9 +85,9 @@ impl<S: Subscriber> tracing_subscriber::Layer<S> for InternalLayer {
         let now = chrono::Utc::now();
         let raw = Bytes::from(line);
         let mut msg = Message::new(raw, now, sink.source);
-        msg.host = sink.hostname.clone();
-        msg.program = Bytes::from_static(b"logrelay");
-        msg.pid = sink.pid.clone();
+        msg.set_host(sink.hostname.clone());
+        msg.set_program(Bytes::from_static(b"logrelay"));
+        msg.set_pid(sink.pid.clone());
         msg.facility = Facility::Syslog;
         msg.severity = severity(level);
         msg.quality = ParseQuality::Syslog;

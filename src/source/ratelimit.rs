@@ -199,7 +199,7 @@ mod tests {
         let mut b = batch(&[1; 8]);
         assert_eq!(l.apply_at(&mut b, t0), 3);
         assert_eq!(b.len(), 5);
-        assert_eq!(&b.messages[0].raw[..], b"m0");
+        assert_eq!(&b.messages[0].raw()[..], b"m0");
         let mut b = batch(&[1; 8]);
         assert_eq!(l.apply_at(&mut b, t0), 8);
         // 300 ms later: 3 tokens.
@@ -216,7 +216,7 @@ mod tests {
         let t0 = Instant::now();
         let mut b = batch(&[1, 1, 1, 2, 2, 1, 3]);
         assert_eq!(l.apply_at(&mut b, t0), 2);
-        let kept: Vec<_> = b.messages.iter().map(|m| m.raw.clone()).collect();
+        let kept: Vec<_> = b.messages.iter().map(|m| m.raw().clone()).collect();
         assert_eq!(kept, ["m0", "m1", "m3", "m4", "m6"]);
         let mut b = batch(&[3, 3, 4]);
         assert_eq!(l.apply_at(&mut b, t0), 1);

@@ -335,8 +335,8 @@ fn read_queued(
                     // The kernel's word for the sender's pid, where the
                     // message gave none (`logger` without -i, for one).
                     if let (Some(pid), Some(msg)) = (sender_pid, batch.messages.last_mut()) {
-                        if msg.pid.is_empty() {
-                            msg.pid = bytes::Bytes::from(pid.to_string());
+                        if msg.pid().is_empty() {
+                            msg.set_pid(bytes::Bytes::from(pid.to_string()));
                         }
                     }
                 }

@@ -100,7 +100,7 @@ impl Format {
             Format::Json => write_json(msg, out),
             Format::Rfc5424 => super::rfc5424::write(msg, out),
             Format::Rfc3164 => super::rfc3164::write(msg, out),
-            Format::Raw => out.extend_from_slice(&msg.raw),
+            Format::Raw => out.extend_from_slice(msg.raw()),
         }
     }
 }
@@ -113,25 +113,27 @@ impl fmt::Display for Format {
 
 /// The `line` format (see the module doc).
 fn write_line(msg: &Message, zone: &TimeZone, out: &mut Vec<u8>) {
-    out.reserve(40 + msg.host.len() + msg.program.len() + msg.pid.len() + msg.message.len());
+    out.reserve(
+        40 + msg.host().len() + msg.program().len() + msg.pid().len() + msg.message().len(),
+    );
     push_isodate(out, &msg.timestamp, zone_offset(&msg.timestamp, zone));
     out.push(b' ');
-    if msg.host.is_empty() {
+    if msg.host().is_empty() {
         out.push(b'-');
     } else {
-        push_line_field(out, &msg.host);
+        push_line_field(out, msg.host());
     }
     out.push(b' ');
-    if !msg.program.is_empty() {
-        push_line_field(out, &msg.program);
-        if !msg.pid.is_empty() {
+    if !msg.program().is_empty() {
+        push_line_field(out, msg.program());
+        if !msg.pid().is_empty() {
             out.push(b'[');
-            push_line_field(out, &msg.pid);
+            push_line_field(out, msg.pid());
             out.push(b']');
         }
         out.extend_from_slice(b": ");
     }
-    push_line_field(out, &msg.message);
+    push_line_field(out, msg.message());
 }
 
 /// The offset (seconds east of UTC) `zone` has at instant `t`.
@@ -311,11 +313,11 @@ fn find_byte(
 /// The `json` format (see the module doc).
 fn write_json(msg: &Message, out: &mut Vec<u8>) {
     out.reserve(
-        256 + msg.host.len()
-            + msg.program.len()
-            + msg.pid.len()
-            + msg.msgid.len()
-            + msg.message.len()
+        256 + msg.host().len()
+            + msg.program().len()
+            + msg.pid().len()
+            + msg.msgid().len()
+            + msg.message().len()
             + msg.source.len(),
     );
     out.extend_from_slice(b"{\"timestamp\":\"");
@@ -327,21 +329,21 @@ fn write_json(msg: &Message, out: &mut Vec<u8>) {
     out.extend_from_slice(b"\",\"received\":\"");
     push_isodate(out, &msg.received.fixed_offset(), 0);
     out.extend_from_slice(b"\",\"host\":\"");
-    push_json_text(out, &msg.host);
+    push_json_text(out, msg.host());
     out.extend_from_slice(b"\",\"program\":\"");
-    push_json_text(out, &msg.program);
+    push_json_text(out, msg.program());
     out.extend_from_slice(b"\",\"pid\":\"");
-    push_json_text(out, &msg.pid);
+    push_json_text(out, msg.pid());
     out.extend_from_slice(b"\",\"facility\":\"");
     out.extend_from_slice(msg.facility.name().as_bytes());
     out.extend_from_slice(b"\",\"severity\":\"");
     out.extend_from_slice(msg.severity.name().as_bytes());
     out.extend_from_slice(b"\",\"msgid\":\"");
-    push_json_text(out, &msg.msgid);
+    push_json_text(out, msg.msgid());
     out.extend_from_slice(b"\",\"structured_data\":");
     push_json_sd(out, &msg.structured_data);
     out.extend_from_slice(b",\"message\":\"");
-    push_json_text(out, &msg.message);
+    push_json_text(out, msg.message());
     out.extend_from_slice(b"\",\"source\":\"");
     push_json_text(out, msg.source.as_bytes());
     out.extend_from_slice(b"\"");
@@ -620,24 +622,20 @@ pub fn parse_json(input: &[u8], source: SourceName) -> Result<Message, JsonError
         None => None,
     };
     let bytes = |s: Option<String>| s.map(Bytes::from).unwrap_or_default();
-    Ok(Message {
-        timestamp,
-        received,
-        host: bytes(record.host),
-        program: bytes(record.program),
-        pid: bytes(record.pid),
-        facility,
-        severity,
-        msgid: bytes(record.msgid),
-        structured_data: record.structured_data.map(|sd| sd.0).unwrap_or_default(),
-        message: bytes(record.message),
-        origin: bytes(record.origin),
-        source,
-        source_ip,
-        raw: Bytes::copy_from_slice(input),
-        quality: ParseQuality::Syslog,
-        ack: None,
-    })
+    let mut msg = Message::new(Bytes::copy_from_slice(input), received, source);
+    msg.timestamp = timestamp;
+    msg.set_host(bytes(record.host));
+    msg.set_program(bytes(record.program));
+    msg.set_pid(bytes(record.pid));
+    msg.facility = facility;
+    msg.severity = severity;
+    msg.set_msgid(bytes(record.msgid));
+    msg.structured_data = record.structured_data.map(|sd| sd.0).unwrap_or_default();
+    msg.set_message(bytes(record.message));
+    msg.origin = bytes(record.origin);
+    msg.source_ip = source_ip;
+    msg.quality = ParseQuality::Syslog;
+    Ok(msg)
 }
 
 #[cfg(test)]
@@ -659,12 +657,12 @@ mod tests {
             crate::message::SourceName::from("net"),
         );
         msg.timestamp = rfc3339("2026-11-27T08:01:48+01:00");
-        msg.host = Bytes::from_static(b"web-1");
-        msg.program = Bytes::from_static(b"sshd");
-        msg.pid = Bytes::from_static(b"1234");
+        msg.set_host(Bytes::from_static(b"web-1"));
+        msg.set_program(Bytes::from_static(b"sshd"));
+        msg.set_pid(Bytes::from_static(b"1234"));
         msg.facility = Facility::Auth;
         msg.severity = Severity::Info;
-        msg.msgid = Bytes::from_static(b"ID47");
+        msg.set_msgid(Bytes::from_static(b"ID47"));
         msg.structured_data = vec![SdElement {
             id: Bytes::from_static(b"exampleSDID@32473"),
             params: vec![
@@ -675,7 +673,7 @@ mod tests {
                 ),
             ],
         }];
-        msg.message = Bytes::from_static(b"Accepted publickey for root");
+        msg.set_message(Bytes::from_static(b"Accepted publickey for root"));
         msg.source_ip = Some(IpAddr::from([10, 0, 0, 7]));
         msg
     }
@@ -723,19 +721,19 @@ mod tests {
             ),
             (
                 "no pid",
-                with(&|m| m.pid = Bytes::new()),
+                with(&|m| m.set_pid(Bytes::new())),
                 &utc,
                 "2026-11-27T07:01:48+00:00 web-1 sshd: Accepted publickey for root",
             ),
             (
                 "no program",
-                with(&|m| m.program = Bytes::new()),
+                with(&|m| m.set_program(Bytes::new())),
                 &utc,
                 "2026-11-27T07:01:48+00:00 web-1 Accepted publickey for root",
             ),
             (
                 "no host",
-                with(&|m| m.host = Bytes::new()),
+                with(&|m| m.set_host(Bytes::new())),
                 &utc,
                 "2026-11-27T07:01:48+00:00 - sshd[1234]: Accepted publickey for root",
             ),
@@ -747,22 +745,22 @@ mod tests {
             ),
             (
                 "newlines escaped",
-                with(&|m| m.message = Bytes::from_static(b"one\ntwo\r\nthree\x1b[0m\ttab")),
+                with(&|m| m.set_message(Bytes::from_static(b"one\ntwo\r\nthree\x1b[0m\ttab"))),
                 &utc,
                 "2026-11-27T07:01:48+00:00 web-1 sshd[1234]: one\\ntwo\\r\\nthree\\x1b[0m\ttab",
             ),
             (
                 "header fields escaped",
                 with(&|m| {
-                    m.host = Bytes::from_static(b"h\nx");
-                    m.program = Bytes::from_static(b"p\0");
+                    m.set_host(Bytes::from_static(b"h\nx"));
+                    m.set_program(Bytes::from_static(b"p\0"));
                 }),
                 &utc,
                 "2026-11-27T07:01:48+00:00 h\\nx p\\x00[1234]: Accepted publickey for root",
             ),
             (
                 "empty message",
-                with(&|m| m.message = Bytes::new()),
+                with(&|m| m.set_message(Bytes::new())),
                 &utc,
                 "2026-11-27T07:01:48+00:00 web-1 sshd[1234]: ",
             ),
@@ -771,14 +769,14 @@ mod tests {
             assert_eq!(render(Format::Line, &msg, zone), expected, "{name}");
         }
         // Invalid UTF-8 is copied as is.
-        let msg = with(&|m| m.message = Bytes::from_static(b"bad \xff\xfe ok"));
+        let msg = with(&|m| m.set_message(Bytes::from_static(b"bad \xff\xfe ok")));
         let mut out = Vec::new();
         Format::Line.write(&msg, &utc, &mut out);
         assert!(out.ends_with(b"sshd[1234]: bad \xff\xfe ok"));
         // A long field with a control character far into it.
         let mut long = vec![b'a'; 100];
         long.push(b'\n');
-        let msg = with(&|m| m.message = Bytes::from(long.clone()));
+        let msg = with(&|m| m.set_message(Bytes::from(long.clone())));
         assert!(render(Format::Line, &msg, &utc).ends_with(&format!("{}\\n", "a".repeat(100))));
     }
 
@@ -842,13 +840,14 @@ mod tests {
     #[test]
     fn json_format_escaping_and_empty_fields() {
         let mut msg = sample();
-        msg.pid = Bytes::new();
-        msg.msgid = Bytes::new();
+        msg.set_pid(Bytes::new());
+        msg.set_msgid(Bytes::new());
         msg.structured_data.clear();
         msg.source_ip = None;
-        msg.message =
-            Bytes::from_static(b"q\"b\\n\nr\rt\t\x08\x0c\x01\x1f\x7f \xc3\xa9 \xff\xfe \xe2\x82");
-        msg.host = Bytes::from_static(b"</script>");
+        msg.set_message(Bytes::from_static(
+            b"q\"b\\n\nr\rt\t\x08\x0c\x01\x1f\x7f \xc3\xa9 \xff\xfe \xe2\x82",
+        ));
+        msg.set_host(Bytes::from_static(b"</script>"));
         let out = render(Format::Json, &msg, &TimeZone::Utc);
         let expected_tail = concat!(
             r#""host":"</script>","program":"sshd","pid":"","facility":"auth","severity":"info","msgid":"","#,
@@ -910,7 +909,7 @@ mod tests {
     #[test]
     fn raw_format_is_the_received_bytes() {
         let mut msg = sample();
-        msg.raw = Bytes::from_static(b"<13>as \xff received\n");
+        msg.set_raw(Bytes::from_static(b"<13>as \xff received\n"));
         let mut out = Vec::new();
         Format::Raw.write(&msg, &TimeZone::Utc, &mut out);
         assert_eq!(out, b"<13>as \xff received\n");
@@ -940,11 +939,11 @@ mod tests {
             SourceName::intern("net"),
         )
         .expect("parses");
-        assert_eq!(msg.message, "hi");
+        assert_eq!(msg.message(), b"hi");
         assert_eq!(msg.facility, Facility::User);
         assert_eq!(msg.severity, Severity::Notice);
         assert_eq!(msg.timestamp, rfc3339("2026-01-02T03:04:05Z"));
-        assert!(msg.host.is_empty() && msg.source_ip.is_none());
+        assert!(msg.host().is_empty() && msg.source_ip.is_none());
         let msg = parse_json(
             br#"{"severity":"warn","facility":"local7","pid":null}"#,
             SourceName::intern("net"),
@@ -1057,14 +1056,14 @@ mod tests {
                         crate::message::SourceName::from(source.as_str()),
                     );
                     msg.timestamp = timestamp;
-                    msg.host = Bytes::from(host);
-                    msg.program = Bytes::from(program);
-                    msg.pid = Bytes::from(pid);
+                    msg.set_host(Bytes::from(host));
+                    msg.set_program(Bytes::from(program));
+                    msg.set_pid(Bytes::from(pid));
                     msg.facility = facility;
                     msg.severity = severity;
-                    msg.msgid = Bytes::from(msgid);
+                    msg.set_msgid(Bytes::from(msgid));
                     msg.structured_data = sd;
-                    msg.message = Bytes::from(message);
+                    msg.set_message(Bytes::from(message));
                     msg.source_ip = source_ip;
                     msg.origin = Bytes::from(origin);
                     msg
@@ -1085,32 +1084,32 @@ mod tests {
             prop_assert_eq!(back.timestamp, msg.timestamp);
             prop_assert_eq!(back.timestamp.offset(), msg.timestamp.offset());
             prop_assert_eq!(back.received, msg.received);
-            prop_assert_eq!(&back.host, &msg.host);
-            prop_assert_eq!(&back.program, &msg.program);
-            prop_assert_eq!(&back.pid, &msg.pid);
+            prop_assert_eq!(&back.host(), &msg.host());
+            prop_assert_eq!(&back.program(), &msg.program());
+            prop_assert_eq!(&back.pid(), &msg.pid());
             prop_assert_eq!(back.facility, msg.facility);
             prop_assert_eq!(back.severity, msg.severity);
-            prop_assert_eq!(&back.msgid, &msg.msgid);
+            prop_assert_eq!(&back.msgid(), &msg.msgid());
             prop_assert_eq!(&back.structured_data, &msg.structured_data);
-            prop_assert_eq!(&back.message, &msg.message);
+            prop_assert_eq!(&back.message(), &msg.message());
             prop_assert_eq!(&*back.source, "receiver");
             prop_assert_eq!(back.source_ip, msg.source_ip);
             prop_assert_eq!(&back.origin, &msg.origin);
-            prop_assert_eq!(&back.raw[..], &out[..]);
+            prop_assert_eq!(&back.raw()[..], &out[..]);
         }
 
         #[test]
         fn json_of_any_bytes_is_valid_and_lossy_utf8(text in prop::collection::vec(any::<u8>(), 0..64)) {
             let mut msg = sample();
-            msg.message = Bytes::from(text.clone());
-            msg.host = Bytes::from(text.clone());
+            msg.set_message(Bytes::from(text.clone()));
+            msg.set_host(Bytes::from(text.clone()));
             let mut out = Vec::new();
             Format::Json.write(&msg, &TimeZone::Utc, &mut out);
             let back = parse_json(&out, SourceName::from("net"))
                 .map_err(|e| TestCaseError::fail(e.to_string()))?;
             let lossy = String::from_utf8_lossy(&text);
-            prop_assert_eq!(&back.message[..], lossy.as_bytes());
-            prop_assert_eq!(&back.host[..], lossy.as_bytes());
+            prop_assert_eq!(back.message(), lossy.as_bytes());
+            prop_assert_eq!(back.host(), lossy.as_bytes());
         }
 
         #[test]
@@ -1136,8 +1135,8 @@ mod tests {
         #[test]
         fn line_is_always_one_line(text in prop::collection::vec(any::<u8>(), 0..64)) {
             let mut msg = sample();
-            msg.message = Bytes::from(text.clone());
-            msg.program = Bytes::from(text);
+            msg.set_message(Bytes::from(text.clone()));
+            msg.set_program(Bytes::from(text));
             let mut out = Vec::new();
             Format::Line.write(&msg, &TimeZone::Local, &mut out);
             prop_assert!(!out.iter().any(|&b| b == b'\n' || b == b'\r'));

@@ -110,17 +110,31 @@ pub fn parse_counted(raw: Bytes, ctx: &ParseContext) -> (Message, u32) {
 /// Cuts host, program, pid and msgid to their RFC 5424 bounds; returns how
 /// many were cut.
 pub fn bound_fields(msg: &mut Message) -> u32 {
-    u32::from(cut(&mut msg.host, MAX_HOST))
-        + u32::from(cut(&mut msg.program, MAX_PROGRAM))
-        + u32::from(cut(&mut msg.pid, MAX_PID))
-        + u32::from(cut(&mut msg.msgid, MAX_MSGID))
+    let mut cuts = 0;
+    if let Some(len) = cut(msg.host(), MAX_HOST) {
+        msg.truncate_host(len);
+        cuts += 1;
+    }
+    if let Some(len) = cut(msg.program(), MAX_PROGRAM) {
+        msg.truncate_program(len);
+        cuts += 1;
+    }
+    if let Some(len) = cut(msg.pid(), MAX_PID) {
+        msg.truncate_pid(len);
+        cuts += 1;
+    }
+    if let Some(len) = cut(msg.msgid(), MAX_MSGID) {
+        msg.truncate_msgid(len);
+        cuts += 1;
+    }
+    cuts
 }
 
-/// Cuts `field` to at most `max` bytes, backing off to the start of a
-/// UTF-8 sequence so that valid text stays valid; `true` when it was cut.
-fn cut(field: &mut Bytes, max: usize) -> bool {
+/// Where to cut `field` to at most `max` bytes, backing off to the start
+/// of a UTF-8 sequence so that valid text stays valid; `None` when it fits.
+fn cut(field: &[u8], max: usize) -> Option<usize> {
     if field.len() <= max {
-        return false;
+        return None;
     }
     let mut end = max;
     // A continuation byte (10xxxxxx) at `end` means `end` splits a
@@ -134,8 +148,7 @@ fn cut(field: &mut Bytes, max: usize) -> bool {
         // Not UTF-8 at all: cut at the bound.
         end = max;
     }
-    field.truncate(end);
-    true
+    Some(end)
 }
 
 fn parse_unbounded(raw: Bytes, ctx: &ParseContext) -> Message {
@@ -158,8 +171,8 @@ fn parse_unbounded(raw: Bytes, ctx: &ParseContext) -> Message {
                 msg
             } else if rfc3164::starts_with_timestamp(bytes) {
                 let msg = rfc3164::parse_frame(raw, end, ctx);
-                if msg.program.is_empty() || msg.quality != ParseQuality::Syslog {
-                    plain(msg.raw, end, ctx)
+                if msg.program().is_empty() || msg.quality != ParseQuality::Syslog {
+                    plain(msg.into_raw(), end, ctx)
                 } else {
                     msg
                 }
@@ -186,61 +199,37 @@ fn text_end(raw: &[u8]) -> usize {
     end
 }
 
-/// The starting point of every parser: every field the text may not carry
-/// taken from the context, `raw` and `message` still empty (the caller
-/// moves the frame in last, so that no Bytes is cloned for nothing).
+/// The starting point of every parser: every text field empty, and
+/// facility, severity and source address taken from the context. A parser
+/// sets the fields it finds as spans, then attaches the frame
+/// ([`Message::attach_raw`]) and calls [`fill_host`].
 #[inline]
 fn base(ctx: &ParseContext) -> Message {
-    base_with(ctx, ctx.hostname.clone())
-}
-
-#[inline]
-fn base_with(ctx: &ParseContext, host: Bytes) -> Message {
-    Message {
-        timestamp: ctx.received.fixed_offset(),
-        received: ctx.received,
-        host,
-        program: Bytes::new(),
-        pid: Bytes::new(),
-        facility: ctx.facility,
-        severity: ctx.severity,
-        msgid: Bytes::new(),
-        structured_data: Vec::new(),
-        message: Bytes::new(),
-        origin: Bytes::new(),
-        source: ctx.source,
-        source_ip: ctx.source_ip,
-        raw: Bytes::new(),
-        quality: ParseQuality::Malformed,
-        ack: None,
-    }
-}
-
-/// [`base`] with no host yet: the parsers slice it from the text and call
-/// [`fill_host`] last, so that the context's host (a shared `Bytes`) is not
-/// cloned, and dropped again, for the messages that carry their own (two
-/// atomic operations per message on the hot path).
-#[inline]
-fn base_without_host(ctx: &ParseContext) -> Message {
-    base_with(ctx, Bytes::new())
+    let mut msg = Message::new(Bytes::new(), ctx.received, ctx.source);
+    msg.facility = ctx.facility;
+    msg.severity = ctx.severity;
+    msg.source_ip = ctx.source_ip;
+    msg.quality = ParseQuality::Malformed;
+    msg
 }
 
 /// The context's host for a message whose text carried none (fields
 /// sliced from the text are never empty).
 #[inline]
 fn fill_host(msg: &mut Message, ctx: &ParseContext) {
-    if msg.host.is_empty() {
-        msg.host = ctx.hostname.clone();
+    if msg.host().is_empty() {
+        msg.set_host(ctx.hostname.clone());
     }
 }
 
 /// A line that is not syslog: the text (`raw[..end]`) is the message.
 fn plain(raw: Bytes, end: usize, ctx: &ParseContext) -> Message {
     let mut msg = base(ctx);
-    msg.program = ctx.program.clone();
+    msg.set_program(ctx.program.clone());
     msg.quality = ParseQuality::Plain;
-    msg.message = raw.slice(..end.min(raw.len()));
-    msg.raw = raw;
+    msg.set_message_span(0..end);
+    msg.attach_raw(raw);
+    fill_host(&mut msg, ctx);
     msg
 }
 
@@ -308,12 +297,12 @@ pub(crate) mod test_support {
         let want = time(case.timestamp);
         assert_eq!(msg.timestamp, want, "{n}: timestamp");
         assert_eq!(msg.timestamp.offset(), want.offset(), "{n}: offset");
-        assert_eq!(show(&msg.host), case.host, "{n}: host");
-        assert_eq!(show(&msg.program), case.program, "{n}: program");
-        assert_eq!(show(&msg.pid), case.pid, "{n}: pid");
+        assert_eq!(show(msg.host()), case.host, "{n}: host");
+        assert_eq!(show(msg.program()), case.program, "{n}: program");
+        assert_eq!(show(msg.pid()), case.pid, "{n}: pid");
         assert_eq!(msg.facility, case.facility, "{n}: facility");
         assert_eq!(msg.severity, case.severity, "{n}: severity");
-        assert_eq!(show(&msg.msgid), case.msgid, "{n}: msgid");
+        assert_eq!(show(msg.msgid()), case.msgid, "{n}: msgid");
         let sd: Vec<SdElement> = case
             .sd
             .iter()
@@ -326,10 +315,10 @@ pub(crate) mod test_support {
             })
             .collect();
         assert_eq!(msg.structured_data, sd, "{n}: structured_data");
-        assert_eq!(show(&msg.message), show(case.message), "{n}: message");
-        assert_eq!(msg.message.as_ref(), case.message, "{n}: message bytes");
+        assert_eq!(show(msg.message()), show(case.message), "{n}: message");
+        assert_eq!(msg.message(), case.message, "{n}: message bytes");
         assert_eq!(msg.quality, case.quality, "{n}: quality");
-        assert_eq!(msg.raw.as_ref(), case.input, "{n}: raw");
+        assert_eq!(msg.raw().as_ref(), case.input, "{n}: raw");
         assert_eq!(msg.received, ctx.received, "{n}: received");
         assert_eq!(&*msg.source, &*ctx.source, "{n}: source");
         assert_eq!(msg.source_ip, ctx.source_ip, "{n}: source_ip");
@@ -581,7 +570,7 @@ mod tests {
         let ctx = ctx();
         for input in [&b"<34>1 - - - - - -"[..], b"<13>x", b"x", b"<9"] {
             let msg = parse(Bytes::copy_from_slice(input), &ctx);
-            assert_eq!(msg.raw.as_ref(), input);
+            assert_eq!(msg.raw().as_ref(), input);
             assert_eq!(msg.received, ctx.received);
             assert_eq!(msg.source_ip, ctx.source_ip);
             assert_eq!(&*msg.source, "test");
@@ -691,17 +680,17 @@ mod tests {
                 },
                 "{name}"
             );
-            assert_eq!(msg.host.len(), host, "{name}: host");
-            assert_eq!(msg.program.len(), program, "{name}: program");
-            assert_eq!(msg.pid.len(), pid, "{name}: pid");
-            assert_eq!(msg.msgid.len(), msgid, "{name}: msgid");
+            assert_eq!(msg.host().len(), host, "{name}: host");
+            assert_eq!(msg.program().len(), program, "{name}: program");
+            assert_eq!(msg.pid().len(), pid, "{name}: pid");
+            assert_eq!(msg.msgid().len(), msgid, "{name}: msgid");
             assert_eq!(cut, cuts, "{name}: cuts");
             assert_eq!(
-                msg.raw.as_ref(),
+                msg.raw().as_ref(),
                 input.as_bytes(),
                 "{name}: raw stays whole"
             );
-            assert!(msg.message.ends_with(b"m"), "{name}: message");
+            assert!(msg.message().ends_with(b"m"), "{name}: message");
         }
     }
 
@@ -713,7 +702,7 @@ mod tests {
         ctx.hostname = Bytes::from("h".repeat(300));
         ctx.program = Bytes::from("p".repeat(60));
         let (msg, cut) = parse_counted(Bytes::from_static(b"not syslog"), &ctx);
-        assert_eq!((msg.host.len(), msg.program.len(), cut), (255, 48, 2));
+        assert_eq!((msg.host().len(), msg.program().len(), cut), (255, 48, 2));
     }
 
     /// A cut never splits a UTF-8 character; bytes that are not UTF-8 are
@@ -730,10 +719,9 @@ mod tests {
             (b"abc", 3, 3),
         ];
         for &(field, bound, kept) in rows {
-            let mut b = Bytes::copy_from_slice(field);
-            let was_cut = cut(&mut b, bound);
-            assert_eq!(b.len(), kept, "{field:?} at {bound}");
-            assert_eq!(was_cut, field.len() > bound);
+            let at = cut(field, bound);
+            assert_eq!(at.unwrap_or(field.len()), kept, "{field:?} at {bound}");
+            assert_eq!(at.is_some(), field.len() > bound);
         }
     }
 
@@ -743,7 +731,7 @@ mod tests {
             let ctx = ctx();
             let raw = Bytes::from(bytes);
             let msg = parse(raw.clone(), &ctx);
-            prop_assert_eq!(msg.raw, raw);
+            prop_assert_eq!(msg.raw(), &raw);
         }
 
         #[test]

@@ -49,7 +49,7 @@ use bytes::Bytes;
 use chrono::{DateTime, Datelike, FixedOffset, NaiveDateTime, TimeDelta, Timelike};
 
 use super::rfc5424::{digits, fraction, naive, parse_iso_timestamp, to_datetime};
-use super::{base_without_host, fill_host, pri, ParseContext};
+use super::{base, fill_host, pri, ParseContext};
 use crate::message::{push_digits, Message, ParseQuality};
 
 /// The longest TAG taken as a program name.
@@ -72,7 +72,7 @@ pub fn parse(text: Bytes, ctx: &ParseContext) -> Message {
 /// [`parse`] of `raw[..end]`, with `raw` kept whole as the message's `raw`.
 #[inline]
 pub(crate) fn parse_frame(raw: Bytes, end: usize, ctx: &ParseContext) -> Message {
-    let mut msg = base_without_host(ctx);
+    let mut msg = base(ctx);
     let b = raw.get(..end).unwrap_or(&raw);
     let mut pos = 0;
     let has_pri = match pri::parse(b) {
@@ -102,7 +102,7 @@ pub(crate) fn parse_frame(raw: Bytes, end: usize, ctx: &ParseContext) -> Message
         if let Some((end, after)) = origin {
             stamp = scan_timestamp(b, after);
             if stamp.is_some() {
-                msg.host = raw.slice(pos..end);
+                msg.set_host_span(pos..end);
                 have_host = true;
             }
         }
@@ -118,7 +118,7 @@ pub(crate) fn parse_frame(raw: Bytes, end: usize, ctx: &ParseContext) -> Message
         pos = skip_spaces(b, pos);
         if !have_host {
             if let Some(end) = hostname(b, pos) {
-                msg.host = raw.slice(pos..end);
+                msg.set_host_span(pos..end);
                 pos = skip_spaces(b, end);
                 // Cisco ASA device-id: `asa1 : %ASA-6-302013: ...`.
                 if b.get(pos..pos + 2) == Some(b": ") && is_cisco_mnemonic(b, pos + 2) {
@@ -141,21 +141,21 @@ pub(crate) fn parse_frame(raw: Bytes, end: usize, ctx: &ParseContext) -> Message
     };
     if have_timestamp || (has_pri && tag.is_some()) {
         if let Some(tag) = tag {
-            msg.program = raw.slice(pos..tag.program_end);
+            msg.set_program_span(pos..tag.program_end);
             if let Some((start, end)) = tag.pid {
-                msg.pid = raw.slice(start..end);
+                msg.set_pid_span(start..end);
             }
             pos = tag.message_start;
         }
-        msg.message = raw.slice(pos.min(b.len())..b.len());
+        msg.set_message_span(pos.min(b.len())..b.len());
         msg.quality = ParseQuality::Syslog;
     } else {
         // Nothing to anchor the fields on: everything after PRI is the
         // message (a Cisco sequence number included).
-        msg.message = raw.slice(after_pri.min(b.len())..b.len());
+        msg.set_message_span(after_pri.min(b.len())..b.len());
         msg.quality = ParseQuality::Malformed;
     }
-    msg.raw = raw;
+    msg.attach_raw(raw);
     fill_host(&mut msg, ctx);
     msg
 }
@@ -538,11 +538,11 @@ pub fn write(msg: &Message, out: &mut Vec<u8>) {
     out.push(b':');
     push_digits(out, t.second(), 2);
     out.push(b' ');
-    if msg.host.is_empty() {
+    if msg.host().is_empty() {
         out.push(b'-');
     } else {
         // A host with `[` or a final `:` would be read back as a TAG.
-        let host = msg.host.get(..255).unwrap_or(&msg.host);
+        let host = msg.host().get(..255).unwrap_or(msg.host());
         let last = host.len().saturating_sub(1);
         out.extend(host.iter().enumerate().map(|(i, &c)| {
             let fits = matches!(c, b'!'..=b'~') && c != b'[' && !(i == last && c == b':');
@@ -554,13 +554,13 @@ pub fn write(msg: &Message, out: &mut Vec<u8>) {
         }));
     }
     out.push(b' ');
-    if !msg.program.is_empty() {
+    if !msg.program().is_empty() {
         let tag = |c: u8| if is_tag_char(c) { c } else { b'_' };
-        let program = msg.program.get(..MAX_TAG).unwrap_or(&msg.program);
+        let program = msg.program().get(..MAX_TAG).unwrap_or(msg.program());
         out.extend(program.iter().map(|&c| tag(c)));
-        if !msg.pid.is_empty() {
+        if !msg.pid().is_empty() {
             out.push(b'[');
-            let pid = msg.pid.get(..MAX_PID).unwrap_or(&msg.pid);
+            let pid = msg.pid().get(..MAX_PID).unwrap_or(msg.pid());
             out.extend(pid.iter().map(|&c| tag(c)));
             out.push(b']');
         }
@@ -569,7 +569,7 @@ pub fn write(msg: &Message, out: &mut Vec<u8>) {
     // starts like a tag (`word: ...` or `: ...`) is not taken for one by
     // the next receiver (found by the rfc3164 fuzz target).
     out.extend_from_slice(b": ");
-    out.extend_from_slice(&msg.message);
+    out.extend_from_slice(msg.message());
 }
 
 #[cfg(test)]
@@ -1088,10 +1088,10 @@ mod tests {
         msg.facility = Local4;
         msg.severity = Notice;
         msg.timestamp = time("2026-11-07T08:09:10.5+01:00");
-        msg.host = Bytes::from_static(b"web 1");
-        msg.program = Bytes::from_static(b"my:app");
-        msg.pid = Bytes::from_static(b"42");
-        msg.message = Bytes::from_static(b"hello world");
+        msg.set_host(Bytes::from_static(b"web 1"));
+        msg.set_program(Bytes::from_static(b"my:app"));
+        msg.set_pid(Bytes::from_static(b"42"));
+        msg.set_message(Bytes::from_static(b"hello world"));
         let mut out = Vec::new();
         write(&msg, &mut out);
         assert_eq!(
@@ -1102,15 +1102,15 @@ mod tests {
         ctx.time_zone = TimeZone::parse("+01:00").expect("zone");
         let back = parse(Bytes::from(out.clone()), &ctx);
         assert_eq!(back.timestamp, time("2026-11-07T08:09:10+01:00"));
-        assert_eq!(back.host.as_ref(), b"web_1");
-        assert_eq!(back.program.as_ref(), b"my_app");
-        assert_eq!(back.pid.as_ref(), b"42");
-        assert_eq!(back.message.as_ref(), b"hello world");
+        assert_eq!(back.host(), b"web_1");
+        assert_eq!(back.program(), b"my_app");
+        assert_eq!(back.pid(), b"42");
+        assert_eq!(back.message(), b"hello world");
         assert_eq!((back.facility, back.severity), (Local4, Notice));
 
         out.clear();
-        msg.host = Bytes::new();
-        msg.program = Bytes::new();
+        msg.set_host(Bytes::new());
+        msg.set_program(Bytes::new());
         msg.timestamp = time("2026-12-24T23:00:00Z");
         write(&msg, &mut out);
         assert_eq!(
@@ -1118,8 +1118,8 @@ mod tests {
             "<165>Dec 24 23:00:00 - : hello world"
         );
         let back = parse(Bytes::from(out.clone()), &ctx);
-        assert_eq!(back.program.as_ref(), b"");
-        assert_eq!(back.message.as_ref(), b"hello world");
+        assert_eq!(back.program(), b"");
+        assert_eq!(back.message(), b"hello world");
     }
 
     /// Fuzz regression (rfc3164 target): a message with no tag whose text
@@ -1142,8 +1142,8 @@ mod tests {
                 String::from_utf8_lossy(&once),
                 String::from_utf8_lossy(&twice)
             );
-            assert_eq!(first.message, second.message);
-            assert_eq!(first.program, second.program);
+            assert_eq!(first.message(), second.message());
+            assert_eq!(first.program(), second.program());
         }
     }
 
@@ -1171,10 +1171,10 @@ mod tests {
             let ctx = ctx();
             let mut msg = super::super::base(&ctx);
             msg.timestamp = DateTime::from_timestamp(seconds, 0).expect("time").fixed_offset();
-            msg.host = Bytes::from(host);
-            msg.program = Bytes::from(program);
-            msg.pid = Bytes::from(pid);
-            msg.message = Bytes::from(message);
+            msg.set_host(Bytes::from(host));
+            msg.set_program(Bytes::from(program));
+            msg.set_pid(Bytes::from(pid));
+            msg.set_message(Bytes::from(message));
             let mut out = Vec::new();
             write(&msg, &mut out);
             let back = parse(Bytes::from(out.clone()), &ctx_at(&msg.timestamp.to_rfc3339()));
@@ -1182,11 +1182,11 @@ mod tests {
             prop_assert_eq!(back.quality, ParseQuality::Syslog, "{}", text);
             prop_assert_eq!(back.timestamp, msg.timestamp, "{}", text);
             // A host that looks like a tag is read as one: not checked.
-            if !msg.host.ends_with(b":") && !msg.host.contains(&b'[') {
-                prop_assert_eq!(&back.host, &msg.host, "{}", text);
-                prop_assert_eq!(&back.program, &msg.program, "{}", text);
-                prop_assert_eq!(&back.pid, &msg.pid, "{}", text);
-                prop_assert_eq!(&back.message, &msg.message, "{}", text);
+            if !msg.host().ends_with(b":") && !msg.host().contains(&b'[') {
+                prop_assert_eq!(&back.host(), &msg.host(), "{}", text);
+                prop_assert_eq!(&back.program(), &msg.program(), "{}", text);
+                prop_assert_eq!(&back.pid(), &msg.pid(), "{}", text);
+                prop_assert_eq!(&back.message(), &msg.message(), "{}", text);
             }
         }
     }

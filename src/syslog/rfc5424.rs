@@ -48,7 +48,7 @@ use bytes::Bytes;
 use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime};
 use memchr::memchr2;
 
-use super::{base_without_host, fill_host, pri, ParseContext};
+use super::{base, fill_host, pri, ParseContext};
 use crate::message::{write_isodate, Message, ParseQuality, SdElement, TimeZone};
 use crate::origin;
 
@@ -72,17 +72,17 @@ pub fn parse(text: Bytes, ctx: &ParseContext) -> Message {
 /// [`parse`] of `raw[..end]`, with `raw` kept whole as the message's `raw`.
 #[inline]
 pub(crate) fn parse_frame(raw: Bytes, end: usize, ctx: &ParseContext) -> Message {
-    let mut msg = base_without_host(ctx);
+    let mut msg = base(ctx);
     let text = raw.get(..end).unwrap_or(&raw);
     match parse_into(&mut msg, &raw, text) {
         Ok(()) => msg.quality = ParseQuality::Syslog,
         Err(at) => {
             msg.quality = ParseQuality::Malformed;
             let from = if at < text.len() { at } else { 0 };
-            msg.message = raw.slice(from..text.len());
+            msg.set_message_span(from..text.len());
         }
     }
-    msg.raw = raw;
+    msg.attach_raw(raw);
     fill_host(&mut msg, ctx);
     msg
 }
@@ -118,14 +118,18 @@ fn parse_into(msg: &mut Message, raw: &Bytes, b: &[u8]) -> Result<(), usize> {
 
     let (start, end) = header_field(b, pos).ok_or(pos)?;
     if !is_nil(b, start, end) {
-        msg.host = raw.slice(start..end);
+        msg.set_host_span(start..end);
     }
     pos = end + 1;
 
-    for slot in [&mut msg.program, &mut msg.pid, &mut msg.msgid] {
+    for set in [
+        Message::set_program_span,
+        Message::set_pid_span,
+        Message::set_msgid_span,
+    ] {
         let (start, end) = header_field(b, pos).ok_or(pos)?;
         if !is_nil(b, start, end) {
-            *slot = raw.slice(start..end);
+            set(msg, start..end);
         }
         pos = end + 1;
     }
@@ -143,13 +147,13 @@ fn parse_into(msg: &mut Message, raw: &Bytes, b: &[u8]) -> Result<(), usize> {
     }
 
     match b.get(pos) {
-        None => msg.message = Bytes::new(),
+        None => msg.set_message_span(0..0),
         Some(b' ') => {
             let mut start = pos + 1;
             if b.get(start..start + BOM.len()) == Some(BOM) {
                 start += BOM.len();
             }
-            msg.message = raw.slice(start..b.len());
+            msg.set_message_span(start..b.len());
         }
         Some(_) => {
             msg.structured_data = Vec::new();
@@ -410,10 +414,10 @@ pub fn write(msg: &Message, out: &mut Vec<u8>) {
         out,
     );
     for (field, max) in [
-        (&msg.host, MAX_HOSTNAME),
-        (&msg.program, MAX_APP_NAME),
-        (&msg.pid, MAX_PROCID),
-        (&msg.msgid, MAX_MSGID),
+        (&msg.host(), MAX_HOSTNAME),
+        (&msg.program(), MAX_APP_NAME),
+        (&msg.pid(), MAX_PROCID),
+        (&msg.msgid(), MAX_MSGID),
     ] {
         out.push(b' ');
         if field.is_empty() {
@@ -447,14 +451,14 @@ pub fn write(msg: &Message, out: &mut Vec<u8>) {
         }
         out.push(b']');
     }
-    if !msg.message.is_empty() {
+    if !msg.message().is_empty() {
         out.push(b' ');
         // A parser removes one BOM: if the text itself starts with one,
         // send another in front so that it survives.
-        if msg.message.starts_with(BOM) {
+        if msg.message().starts_with(BOM) {
             out.extend_from_slice(BOM);
         }
-        out.extend_from_slice(&msg.message);
+        out.extend_from_slice(msg.message());
     }
 }
 
@@ -853,15 +857,15 @@ mod tests {
         msg.timestamp = time("2026-11-27T08:00:00.5+01:00");
         msg.facility = Facility::Local4;
         msg.severity = Severity::Notice;
-        msg.host = Bytes::from_static(b"my host\n");
-        msg.program = Bytes::from(vec![b'p'; 60]);
-        msg.pid = Bytes::new();
-        msg.msgid = Bytes::from_static("caf\u{e9}".as_bytes());
+        msg.set_host(Bytes::from_static(b"my host\n"));
+        msg.set_program(Bytes::from(vec![b'p'; 60]));
+        msg.set_pid(Bytes::new());
+        msg.set_msgid(Bytes::from_static("caf\u{e9}".as_bytes()));
         msg.structured_data = vec![SdElement {
             id: Bytes::from_static(b"a b"),
             params: vec![(Bytes::from_static(b"k"), Bytes::from_static(b"q\"b\\s]"))],
         }];
-        msg.message = Bytes::from_static(b"hi");
+        msg.set_message(Bytes::from_static(b"hi"));
         let mut out = Vec::new();
         write(&msg, &mut out);
         let want = format!(
@@ -872,8 +876,8 @@ mod tests {
 
         out.clear();
         msg.structured_data.clear();
-        msg.message = Bytes::new();
-        msg.host = Bytes::new();
+        msg.set_message(Bytes::new());
+        msg.set_host(Bytes::new());
         msg.timestamp = time("2026-11-27T07:00:00Z");
         write(&msg, &mut out);
         let want = format!(
@@ -986,13 +990,13 @@ mod tests {
             msg.facility = Facility::from_number(pri / 8).expect("facility");
             msg.severity = Severity::from_number(pri % 8).expect("severity");
             msg.timestamp = timestamp;
-            msg.host = Bytes::from(host);
-            msg.program = Bytes::from(program);
-            msg.pid = Bytes::from(pid);
-            msg.msgid = Bytes::from(msgid);
+            msg.set_host(Bytes::from(host));
+            msg.set_program(Bytes::from(program));
+            msg.set_pid(Bytes::from(pid));
+            msg.set_msgid(Bytes::from(msgid));
             msg.structured_data = sd;
             msg.origin = Bytes::from(origin);
-            msg.message = Bytes::from(message);
+            msg.set_message(Bytes::from(message));
 
             let mut out = Vec::new();
             write(&msg, &mut out);
@@ -1003,13 +1007,13 @@ mod tests {
             prop_assert_eq!(back.timestamp.offset(), msg.timestamp.offset());
             prop_assert_eq!(back.facility, msg.facility);
             prop_assert_eq!(back.severity, msg.severity);
-            prop_assert_eq!(&back.host, &msg.host);
-            prop_assert_eq!(&back.program, &msg.program);
-            prop_assert_eq!(&back.pid, &msg.pid);
-            prop_assert_eq!(&back.msgid, &msg.msgid);
+            prop_assert_eq!(&back.host(), &msg.host());
+            prop_assert_eq!(&back.program(), &msg.program());
+            prop_assert_eq!(&back.pid(), &msg.pid());
+            prop_assert_eq!(&back.msgid(), &msg.msgid());
             prop_assert_eq!(&back.structured_data, &msg.structured_data);
             prop_assert_eq!(&back.origin, &msg.origin);
-            prop_assert_eq!(&back.message, &msg.message);
+            prop_assert_eq!(&back.message(), &msg.message());
         }
 
         #[test]

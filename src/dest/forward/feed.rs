@@ -76,7 +76,7 @@ impl Feed {
         };
         let output = dest.config.output.clone();
         let encode: spool::Encoder = Box::new(move |msg, out| {
-            spool::encode_keyed(&msg.host, out);
+            spool::encode_keyed(msg.host(), out);
             render_payload(&output, msg, out);
         });
         let spool = Spool::start(
@@ -140,7 +140,7 @@ impl State {
         for (mut msg, end) in batch.messages.drain(..).zip(ends) {
             self.queue.push_back(Pending {
                 payload: text.slice(start..end),
-                host: std::mem::take(&mut msg.host),
+                host: msg.host_bytes(),
                 ack: msg.ack.take().map(Release::Upstream),
             });
             start = end;

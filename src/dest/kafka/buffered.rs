@@ -80,7 +80,7 @@ pub(super) async fn run(
                     tracing::error!(destination = %dest.name, seq, error = %why, "a disk buffer record cannot be decoded: setting its bytes aside");
                     let mut msg =
                         Message::new(record, chrono::Utc::now(), SourceName::intern(&dest.name));
-                    msg.message = Bytes::new();
+                    msg.set_message(Bytes::new());
                     let failure = Failure::new(Reason::PeerRefused, Code::None, why.to_string());
                     let entry = Entry {
                         msg,

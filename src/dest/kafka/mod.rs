@@ -231,9 +231,9 @@ fn headers(config: &KafkaDestConfig, msg: &Message) -> Option<OwnedHeaders> {
     let mut out: Option<OwnedHeaders> = None;
     for &header in &config.headers {
         let value = match header {
-            KafkaHeader::Origin => &msg.origin,
-            KafkaHeader::Host => &msg.host,
-            KafkaHeader::Program => &msg.program,
+            KafkaHeader::Origin => &msg.origin[..],
+            KafkaHeader::Host => msg.host(),
+            KafkaHeader::Program => msg.program(),
         };
         if value.is_empty() {
             continue;
@@ -243,7 +243,7 @@ fn headers(config: &KafkaDestConfig, msg: &Message) -> Option<OwnedHeaders> {
             .unwrap_or_else(|| OwnedHeaders::new_with_capacity(config.headers.len()));
         out = Some(h.insert(Header {
             key: header.name(),
-            value: Some(&value[..]),
+            value: Some(value),
         }));
     }
     out

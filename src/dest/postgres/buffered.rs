@@ -97,7 +97,7 @@ pub(super) async fn run(
                 Err(why) => {
                     let received = chrono::Utc::now();
                     let mut msg = Message::new(record, received, SourceName::intern(&dest.name));
-                    msg.message = Bytes::new();
+                    msg.set_message(Bytes::new());
                     let failure = Failure::new(Reason::RowRefused, Code::None, why.to_string());
                     tracing::error!(destination = %dest.name, seq, error = %why, "a disk buffer record cannot be decoded: setting its bytes aside");
                     aside.push(&dest.name, &msg, &failure, None);

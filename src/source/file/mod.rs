@@ -685,7 +685,7 @@ mod tests {
                 .expect("the source is running");
             for m in std::mem::take(&mut batch.messages) {
                 *seen
-                    .entry(String::from_utf8_lossy(&m.message).into_owned())
+                    .entry(String::from_utf8_lossy(m.message()).into_owned())
                     .or_default() += 1;
             }
         }
@@ -774,7 +774,7 @@ mod tests {
                 while let Some(mut batch) = rx.recv().await {
                     for m in std::mem::take(&mut batch.messages) {
                         *seen
-                            .entry(String::from_utf8_lossy(&m.message).into_owned())
+                            .entry(String::from_utf8_lossy(m.message()).into_owned())
                             .or_default() += 1;
                     }
                 }
@@ -794,7 +794,7 @@ mod tests {
             assert!(
                 batch.is_empty(),
                 "nothing more: {:?}",
-                batch.messages.first().map(|m| m.message.clone())
+                batch.messages.first().map(|m| m.message_bytes())
             );
         }
         task.await.expect("task").expect("run");
@@ -840,7 +840,7 @@ mod tests {
         while let Some(mut batch) = old_rx.recv().await {
             for m in std::mem::take(&mut batch.messages) {
                 *seen
-                    .entry(String::from_utf8_lossy(&m.message).into_owned())
+                    .entry(String::from_utf8_lossy(m.message()).into_owned())
                     .or_default() += 1;
             }
         }

@@ -91,26 +91,31 @@ impl Mapper {
                 }
             }
         }
-        let mut msg = Message::new(message.clone(), received, self.source);
+        let mut msg = Message::new(message, received, self.source);
         msg.quality = ParseQuality::Syslog;
-        msg.raw = message;
         if let Some(t) = entry.whole(REALTIME).and_then(|v| realtime(v)) {
             msg.timestamp = t.fixed_offset();
         }
-        msg.host = bounded(non_empty(value(HOSTNAME)), MAX_HOST, tally)
-            .unwrap_or_else(|| self.hostname.clone());
-        msg.program = bounded(
-            non_empty(value(IDENTIFIER)).or_else(|| non_empty(value(COMM))),
-            MAX_PROGRAM,
-            tally,
-        )
-        .unwrap_or_else(|| self.program.clone());
-        msg.pid = bounded(
-            non_empty(value(PID)).or_else(|| non_empty(value(SYSLOG_PID))),
-            MAX_PID,
-            tally,
-        )
-        .unwrap_or_default();
+        msg.set_host(
+            bounded(non_empty(value(HOSTNAME)), MAX_HOST, tally)
+                .unwrap_or_else(|| self.hostname.clone()),
+        );
+        msg.set_program(
+            bounded(
+                non_empty(value(IDENTIFIER)).or_else(|| non_empty(value(COMM))),
+                MAX_PROGRAM,
+                tally,
+            )
+            .unwrap_or_else(|| self.program.clone()),
+        );
+        msg.set_pid(
+            bounded(
+                non_empty(value(PID)).or_else(|| non_empty(value(SYSLOG_PID))),
+                MAX_PID,
+                tally,
+            )
+            .unwrap_or_default(),
+        );
         msg.facility = entry
             .whole(FACILITY)
             .and_then(|v| small_number(v))
@@ -310,13 +315,13 @@ mod tests {
                 .map(&entry(&fields), received(), &mut tally)
                 .expect("kept");
             let what = format!("{fields:?}");
-            assert_eq!(m.host.as_ref(), host.as_bytes(), "{what}");
-            assert_eq!(m.program.as_ref(), program.as_bytes(), "{what}");
-            assert_eq!(m.pid.as_ref(), pid.as_bytes(), "{what}");
+            assert_eq!(m.host(), host.as_bytes(), "{what}");
+            assert_eq!(m.program(), program.as_bytes(), "{what}");
+            assert_eq!(m.pid(), pid.as_bytes(), "{what}");
             assert_eq!(m.facility, facility, "{what}");
             assert_eq!(m.severity, severity, "{what}");
-            assert_eq!(m.message.as_ref(), message, "{what}");
-            assert_eq!(m.raw.as_ref(), message, "{what}");
+            assert_eq!(m.message(), message, "{what}");
+            assert_eq!(m.raw().as_ref(), message, "{what}");
             assert_eq!(m.timestamp.timestamp_micros(), micros, "{what}");
             assert_eq!(m.quality, ParseQuality::Syslog);
             assert_eq!(tally, Tally::default(), "{what}");
@@ -363,9 +368,9 @@ mod tests {
         ]);
         let mut tally = Tally::default();
         let m = mapper().map(&e, received(), &mut tally).expect("kept");
-        assert_eq!(m.host.len(), 255);
-        assert_eq!(m.program.as_ref(), "é".repeat(24).as_bytes());
-        assert_eq!(m.message.as_ref(), b"0123456789abcdef");
+        assert_eq!(m.host().len(), 255);
+        assert_eq!(m.program(), "é".repeat(24).as_bytes());
+        assert_eq!(m.message(), b"0123456789abcdef");
         assert_eq!(tally.truncated, 3);
         let mut discard = mapper();
         discard.oversize = Oversize::Discard;

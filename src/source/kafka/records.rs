@@ -102,14 +102,14 @@ fn json(cx: &Context, parse_cx: &ParseContext, value: &[u8]) -> Option<crate::me
     let mut msg = crate::syslog::format::parse_json(value, cx.name).ok()?;
     // Any JSON object parses (unknown keys are ignored): only one that
     // carries a message is a log record.
-    if msg.message.is_empty() && !contains(value, b"\"message\"") {
+    if msg.message().is_empty() && !contains(value, b"\"message\"") {
         return None;
     }
-    if msg.host.is_empty() {
-        msg.host = parse_cx.hostname.clone();
+    if msg.host().is_empty() {
+        msg.set_host(parse_cx.hostname.clone());
     }
-    if msg.program.is_empty() {
-        msg.program = parse_cx.program.clone();
+    if msg.program().is_empty() {
+        msg.set_program(parse_cx.program.clone());
     }
     let cut = crate::syslog::bound_fields(&mut msg);
     Counters::add(&cx.counters.truncated_fields, u64::from(cut));
@@ -193,12 +193,12 @@ mod tests {
             br#"<165>1 2026-11-27T07:01:49Z web-1 app 42 ID7 [logrelay@32473 id="web-1:f:1-2-3:0"][x@1 a="b"] hello"#,
         );
         assert_eq!(&m.origin[..], b"web-1:f:1-2-3:0");
-        assert_eq!(&m.host[..], b"web-1");
-        assert_eq!(&m.program[..], b"app");
-        assert_eq!(&m.pid[..], b"42");
-        assert_eq!(&m.msgid[..], b"ID7");
+        assert_eq!(m.host(), b"web-1");
+        assert_eq!(m.program(), b"app");
+        assert_eq!(m.pid(), b"42");
+        assert_eq!(m.msgid(), b"ID7");
         assert_eq!(m.structured_data.len(), 1);
-        assert_eq!(&m.message[..], b"hello");
+        assert_eq!(m.message(), b"hello");
         assert_eq!(&*m.source, "bus");
     }
 
@@ -207,11 +207,11 @@ mod tests {
         let cx = context(1024, Oversize::Truncate);
         let m = one(&cx, b"<13>Nov 27 07:00:00 db-2 cron[7]: tick");
         assert_eq!(&m.origin[..], b"kafka:logs:3:1234");
-        assert_eq!(&m.host[..], b"db-2");
+        assert_eq!(m.host(), b"db-2");
         let plain = one(&cx, b"just text");
-        assert_eq!(&plain.message[..], b"just text");
-        assert_eq!(&plain.host[..], b"server-1");
-        assert_eq!(&plain.program[..], b"bus");
+        assert_eq!(plain.message(), b"just text");
+        assert_eq!(plain.host(), b"server-1");
+        assert_eq!(plain.program(), b"bus");
         assert_eq!(plain.facility, Facility::Local3);
         assert_eq!(plain.quality, ParseQuality::Plain);
         assert_eq!(
@@ -229,14 +229,14 @@ mod tests {
             &cx,
             br#"{"host":"web-3","program":"nginx","severity":"err","message":"boom","origin":"web-3:p:ab:1","source":"elsewhere"}"#,
         );
-        assert_eq!(&m.host[..], b"web-3");
-        assert_eq!(&m.message[..], b"boom");
+        assert_eq!(m.host(), b"web-3");
+        assert_eq!(m.message(), b"boom");
         assert_eq!(m.severity, Severity::Err);
         assert_eq!(&m.origin[..], b"web-3:p:ab:1");
         assert_eq!(&*m.source, "bus");
         let other = one(&cx, br#"{"level":"info","msg":"x"}"#);
         assert_eq!(other.quality, ParseQuality::Plain);
-        assert_eq!(&other.message[..], br#"{"level":"info","msg":"x"}"#);
+        assert_eq!(other.message(), br#"{"level":"info","msg":"x"}"#);
     }
 
     #[test]
@@ -244,7 +244,7 @@ mod tests {
         let cx = context(64, Oversize::Truncate);
         let long = vec![b'x'; 100];
         let m = one(&cx, &long);
-        assert_eq!(m.message.len(), 64);
+        assert_eq!(m.message().len(), 64);
         assert_eq!(
             cx.counters
                 .truncated

@@ -542,17 +542,17 @@ mod tests {
             crate::message::SourceName::from("net"),
         );
         msg.timestamp = DateTime::parse_from_rfc3339("2026-12-07T02:02:03+01:00").expect("t");
-        msg.host = Bytes::from(vec![b'h'; 300]);
-        msg.program = Bytes::from_static(b"app");
-        msg.pid = Bytes::from_static(b"42");
+        msg.set_host(Bytes::from(vec![b'h'; 300]));
+        msg.set_program(Bytes::from_static(b"app"));
+        msg.set_pid(Bytes::from_static(b"42"));
         msg.facility = Facility::Local3;
         msg.severity = Severity::Warning;
-        msg.msgid = Bytes::from_static(b"ID\x01");
+        msg.set_msgid(Bytes::from_static(b"ID\x01"));
         msg.structured_data = vec![SdElement {
             id: Bytes::from_static(b"x@1"),
             params: vec![(Bytes::from_static(b"k"), Bytes::from_static(b"v\xfe"))],
         }];
-        msg.message = Bytes::from_static(b"text \xc3\xa9 \x00 \xff");
+        msg.set_message(Bytes::from_static(b"text \xc3\xa9 \x00 \xff"));
         msg.origin = Bytes::from_static(b"o:1");
         msg.source_ip = "192.0.2.7".parse().ok();
         msg
@@ -579,15 +579,15 @@ mod tests {
         assert_eq!(record.code, "EISDIR");
         assert!(record.time.ends_with('Z'), "{}", record.time);
         let back = record.message.to_message().expect("message");
-        assert_eq!(back.raw, msg.raw);
-        assert_eq!(back.host, msg.host);
-        assert_eq!(back.program, msg.program);
-        assert_eq!(back.pid, msg.pid);
+        assert_eq!(back.raw(), msg.raw());
+        assert_eq!(back.host(), msg.host());
+        assert_eq!(back.program(), msg.program());
+        assert_eq!(back.pid(), msg.pid());
         assert_eq!(back.facility, msg.facility);
         assert_eq!(back.severity, msg.severity);
-        assert_eq!(back.msgid, msg.msgid);
+        assert_eq!(back.msgid(), msg.msgid());
         assert_eq!(back.structured_data, msg.structured_data);
-        assert_eq!(back.message, msg.message);
+        assert_eq!(back.message(), msg.message());
         assert_eq!(back.origin, msg.origin);
         assert_eq!(back.source.as_ref(), "net");
         assert_eq!(back.source_ip, msg.source_ip);
@@ -702,7 +702,7 @@ mod tests {
         assert_eq!(record.code, "SQLSTATE 22021");
         assert_eq!(record.reason, "row_refused");
         let msg = record.message.to_message().expect("message");
-        assert_eq!(msg.host, Bytes::from_static(b"h"));
+        assert_eq!(msg.host(), Bytes::from_static(b"h"));
         assert_eq!(msg.facility, Facility::Auth);
     }
 
@@ -714,7 +714,7 @@ mod tests {
         let lines: Vec<Vec<u8>> = (0..300)
             .map(|i| {
                 let mut msg = sample();
-                msg.message = Bytes::from(format!("m{i}"));
+                msg.set_message(Bytes::from(format!("m{i}")));
                 Record::new("a", &failure(), &msg).encode()
             })
             .collect();
@@ -739,7 +739,7 @@ mod tests {
             let mut batch = rx.recv().await.expect("batch");
             got.extend(std::mem::take(&mut batch.messages));
         }
-        let texts: Vec<Bytes> = got.iter().map(|m| m.message.clone()).collect();
+        let texts: Vec<Bytes> = got.iter().map(|m| m.message_bytes()).collect();
         assert_eq!(texts[0], Bytes::from_static(b"m0"));
         assert_eq!(texts[299], Bytes::from_static(b"m299"));
         assert_eq!(counters.received.load(Ordering::Relaxed), 300);

@@ -86,12 +86,12 @@ impl StoredMessage {
         StoredMessage {
             timestamp: msg.timestamp.to_rfc3339_opts(SecondsFormat::AutoSi, true),
             received: msg.received.to_rfc3339_opts(SecondsFormat::AutoSi, true),
-            host: Text(msg.host.clone()),
-            program: Text(msg.program.clone()),
-            pid: Text(msg.pid.clone()),
+            host: Text(msg.host_bytes()),
+            program: Text(msg.program_bytes()),
+            pid: Text(msg.pid_bytes()),
             facility: msg.facility.number(),
             severity: msg.severity.number(),
-            msgid: Text(msg.msgid.clone()),
+            msgid: Text(msg.msgid_bytes()),
             structured_data: msg
                 .structured_data
                 .iter()
@@ -104,11 +104,11 @@ impl StoredMessage {
                         .collect(),
                 })
                 .collect(),
-            message: Text(msg.message.clone()),
+            message: Text(msg.message_bytes()),
             origin: Text(msg.origin.clone()),
             source: msg.source.to_string(),
             source_ip: msg.source_ip.map(|ip| ip.to_string()),
-            raw: Text(msg.raw.clone()),
+            raw: Text(msg.raw().clone()),
         }
     }
 
@@ -124,12 +124,12 @@ impl StoredMessage {
             SourceName::intern(&self.source),
         );
         msg.timestamp = DateTime::parse_from_rfc3339(&self.timestamp).ok()?;
-        msg.host = self.host.0.clone();
-        msg.program = self.program.0.clone();
-        msg.pid = self.pid.0.clone();
+        msg.set_host(self.host.0.clone());
+        msg.set_program(self.program.0.clone());
+        msg.set_pid(self.pid.0.clone());
         msg.facility = Facility::from_number(self.facility)?;
         msg.severity = Severity::from_number(self.severity)?;
-        msg.msgid = self.msgid.0.clone();
+        msg.set_msgid(self.msgid.0.clone());
         msg.structured_data = self
             .structured_data
             .iter()
@@ -142,7 +142,7 @@ impl StoredMessage {
                     .collect(),
             })
             .collect();
-        msg.message = self.message.0.clone();
+        msg.set_message(self.message.0.clone());
         msg.origin = self.origin.0.clone();
         msg.source_ip = match &self.source_ip {
             Some(ip) => Some(ip.parse().ok()?),

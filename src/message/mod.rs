@@ -2,9 +2,9 @@
 //! [`Severity`], the [`Batch`] that moves between tasks, and the
 //! acknowledgement token ([`Ack`]) that flows back to the source.
 //!
-//! Text fields are `bytes::Bytes`: parsers slice them out of the received
-//! buffer without copying, and a relay forwards the original bytes (`raw`)
-//! untouched. Text is kept as bytes, never validated as UTF-8: invalid
+//! Text fields are spans of the received frame (`raw`) or bytes of their
+//! own ([`text`]): parsers never copy them, and a relay forwards the
+//! original bytes (`raw`) untouched. Text is kept as bytes, never validated as UTF-8: invalid
 //! sequences are data, not errors (SPEC.md, "Nothing is dropped for being
 //! malformed").
 
@@ -16,64 +16,11 @@ use std::sync::Arc;
 use bytes::Bytes;
 use chrono::{DateTime, FixedOffset, Utc};
 
-/// The name of a source, interned: every message carries its source's
-/// name, and a plain copy costs no reference count. An `Arc<str>` cost two
-/// atomic operations per message on one cache line shared by the source's
-/// thread (clone) and the destination's (drop): 4% of the CPU of tcp ->
-/// file. Names are leaked once each and never freed; they are bounded by
-/// the distinct source names the configs ever used.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct SourceName(&'static str);
+mod source_name;
+mod text;
 
-impl SourceName {
-    /// The one `SourceName` for `name`.
-    pub fn intern(name: &str) -> SourceName {
-        static NAMES: std::sync::Mutex<std::collections::BTreeSet<&'static str>> =
-            std::sync::Mutex::new(std::collections::BTreeSet::new());
-        let mut names = NAMES.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(&known) = names.get(name) {
-            return SourceName(known);
-        }
-        let leaked: &'static str = Box::leak(name.to_owned().into_boxed_str());
-        names.insert(leaked);
-        SourceName(leaked)
-    }
-
-    pub fn as_str(self) -> &'static str {
-        self.0
-    }
-}
-
-impl std::ops::Deref for SourceName {
-    type Target = str;
-    fn deref(&self) -> &str {
-        self.0
-    }
-}
-
-impl AsRef<str> for SourceName {
-    fn as_ref(&self) -> &str {
-        self.0
-    }
-}
-
-impl fmt::Display for SourceName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.0)
-    }
-}
-
-impl fmt::Debug for SourceName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(self.0, f)
-    }
-}
-
-impl From<&str> for SourceName {
-    fn from(name: &str) -> SourceName {
-        SourceName::intern(name)
-    }
-}
+pub use source_name::SourceName;
+use text::{Shown, Text};
 
 /// Syslog facility (RFC 5424 section 6.2.1, table 1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -305,22 +252,25 @@ pub enum ParseQuality {
 }
 
 /// A message on its way through logrelay.
-#[derive(Clone, Debug)]
+///
+/// The text fields (host, program, pid, msgid, message) are read and set
+/// through methods ([`text`]): a parsed field is a span of `raw`.
+#[derive(Clone)]
 pub struct Message {
     /// From the message itself, else the reception time.
     pub timestamp: DateTime<FixedOffset>,
     /// When logrelay received it.
     pub received: DateTime<Utc>,
-    pub host: Bytes,
-    pub program: Bytes,
+    host: Text,
+    program: Text,
     /// Empty when the sender gave none (RFC 5424 NILVALUE or no `[pid]`).
-    pub pid: Bytes,
+    pid: Text,
     pub facility: Facility,
     pub severity: Severity,
     /// Empty when the sender gave none.
-    pub msgid: Bytes,
+    msgid: Text,
     pub structured_data: Vec<SdElement>,
-    pub message: Bytes,
+    message: Text,
     /// A stable unique id given where the message entered logrelay (file,
     /// pipe and RELP sources; see [`crate::origin`]), carried end to end
     /// in RFC 5424 as `[logrelay@32473 id="..."]` so that a destination
@@ -331,7 +281,7 @@ pub struct Message {
     /// The peer address, for network sources.
     pub source_ip: Option<IpAddr>,
     /// The bytes as received (one frame, without framing).
-    pub raw: Bytes,
+    raw: Bytes,
     pub quality: ParseQuality,
     /// Resolved when every destination has this message durably.
     pub ack: Option<Ack>,
@@ -344,19 +294,52 @@ impl Message {
         Message {
             timestamp: received.fixed_offset(),
             received,
-            host: Bytes::new(),
-            program: Bytes::new(),
-            pid: Bytes::new(),
+            host: Text::EMPTY,
+            program: Text::EMPTY,
+            pid: Text::EMPTY,
             facility: Facility::User,
             severity: Severity::Notice,
-            msgid: Bytes::new(),
+            msgid: Text::EMPTY,
             structured_data: Vec::new(),
-            message: raw.clone(),
+            message: Text::span(0..raw.len()),
             origin: Bytes::new(),
             source,
             source_ip: None,
             raw,
             quality: ParseQuality::Plain,
+            ack: None,
+        }
+    }
+
+    /// The bytes as received (one frame, without framing).
+    pub fn raw(&self) -> &Bytes {
+        &self.raw
+    }
+
+    /// Gives up the message for its `raw`.
+    pub fn into_raw(self) -> Bytes {
+        self.raw
+    }
+
+    /// A copy without the acknowledgement (live views, tests): the copy's
+    /// fate does not decide the original's ack.
+    pub fn without_ack(&self) -> Message {
+        Message {
+            timestamp: self.timestamp,
+            received: self.received,
+            host: self.host.clone(),
+            program: self.program.clone(),
+            pid: self.pid.clone(),
+            facility: self.facility,
+            severity: self.severity,
+            msgid: self.msgid.clone(),
+            structured_data: self.structured_data.clone(),
+            message: self.message.clone(),
+            origin: self.origin.clone(),
+            source: self.source,
+            source_ip: self.source_ip,
+            raw: self.raw.clone(),
+            quality: self.quality,
             ack: None,
         }
     }
@@ -369,6 +352,29 @@ impl Message {
             .flat_map(|e| e.params.iter())
             .find(|(k, _)| k.as_ref() == param)
             .map(|(_, v)| v)
+    }
+}
+
+impl fmt::Debug for Message {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Message")
+            .field("timestamp", &self.timestamp)
+            .field("received", &self.received)
+            .field("host", &Shown(self.host()))
+            .field("program", &Shown(self.program()))
+            .field("pid", &Shown(self.pid()))
+            .field("facility", &self.facility)
+            .field("severity", &self.severity)
+            .field("msgid", &Shown(self.msgid()))
+            .field("structured_data", &self.structured_data)
+            .field("message", &Shown(self.message()))
+            .field("origin", &self.origin)
+            .field("source", &self.source)
+            .field("source_ip", &self.source_ip)
+            .field("raw", &self.raw)
+            .field("quality", &self.quality)
+            .field("ack", &self.ack)
+            .finish()
     }
 }
 
