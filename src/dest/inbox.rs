@@ -136,6 +136,7 @@ mod tests {
                 .map(|t| Message::new(Bytes::from(t.to_string()), chrono::Utc::now(), "s".into()))
                 .collect(),
             hold: None,
+            hosts: None,
         };
         for b in [batch(&["12345", "678"]), batch(&["abcdefghij"])] {
             Inbox::sent(&counters, batch_bytes(&b));
@@ -171,6 +172,7 @@ mod tests {
             Batch {
                 messages: vec![msg],
                 hold: None,
+                hosts: None,
             }
         };
         replay_tx.send(batch("replayed", None)).await.expect("send");

@@ -44,6 +44,21 @@ use tokio_util::sync::CancellationToken;
 
 use crate::message::Message;
 
+/// How many emptied [`BatchHosts`] are kept for reuse (one per batch in
+/// flight between the sources and their routers).
+const KEEP_TALLIES: usize = 16;
+
+// Boxed: a tally moves in and out of batches (`Batch::hosts`, one
+// pointer) without being reallocated.
+#[allow(clippy::vec_box)]
+static KEPT: Mutex<Vec<Box<BatchHosts>>> = Mutex::new(Vec::new());
+
+#[allow(clippy::vec_box)]
+fn kept() -> MutexGuard<'static, Vec<Box<BatchHosts>>> {
+    // A panic while holding the lock leaves a list of empty tallies.
+    KEPT.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// `[global] max_hosts` when unset.
 pub const DEFAULT_MAX_HOSTS: usize = 100_000;
 /// `[global] metrics_max_hosts` when unset.
@@ -526,43 +541,76 @@ impl BatchHosts {
     /// counted).
     pub fn count(&mut self, messages: &[Message]) {
         for m in messages {
-            let host = m.host();
-            if host.is_empty() {
-                continue;
-            }
-            let key = Key::of(host);
-            let start = key.slot();
-            let mut counted = false;
-            for probe in 0..PROBES {
-                let at = (start + probe) & (SLOTS - 1);
-                let Some(slot) = self.slots.get_mut(at) else {
-                    break;
+            self.count_one(m);
+        }
+    }
+
+    /// Counts `m` (nothing if its host is empty). Sources call it as each
+    /// message is parsed (see [`Batch::hosts`](crate::message::Batch)),
+    /// while its host is still in the cache: a second pass over a batch
+    /// of 512 messages missed the L1 cache on nearly every message (7.7%
+    /// of the CPU of tcp -> file).
+    #[inline]
+    pub fn count_one(&mut self, m: &Message) {
+        let host = m.host();
+        if host.is_empty() {
+            return;
+        }
+        let key = Key::of(host);
+        let start = key.slot();
+        let mut counted = false;
+        for probe in 0..PROBES {
+            let at = (start + probe) & (SLOTS - 1);
+            let Some(slot) = self.slots.get_mut(at) else {
+                break;
+            };
+            if slot.count == 0 {
+                *slot = Slot {
+                    key,
+                    host: m.host_bytes(),
+                    count: 1,
                 };
-                if slot.count == 0 {
-                    *slot = Slot {
-                        key,
-                        host: m.host_bytes(),
-                        count: 1,
-                    };
-                    self.used.push(at);
-                    counted = true;
-                    break;
-                }
-                if slot.key == key && (key.len <= 16 || slot.host == host) {
-                    slot.count += 1;
-                    counted = true;
-                    break;
-                }
+                self.used.push(at);
+                counted = true;
+                break;
             }
-            if !counted {
-                match self.spill.get_mut(host) {
-                    Some(count) => *count += 1,
-                    None => {
-                        self.spill.insert(m.host_bytes(), 1);
-                    }
+            if slot.key == key && (key.len <= 16 || slot.host == host) {
+                slot.count += 1;
+                counted = true;
+                break;
+            }
+        }
+        if !counted {
+            match self.spill.get_mut(host) {
+                Some(count) => *count += 1,
+                None => {
+                    self.spill.insert(m.host_bytes(), 1);
                 }
             }
         }
+    }
+
+    /// An empty tally, from the few kept for reuse (a tally's table is
+    /// 16 KiB: not worth allocating and zeroing per batch).
+    pub fn take() -> Box<BatchHosts> {
+        kept().pop().unwrap_or_default()
+    }
+
+    /// Keeps `tally` for a later [`BatchHosts::take`] if it is empty and
+    /// fewer than [`KEEP_TALLIES`] are kept.
+    pub fn give(tally: Box<BatchHosts>) {
+        if !tally.is_empty() {
+            return;
+        }
+        let mut kept = kept();
+        if kept.len() < KEEP_TALLIES {
+            kept.push(tally);
+        }
+    }
+
+    /// Empties the tally.
+    pub fn clear(&mut self) {
+        self.drain(|_, _| {});
     }
 
     /// Hands every (host, count) to `f` and empties the tally.

@@ -509,6 +509,11 @@ pub struct Batch {
     /// they wait in channels (see [`crate::buffer::budget`]); given back
     /// when the last batch holding it is dropped.
     pub hold: Option<crate::buffer::budget::Hold>,
+    /// The messages counted per host for the fleet view, as the source
+    /// parsed them (`source::Context::push`); `None`: the router counts
+    /// them. Only a batch whose every message went through `push` has
+    /// one.
+    pub hosts: Option<Box<crate::live::fleet::BatchHosts>>,
 }
 
 impl Batch {
@@ -518,6 +523,7 @@ impl Batch {
         Batch {
             messages: recycle::take(n),
             hold: None,
+            hosts: None,
         }
     }
     pub fn len(&self) -> usize {
@@ -533,6 +539,11 @@ impl Drop for Batch {
         // The messages (and their acks) are dropped here as before; only
         // the emptied vector is kept for the next batch.
         recycle::give(std::mem::take(&mut self.messages));
+        if let Some(mut hosts) = self.hosts.take() {
+            // Never recorded (the batch did not reach its router).
+            hosts.clear();
+            crate::live::fleet::BatchHosts::give(hosts);
+        }
     }
 }
 

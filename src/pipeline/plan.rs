@@ -112,6 +112,8 @@ impl Runtime {
                 limiter: source::ratelimit::Limiter::new(s.rate_limit, s.peer_rate_limit)
                     .map(Arc::new),
                 budget: crate::buffer::budget::Budget::new(config.global.queue_bytes),
+                // The router counts only the batches a source did not.
+                count_hosts: !matches!(s.kind, config::SourceKind::Internal { .. }),
             };
             let key = BindKey::of(&s.kind);
             // A port-0 socket is only handed to a source of the same name.

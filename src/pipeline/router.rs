@@ -97,7 +97,7 @@ pub(super) async fn route(
     let mut targets: Vec<usize> = Vec::new();
     let mut gone: Vec<bool> = Vec::new();
     loop {
-        let batch = tokio::select! {
+        let mut batch = tokio::select! {
             // A new table first, so a batch never waits behind a switch.
             biased;
             changed = tables.changed(), if following => {
@@ -119,8 +119,17 @@ pub(super) async fn route(
             },
         };
         if let Some(fleet) = &feeds.fleet {
-            hosts.count(&batch.messages);
-            fleet.record(&mut hosts);
+            match batch.hosts.take() {
+                // Counted by the source as it parsed them.
+                Some(mut counted) => {
+                    fleet.record(&mut counted);
+                    BatchHosts::give(counted);
+                }
+                None => {
+                    hosts.count(&batch.messages);
+                    fleet.record(&mut hosts);
+                }
+            }
         }
         // The one load per batch a tap costs while none is attached.
         let tapped = feeds.taps.any();

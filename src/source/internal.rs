@@ -184,6 +184,7 @@ impl InternalSource {
             let batch = Batch {
                 messages: std::mem::take(&mut buf),
                 hold: None,
+                hosts: None,
             };
             if !cx.send(&out, batch).await {
                 break;

@@ -104,6 +104,9 @@ pub struct Context {
     /// `global.queue_bytes`: what this source's batches may hold in the
     /// pipeline's channels before it waits.
     pub budget: crate::buffer::budget::Budget,
+    /// Whether the fleet view counts this source's hosts: then the
+    /// batches made by [`Context::batch`] count them as they are parsed.
+    pub count_hosts: bool,
 }
 
 impl Context {
@@ -137,8 +140,22 @@ impl Context {
 
     /// Parses `frame` into `batch`, counting (`malformed`, and
     /// `truncated_fields` for header fields cut to their bound).
+    /// An empty batch with room for `n` messages, that counts its hosts
+    /// as [`Context::push`] adds messages (when the fleet view counts this
+    /// source). Every message of such a batch must come from `push`.
+    pub fn batch(&self, n: usize) -> Batch {
+        let mut batch = Batch::with_capacity(n);
+        if self.count_hosts {
+            batch.hosts = Some(crate::live::fleet::BatchHosts::take());
+        }
+        batch
+    }
+
     pub fn push(&self, batch: &mut Batch, frame: Bytes, cx: &ParseContext) {
         let (mut msg, cut) = syslog::parse_counted(frame, cx);
+        if let Some(hosts) = batch.hosts.as_deref_mut() {
+            hosts.count_one(&msg);
+        }
         Counters::add(&self.counters.truncated_fields, u64::from(cut));
         if msg.source_ip.is_none() {
             msg.source_ip = cx.source_ip;
@@ -212,7 +229,7 @@ pub async fn decode_and_send(
     // under 64 bytes), so the batch is not regrown (and its messages
     // moved) on the hot path.
     let expected = (buf.len() / 64 + 1).min(cx.batch_size);
-    let mut batch = Batch::with_capacity(expected);
+    let mut batch = cx.batch(expected);
     loop {
         let next = if eof {
             decoder.decode_eof(buf)
@@ -227,7 +244,7 @@ pub async fn decode_and_send(
         cx.push(&mut batch, data, &parse_cx);
         if batch.len() >= cx.batch_size {
             let left = (buf.len() / 64 + 1).min(cx.batch_size);
-            let full = std::mem::replace(&mut batch, Batch::with_capacity(left));
+            let full = std::mem::replace(&mut batch, cx.batch(left));
             if !cx.send(out, full).await {
                 return false;
             }

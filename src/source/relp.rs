@@ -328,7 +328,7 @@ impl Session {
             }
             // Every complete frame of this read.
             let parse_cx = cx.parse_context(parse_cx_ip);
-            let mut batch = Batch::with_capacity((buf.len() / 128 + 1).min(cx.batch_size));
+            let mut batch = cx.batch((buf.len() / 128 + 1).min(cx.batch_size));
             let mut group = Group::new();
             let mut ack: Option<Ack> = None;
             loop {
@@ -368,8 +368,7 @@ impl Session {
                     if batch.len() >= cx.batch_size {
                         // One ack per channel send: a batch is one unit.
                         ack = None;
-                        let full =
-                            std::mem::replace(&mut batch, Batch::with_capacity(cx.batch_size));
+                        let full = std::mem::replace(&mut batch, cx.batch(cx.batch_size));
                         pending.push_back(std::mem::replace(&mut group, Group::new()));
                         waiting += pending.back().map_or(0, |g| g.frames);
                         if !cx.send(&self.out, full).await {

@@ -291,7 +291,7 @@ fn read_loop(
             worker.count_drops(cx);
             counted = Instant::now();
         }
-        let mut batch = Batch::with_capacity(cx.batch_size.min(1024));
+        let mut batch = cx.batch(cx.batch_size.min(1024));
         reader.read_queued(cx, socket, &mut batch, true);
         if batch.is_empty() {
             continue; // the wake interval passed
@@ -308,7 +308,7 @@ fn read_loop(
     // Stopping: deliver what the kernel has already queued for us.
     let deadline = Instant::now() + DRAIN_LIMIT;
     while Instant::now() < deadline {
-        let mut batch = Batch::with_capacity(cx.batch_size.min(1024));
+        let mut batch = cx.batch(cx.batch_size.min(1024));
         reader.read_queued(cx, socket, &mut batch, false);
         if batch.is_empty() || !runtime.block_on(cx.send(out, batch)) {
             break;

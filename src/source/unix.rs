@@ -187,7 +187,7 @@ impl UnixDgramSource {
                 continue;
             }
             let first = credentials::recv(socket, buf.scratch());
-            let mut batch = Batch::with_capacity(cx.batch_size.min(1024));
+            let mut batch = cx.batch(cx.batch_size.min(1024));
             let parse_cx = super::ParseContext {
                 received: chrono::Utc::now(),
                 ..parse_cx.clone()

@@ -584,7 +584,7 @@ impl Shell {
             Err(not) => return not,
         };
         let parse_cx = self.cx.parse_context(None);
-        let mut batch = Batch::with_capacity(chunk.lines.len());
+        let mut batch = self.cx.batch(chunk.lines.len());
         batch.hold = hold;
         for line in chunk.lines {
             self.cx.push(&mut batch, line, &parse_cx);
@@ -640,6 +640,7 @@ mod tests {
             origins: None,
             limiter: None,
             budget: crate::buffer::budget::Budget::new(1 << 20),
+            count_hosts: true,
         }
     }
 

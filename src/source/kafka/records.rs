@@ -161,6 +161,7 @@ mod tests {
             origins: None,
             limiter: None,
             budget: crate::buffer::budget::Budget::new(1 << 20),
+            count_hosts: true,
         }
     }
 
