@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! source task (+1 per connection) --Batch--> router (1 per source) --Batch--> destination task
-//!                 [queue_batches]                 [queue_batches per destination]
+//!          [min(queue_batches, 4)]                [queue_batches per destination]
 //! ```
 //!
 //! - Routing: the router of a source walks the `[[paths]]` that name the
@@ -12,9 +12,10 @@
 //!   destination gets a message at most once, however many paths lead
 //!   there), and after a `final` path it goes no further. A message no
 //!   path takes is dropped, and its ack resolves as delivered.
-//! - Backpressure: every channel is bounded (`global.queue_batches`); a
-//!   slow destination fills its channel, the router waits, the source's
-//!   channel fills, the source stops reading.
+//! - Backpressure: every channel is bounded (`global.queue_batches`, and
+//!   at most [`plan::ROUTER_QUEUE`] before a router, which only passes
+//!   batches on); a slow destination fills its channel, the router waits,
+//!   the source's channel fills, the source stops reading.
 //! - Acks: each copy of a message carries a clone of its ack; destinations
 //!   drop theirs after the write (DESIGN.md, "Acknowledgements").
 //! - Start-up: the instance lock (`STATE_DIR/lock`) is taken and the
