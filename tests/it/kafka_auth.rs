@@ -52,6 +52,21 @@ struct Terminator {
     accepted: Arc<AtomicUsize>,
 }
 
+/// An in-memory broker with topic `logs` (1 partition), reached through a
+/// terminator that presents `leaf` (and asks for a client certificate
+/// signed by `client_ca`); the broker advertises the terminator's port.
+fn fronted_broker(leaf: &Leaf, client_ca: Option<&Path>) -> (Broker, Terminator) {
+    let listener = Terminator::bind();
+    let broker = Broker::start_with(Options {
+        storage: Storage::Memory,
+        authentication: false,
+        advertised_port: Some(listener.local_addr().expect("port").port()),
+    });
+    broker.create_topic("logs", 1);
+    let terminator = Terminator::start(listener, broker.port(), leaf, client_ca);
+    (broker, terminator)
+}
+
 impl Terminator {
     /// Its port, taken before the broker starts (the broker advertises it).
     fn bind() -> std::net::TcpListener {
@@ -429,14 +444,7 @@ fn tls_with_the_brokers_ca_delivers_every_line_and_another_ca_none() {
     let ca = Ca::new("kafka-ca");
     let other = Ca::new("other-ca");
     let leaf = ca.leaf("broker", &["127.0.0.1", "localhost"]);
-    let listener = Terminator::bind();
-    let broker = Broker::start_with(Options {
-        storage: Storage::Memory,
-        authentication: false,
-        advertised_port: Some(listener.local_addr().expect("port").port()),
-    });
-    broker.create_topic("logs", 1);
-    let terminator = Terminator::start(listener, broker.port(), &leaf, None);
+    let (broker, terminator) = fronted_broker(&leaf, None);
     let server = start(
         TestDir::new(),
         &terminator.addr(),
@@ -488,14 +496,7 @@ fn mutual_tls_delivers_and_consumes_every_line_and_no_certificate_none() {
     let ca = Ca::new("kafka-ca");
     let leaf = ca.leaf("broker", &["127.0.0.1", "localhost"]);
     let client = ca.leaf("relay", &["relay-1"]);
-    let listener = Terminator::bind();
-    let broker = Broker::start_with(Options {
-        storage: Storage::Memory,
-        authentication: false,
-        advertised_port: Some(listener.local_addr().expect("port").port()),
-    });
-    broker.create_topic("logs", 1);
-    let terminator = Terminator::start(listener, broker.port(), &leaf, Some(&ca.cert));
+    let (broker, terminator) = fronted_broker(&leaf, Some(&ca.cert));
     let mtls = tls(&ca.cert, Some(&client));
     let server = start(
         TestDir::new(),
