@@ -31,10 +31,11 @@
 
 use std::net::IpAddr;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::client::WebPkiServerVerifier;
+use rustls::client::{ResolvesClientCert, WebPkiServerVerifier};
 use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
@@ -225,9 +226,17 @@ pub fn server_config(t: &TlsConfig) -> Result<Arc<ServerConfig>, Error> {
     } else {
         builder.with_no_client_auth()
     };
-    let config = builder
+    let mut config = builder
         .with_single_cert(certs, key)
         .map_err(|e| Error::Settings(format!("`cert` and `key`: {e}")))?;
+    // Nothing is sent after the handshake: syslog over TLS is one way
+    // (RFC 5425), and its clients (loggen, rsyslog) never read. TLS 1.3
+    // session tickets would sit unread in the client's socket, and Linux
+    // resets a socket closed with unread data, throwing away whatever the
+    // client had not sent yet: the tail of its stream, whenever this
+    // listener was behind. So no resumption: every connect is a full
+    // handshake (RELP listeners too, which share this config).
+    config.send_tls13_tickets = 0;
     Ok(Arc::new(config))
 }
 
@@ -300,14 +309,16 @@ fn verdict_wait(handshake: std::time::Duration) -> std::time::Duration {
 /// In TLS 1.3 the client's handshake is over before the server has checked
 /// the client's certificate: a server that refuses it says so with an alert
 /// just after (also when it wanted one and got none), one that accepts it
-/// sends session tickets (rustls, OpenSSL and GnuTLS servers do by
-/// default; syslog-ng 3.38's listener does not). With `confirm` (plain
-/// syslog, where the server otherwise never speaks), the client waits for
-/// one or the other (at most [`verdict_wait`]: 8 times the handshake's
-/// duration, 1 to 5 s, then goes on; a server that sends no tickets costs
-/// that long per connect), so a refusal is a failed connect rather
-/// than messages written into a connection about to close. (RELP needs no wait: its `open`
-/// waits for the server's answer.)
+/// may send session tickets (OpenSSL and GnuTLS servers do by default;
+/// syslog-ng 3.38's and logrelay's own `tls` listeners do not). With
+/// `confirm` (plain syslog, where the server otherwise never speaks), and
+/// only when the server asked for a client certificate (no other refusal
+/// can come after the handshake), the client waits for one or the other
+/// (at most [`verdict_wait`]: 8 times the handshake's duration, 1 to 5 s,
+/// then goes on; a server that sends no tickets costs that long per
+/// connect), so a refusal is a failed connect rather than messages written
+/// into a connection about to close. (RELP needs no wait: its `open` waits
+/// for the server's answer.)
 pub async fn connect(
     config: &Arc<ClientConfig>,
     host: &str,
@@ -318,13 +329,23 @@ pub async fn connect(
     use tokio::io::AsyncRead;
     let name = server_name(host)
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()))?;
+    let asked = Arc::new(AtomicBool::new(false));
+    let config = match confirm {
+        true => {
+            let mut noting = (**config).clone();
+            noting.client_auth_cert_resolver = Arc::new(NotesRequest {
+                inner: config.client_auth_cert_resolver.clone(),
+                asked: asked.clone(),
+            });
+            Arc::new(noting)
+        }
+        false => config.clone(),
+    };
     let started = std::time::Instant::now();
-    let mut stream = TlsConnector::from(config.clone())
-        .connect(name, stream)
-        .await?;
+    let mut stream = TlsConnector::from(config).connect(name, stream).await?;
     let wait = verdict_wait(started.elapsed());
     let tls13 = stream.get_ref().1.protocol_version() == Some(rustls::ProtocolVersion::TLSv1_3);
-    if confirm && tls13 {
+    if confirm && tls13 && asked.load(Ordering::Relaxed) {
         let mut probe = [0u8; 256];
         let verdict = std::future::poll_fn(|cx| {
             let mut buf = tokio::io::ReadBuf::new(&mut probe);
@@ -347,6 +368,33 @@ pub async fn connect(
         }
     }
     Ok(stream)
+}
+
+/// A connection's client certificate resolver: the configured one, noting
+/// whether the server asked for a certificate at all.
+#[derive(Debug)]
+struct NotesRequest {
+    inner: Arc<dyn ResolvesClientCert>,
+    asked: Arc<AtomicBool>,
+}
+
+impl ResolvesClientCert for NotesRequest {
+    fn resolve(
+        &self,
+        root_hint_subjects: &[&[u8]],
+        sigschemes: &[SignatureScheme],
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        self.asked.store(true, Ordering::Relaxed);
+        self.inner.resolve(root_hint_subjects, sigschemes)
+    }
+
+    fn only_raw_public_keys(&self) -> bool {
+        self.inner.only_raw_public_keys()
+    }
+
+    fn has_certs(&self) -> bool {
+        self.inner.has_certs()
+    }
 }
 
 struct NoWake;
