@@ -152,9 +152,12 @@ impl Context {
     }
 
     pub fn push(&self, batch: &mut Batch, frame: Bytes, cx: &ParseContext) {
-        let (mut msg, cut) = syslog::parse_counted(frame, cx);
+        let cut = syslog::push_parsed(&mut batch.messages, frame, cx);
+        let Some(msg) = batch.messages.last_mut() else {
+            return;
+        };
         if let Some(hosts) = batch.hosts.as_deref_mut() {
-            hosts.count_one(&msg);
+            hosts.count_one(msg);
         }
         Counters::add(&self.counters.truncated_fields, u64::from(cut));
         if msg.source_ip.is_none() {
@@ -163,7 +166,6 @@ impl Context {
         if msg.quality != ParseQuality::Syslog {
             Counters::add(&self.counters.malformed, 1);
         }
-        batch.messages.push(msg);
     }
 
     /// Sends `batch` (if not empty); `false` when the pipeline is gone.

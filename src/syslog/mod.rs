@@ -41,7 +41,7 @@
 //! section 6 bounds them ([`MAX_HOST`], [`MAX_PROGRAM`], [`MAX_PID`],
 //! [`MAX_MSGID`]): a longer value (a 4,000-byte RFC 3164 host word, a
 //! 300-byte APP-NAME, a long source `program` setting) is cut, never
-//! inside a UTF-8 sequence, and [`parse_counted`] says how many fields
+//! inside a UTF-8 sequence, and [`push_parsed`] says how many fields
 //! were cut (sources count them, `truncated_fields`). So no field can
 //! make a file name or a database column that the next tier refuses.
 //! The grammars themselves ([`rfc5424::parse`], [`rfc3164::parse`]) keep
@@ -97,14 +97,27 @@ pub const MAX_MSGID: usize = 32;
 /// (see the module documentation for the detection rules), with its
 /// header fields bounded.
 pub fn parse(raw: Bytes, ctx: &ParseContext) -> Message {
-    parse_counted(raw, ctx).0
+    let mut msg = base(ctx);
+    fill_unbounded(&mut msg, raw, ctx);
+    bound_fields(&mut msg);
+    msg
 }
 
-/// [`parse`], and how many header fields were cut to their bound.
-pub fn parse_counted(raw: Bytes, ctx: &ParseContext) -> (Message, u32) {
-    let mut msg = parse_unbounded(raw, ctx);
-    let cut = bound_fields(&mut msg);
-    (msg, cut)
+/// [`parse`] onto the end of `messages`; returns how many header fields
+/// were cut to their bound. The message is parsed where it lies in
+/// `messages`: returned by value, its 320 bytes were copied twice more
+/// on the way into the batch (3.5% of tcp -> file, 6% of tcp -> filter).
+pub fn push_parsed(messages: &mut Vec<Message>, raw: Bytes, ctx: &ParseContext) -> u32 {
+    // Not `push(base(ctx))`, which builds the message aside and copies it
+    // in: `resize_with` makes room first and builds it in its place.
+    messages.resize_with(messages.len() + 1, || base(ctx));
+    match messages.last_mut() {
+        Some(msg) => {
+            fill_unbounded(msg, raw, ctx);
+            bound_fields(msg)
+        }
+        None => 0,
+    }
 }
 
 /// Cuts host, program, pid and msgid to their RFC 5424 bounds; returns how
@@ -151,33 +164,32 @@ fn cut(field: &[u8], max: usize) -> Option<usize> {
     Some(end)
 }
 
-fn parse_unbounded(raw: Bytes, ctx: &ParseContext) -> Message {
+/// Parses `raw` into `msg`, as [`base`] made it for `ctx`.
+fn fill_unbounded(msg: &mut Message, raw: Bytes, ctx: &ParseContext) {
     let end = text_end(&raw);
     let bytes = raw.get(..end).unwrap_or_default();
     match pri::parse(bytes) {
         Some((_, _, len)) => {
             if bytes.get(len..len + 2) == Some(b"1 ") {
-                rfc5424::parse_frame(raw, end, ctx)
+                rfc5424::fill_frame(msg, raw, end, ctx)
             } else {
-                rfc3164::parse_frame(raw, end, ctx)
+                rfc3164::fill_frame(msg, raw, end, ctx)
             }
         }
         None => {
             let looks_like_pri =
                 bytes.first() == Some(&b'<') && bytes.get(1).is_some_and(|b| b.is_ascii_digit());
             if looks_like_pri {
-                let mut msg = plain(raw, end, ctx);
+                fill_plain(msg, raw, end, ctx);
                 msg.quality = ParseQuality::Malformed;
-                msg
             } else if rfc3164::starts_with_timestamp(bytes) {
-                let msg = rfc3164::parse_frame(raw, end, ctx);
+                rfc3164::fill_frame(msg, raw, end, ctx);
                 if msg.program().is_empty() || msg.quality != ParseQuality::Syslog {
-                    plain(msg.into_raw(), end, ctx)
-                } else {
-                    msg
+                    let tried = std::mem::replace(msg, base(ctx));
+                    fill_plain(msg, tried.into_raw(), end, ctx);
                 }
             } else {
-                plain(raw, end, ctx)
+                fill_plain(msg, raw, end, ctx)
             }
         }
     }
@@ -222,15 +234,14 @@ fn fill_host(msg: &mut Message, ctx: &ParseContext) {
     }
 }
 
-/// A line that is not syslog: the text (`raw[..end]`) is the message.
-fn plain(raw: Bytes, end: usize, ctx: &ParseContext) -> Message {
-    let mut msg = base(ctx);
+/// A line that is not syslog: the text (`raw[..end]`) is the message,
+/// into `msg` as [`base`] made it.
+fn fill_plain(msg: &mut Message, raw: Bytes, end: usize, ctx: &ParseContext) {
     msg.set_program(ctx.program.clone());
     msg.quality = ParseQuality::Plain;
     msg.set_message_span(0..end);
     msg.attach_raw(raw);
-    fill_host(&mut msg, ctx);
-    msg
+    fill_host(msg, ctx);
 }
 
 /// Shared by the grammar tests: a fixed context and a table row checker
@@ -670,7 +681,9 @@ mod tests {
         ];
         let ctx = ctx();
         for (name, input, host, program, pid, msgid, cuts) in rows {
-            let (msg, cut) = parse_counted(Bytes::from(input.clone()), &ctx);
+            let mut batch = Vec::new();
+            let cut = push_parsed(&mut batch, Bytes::from(input.clone()), &ctx);
+            let msg = batch.pop().expect("one message");
             assert_eq!(
                 msg.quality,
                 if name == "plain line" {
@@ -701,7 +714,9 @@ mod tests {
         let mut ctx = ctx();
         ctx.hostname = Bytes::from("h".repeat(300));
         ctx.program = Bytes::from("p".repeat(60));
-        let (msg, cut) = parse_counted(Bytes::from_static(b"not syslog"), &ctx);
+        let mut batch = Vec::new();
+        let cut = push_parsed(&mut batch, Bytes::from_static(b"not syslog"), &ctx);
+        let msg = batch.pop().expect("one message");
         assert_eq!((msg.host().len(), msg.program().len(), cut), (255, 48, 2));
     }
 

@@ -66,13 +66,15 @@ const MONTHS: [&[u8; 3]; 12] = [
 /// Parses `text` as RFC 3164. Never fails: see the module documentation.
 pub fn parse(text: Bytes, ctx: &ParseContext) -> Message {
     let end = text.len();
-    parse_frame(text, end, ctx)
+    let mut msg = base(ctx);
+    fill_frame(&mut msg, text, end, ctx);
+    msg
 }
 
-/// [`parse`] of `raw[..end]`, with `raw` kept whole as the message's `raw`.
+/// [`parse`] of `raw[..end]` into `msg` (as [`base`] made it), with `raw`
+/// kept whole as the message's `raw`.
 #[inline]
-pub(crate) fn parse_frame(raw: Bytes, end: usize, ctx: &ParseContext) -> Message {
-    let mut msg = base(ctx);
+pub(crate) fn fill_frame(msg: &mut Message, raw: Bytes, end: usize, ctx: &ParseContext) {
     let b = raw.get(..end).unwrap_or(&raw);
     let mut pos = 0;
     let has_pri = match pri::parse(b) {
@@ -156,8 +158,7 @@ pub(crate) fn parse_frame(raw: Bytes, end: usize, ctx: &ParseContext) -> Message
         msg.quality = ParseQuality::Malformed;
     }
     msg.attach_raw(raw);
-    fill_host(&mut msg, ctx);
-    msg
+    fill_host(msg, ctx);
 }
 
 /// Whether `b` opens with a timestamp this parser understands (BSD or

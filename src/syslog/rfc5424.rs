@@ -66,15 +66,17 @@ const MAX_SD_NAME: usize = 32;
 /// what happens to broken input.
 pub fn parse(text: Bytes, ctx: &ParseContext) -> Message {
     let end = text.len();
-    parse_frame(text, end, ctx)
+    let mut msg = base(ctx);
+    fill_frame(&mut msg, text, end, ctx);
+    msg
 }
 
-/// [`parse`] of `raw[..end]`, with `raw` kept whole as the message's `raw`.
+/// [`parse`] of `raw[..end]` into `msg` (as [`base`] made it), with `raw`
+/// kept whole as the message's `raw`.
 #[inline]
-pub(crate) fn parse_frame(raw: Bytes, end: usize, ctx: &ParseContext) -> Message {
-    let mut msg = base(ctx);
+pub(crate) fn fill_frame(msg: &mut Message, raw: Bytes, end: usize, ctx: &ParseContext) {
     let text = raw.get(..end).unwrap_or(&raw);
-    match parse_into(&mut msg, &raw, text) {
+    match parse_into(msg, &raw, text) {
         Ok(()) => msg.quality = ParseQuality::Syslog,
         Err(at) => {
             msg.quality = ParseQuality::Malformed;
@@ -83,8 +85,7 @@ pub(crate) fn parse_frame(raw: Bytes, end: usize, ctx: &ParseContext) -> Message
         }
     }
     msg.attach_raw(raw);
-    fill_host(&mut msg, ctx);
-    msg
+    fill_host(msg, ctx);
 }
 
 /// Fills `msg` from `b` (a prefix of `raw`, from which fields are sliced);
