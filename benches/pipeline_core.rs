@@ -11,9 +11,10 @@ use chrono::{TimeZone as _, Utc};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
 use logrelay::filter::Filters;
+use logrelay::message::Message;
 use logrelay::message::{Facility, Severity, TimeZone};
 use logrelay::syslog::format::Format;
-use logrelay::syslog::{parse, ParseContext};
+use logrelay::syslog::{parse, push_parsed, ParseContext};
 
 const RFC3164: &[u8] = b"<134>Nov 27 05:36:39 host09 app1[1109]: seq=0000000000 sev=6 lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor incididunt ut labore et dolore magna aliqua ut enim ad minim veniam quis";
 const RFC5424: &[u8] = b"<134>1 2026-11-27T05:36:39.123456Z host09 app1 1109 ID47 [origin@32473 ip=\"10.0.0.9\" seq=\"42\"] seq=0000000000 sev=6 lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor incididunt ut labore et dolore magna";
@@ -53,6 +54,26 @@ fn bench(c: &mut Criterion) {
             b.iter(|| {
                 let msg = parse(raw.clone(), &ctx);
                 black_box(filters.matches(id, &msg))
+            })
+        });
+        // Into a batch of 512, as a source does: parsed aside and pushed
+        // (the message copied in) against parsed in its place.
+        let mut batch: Vec<Message> = Vec::with_capacity(512);
+        group.bench_function("batch.push(parse)", |b| {
+            b.iter(|| {
+                if batch.len() == 512 {
+                    batch.clear();
+                }
+                batch.push(parse(raw.clone(), &ctx));
+            })
+        });
+        batch.clear();
+        group.bench_function("push_parsed(batch)", |b| {
+            b.iter(|| {
+                if batch.len() == 512 {
+                    batch.clear();
+                }
+                black_box(push_parsed(&mut batch, raw.clone(), &ctx))
             })
         });
         let mut out = Vec::with_capacity(512);
