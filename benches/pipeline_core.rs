@@ -86,6 +86,15 @@ fn bench(c: &mut Criterion) {
                 black_box((keep, out.len()))
             })
         });
+        // A relay's work: parse, then send on as RFC 5424.
+        group.bench_function("parse+format_rfc5424", |b| {
+            b.iter(|| {
+                let msg = parse(raw.clone(), &ctx);
+                out.clear();
+                Format::Rfc5424.write(&msg, &TimeZone::Utc, &mut out);
+                black_box(out.len())
+            })
+        });
         group.finish();
     }
 }

@@ -53,7 +53,7 @@ pub fn rfc5424(data: &[u8]) {
         field.len() <= max && field.iter().all(|c| (b'!'..=b'~').contains(c))
     };
     let sd_in_rfc = first
-        .structured_data
+        .structured_data()
         .iter()
         .all(|e| e.id.len() <= 32 && e.params.iter().all(|(name, _)| name.len() <= 32));
     if !(in_rfc(first.host(), 255)
@@ -70,7 +70,11 @@ pub fn rfc5424(data: &[u8]) {
     assert_eq!(first.program(), second.program());
     assert_eq!(first.pid(), second.pid());
     assert_eq!(first.msgid(), second.msgid());
-    assert_eq!(first.structured_data, second.structured_data, "{shown:?}");
+    assert_eq!(
+        first.structured_data(),
+        second.structured_data(),
+        "{shown:?}"
+    );
     assert_eq!(
         first.timestamp.timestamp_micros(),
         second.timestamp.timestamp_micros()

@@ -339,7 +339,7 @@ impl Template {
                 }
             }
             Macro::StructuredData => {
-                for element in &msg.structured_data {
+                for element in msg.structured_data().iter() {
                     out.push(b'[');
                     text(out, &element.id);
                     for (name, value) in &element.params {
@@ -490,10 +490,10 @@ mod tests {
         m.facility = Facility::Local4;
         m.severity = Severity::Notice;
         m.source_ip = "::ffff:192.0.2.9".parse().ok();
-        m.structured_data = vec![SdElement {
+        m.set_structured_data(vec![SdElement {
             id: Bytes::from_static(b"meta@1"),
             params: vec![(Bytes::from_static(b"k"), Bytes::from_static(b"a\"b]c\\d"))],
-        }];
+        }]);
         m
     }
 
@@ -591,7 +591,7 @@ mod tests {
         m.set_pid(Bytes::new());
         m.set_msgid(Bytes::new());
         m.source_ip = None;
-        m.structured_data.clear();
+        m.set_structured_data(Vec::new());
         assert_eq!(
             render("[${PID}|${MSGID}|${SOURCEIP}|${SDATA}]", TimeZone::Utc, &m),
             "[|||]"
@@ -659,7 +659,9 @@ mod tests {
             b"/d/2025/12/_-165-2025-12-31T21:59:58+00:00"
         );
         // SD values with a slash.
-        m.structured_data[0].params[0].1 = Bytes::from_static(b"x/../y");
+        let mut sd = m.structured_data().into_owned();
+        sd[0].params[0].1 = Bytes::from_static(b"x/../y");
+        m.set_structured_data(sd);
         assert_eq!(render_path("/d/${SDATA}", &m), b"/d/[meta@1 k=\"x_.._y\"]");
     }
 

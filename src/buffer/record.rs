@@ -86,9 +86,10 @@ pub fn encode(msg: &Message, out: &mut Vec<u8>) {
         field(out, bytes);
     }
     field(out, msg.source.as_bytes());
-    let count = u32::try_from(msg.structured_data.len()).unwrap_or(u32::MAX);
+    let sd = msg.structured_data();
+    let count = u32::try_from(sd.len()).unwrap_or(u32::MAX);
     out.extend_from_slice(&count.to_le_bytes());
-    for element in msg.structured_data.iter().take(count as usize) {
+    for element in sd.iter().take(count as usize) {
         field(out, &element.id);
         let params = u32::try_from(element.params.len()).unwrap_or(u32::MAX);
         out.extend_from_slice(&params.to_le_bytes());
@@ -251,7 +252,7 @@ pub fn decode(record: &Bytes) -> Result<Message, Undecodable> {
     msg.facility = facility;
     msg.severity = severity;
     msg.set_msgid(msgid);
-    msg.structured_data = structured_data;
+    msg.set_structured_data(structured_data);
     msg.set_message(message);
     msg.origin = origin;
     msg.source_ip = source_ip;
@@ -284,7 +285,7 @@ mod tests {
         msg.set_message(Bytes::from_static(b"caf\xe9 \0 and more"));
         msg.origin = Bytes::from_static(b"relay-1:f:801-1a2b-ffee:1234");
         msg.source_ip = Some("2001:db8::7".parse().expect("ip"));
-        msg.structured_data = vec![
+        msg.set_structured_data(vec![
             SdElement {
                 id: Bytes::from_static(b"x@1"),
                 params: vec![
@@ -296,7 +297,7 @@ mod tests {
                 id: Bytes::from_static(b"empty@2"),
                 params: Vec::new(),
             },
-        ];
+        ]);
         msg
     }
 
@@ -322,7 +323,7 @@ mod tests {
         assert_eq!(back.message(), msg.message());
         assert_eq!(back.origin, msg.origin);
         assert_eq!(back.source_ip, msg.source_ip);
-        assert_eq!(back.structured_data, msg.structured_data);
+        assert_eq!(back.structured_data(), msg.structured_data());
         assert_eq!(&*back.source, "net");
         // Not kept: no column holds them.
         assert!(back.raw().is_empty());
@@ -343,7 +344,7 @@ mod tests {
         assert_eq!(Row::of(&back), Row::of(&msg));
         assert_eq!(back.source_ip, msg.source_ip);
         assert!(
-            back.host().is_empty() && back.origin.is_empty() && back.structured_data.is_empty()
+            back.host().is_empty() && back.origin.is_empty() && back.structured_data().is_empty()
         );
     }
 
@@ -414,7 +415,7 @@ mod tests {
         );
         // A huge SD count with nothing behind it allocates nothing.
         let mut msg = full();
-        msg.structured_data.clear();
+        msg.set_structured_data(Vec::new());
         let mut out = Vec::new();
         encode(&msg, &mut out);
         let n = out.len();

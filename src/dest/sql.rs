@@ -53,9 +53,9 @@ pub struct Row {
 impl Row {
     pub fn of(msg: &Message) -> Row {
         let optional = |b: &[u8], max| (!b.is_empty()).then(|| text(b, max));
-        let structured_data = (!msg.structured_data.is_empty()).then(|| {
+        let structured_data = msg.has_structured_data().then(|| {
             let mut out = Vec::new();
-            crate::syslog::format::push_json_sd(&mut out, &msg.structured_data);
+            crate::syslog::format::push_json_sd(&mut out, &msg.structured_data());
             // The json writer emits valid UTF-8 and escapes NUL.
             String::from_utf8_lossy(&out).into_owned()
         });
@@ -135,10 +135,10 @@ mod tests {
         msg.facility = Facility::Local4;
         msg.severity = Severity::Err;
         msg.set_message(Bytes::from_static(b"m\0\xff"));
-        msg.structured_data = vec![SdElement {
+        msg.set_structured_data(vec![SdElement {
             id: Bytes::from_static(b"x@1"),
             params: vec![(Bytes::from_static(b"k"), Bytes::from_static(b"v\0"))],
-        }];
+        }]);
         msg.origin = Bytes::from_static(b"o:1");
         let row = Row::of(&msg);
         assert_eq!(sqlite_time(&row.timestamp), "2026-11-27T07:00:00.500000Z");

@@ -96,7 +96,7 @@ impl Node {
             Node::Ref(i) => all.get(*i).is_some_and(|n| n.eval(msg, all)),
             Node::Text { field, test } => test.matches(text_of(*field, msg)),
             Node::Sd { id, param, test } => {
-                msg.sd_param(id, param).is_some_and(|v| test.matches(v))
+                msg.sd_param(id, param).is_some_and(|v| test.matches(&v))
             }
             Node::Severity(mask) => mask & (1 << msg.severity.number()) != 0,
             Node::Facility(mask) => mask & (1 << msg.facility.number()) != 0,

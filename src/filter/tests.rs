@@ -29,7 +29,7 @@ fn msg() -> Message {
     m.facility = Facility::Auth;
     m.severity = Severity::Warning;
     m.source_ip = Some("10.1.2.3".parse().unwrap_or(IpAddr::from([0, 0, 0, 0])));
-    m.structured_data = vec![SdElement {
+    m.set_structured_data(vec![SdElement {
         id: Bytes::from_static(b"origin@123"),
         params: vec![
             (Bytes::from_static(b"ip"), Bytes::from_static(b"192.0.2.1")),
@@ -38,7 +38,7 @@ fn msg() -> Message {
                 Bytes::from_static(b"app v1.2"),
             ),
         ],
-    }];
+    }]);
     m
 }
 

@@ -16,9 +16,15 @@ use std::sync::Arc;
 use bytes::Bytes;
 use chrono::{DateTime, FixedOffset, Utc};
 
+mod sd;
 mod source_name;
 mod text;
 
+use sd::Sd;
+pub use sd::{
+    elements as sd_elements, is_sd_name_char, unescape as unescape_sd_value, walk as walk_sd,
+    Event as SdEvent, MAX_SD_NAME,
+};
 pub use source_name::SourceName;
 use text::{Shown, Text};
 
@@ -269,7 +275,8 @@ pub struct Message {
     pub severity: Severity,
     /// Empty when the sender gave none.
     msgid: Text,
-    pub structured_data: Vec<SdElement>,
+    /// See [`Message::structured_data`].
+    sd: Sd,
     message: Text,
     /// A stable unique id given where the message entered logrelay (file,
     /// pipe and RELP sources; see [`crate::origin`]), carried end to end
@@ -300,7 +307,7 @@ impl Message {
             facility: Facility::User,
             severity: Severity::Notice,
             msgid: Text::EMPTY,
-            structured_data: Vec::new(),
+            sd: Sd::None,
             message: Text::span(0..raw.len()),
             origin: Bytes::new(),
             source,
@@ -333,7 +340,7 @@ impl Message {
             facility: self.facility,
             severity: self.severity,
             msgid: self.msgid.clone(),
-            structured_data: self.structured_data.clone(),
+            sd: self.sd.clone(),
             message: self.message.clone(),
             origin: self.origin.clone(),
             source: self.source,
@@ -342,16 +349,6 @@ impl Message {
             quality: self.quality,
             ack: None,
         }
-    }
-
-    /// The value of parameter `param` of SD-ELEMENT `id`, if present.
-    pub fn sd_param(&self, id: &[u8], param: &[u8]) -> Option<&Bytes> {
-        self.structured_data
-            .iter()
-            .filter(|e| e.id.as_ref() == id)
-            .flat_map(|e| e.params.iter())
-            .find(|(k, _)| k.as_ref() == param)
-            .map(|(_, v)| v)
     }
 }
 
@@ -366,7 +363,7 @@ impl fmt::Debug for Message {
             .field("facility", &self.facility)
             .field("severity", &self.severity)
             .field("msgid", &Shown(self.msgid()))
-            .field("structured_data", &self.structured_data)
+            .field("structured_data", &self.structured_data())
             .field("message", &Shown(self.message()))
             .field("origin", &self.origin)
             .field("source", &self.source)

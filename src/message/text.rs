@@ -142,6 +142,7 @@ macro_rules! text_fields {
             /// Replaces `raw`; the fields that were spans of the old `raw`
             /// keep their text, as bytes of their own.
             pub fn set_raw(&mut self, raw: Bytes) {
+                self.own_sd();
                 $(
                     if let Text::Span { start, end } = self.$field {
                         if start < end {

@@ -341,7 +341,7 @@ fn write_json(msg: &Message, out: &mut Vec<u8>) {
     out.extend_from_slice(b"\",\"msgid\":\"");
     push_json_text(out, msg.msgid());
     out.extend_from_slice(b"\",\"structured_data\":");
-    push_json_sd(out, &msg.structured_data);
+    push_json_sd(out, &msg.structured_data());
     out.extend_from_slice(b",\"message\":\"");
     push_json_text(out, msg.message());
     out.extend_from_slice(b"\",\"source\":\"");
@@ -630,7 +630,7 @@ pub fn parse_json(input: &[u8], source: SourceName) -> Result<Message, JsonError
     msg.facility = facility;
     msg.severity = severity;
     msg.set_msgid(bytes(record.msgid));
-    msg.structured_data = record.structured_data.map(|sd| sd.0).unwrap_or_default();
+    msg.set_structured_data(record.structured_data.map(|sd| sd.0).unwrap_or_default());
     msg.set_message(bytes(record.message));
     msg.origin = bytes(record.origin);
     msg.source_ip = source_ip;
@@ -663,7 +663,7 @@ mod tests {
         msg.facility = Facility::Auth;
         msg.severity = Severity::Info;
         msg.set_msgid(Bytes::from_static(b"ID47"));
-        msg.structured_data = vec![SdElement {
+        msg.set_structured_data(vec![SdElement {
             id: Bytes::from_static(b"exampleSDID@32473"),
             params: vec![
                 (Bytes::from_static(b"iut"), Bytes::from_static(b"3")),
@@ -672,7 +672,7 @@ mod tests {
                     Bytes::from_static(b"App"),
                 ),
             ],
-        }];
+        }]);
         msg.set_message(Bytes::from_static(b"Accepted publickey for root"));
         msg.source_ip = Some(IpAddr::from([10, 0, 0, 7]));
         msg
@@ -842,7 +842,7 @@ mod tests {
         let mut msg = sample();
         msg.set_pid(Bytes::new());
         msg.set_msgid(Bytes::new());
-        msg.structured_data.clear();
+        msg.set_structured_data(Vec::new());
         msg.source_ip = None;
         msg.set_message(Bytes::from_static(
             b"q\"b\\n\nr\rt\t\x08\x0c\x01\x1f\x7f \xc3\xa9 \xff\xfe \xe2\x82",
@@ -873,11 +873,11 @@ mod tests {
                 .map(|(k, v)| (Bytes::from_static(k), Bytes::from_static(v)))
                 .collect(),
         };
-        msg.structured_data = vec![
+        msg.set_structured_data(vec![
             el(b"a", &[(b"x", b"1")]),
             el(b"b", &[]),
             el(b"a", &[(b"x", b"2"), (b"y", b"]\"")]),
-        ];
+        ]);
         let out = render(Format::Json, &msg, &TimeZone::Utc);
         assert!(
             out.contains(r#""structured_data":{"a":{"x":"1","x":"2","y":"]\""},"b":{}}"#),
@@ -885,7 +885,7 @@ mod tests {
         );
         let back = parse_json(out.as_bytes(), SourceName::intern("net")).expect("parses");
         assert_eq!(
-            back.structured_data,
+            back.structured_data(),
             vec![
                 el(b"a", &[(b"x", b"1"), (b"x", b"2"), (b"y", b"]\"")]),
                 el(b"b", &[])
@@ -1062,7 +1062,7 @@ mod tests {
                     msg.facility = facility;
                     msg.severity = severity;
                     msg.set_msgid(Bytes::from(msgid));
-                    msg.structured_data = sd;
+                    msg.set_structured_data(sd);
                     msg.set_message(Bytes::from(message));
                     msg.source_ip = source_ip;
                     msg.origin = Bytes::from(origin);
@@ -1090,7 +1090,7 @@ mod tests {
             prop_assert_eq!(back.facility, msg.facility);
             prop_assert_eq!(back.severity, msg.severity);
             prop_assert_eq!(&back.msgid(), &msg.msgid());
-            prop_assert_eq!(&back.structured_data, &msg.structured_data);
+            prop_assert_eq!(&back.structured_data(), &msg.structured_data());
             prop_assert_eq!(&back.message(), &msg.message());
             prop_assert_eq!(&*back.source, "receiver");
             prop_assert_eq!(back.source_ip, msg.source_ip);

@@ -326,7 +326,7 @@ pub(crate) mod test_support {
                     .collect(),
             })
             .collect();
-        assert_eq!(msg.structured_data, sd, "{n}: structured_data");
+        assert_eq!(msg.structured_data(), sd, "{n}: structured_data");
         assert_eq!(show(msg.message()), show(case.message), "{n}: message");
         assert_eq!(msg.message(), case.message, "{n}: message bytes");
         assert_eq!(msg.quality, case.quality, "{n}: quality");

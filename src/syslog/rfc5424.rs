@@ -44,12 +44,17 @@
 //! `parse(write(m))` gives back `m` for every value RFC 5424 can carry
 //! (tested below).
 
+use std::borrow::Cow;
+use std::ops::Range;
+
 use bytes::Bytes;
 use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime};
-use memchr::memchr2;
 
 use super::{base, fill_host, pri, ParseContext};
-use crate::message::{write_isodate, Message, ParseQuality, SdElement, TimeZone};
+use crate::message::{
+    is_sd_name_char, sd_elements, unescape_sd_value, walk_sd, write_isodate, Message, ParseQuality,
+    SdElement, SdEvent, TimeZone, MAX_SD_NAME,
+};
 use crate::origin;
 
 /// The UTF-8 byte order mark that may open MSG (section 6.4).
@@ -60,7 +65,6 @@ const MAX_HOSTNAME: usize = 255;
 const MAX_APP_NAME: usize = 48;
 const MAX_PROCID: usize = 128;
 const MAX_MSGID: usize = 32;
-const MAX_SD_NAME: usize = 32;
 
 /// Parses `text` as RFC 5424. Never fails: see the module documentation for
 /// what happens to broken input.
@@ -139,10 +143,7 @@ fn parse_into(msg: &mut Message, raw: &Bytes, b: &[u8]) -> Result<(), usize> {
     match b.get(pos) {
         Some(b'-') => pos += 1,
         Some(b'[') => {
-            let (mut elements, end) = parse_structured_data(raw, b, pos).ok_or(sd_start)?;
-            take_origin(msg, &mut elements);
-            msg.structured_data = elements;
-            pos = end;
+            pos = structured_data(msg, raw, b, pos).ok_or(sd_start)?;
         }
         _ => return Err(sd_start),
     }
@@ -157,7 +158,7 @@ fn parse_into(msg: &mut Message, raw: &Bytes, b: &[u8]) -> Result<(), usize> {
             msg.set_message_span(start..b.len());
         }
         Some(_) => {
-            msg.structured_data = Vec::new();
+            msg.set_structured_data(Vec::new());
             msg.origin = Bytes::new();
             return Err(sd_start);
         }
@@ -165,23 +166,63 @@ fn parse_into(msg: &mut Message, raw: &Bytes, b: &[u8]) -> Result<(), usize> {
     Ok(())
 }
 
-/// Moves logrelay's own element (`[logrelay@32473 id="..."]`, see
-/// [`crate::origin`]) out of `elements` into `msg.origin`. The first such
-/// element with an `id` wins; the element is removed whole (the SD-ID is
-/// logrelay's: it carries nothing else).
-fn take_origin(msg: &mut Message, elements: &mut Vec<SdElement>) {
-    let Some(i) = elements.iter().position(|e| e.id.as_ref() == origin::SD_ID) else {
-        return;
-    };
-    let element = elements.remove(i);
-    if let Some((_, id)) = element
-        .params
-        .into_iter()
-        .find(|(name, _)| name.as_ref() == origin::SD_PARAM)
-    {
-        msg.origin = id;
+/// Reads the SD-ELEMENTs at `pos` (which holds `[`) into `msg` as a span
+/// of `raw` (see [`crate::message`]'s `sd`); returns the offset after the
+/// last `]`. logrelay's own element (`[logrelay@32473 id="..."]`, see
+/// [`crate::origin`]) is moved out into `msg.origin`: the first element
+/// with that SD-ID is removed whole (the SD-ID is logrelay's: it carries
+/// nothing else), its `id` is the origin.
+fn structured_data(msg: &mut Message, raw: &Bytes, b: &[u8], pos: usize) -> Option<usize> {
+    // logrelay's element: where it starts and ends, and its `id` value.
+    let mut ours: Option<(usize, usize, Option<Range<usize>>)> = None;
+    let mut open: Option<(usize, Option<Range<usize>>)> = None;
+    let walked = walk_sd(b, pos, |event| match event {
+        SdEvent::Element { start, id } => {
+            if ours.is_none() && open.is_none() && b.get(id) == Some(origin::SD_ID) {
+                open = Some((start, None));
+            }
+        }
+        SdEvent::Param { name, value } => {
+            if let Some((_, id @ None)) = &mut open {
+                if b.get(name) == Some(origin::SD_PARAM) {
+                    *id = Some(value);
+                }
+            }
+        }
+        SdEvent::End { end } => {
+            if let Some((start, id)) = open.take() {
+                ours = Some((start, end, id));
+            }
+        }
+    })?;
+    let end = walked.end;
+    match ours {
+        None => msg.set_sd_span(pos..end, walked.canonical),
+        Some((start, stop, id)) => {
+            if let Some(value) = id {
+                let text = b.get(value.clone()).unwrap_or_default();
+                msg.origin = match unescape_sd_value(text) {
+                    Cow::Borrowed(_) => raw.slice(value),
+                    Cow::Owned(v) => Bytes::from(v),
+                };
+            }
+            if start == pos {
+                // Where logrelay's writer puts it.
+                msg.set_sd_span(stop..end, walked.canonical);
+            } else if stop == end {
+                msg.set_sd_span(pos..start, walked.canonical);
+            } else {
+                let mut elements = sd_elements(raw, pos..end);
+                if let Some(i) = elements.iter().position(|e| e.id.as_ref() == origin::SD_ID) {
+                    elements.remove(i);
+                }
+                msg.set_structured_data(elements);
+            }
+        }
     }
+    Some(end)
 }
+
 /// The header field starting at `pos`: `(start, end)` where `end` is the
 /// offset of the space that ends it. `None` when the field is empty or
 /// nothing follows it (a truncated header).
@@ -193,97 +234,6 @@ fn header_field(b: &[u8], pos: usize) -> Option<(usize, usize)> {
 
 fn is_nil(b: &[u8], start: usize, end: usize) -> bool {
     b.get(start..end) == Some(b"-")
-}
-
-/// SD-NAME characters (section 6.3.2): PRINTUSASCII except `=`, SP, `]`, `"`.
-fn is_sd_name_char(c: u8) -> bool {
-    matches!(c, b'!'..=b'~') && !matches!(c, b'=' | b']' | b'"')
-}
-
-/// One or more SD-ELEMENTs in `b` (a prefix of `raw`) from `pos` (which
-/// holds `[`): the
-/// elements and the offset after the last `]`.
-fn parse_structured_data(raw: &Bytes, b: &[u8], mut pos: usize) -> Option<(Vec<SdElement>, usize)> {
-    let mut elements = Vec::new();
-    while b.get(pos) == Some(&b'[') {
-        pos += 1;
-        let id_start = pos;
-        while b.get(pos).is_some_and(|&c| is_sd_name_char(c)) {
-            pos += 1;
-        }
-        if pos == id_start {
-            return None;
-        }
-        let mut element = SdElement {
-            id: raw.slice(id_start..pos),
-            params: Vec::new(),
-        };
-        loop {
-            match b.get(pos)? {
-                b']' => {
-                    pos += 1;
-                    break;
-                }
-                b' ' => {
-                    // One SP is the grammar; more, or one before `]`, is
-                    // harmless.
-                    while b.get(pos) == Some(&b' ') {
-                        pos += 1;
-                    }
-                    if b.get(pos) == Some(&b']') {
-                        continue;
-                    }
-                    let name_start = pos;
-                    while b.get(pos).is_some_and(|&c| is_sd_name_char(c)) {
-                        pos += 1;
-                    }
-                    if pos == name_start || b.get(pos..pos + 2) != Some(b"=\"") {
-                        return None;
-                    }
-                    let name = raw.slice(name_start..pos);
-                    let (value, end) = parse_param_value(raw, b, pos + 2)?;
-                    element.params.push((name, value));
-                    pos = end;
-                }
-                _ => return None,
-            }
-        }
-        elements.push(element);
-    }
-    Some((elements, pos))
-}
-
-/// PARAM-VALUE from `start` (just after the opening `"`) to the closing
-/// unescaped `"`: the unescaped value and the offset after the quote. The
-/// value is a slice of `text` unless it contains escapes.
-fn parse_param_value(raw: &Bytes, b: &[u8], start: usize) -> Option<(Bytes, usize)> {
-    let mut owned: Option<Vec<u8>> = None;
-    let mut copied_to = start;
-    let mut pos = start;
-    loop {
-        let at = pos + memchr2(b'"', b'\\', b.get(pos..)?)?;
-        if b.get(at) == Some(&b'"') {
-            let value = match owned {
-                None => raw.slice(start..at),
-                Some(mut v) => {
-                    v.extend_from_slice(b.get(copied_to..at)?);
-                    Bytes::from(v)
-                }
-            };
-            return Some((value, at + 1));
-        }
-        match b.get(at + 1)? {
-            &c @ (b'"' | b'\\' | b']') => {
-                let v = owned.get_or_insert_with(Vec::new);
-                v.extend_from_slice(b.get(copied_to..at)?);
-                v.push(c);
-                pos = at + 2;
-                copied_to = pos;
-            }
-            // Section 6.3.3: any other backslash is an ordinary character.
-            _ => pos = at + 1,
-        }
-    }
 }
 
 /// Reads an RFC 3339 timestamp (RFC 5424 section 6.2.3) at the start of
@@ -428,7 +378,7 @@ pub fn write(msg: &Message, out: &mut Vec<u8>) {
         }
     }
     out.push(b' ');
-    if msg.structured_data.is_empty() && msg.origin.is_empty() {
+    if !msg.has_structured_data() && msg.origin.is_empty() {
         out.push(b'-');
     }
     if !msg.origin.is_empty() {
@@ -440,7 +390,27 @@ pub fn write(msg: &Message, out: &mut Vec<u8>) {
         push_escaped_value(out, &msg.origin);
         out.extend_from_slice(b"\"]");
     }
-    for element in &msg.structured_data {
+    if let Some(text) = msg.sd_canonical_text() {
+        // Checked where it was parsed: already as this writer writes it.
+        out.extend_from_slice(text);
+    } else {
+        push_elements(out, &msg.structured_data());
+    }
+    if !msg.message().is_empty() {
+        out.push(b' ');
+        // A parser removes one BOM: if the text itself starts with one,
+        // send another in front so that it survives.
+        if msg.message().starts_with(BOM) {
+            out.extend_from_slice(BOM);
+        }
+        out.extend_from_slice(msg.message());
+    }
+}
+
+/// Appends `elements` as SD-ELEMENTs: names cut to PRINTUSASCII and
+/// [`MAX_SD_NAME`], values escaped.
+fn push_elements(out: &mut Vec<u8>, elements: &[SdElement]) {
+    for element in elements {
         out.push(b'[');
         push_sd_name(out, &element.id);
         for (name, value) in &element.params {
@@ -451,15 +421,6 @@ pub fn write(msg: &Message, out: &mut Vec<u8>) {
             out.push(b'"');
         }
         out.push(b']');
-    }
-    if !msg.message().is_empty() {
-        out.push(b' ');
-        // A parser removes one BOM: if the text itself starts with one,
-        // send another in front so that it survives.
-        if msg.message().starts_with(BOM) {
-            out.extend_from_slice(BOM);
-        }
-        out.extend_from_slice(msg.message());
     }
 }
 
@@ -862,10 +823,10 @@ mod tests {
         msg.set_program(Bytes::from(vec![b'p'; 60]));
         msg.set_pid(Bytes::new());
         msg.set_msgid(Bytes::from_static("caf\u{e9}".as_bytes()));
-        msg.structured_data = vec![SdElement {
+        msg.set_structured_data(vec![SdElement {
             id: Bytes::from_static(b"a b"),
             params: vec![(Bytes::from_static(b"k"), Bytes::from_static(b"q\"b\\s]"))],
-        }];
+        }]);
         msg.set_message(Bytes::from_static(b"hi"));
         let mut out = Vec::new();
         write(&msg, &mut out);
@@ -876,7 +837,7 @@ mod tests {
         assert_eq!(String::from_utf8_lossy(&out), want);
 
         out.clear();
-        msg.structured_data.clear();
+        msg.set_structured_data(Vec::new());
         msg.set_message(Bytes::new());
         msg.set_host(Bytes::new());
         msg.timestamp = time("2026-11-27T07:00:00Z");
@@ -895,8 +856,8 @@ mod tests {
         let msg = parse(Bytes::from_static(input), &ctx);
         assert_eq!(msg.quality, ParseQuality::Syslog);
         assert_eq!(msg.origin.as_ref(), b"web-1:f:1-2-3:0");
-        assert_eq!(msg.structured_data.len(), 1);
-        assert_eq!(msg.structured_data[0].id.as_ref(), b"x@1");
+        assert_eq!(msg.structured_data().len(), 1);
+        assert_eq!(msg.structured_data()[0].id.as_ref(), b"x@1");
         let mut out = Vec::new();
         write(&msg, &mut out);
         assert_eq!(
@@ -915,7 +876,7 @@ mod tests {
         );
         let back = parse(Bytes::from(out), &ctx);
         assert_eq!(back.origin.as_ref(), b"a\"b]");
-        assert!(back.structured_data.is_empty());
+        assert!(back.structured_data().is_empty());
         // Broken SD after it: no origin is kept from a malformed message.
         let broken = parse(
             Bytes::from_static(b"<14>1 - h a - - [logrelay@32473 id=\"x\"]m"),
@@ -995,7 +956,7 @@ mod tests {
             msg.set_program(Bytes::from(program));
             msg.set_pid(Bytes::from(pid));
             msg.set_msgid(Bytes::from(msgid));
-            msg.structured_data = sd;
+            msg.set_structured_data(sd);
             msg.origin = Bytes::from(origin);
             msg.set_message(Bytes::from(message));
 
@@ -1012,9 +973,93 @@ mod tests {
             prop_assert_eq!(&back.program(), &msg.program());
             prop_assert_eq!(&back.pid(), &msg.pid());
             prop_assert_eq!(&back.msgid(), &msg.msgid());
-            prop_assert_eq!(&back.structured_data, &msg.structured_data);
+            prop_assert_eq!(&back.structured_data(), &msg.structured_data());
             prop_assert_eq!(&back.origin, &msg.origin);
             prop_assert_eq!(&back.message(), &msg.message());
+            // What the writer wrote is kept as it came and sent on as is.
+            prop_assert_eq!(back.sd_canonical_text().is_some(), back.has_structured_data());
+            let mut again = Vec::new();
+            write(&back, &mut again);
+            prop_assert_eq!(again, out);
+        }
+
+        #[test]
+        fn kept_sd_text_is_exactly_what_the_writer_would_write(
+            elements in proptest::collection::vec(
+                (
+                    "[a-z@.0-9]{1,40}",
+                    proptest::collection::vec(
+                        (
+                            1usize..3,
+                            "[a-z]{1,36}",
+                            proptest::collection::vec(
+                                prop_oneof![
+                                    Just("a"), Just("\\\""), Just("\\\\"), Just("\\]"),
+                                    Just("]"), Just("\\n"), Just(" "), Just("\u{e9}"),
+                                ],
+                                0..6,
+                            ),
+                        ),
+                        0..3,
+                    ),
+                    any::<bool>(),
+                ),
+                1..4,
+            ),
+            origin_at in 0usize..5,
+        ) {
+            let mut sd = String::new();
+            for (i, (id, params, space_before_end)) in elements.iter().enumerate() {
+                if i == origin_at {
+                    sd.push_str(r#"[logrelay@32473 id="o\"1"]"#);
+                }
+                sd.push('[');
+                sd.push_str(id);
+                for (spaces, name, value) in params {
+                    sd.push_str(&" ".repeat(*spaces));
+                    sd.push_str(name);
+                    sd.push_str("=\"");
+                    sd.push_str(&value.concat());
+                    sd.push('"');
+                }
+                if *space_before_end {
+                    sd.push(' ');
+                }
+                sd.push(']');
+            }
+            let text = format!("<13>1 - h a - - {sd} m");
+            let msg = parse(Bytes::from(text.clone()), &ctx());
+            prop_assert_eq!(msg.quality, ParseQuality::Syslog, "{}", text);
+            prop_assert_eq!(msg.structured_data().len(), elements.len(), "{}", text);
+            if origin_at < elements.len() {
+                prop_assert_eq!(msg.origin.as_ref(), b"o\"1");
+            }
+            if let Some(kept) = msg.sd_canonical_text() {
+                let mut rendered = Vec::new();
+                push_elements(&mut rendered, &msg.structured_data());
+                prop_assert_eq!(
+                    String::from_utf8_lossy(kept),
+                    String::from_utf8_lossy(&rendered),
+                    "{}",
+                    text
+                );
+            }
+            // Either way, what is sent parses back to the same elements
+            // (the writer cuts names to 32 bytes).
+            let mut out = Vec::new();
+            write(&msg, &mut out);
+            let back = parse(Bytes::from(out), &ctx());
+            let cut = |b: &Bytes| b.slice(..b.len().min(MAX_SD_NAME));
+            let expected: Vec<SdElement> = msg
+                .structured_data()
+                .iter()
+                .map(|e| SdElement {
+                    id: cut(&e.id),
+                    params: e.params.iter().map(|(k, v)| (cut(k), v.clone())).collect(),
+                })
+                .collect();
+            prop_assert_eq!(back.structured_data(), expected);
+            prop_assert_eq!(&back.origin, &msg.origin);
         }
 
         #[test]

@@ -134,10 +134,10 @@ impl Mapper {
                 .map(|f| (f.name.clone(), f.value.clone()))
                 .collect();
             if !params.is_empty() {
-                msg.structured_data.push(SdElement {
+                msg.set_structured_data(vec![SdElement {
                     id: Bytes::from_static(SD_ID),
                     params,
-                });
+                }]);
             }
         }
         Some(msg)
@@ -325,7 +325,7 @@ mod tests {
             assert_eq!(m.timestamp.timestamp_micros(), micros, "{what}");
             assert_eq!(m.quality, ParseQuality::Syslog);
             assert_eq!(tally, Tally::default(), "{what}");
-            assert!(m.structured_data.is_empty(), "{what}");
+            assert!(m.structured_data().is_empty(), "{what}");
         }
     }
 
@@ -342,7 +342,7 @@ mod tests {
             .map(&e, received(), &mut Tally::default())
             .expect("kept");
         assert_eq!(
-            m.structured_data,
+            m.structured_data(),
             vec![SdElement {
                 id: Bytes::from_static(SD_ID),
                 params: vec![

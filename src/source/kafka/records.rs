@@ -198,7 +198,7 @@ mod tests {
         assert_eq!(m.program(), b"app");
         assert_eq!(m.pid(), b"42");
         assert_eq!(m.msgid(), b"ID7");
-        assert_eq!(m.structured_data.len(), 1);
+        assert_eq!(m.structured_data().len(), 1);
         assert_eq!(m.message(), b"hello");
         assert_eq!(&*m.source, "bus");
     }

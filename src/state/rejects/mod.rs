@@ -548,10 +548,10 @@ mod tests {
         msg.facility = Facility::Local3;
         msg.severity = Severity::Warning;
         msg.set_msgid(Bytes::from_static(b"ID\x01"));
-        msg.structured_data = vec![SdElement {
+        msg.set_structured_data(vec![SdElement {
             id: Bytes::from_static(b"x@1"),
             params: vec![(Bytes::from_static(b"k"), Bytes::from_static(b"v\xfe"))],
-        }];
+        }]);
         msg.set_message(Bytes::from_static(b"text \xc3\xa9 \x00 \xff"));
         msg.origin = Bytes::from_static(b"o:1");
         msg.source_ip = "192.0.2.7".parse().ok();
@@ -586,7 +586,7 @@ mod tests {
         assert_eq!(back.facility, msg.facility);
         assert_eq!(back.severity, msg.severity);
         assert_eq!(back.msgid(), msg.msgid());
-        assert_eq!(back.structured_data, msg.structured_data);
+        assert_eq!(back.structured_data(), msg.structured_data());
         assert_eq!(back.message(), msg.message());
         assert_eq!(back.origin, msg.origin);
         assert_eq!(back.source.as_ref(), "net");

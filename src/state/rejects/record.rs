@@ -93,7 +93,7 @@ impl StoredMessage {
             severity: msg.severity.number(),
             msgid: Text(msg.msgid_bytes()),
             structured_data: msg
-                .structured_data
+                .structured_data()
                 .iter()
                 .map(|e| StoredSd {
                     id: Text(e.id.clone()),
@@ -130,18 +130,19 @@ impl StoredMessage {
         msg.facility = Facility::from_number(self.facility)?;
         msg.severity = Severity::from_number(self.severity)?;
         msg.set_msgid(self.msgid.0.clone());
-        msg.structured_data = self
-            .structured_data
-            .iter()
-            .map(|e| SdElement {
-                id: e.id.0.clone(),
-                params: e
-                    .params
-                    .iter()
-                    .map(|(k, v)| (k.0.clone(), v.0.clone()))
-                    .collect(),
-            })
-            .collect();
+        msg.set_structured_data(
+            self.structured_data
+                .iter()
+                .map(|e| SdElement {
+                    id: e.id.0.clone(),
+                    params: e
+                        .params
+                        .iter()
+                        .map(|(k, v)| (k.0.clone(), v.0.clone()))
+                        .collect(),
+                })
+                .collect(),
+        );
         msg.set_message(self.message.0.clone());
         msg.origin = self.origin.0.clone();
         msg.source_ip = match &self.source_ip {
