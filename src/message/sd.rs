@@ -240,8 +240,7 @@ impl Sd {
         if range.start >= range.end {
             return Sd::None;
         }
-        let end = u32::try_from(range.end).unwrap_or(u32::MAX);
-        let start = u32::try_from(range.start).unwrap_or(u32::MAX).min(end);
+        let (start, end) = super::text::span_bounds(range);
         Sd::Wire {
             start,
             end,

@@ -58,8 +58,7 @@ impl Text {
     /// reads as the end of `raw`.
     #[inline]
     pub(super) fn span(range: Range<usize>) -> Text {
-        let end = u32::try_from(range.end).unwrap_or(u32::MAX);
-        let start = u32::try_from(range.start).unwrap_or(u32::MAX).min(end);
+        let (start, end) = span_bounds(range);
         Text::Span { start, end }
     }
 
@@ -73,6 +72,14 @@ impl Text {
             Text::Own(bytes) => bytes.truncate(len),
         }
     }
+}
+
+/// `range` as the `u32` bounds a span keeps (see [`Text::span`]).
+#[inline]
+pub(super) fn span_bounds(range: Range<usize>) -> (u32, u32) {
+    let end = u32::try_from(range.end).unwrap_or(u32::MAX);
+    let start = u32::try_from(range.start).unwrap_or(u32::MAX).min(end);
+    (start, end)
 }
 
 /// Debug output of a field, as `Bytes` shows it (`b"..."`).
