@@ -156,7 +156,7 @@ pub struct RawFileSource {
     pub exclude: Vec<String>,
     /// "end" (default) | "beginning"
     pub start_at: Option<String>,
-    /// Polling interval when inotify is unavailable. Default "1s".
+    /// How often directories are rescanned (inotify wakes it sooner). Default "1s".
     pub poll_interval: Option<String>,
     /// "split" (default) | "truncate"
     pub long_lines: Option<String>,
@@ -455,7 +455,7 @@ pub struct RawKafkaDest {
     pub batch_bytes: Option<String>,
     /// How long a batch waits to fill. Default "5ms".
     pub linger: Option<String>,
-    /// Records handed to the producer and not yet acknowledged. Default 100000.
+    /// Records handed to the producer and not yet acknowledged. Default 10000.
     pub max_in_flight: Option<i64>,
     /// Their bytes. Default "64MiB".
     pub max_in_flight_bytes: Option<String>,

@@ -122,7 +122,22 @@ fn config_errors_name_file_line_column_and_key() {
         (
             "unknown key in a source",
             BASE.replace("listen = \"127.0.0.1:5514\"\n", "listen = \"127.0.0.1:5514\"\nlisten_adress = \"x\"\n"),
-            "FILE:4:1: listen_adress: unknown key",
+            "FILE:4:1: sources.net.listen_adress: unknown key",
+        ),
+        (
+            "a value of the wrong type in a source (read through its type)",
+            BASE.replace("listen = \"127.0.0.1:5514\"\n", "listen = \"127.0.0.1:5514\"\nmax_connections = \"10\"\n"),
+            "FILE:4:19: sources.net.max_connections: invalid type: string \"10\", expected i64",
+        ),
+        (
+            "a value of the wrong type in a table inside a source",
+            BASE.replace("listen = \"127.0.0.1:5514\"\n", "listen = \"127.0.0.1:5514\"\nrate_limit = { messages = \"5\", per = \"1s\" }\n"),
+            "FILE:4:27: sources.net.rate_limit.messages: invalid type: string \"5\", expected i64",
+        ),
+        (
+            "a needed key of the wrong type in a source",
+            BASE.replace("listen = \"127.0.0.1:5514\"", "listen = 5514"),
+            "FILE:3:10: sources.net.listen: invalid type: integer `5514`, expected a string",
         ),
         (
             "unknown top-level table",
@@ -227,7 +242,7 @@ fn config_errors_name_file_line_column_and_key() {
         (
             "a key the forwarding type does not take",
             format!("{BASE}\n[destinations.fwd]\ntype = \"udp\"\nservers = [\"127.0.0.1:514\"]\nframing = \"lf\"\n"),
-            "FILE:16:1: framing: unknown key; expected one of `servers`, `resolve_interval`, `balance`, `format`, `template`",
+            "FILE:16:1: destinations.fwd.framing: unknown key; expected one of `servers`, `resolve_interval`, `balance`, `format`, `template`",
         ),
         (
             "no paths",

@@ -139,6 +139,22 @@ pub(super) fn duration(
     parse_duration(v.unwrap_or(default)).map_err(|m| cx.at(path, m))
 }
 
+/// A duration that must be longer than 0s: an interval (0s would spin) or
+/// a timeout (0s would give up at once, or mean "never" to the code that
+/// waits with it).
+pub(super) fn positive_duration(
+    cx: &Cx<'_>,
+    path: &[Seg<'_>],
+    v: Option<&str>,
+    default: &str,
+) -> Result<Duration> {
+    let d = duration(cx, path, v, default)?;
+    if d.is_zero() {
+        return Err(cx.at(path, "must be longer than 0s"));
+    }
+    Ok(d)
+}
+
 pub(super) fn size(cx: &Cx<'_>, path: &[Seg<'_>], v: Option<&str>, default: &str) -> Result<u64> {
     parse_size(v.unwrap_or(default)).map_err(|m| cx.at(path, m))
 }
@@ -219,6 +235,26 @@ pub(super) fn non_empty_path(cx: &Cx<'_>, path: &[Seg<'_>], v: &str) -> Result<P
     } else {
         Ok(PathBuf::from(v))
     }
+}
+
+/// The longest path a unix socket can be bound at or connected to:
+/// `sun_path` holds 108 bytes, the last one a NUL.
+pub(super) const MAX_SOCKET_PATH: usize = 107;
+
+/// A path a unix socket is bound at (a `unix_*` source, the control
+/// socket): not empty, and short enough for `sun_path`.
+pub(super) fn socket_path(cx: &Cx<'_>, path: &[Seg<'_>], v: &str) -> Result<PathBuf> {
+    let p = non_empty_path(cx, path, v)?;
+    if v.len() > MAX_SOCKET_PATH {
+        return Err(cx.at(
+            path,
+            format!(
+                "{} bytes is too long for a unix socket (at most {MAX_SOCKET_PATH}): choose a shorter path",
+                v.len()
+            ),
+        ));
+    }
+    Ok(p)
 }
 
 pub(super) fn regex(cx: &Cx<'_>, path: &[Seg<'_>], v: &str) -> Result<regex::bytes::Regex> {

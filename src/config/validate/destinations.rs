@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::common::{
-    choice, count, duration, framing, mode_bits, non_empty_path, size, template, time_zone, Cx,
-    Result,
+    choice, count, duration, framing, mode_bits, non_empty_path, positive_duration, size, template,
+    time_zone, Cx, Result,
 };
 use super::tls::{tls, tls_usable};
 use crate::config::locate::Seg;
@@ -148,7 +148,7 @@ fn postgres(
     let tls = match &p.tls {
         Some(raw) => {
             let base = [Seg::Key("destinations"), Seg::Key(name), Seg::Key("tls")];
-            let t = tls(cx, &base, raw)?;
+            let t = tls(cx, &base, raw, false)?;
             tls_usable(cx, &base, &t, false)?;
             Some(t)
         }
@@ -207,7 +207,7 @@ fn forward(
         return Err(cx.at(&at("resolve_interval"), "must be between 100ms and 1h"));
     }
     let tls = match (protocol, &f.tls) {
-        (_, Some(t)) => Some(tls(cx, &at("tls"), t)?),
+        (_, Some(t)) => Some(tls(cx, &at("tls"), t, false)?),
         (Protocol::Tls, None) => Some(TlsConfig {
             verify_hostname: true,
             ..TlsConfig::default()
@@ -252,7 +252,7 @@ fn forward(
             false,
         )?,
         window: count(cx, &at("window"), f.window, 1024, 1, 65_536)?,
-        response_timeout: duration(cx, &at("timeout"), f.timeout.as_deref(), "30s")?,
+        response_timeout: positive_duration(cx, &at("timeout"), f.timeout.as_deref(), "30s")?,
         tls,
         disk_buffer: f
             .disk_buffer
@@ -650,7 +650,7 @@ path = "/x.log"
 [destinations.d]
 type = "file"
 "#,
-            r#"FILE:1:1: missing field `path`"#,
+            r#"FILE:1:1: destinations.d: missing field `path`"#,
         ),
         (
             "file: empty path",
@@ -748,7 +748,7 @@ type = "file"
 path = "/x.log"
 fsync = "yes"
 "#,
-            r#"FILE:1:1: invalid type: string "yes", expected a boolean"#,
+            r#"FILE:4:9: destinations.d.fsync: invalid type: string "yes", expected a boolean"#,
         ),
         (
             "file: max_open_files zero",
@@ -798,7 +798,7 @@ type = "file"
 path = "/x.log"
 rotate = "daily"
 "#,
-            r#"FILE:4:1: rotate: unknown key; expected one of `path`, `format`, `template`, `time_zone`, `dir_mode`, `file_mode`, `owner`, `group`, `fsync`, `max_open_files`, `idle_timeout`, `max_backoff`"#,
+            "FILE:4:1: destinations.d.rotate: unknown key; expected one of `path`, `format`, `template`, `time_zone`, `dir_mode`, `file_mode`, `owner`, `group`, `fsync`, `max_open_files`, `idle_timeout`, `max_backoff`",
         ),
         // stdout
         (
@@ -852,7 +852,7 @@ template = "${"
 type = "stdout"
 path = "/x"
 "#,
-            r#"FILE:3:1: path: unknown key; expected one of `format`, `template`, `time_zone`"#,
+            "FILE:3:1: destinations.d.path: unknown key; expected one of `format`, `template`, `time_zone`",
         ),
         // sqlite
         (
@@ -999,7 +999,7 @@ type = "postgres"
 url = "postgres://db-1/logs"
 disk_buffer = { path = "/srv/buffer" }
 "#,
-            r#"FILE:1:1: missing field `max_bytes`"#,
+            "FILE:4:15: destinations.d.disk_buffer: missing field `max_bytes`",
         ),
         (
             "postgres: disk_buffer bad when_full",
@@ -1145,7 +1145,7 @@ type = "postgres"
 url = "postgres://db-1/logs"
 servers = ["db-1:5432"]
 "#,
-            r#"FILE:4:1: servers: unknown key; expected one of `url`, `table`, `batch_size`, `partition`, `max_backoff`, `tls`, `disk_buffer`"#,
+            "FILE:4:1: destinations.d.servers: unknown key; expected one of `url`, `table`, `batch_size`, `partition`, `max_backoff`, `tls`, `disk_buffer`",
         ),
         // forwarding: relp
         (
@@ -1156,6 +1156,16 @@ type = "relp"
 servers = ["relay-1:2514"]
 "#,
             r#"ok: relp (relay-1:2514) Relp servers=relay-1:2514 resolve_interval=30s balance=Failover format=Rfc5424/Utc framing=OctetCounting window=1024 response_timeout=30s tls=None disk_buffer=None max_backoff=60s"#,
+        ),
+        (
+            "relp: zero timeout (every frame in flight would be given up at once)",
+            r#"
+[destinations.d]
+type = "relp"
+servers = ["relay-1:2514"]
+timeout = "0s"
+"#,
+            r#"FILE:4:11: destinations.d.timeout: must be longer than 0s"#,
         ),
         (
             "relp: every key but tls",
@@ -1189,7 +1199,7 @@ balance = "round_robin"
 [destinations.d]
 type = "relp"
 "#,
-            r#"FILE:1:1: missing field `servers`"#,
+            "FILE:1:1: destinations.d: missing field `servers`",
         ),
         (
             "relp: empty servers",
@@ -1431,7 +1441,7 @@ type = "relp"
 servers = ["dns+relays.internal:2514"]
 resolve_interval = 30
 "#,
-            r#"FILE:1:1: invalid type: integer `30`, expected a string"#,
+            "FILE:4:20: destinations.d.resolve_interval: invalid type: integer `30`, expected a string",
         ),
         (
             "relp: bad balance",
@@ -1512,7 +1522,7 @@ type = "relp"
 servers = ["relay-1:2514"]
 framing = "lf"
 "#,
-            r#"FILE:4:1: framing: unknown key; expected one of `servers`, `resolve_interval`, `balance`, `format`, `template`, `window`, `timeout`, `tls`, `disk_buffer`, `max_backoff`"#,
+            "FILE:4:1: destinations.d.framing: unknown key; expected one of `servers`, `resolve_interval`, `balance`, `format`, `template`, `window`, `timeout`, `tls`, `disk_buffer`, `max_backoff`",
         ),
         (
             "relp: unknown key",
@@ -1522,7 +1532,7 @@ type = "relp"
 servers = ["relay-1:2514"]
 retries = 3
 "#,
-            r#"FILE:4:1: retries: unknown key; expected one of `servers`, `resolve_interval`, `balance`, `format`, `template`, `window`, `timeout`, `tls`, `disk_buffer`, `max_backoff`"#,
+            "FILE:4:1: destinations.d.retries: unknown key; expected one of `servers`, `resolve_interval`, `balance`, `format`, `template`, `window`, `timeout`, `tls`, `disk_buffer`, `max_backoff`",
         ),
         (
             "relp: window not a number",
@@ -1532,7 +1542,7 @@ type = "relp"
 servers = ["relay-1:2514"]
 window = "128"
 "#,
-            r#"FILE:1:1: invalid type: string "128", expected i64"#,
+            r#"FILE:4:10: destinations.d.window: invalid type: string "128", expected i64"#,
         ),
         (
             "relp: servers not a list",
@@ -1541,7 +1551,7 @@ window = "128"
 type = "relp"
 servers = "relay-1:2514"
 "#,
-            r#"FILE:1:1: invalid type: string "relay-1:2514", expected a sequence"#,
+            r#"FILE:3:11: destinations.d.servers: invalid type: string "relay-1:2514", expected a sequence"#,
         ),
         // forwarding: tcp
         (
@@ -1595,7 +1605,7 @@ type = "tcp"
 servers = ["a:514"]
 window = 10
 "#,
-            r#"FILE:4:1: window: unknown key; expected one of `servers`, `resolve_interval`, `balance`, `format`, `template`, `framing`, `disk_buffer`, `max_backoff`"#,
+            "FILE:4:1: destinations.d.window: unknown key; expected one of `servers`, `resolve_interval`, `balance`, `format`, `template`, `framing`, `disk_buffer`, `max_backoff`",
         ),
         (
             "tcp: no timeout key",
@@ -1605,7 +1615,7 @@ type = "tcp"
 servers = ["a:514"]
 timeout = "1s"
 "#,
-            r#"FILE:4:1: timeout: unknown key; expected one of `servers`, `resolve_interval`, `balance`, `format`, `template`, `framing`, `disk_buffer`, `max_backoff`"#,
+            "FILE:4:1: destinations.d.timeout: unknown key; expected one of `servers`, `resolve_interval`, `balance`, `format`, `template`, `framing`, `disk_buffer`, `max_backoff`",
         ),
         (
             "tcp: no tls key",
@@ -1615,7 +1625,7 @@ type = "tcp"
 servers = ["a:514"]
 tls = {}
 "#,
-            r#"FILE:4:1: tls: unknown key; expected one of `servers`, `resolve_interval`, `balance`, `format`, `template`, `framing`, `disk_buffer`, `max_backoff`"#,
+            "FILE:4:1: destinations.d.tls: unknown key; expected one of `servers`, `resolve_interval`, `balance`, `format`, `template`, `framing`, `disk_buffer`, `max_backoff`",
         ),
         (
             "tcp: unknown key",
@@ -1625,7 +1635,7 @@ type = "tcp"
 servers = ["a:514"]
 keepalive = true
 "#,
-            r#"FILE:4:1: keepalive: unknown key; expected one of `servers`, `resolve_interval`, `balance`, `format`, `template`, `framing`, `disk_buffer`, `max_backoff`"#,
+            "FILE:4:1: destinations.d.keepalive: unknown key; expected one of `servers`, `resolve_interval`, `balance`, `format`, `template`, `framing`, `disk_buffer`, `max_backoff`",
         ),
         (
             "tcp: unknown key after a known one",
@@ -1636,7 +1646,7 @@ framing = "lf"
 bogus = 1
 servers = ["a:514"]
 "#,
-            r#"FILE:4:1: bogus: unknown key; expected one of `servers`, `resolve_interval`, `balance`, `format`, `template`, `framing`, `disk_buffer`, `max_backoff`"#,
+            "FILE:4:1: destinations.d.bogus: unknown key; expected one of `servers`, `resolve_interval`, `balance`, `format`, `template`, `framing`, `disk_buffer`, `max_backoff`",
         ),
         (
             "tcp: bad max_backoff",
@@ -1667,7 +1677,7 @@ type = "tls"
 servers = ["a:6514"]
 window = 4
 "#,
-            r#"FILE:4:1: window: unknown key; expected one of `servers`, `resolve_interval`, `balance`, `format`, `template`, `framing`, `tls`, `disk_buffer`, `max_backoff`"#,
+            "FILE:4:1: destinations.d.window: unknown key; expected one of `servers`, `resolve_interval`, `balance`, `format`, `template`, `framing`, `tls`, `disk_buffer`, `max_backoff`",
         ),
         (
             "tls: bad framing",
@@ -1718,7 +1728,7 @@ type = "udp"
 servers = ["a:514"]
 framing = "lf"
 "#,
-            r#"FILE:4:1: framing: unknown key; expected one of `servers`, `resolve_interval`, `balance`, `format`, `template`"#,
+            "FILE:4:1: destinations.d.framing: unknown key; expected one of `servers`, `resolve_interval`, `balance`, `format`, `template`",
         ),
         (
             "udp: no disk_buffer key",
@@ -1728,7 +1738,7 @@ type = "udp"
 servers = ["a:514"]
 disk_buffer = { max_bytes = "1GiB" }
 "#,
-            r#"FILE:4:1: disk_buffer: unknown key; expected one of `servers`, `resolve_interval`, `balance`, `format`, `template`"#,
+            "FILE:4:1: destinations.d.disk_buffer: unknown key; expected one of `servers`, `resolve_interval`, `balance`, `format`, `template`",
         ),
         (
             "udp: no max_backoff key",
@@ -1738,7 +1748,7 @@ type = "udp"
 servers = ["a:514"]
 max_backoff = "1s"
 "#,
-            r#"FILE:4:1: max_backoff: unknown key; expected one of `servers`, `resolve_interval`, `balance`, `format`, `template`"#,
+            "FILE:4:1: destinations.d.max_backoff: unknown key; expected one of `servers`, `resolve_interval`, `balance`, `format`, `template`",
         ),
         (
             "udp: no tls key",
@@ -1748,7 +1758,7 @@ type = "udp"
 servers = ["a:514"]
 tls = {}
 "#,
-            r#"FILE:4:1: tls: unknown key; expected one of `servers`, `resolve_interval`, `balance`, `format`, `template`"#,
+            "FILE:4:1: destinations.d.tls: unknown key; expected one of `servers`, `resolve_interval`, `balance`, `format`, `template`",
         ),
         // disk buffers (on a tcp destination)
         (
@@ -1795,7 +1805,7 @@ type = "tcp"
 servers = ["a:514"]
 disk_buffer = { path = "/spool" }
 "#,
-            r#"FILE:1:1: missing field `max_bytes`"#,
+            "FILE:4:15: destinations.d.disk_buffer: missing field `max_bytes`",
         ),
         (
             "disk buffer: bad max_bytes",
@@ -1865,7 +1875,7 @@ type = "relp"
 servers = ["a:2514"]
 disk_buffer = { max_bytes = "2MiB", max_size = "1GiB" }
 "#,
-            r#"FILE:4:37: max_size: unknown key; expected one of `max_bytes`, `path`, `fsync`, `when_full`, `segment_bytes`"#,
+            "FILE:4:37: destinations.d.disk_buffer.max_size: unknown key; expected one of `max_bytes`, `path`, `fsync`, `when_full`, `segment_bytes`",
         ),
         // kafka
         (
@@ -1920,7 +1930,7 @@ compression = "lz4"
 type = "kafka"
 topic = "logs"
 "#,
-            r#"FILE:1:1: missing field `brokers`"#,
+            "FILE:1:1: destinations.d: missing field `brokers`",
         ),
         (
             "kafka: no topic key",
@@ -1929,7 +1939,7 @@ topic = "logs"
 type = "kafka"
 brokers = ["k:9092"]
 "#,
-            r#"FILE:1:1: missing field `topic`"#,
+            "FILE:1:1: destinations.d: missing field `topic`",
         ),
         (
             "kafka: empty brokers",
@@ -2069,7 +2079,7 @@ brokers = ["k:9092"]
 topic = "logs"
 headers = true
 "#,
-            r#"FILE:1:1: invalid type: boolean `true`, expected a sequence"#,
+            "FILE:5:11: destinations.d.headers: invalid type: boolean `true`, expected a sequence",
         ),
         (
             "kafka: max_message_bytes too small",
@@ -2224,7 +2234,7 @@ brokers = ["k:9092"]
 topic = "logs"
 partition = 3
 "#,
-            r#"FILE:5:1: partition: unknown key; expected one of `brokers`, `topic`, `key`, `format`, `template`, `compression`, `headers`, `max_message_bytes`, `batch_bytes`, `linger`, `max_in_flight`, `max_in_flight_bytes`, `tls`, `sasl`, `disk_buffer`"#,
+            "FILE:5:1: destinations.d.partition: unknown key; expected one of `brokers`, `topic`, `key`, `format`, `template`, `compression`, `headers`, `max_message_bytes`, `batch_bytes`, `linger`, `max_in_flight`, `max_in_flight_bytes`, `tls`, `sasl`, `disk_buffer`",
         ),
         // type and names
         (

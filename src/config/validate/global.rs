@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use super::common::{count, duration, size, socket_addr, time_zone, Cx, Result};
+use super::common::{count, duration, size, socket_addr, socket_path, time_zone, Cx, Result};
 use crate::config::locate::Seg;
 use crate::config::raw::RawGlobal;
 use crate::config::{Global, Mode};
@@ -32,14 +32,20 @@ pub(super) fn global(cx: &Cx<'_>, g: &RawGlobal, mode: Mode) -> Result<Global> {
             || PathBuf::from(format!("/var/lib/logrelay/{mode}")),
             PathBuf::from,
         ),
-        control: g.control.as_ref().map_or_else(
-            || PathBuf::from(format!("/run/logrelay/{mode}.sock")),
-            PathBuf::from,
-        ),
+        control: match &g.control {
+            Some(c) => socket_path(cx, &key("control"), c)?,
+            None => PathBuf::from(format!("/run/logrelay/{mode}.sock")),
+        },
         metrics,
         time_zone,
         user: g.user.clone(),
-        group: g.group.clone(),
+        group: match (&g.user, &g.group) {
+            (None, Some(_)) => return Err(cx.at(
+                &key("group"),
+                "needs `user`: whom should logrelay run as? (the group alone is never switched to)",
+            )),
+            (_, group) => group.clone(),
+        },
         batch_size: count(cx, &key("batch_size"), g.batch_size, 512, 1, 65_536)?,
         queue_batches: count(cx, &key("queue_batches"), g.queue_batches, 16, 1, 4096)?,
         queue_bytes: queue_bytes(cx, g.queue_bytes.as_deref())?,
@@ -285,6 +291,22 @@ batch_size = -1
 batch_size = "512"
 "#,
             r#"FILE:2:14: invalid type: string "512", expected i64"#,
+        ),
+        (
+            "control path too long for a unix socket",
+            r#"
+[global]
+control = "/run/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.sock"
+"#,
+            r#"FILE:2:11: global.control: 110 bytes is too long for a unix socket (at most 107): choose a shorter path"#,
+        ),
+        (
+            "group without user",
+            r#"
+[global]
+group = "adm"
+"#,
+            r#"FILE:2:9: global.group: needs `user`: whom should logrelay run as? (the group alone is never switched to)"#,
         ),
         (
             "queue_batches zero",

@@ -16,6 +16,7 @@ mod global;
 mod kafka;
 mod paths;
 mod sources;
+mod tagged;
 mod tls;
 
 #[cfg(test)]
@@ -33,7 +34,7 @@ pub(super) fn validate(text: &str, origin: &str, mode: Mode) -> Result<Config> {
         origin,
         map: SourceMap::new(text),
     };
-    let raw: RawConfig = toml::from_str(text).map_err(|e| cx.toml_error(&e))?;
+    let raw: RawConfig = toml::from_str(text).map_err(|e| tagged::locate(&cx, text, &e))?;
     // The same text as plain tables: each source keeps its own as written,
     // so a reload can tell an unchanged source (`Source::runs_like`).
     let mut tables: toml::Table = toml::from_str(text).map_err(|e| cx.toml_error(&e))?;

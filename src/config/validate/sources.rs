@@ -8,8 +8,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use super::common::{
-    choice, count, duration, framing, mode_bits, non_empty_path, regex, size, socket_addr,
-    time_zone, Cx, Result,
+    choice, count, duration, framing, mode_bits, non_empty_path, positive_duration, regex, size,
+    socket_addr, socket_path, time_zone, Cx, Result,
 };
 use super::tls::{tls, tls_usable};
 use crate::config::locate::Seg;
@@ -80,7 +80,12 @@ fn file(cx: &Cx<'_>, name: &str, f: &RawFileSource) -> Result<SourceKind> {
             StartAt::End,
             &[("end", StartAt::End), ("beginning", StartAt::Beginning)],
         )?,
-        poll_interval: duration(cx, &at("poll_interval"), f.poll_interval.as_deref(), "1s")?,
+        poll_interval: positive_duration(
+            cx,
+            &at("poll_interval"),
+            f.poll_interval.as_deref(),
+            "1s",
+        )?,
         long_lines: choice(
             cx,
             &at("long_lines"),
@@ -105,7 +110,7 @@ fn file(cx: &Cx<'_>, name: &str, f: &RawFileSource) -> Result<SourceKind> {
             1,
             1_000_000,
         )?,
-        checkpoint_interval: duration(
+        checkpoint_interval: positive_duration(
             cx,
             &at("checkpoint_interval"),
             f.checkpoint_interval.as_deref(),
@@ -123,14 +128,14 @@ fn pipe(cx: &Cx<'_>, name: &str, p: &RawPipeSource) -> Result<SourceKind> {
 
 fn unix_dgram(cx: &Cx<'_>, name: &str, u: &RawUnixDgramSource) -> Result<SourceKind> {
     Ok(SourceKind::UnixDgram {
-        path: non_empty_path(cx, &at(name, "path"), &u.path)?,
+        path: socket_path(cx, &at(name, "path"), &u.path)?,
         mode: mode_bits(cx, &at(name, "mode"), u.mode.as_deref(), "0666")?,
     })
 }
 
 fn unix_stream(cx: &Cx<'_>, name: &str, u: &RawUnixStreamSource) -> Result<SourceKind> {
     Ok(SourceKind::UnixStream {
-        path: non_empty_path(cx, &at(name, "path"), &u.path)?,
+        path: socket_path(cx, &at(name, "path"), &u.path)?,
         mode: mode_bits(cx, &at(name, "mode"), u.mode.as_deref(), "0666")?,
         max_connections: count(
             cx,
@@ -194,7 +199,7 @@ fn tls_source(cx: &Cx<'_>, name: &str, t: &RawTlsSource) -> Result<SourceKind> {
         verify_hostname: None,
     };
     let base = [Seg::Key("sources"), Seg::Key(name)];
-    let tls = tls(cx, &base, &raw_tls)?;
+    let tls = tls(cx, &base, &raw_tls, true)?;
     tls_usable(cx, &base, &tls, true)?;
     Ok(SourceKind::Tls { stream, tls })
 }
@@ -212,7 +217,7 @@ fn relp(cx: &Cx<'_>, name: &str, r: &RawRelpSource) -> Result<SourceKind> {
     let tls = match &r.tls {
         Some(t) => {
             let base = at(name, "tls");
-            let config = tls(cx, &base, t)?;
+            let config = tls(cx, &base, t, true)?;
             if config.cert.is_none() {
                 return Err(cx.at(&base, "a TLS listener needs `cert` and `key`"));
             }
@@ -250,11 +255,7 @@ fn journald(cx: &Cx<'_>, name: &str, j: &RawJournaldSource) -> Result<SourceKind
         }
     }
     let positive = |key: &'static str, v: Option<&str>, default: &str| {
-        let d = duration(cx, &at(key), v, default)?;
-        if d.is_zero() {
-            return Err(cx.at(&at(key), "must be longer than 0s"));
-        }
-        Ok(d)
+        positive_duration(cx, &at(key), v, default)
     };
     Ok(SourceKind::Journald(Box::new(Settings {
         units: j.units.clone(),
@@ -490,7 +491,7 @@ fn stream_listen(
             1,
             1_000_000,
         )?,
-        idle_timeout: duration(cx, &at("idle_timeout"), idle_timeout, "10m")?,
+        idle_timeout: positive_duration(cx, &at("idle_timeout"), idle_timeout, "10m")?,
         framing: framing(cx, &at("framing"), framing_v, Framing::Auto, true)?,
         // The kernel caps it at net.core.somaxconn.
         backlog: match backlog {
@@ -624,7 +625,7 @@ multiline = { start = "^\\S", indented = true }
 [sources.s]
 type = "file"
 "#,
-            r#"FILE:1:1: missing field `paths`"#,
+            "FILE:1:1: sources.s: missing field `paths`",
         ),
         (
             "file: empty paths",
@@ -670,7 +671,7 @@ exclude = ["/a/[z"]
 type = "file"
 paths = "/a.log"
 "#,
-            r#"FILE:1:1: invalid type: string "/a.log", expected a sequence"#,
+            r#"FILE:3:9: sources.s.paths: invalid type: string "/a.log", expected a sequence"#,
         ),
         (
             "file: bad start_at",
@@ -780,7 +781,7 @@ type = "file"
 paths = ["/a.log"]
 multiline = { begin = "^x" }
 "#,
-            r#"FILE:4:15: begin: unknown key; expected one of `start`, `indented`, `timeout`"#,
+            "FILE:4:15: sources.s.multiline.begin: unknown key; expected one of `start`, `indented`, `timeout`",
         ),
         (
             "file: unknown key",
@@ -790,7 +791,7 @@ type = "file"
 paths = ["/a.log"]
 follow = true
 "#,
-            r#"FILE:4:1: follow: unknown key"#,
+            "FILE:4:1: sources.s.follow: unknown key",
         ),
         (
             "file: no rate limits",
@@ -827,7 +828,7 @@ path = ""
 [sources.s]
 type = "pipe"
 "#,
-            r#"FILE:1:1: missing field `path`"#,
+            r#"FILE:1:1: sources.s: missing field `path`"#,
         ),
         (
             "pipe: no peer rate limits",
@@ -888,7 +889,7 @@ type = "unix_dgram"
 path = "/dev/log"
 listen = "127.0.0.1:514"
 "#,
-            r#"FILE:4:1: listen: unknown key"#,
+            "FILE:4:1: sources.s.listen: unknown key",
         ),
         // unix_stream
         (
@@ -970,7 +971,7 @@ framing = "octet_counting"
 [sources.s]
 type = "tcp"
 "#,
-            r#"FILE:1:1: missing field `listen`"#,
+            "FILE:1:1: sources.s: missing field `listen`",
         ),
         (
             "tcp: bad listen",
@@ -1011,6 +1012,54 @@ max_connections = 1000001
             r#"FILE:4:19: sources.s.max_connections: 1000001 is out of range: expected 1 to 1000000"#,
         ),
         (
+            "unix_dgram: a path too long for a unix socket",
+            r#"
+[sources.s]
+type = "unix_dgram"
+path = "/run/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa/log"
+"#,
+            r#"FILE:3:8: sources.s.path: 108 bytes is too long for a unix socket (at most 107): choose a shorter path"#,
+        ),
+        (
+            "unix_stream: the longest path a unix socket takes",
+            r#"
+[sources.s]
+type = "unix_stream"
+path = "/run/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa/log"
+"#,
+            r#"ok: unix_stream path="/run/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa/log" mode=666 max_connections=1024 | ParseDefaults { program: b"s", facility: User, severity: Notice, time_zone: Utc, max_message_bytes: 65536, oversize: Truncate } | rate_limit=None peer_rate_limit=None"#,
+        ),
+        (
+            "tcp: zero idle_timeout (a stalled peer would never be closed)",
+            r#"
+[sources.s]
+type = "tcp"
+listen = "127.0.0.1:5514"
+idle_timeout = "0s"
+"#,
+            r#"FILE:4:16: sources.s.idle_timeout: must be longer than 0s"#,
+        ),
+        (
+            "file: zero poll_interval",
+            r#"
+[sources.s]
+type = "file"
+paths = ["/a.log"]
+poll_interval = "0s"
+"#,
+            r#"FILE:4:17: sources.s.poll_interval: must be longer than 0s"#,
+        ),
+        (
+            "file: zero checkpoint_interval",
+            r#"
+[sources.s]
+type = "file"
+paths = ["/a.log"]
+checkpoint_interval = "0ms"
+"#,
+            r#"FILE:4:23: sources.s.checkpoint_interval: must be longer than 0s"#,
+        ),
+        (
             "tcp: bad idle_timeout",
             r#"
 [sources.s]
@@ -1038,7 +1087,7 @@ type = "tcp"
 listen = "127.0.0.1:5514"
 window = 10
 "#,
-            r#"FILE:4:1: window: unknown key"#,
+            "FILE:4:1: sources.s.window: unknown key",
         ),
         // udp
         (
@@ -1107,7 +1156,7 @@ type = "udp"
 listen = "0.0.0.0:514"
 framing = "lf"
 "#,
-            r#"FILE:4:1: framing: unknown key"#,
+            "FILE:4:1: sources.s.framing: unknown key",
         ),
         // relp (TLS cases in the tls table)
         (
@@ -1159,7 +1208,7 @@ type = "relp"
 listen = "127.0.0.1:2514"
 framing = "lf"
 "#,
-            r#"FILE:4:1: framing: unknown key"#,
+            "FILE:4:1: sources.s.framing: unknown key",
         ),
         // journald
         (
@@ -1255,7 +1304,7 @@ rate_limit = { messages = 10 }
 type = "journald"
 path = "/var/log/journal"
 "#,
-            r#"FILE:3:1: path: unknown key"#,
+            "FILE:3:1: sources.s.path: unknown key",
         ),
         // stdin, internal
         (
@@ -1273,7 +1322,7 @@ type = "stdin"
 type = "stdin"
 path = "/dev/stdin"
 "#,
-            r#"FILE:3:1: path: unknown key"#,
+            "FILE:3:1: sources.s.path: unknown key",
         ),
         (
             "internal: defaults",
@@ -1412,7 +1461,7 @@ time_zone = "CET"
 type = "stdin"
 program = 1
 "#,
-            r#"FILE:1:1: invalid type: integer `1`, expected a string"#,
+            "FILE:3:11: sources.s.program: invalid type: integer `1`, expected a string",
         ),
         (
             "rate limit: defaults",
@@ -1482,7 +1531,7 @@ type = "udp"
 listen = "127.0.0.1:5514"
 rate_limit = { messages = 5, window = "1s" }
 "#,
-            r#"FILE:4:30: window: unknown key; expected one of `messages`, `per`, `burst`"#,
+            "FILE:4:30: sources.s.rate_limit.window: unknown key; expected one of `messages`, `per`, `burst`",
         ),
         (
             "rate limit: as a table",
@@ -1600,7 +1649,7 @@ type = "kafka"
 brokers = ["k:9092"]
 topics = ["logs"]
 "#,
-            r#"FILE:1:1: missing field `group`"#,
+            "FILE:1:1: sources.s: missing field `group`",
         ),
         (
             "kafka: bad start_at",
@@ -1684,7 +1733,7 @@ topics = ["logs"]
 group = "g"
 topic = "logs"
 "#,
-            r#"FILE:6:1: topic: unknown key"#,
+            "FILE:6:1: sources.s.topic: unknown key",
         ),
         // type and names
         (

@@ -51,12 +51,27 @@ pub(super) fn tls_usable(
     })
 }
 
-pub(super) fn tls(cx: &Cx<'_>, base: &[Seg<'_>], t: &RawTls) -> Result<TlsConfig> {
+/// A `tls` table of a listener (`listener`: a `tls` or `relp` source) or
+/// of a client (a destination). Each side refuses the keys that only the
+/// other one reads, rather than ignoring them.
+pub(super) fn tls(cx: &Cx<'_>, base: &[Seg<'_>], t: &RawTls, listener: bool) -> Result<TlsConfig> {
     let at = |k: &'static str| {
         let mut p = base.to_vec();
         p.push(Seg::Key(k));
         p
     };
+    if listener && t.verify_hostname.is_some() {
+        return Err(cx.at_key(
+            &at("verify_hostname"),
+            "a listener does not take verify_hostname (it checks the server's name, in a destination): use verify_client with peer_names",
+        ));
+    }
+    if !listener && t.verify_client.is_some() {
+        return Err(cx.at_key(
+            &at("verify_client"),
+            "a destination does not take verify_client (a listener asks clients for certificates): a destination presents its own with cert and key",
+        ));
+    }
     let file = |k: &'static str, v: &Option<String>| -> Result<Option<PathBuf>> {
         v.as_deref()
             .map(|v| readable_file(cx, &at(k), v))
@@ -167,7 +182,7 @@ type = "tls"
 listen = "127.0.0.1:6514"
 key = "@TLS@/host.key"
 "#,
-            r#"FILE:1:1: missing field `cert`"#,
+            "FILE:1:1: sources.s: missing field `cert`",
         ),
         (
             "tls source: unreadable cert",
@@ -270,7 +285,7 @@ cert = "@TLS@/host.pem"
 key = "@TLS@/host.key"
 verify_hostname = false
 "#,
-            r#"FILE:6:1: verify_hostname: unknown key"#,
+            "FILE:6:1: sources.s.verify_hostname: unknown key",
         ),
         (
             "relp source: tls",
@@ -281,6 +296,26 @@ listen = "127.0.0.1:2514"
 tls = { cert = "@TLS@/host.pem", key = "@TLS@/host.key", ca = "@TLS@/ca.pem", verify_client = true }
 "#,
             r#"ok: relp StreamListen { listen: 127.0.0.1:2514, max_connections: 1024, idle_timeout: 600s, framing: Auto, backlog: None } window=1024 tls=Some(TlsConfig { cert: Some("@TLS@/host.pem"), key: Some("@TLS@/host.key"), ca: Some("@TLS@/ca.pem"), verify_client: true, peer_names: [], fingerprints: [], verify_hostname: true }) | ParseDefaults { program: b"s", facility: User, severity: Notice, time_zone: Utc, max_message_bytes: 65536, oversize: Truncate } | rate_limit=None peer_rate_limit=None"#,
+        ),
+        (
+            "relp source: tls with verify_hostname (a destination's key)",
+            r#"
+[sources.s]
+type = "relp"
+listen = "127.0.0.1:2514"
+tls = { cert = "@TLS@/host.pem", key = "@TLS@/host.key", verify_hostname = false }
+"#,
+            "FILE:4:78: sources.s.tls.verify_hostname: a listener does not take verify_hostname (it checks the server's name, in a destination): use verify_client with peer_names",
+        ),
+        (
+            "relp destination: tls with verify_client (a listener's key)",
+            r#"
+[destinations.d]
+type = "relp"
+servers = ["127.0.0.1:2514"]
+tls = { ca = "@TLS@/ca.pem", verify_client = true }
+"#,
+            "FILE:4:40: destinations.d.tls.verify_client: a destination does not take verify_client (a listener asks clients for certificates): a destination presents its own with cert and key",
         ),
         (
             "relp source: tls without a certificate",
@@ -331,7 +366,7 @@ type = "relp"
 listen = "127.0.0.1:2514"
 tls = { cert = "@TLS@/host.pem", key = "@TLS@/host.key", ciphers = "all" }
 "#,
-            r#"FILE:4:78: ciphers: unknown key; expected one of `cert`, `key`, `ca`, `verify_client`, `peer_names`, `fingerprints`, `verify_hostname`"#,
+            "FILE:4:78: sources.s.tls.ciphers: unknown key; expected one of `cert`, `key`, `ca`, `verify_client`, `peer_names`, `fingerprints`, `verify_hostname`",
         ),
     ];
 
@@ -418,7 +453,7 @@ type = "tls"
 servers = ["relay-1:6514"]
 tls = { verify_hostname = "no" }
 "#,
-            r#"FILE:1:1: invalid type: string "no", expected a boolean"#,
+            r#"FILE:4:27: destinations.d.tls.verify_hostname: invalid type: string "no", expected a boolean"#,
         ),
         (
             "relp destination: tls",
