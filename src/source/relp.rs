@@ -24,7 +24,7 @@
 //!   does not resend it forever.
 //!
 //! Backpressure and memory: at most `window` frames per connection wait
-//! for their acks; at the limit the connection stops reading until answers
+//! for their answers (refused ones count too); at the limit the connection stops reading until answers
 //! go out, so the client's own window fills and it waits. The decoder holds
 //! at most `max_message_bytes` of one frame plus one read.
 //!
@@ -156,7 +156,10 @@ struct Group {
     answers: Vec<(u32, &'static [u8])>,
     /// `None`: nothing to wait for (answers to `open`, unknown commands).
     tracker: Option<AckTracker>,
-    /// `syslog` frames in the group (counted against the window).
+    /// Frames answered in the group (counted against the window): `syslog`
+    /// ones, and those refused with a 500 (a second `open`, an unknown
+    /// command), so a client sending only those while a message waits
+    /// cannot make the answers queued here grow without bound.
     frames: usize,
     /// The tracker's outcome, once known.
     status: Option<AckStatus>,
@@ -227,7 +230,7 @@ impl Session {
         let mut decoder = FrameDecoder::new(cx.parse.max_message_bytes, cx.parse.oversize);
         let mut buf = BytesMut::with_capacity(READ_SIZE);
         let mut pending: VecDeque<Group> = VecDeque::new();
-        let mut waiting = 0usize; // syslog frames in `pending`
+        let mut waiting = 0usize; // frames answered in `pending`
         let mut opened = false;
         let mut ending = Ending::Open;
         let mut close_txnr = None;
@@ -380,6 +383,7 @@ impl Session {
                         group
                             .answers
                             .push((frame.txnr, b"500 session already open"));
+                        group.frames += 1;
                     } else {
                         opened = true;
                         // Answered at once (nothing before it waits).
@@ -403,6 +407,7 @@ impl Session {
                     group
                         .answers
                         .push((frame.txnr, b"500 command not supported"));
+                    group.frames += 1;
                 }
             }
             if !group.answers.is_empty() {

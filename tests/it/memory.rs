@@ -166,3 +166,89 @@ fn stalled_destination_with_64kib_messages_stays_under_128mib() {
 fn largest_queue_batches_with_64kib_messages_stay_under_128mib() {
     stalled_destination_keeps_memory_bounded(64 * 1024, "queue_batches = 4096\nbatch_size = 65536");
 }
+
+/// A RELP client that sends one message (which waits: the destination is
+/// down) and then only frames the server refuses (unknown commands) must
+/// be stopped by the window like one sending messages: each refused frame
+/// queues an answer behind the waiting one. Before refused frames counted
+/// against the window, the server read them as fast as they came, and its
+/// queued answers grew without bound.
+#[test]
+fn a_relp_client_sending_only_refused_frames_is_held_by_the_window() {
+    use std::io::{BufRead, BufReader};
+    let config = format!(
+        r#"
+[global]
+state_dir = "state"
+control = "control.sock"
+shutdown_grace = "1s"
+
+[sources.relp]
+type = "relp"
+listen = "127.0.0.1:0"
+window = 16
+
+[destinations.next]
+type = "tcp"
+servers = ["127.0.0.1:{}"]
+
+[[paths]]
+sources = ["relp"]
+destinations = ["next"]
+"#,
+        dead_port()
+    );
+    let mut server = Server::start(&config);
+    let mut stream = TcpStream::connect(server.addr("relp")).expect("connect");
+    stream
+        .write_all(b"1 open 15 commands=syslog\n")
+        .expect("open");
+    let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+    let mut line = String::new();
+    reader.read_line(&mut line).expect("open answer");
+    assert!(
+        line.starts_with("1 rsp ") && line.contains(" 200 OK"),
+        "{line:?}"
+    );
+    let message = "<14>Dec  7 01:02:03 h app: m";
+    stream
+        .write_all(format!("2 syslog {} {message}\n", message.len()).as_bytes())
+        .expect("message");
+    stream
+        .set_write_timeout(Some(Duration::from_secs(2)))
+        .expect("write timeout");
+    // Unknown commands, as fast as the server takes them, up to 64 MiB.
+    const LIMIT: u64 = 64 * 1024 * 1024;
+    let mut chunk = Vec::with_capacity(64 * 1024 + 32);
+    let mut txnr = 3u64;
+    let mut sent = 0u64;
+    let mut blocked = false;
+    while sent < LIMIT {
+        chunk.clear();
+        while chunk.len() < 64 * 1024 {
+            chunk.extend_from_slice(format!("{txnr} x 0\n").as_bytes());
+            txnr += 1;
+        }
+        match stream.write(&chunk) {
+            Ok(n) => sent += n as u64,
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut =>
+            {
+                blocked = true;
+                break;
+            }
+            Err(e) => panic!("send: {e}"),
+        }
+    }
+    let peak_mib = peak_rss_kib(server.pid()) / 1024;
+    drop(reader);
+    drop(stream);
+    let stderr = server.stop();
+    assert!(
+        blocked,
+        "the server kept reading refused frames: {sent} bytes sent, peak RSS {peak_mib} MiB\n{stderr}"
+    );
+    assert!(peak_mib < 64, "peak RSS {peak_mib} MiB\n{stderr}");
+    eprintln!("refused frames: held after {sent} bytes, peak RSS {peak_mib} MiB");
+}
