@@ -49,6 +49,7 @@
 //! | fixed part of a path (no macro in it), an open file | ENAMETOOLONG, EINVAL, ENOTDIR, EISDIR, EEXIST, ELOOP | transient | `path_blocked` |
 //! | network | ECONNREFUSED, ECONNRESET, ECONNABORTED, EPIPE, ENOTCONN, EHOSTUNREACH, ENETUNREACH, ENETDOWN, EHOSTDOWN, end of stream | transient | `unavailable` |
 //! | network | ETIMEDOUT, a timeout of ours | transient | `timeout` |
+//! | network | EMSGSIZE (a datagram larger than UDP can carry) | permanent | `too_large` |
 //! | PostgreSQL | SQLSTATE class 08, 57 (shutdown, cannot connect now, cancelled) | transient | `unavailable` |
 //! | PostgreSQL | class 40 (40001 serialization failure, 40P01 deadlock), 55P03, 55006 | transient | `busy` |
 //! | PostgreSQL | 53100 disk full | transient | `no_space` |
@@ -136,8 +137,8 @@ pub enum Reason {
     /// The next tier refused this message (RELP `rsp` other than 200; a
     /// Kafka broker refusing it: no such topic, an invalid record).
     PeerRefused,
-    /// Larger than the destination's disk buffer can ever hold, or than a
-    /// Kafka producer or broker takes.
+    /// Larger than the destination's disk buffer can ever hold, than a
+    /// Kafka producer or broker takes, or than a UDP datagram carries.
     TooLarge,
 }
 
@@ -296,6 +297,11 @@ pub fn classify_errno(errno: i32, stage: Stage) -> Reason {
             Stage::FixedPath => Reason::PathBlocked,
             Stage::Network => Reason::Other,
         },
+        // A datagram over what UDP can carry (65,507 bytes of payload over
+        // IPv4): that one message can never be sent, however often it is
+        // tried. (The default path MTU discovery fragments anything
+        // smaller, so the kernel says this only for what no MTU fixes.)
+        EMSGSIZE if stage == Stage::Network => Reason::TooLarge,
         ECONNREFUSED | ECONNRESET | ECONNABORTED | EPIPE | ENOTCONN | EHOSTUNREACH
         | ENETUNREACH | ENETDOWN | EHOSTDOWN => Reason::Unavailable,
         ETIMEDOUT => Reason::Timeout,
@@ -462,6 +468,7 @@ pub fn errno_name(errno: i32) -> Option<&'static str> {
         ENETDOWN => "ENETDOWN",
         EHOSTDOWN => "EHOSTDOWN",
         ETIMEDOUT => "ETIMEDOUT",
+        EMSGSIZE => "EMSGSIZE",
         _ => return None,
     })
 }
@@ -886,6 +893,8 @@ mod tests {
             (ENETUNREACH, Network, Reason::Unavailable),
             (ETIMEDOUT, Network, Reason::Timeout),
             (EINVAL, Network, Reason::Other),
+            (EMSGSIZE, Network, Reason::TooLarge),
+            (EMSGSIZE, FixedPath, Reason::Other),
             (EXDEV, FixedPath, Reason::Other),
         ];
         for &(errno, stage, want) in table {
@@ -896,11 +905,12 @@ mod tests {
                 errno_name(errno)
             );
         }
-        // Only the path a message made can refuse that message.
+        // Only the path a message made, or a datagram too large for UDP,
+        // can refuse that message.
         for errno in 1..200 {
-            for stage in [FixedPath, Network] {
-                assert_eq!(classify_errno(errno, stage).kind(), Kind::Transient);
-            }
+            assert_eq!(classify_errno(errno, FixedPath).kind(), Kind::Transient);
+            let network = classify_errno(errno, Network).kind();
+            assert_eq!(network == Kind::Permanent, errno == EMSGSIZE, "{errno}");
         }
     }
 

@@ -543,6 +543,107 @@ destinations = ["up"]
     assert_eq!(rejects(relay.dir.path()), [row("up", "peer_refused", 2)]);
 }
 
+// ------------------------------------------------------ poison: udp datagram
+
+/// A UDP listener on 127.0.0.1 that keeps every datagram it receives, as
+/// text, in order.
+struct UdpSink {
+    port: u16,
+    got: Arc<Mutex<Vec<String>>>,
+}
+
+impl UdpSink {
+    fn start() -> UdpSink {
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+        let port = socket.local_addr().expect("addr").port();
+        let got = Arc::new(Mutex::new(Vec::new()));
+        let kept = got.clone();
+        std::thread::spawn(move || {
+            let mut buf = vec![0u8; 70_000];
+            // Ends with the test process; nothing to stop.
+            while let Ok(n) = socket.recv(&mut buf) {
+                let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+                kept.lock().expect("lock").push(text);
+            }
+        });
+        UdpSink { port, got }
+    }
+
+    fn got(&self) -> Vec<String> {
+        self.got.lock().expect("lock").clone()
+    }
+}
+
+/// A message rendered larger than a UDP datagram can carry (65,507 bytes
+/// of payload over IPv4: the kernel answers EMSGSIZE) can never be sent:
+/// it is set aside (`too_large`), and the messages around it go, each
+/// exactly once, in order. One of exactly 65,507 bytes still goes.
+#[test]
+fn a_message_too_large_for_a_udp_datagram_is_set_aside_and_the_rest_go_once() {
+    let sink = UdpSink::start();
+    let mut relay = forwarder(&format!(
+        "type = \"udp\"\nservers = [\"127.0.0.1:{}\"]\ntemplate = \"${{MESSAGE}}\"",
+        sink.port
+    ));
+    // Each line within the tcp source's default max_message_bytes (64 KiB).
+    let big_a = "a".repeat(65_509);
+    let big_b = "b".repeat(65_508);
+    let edge = "e".repeat(65_507);
+    let mut lines = Vec::new();
+    let mut want = Vec::new();
+    for i in 0..60 {
+        match i {
+            20 => lines.push(format!("<13>Jan  1 00:00:00 h big: {big_a}")),
+            30 => {
+                lines.push(format!("<13>Jan  1 00:00:00 h edge: {edge}"));
+                want.push(edge.clone());
+            }
+            40 => lines.push(format!("<13>Jan  1 00:00:00 h big: {big_b}")),
+            _ => {}
+        }
+        lines.push(format!("<13>Jan  1 00:00:00 h good: good-{i}"));
+        want.push(format!("good-{i}"));
+    }
+    assert!(lines.iter().all(|l| l.len() <= 65_536));
+    send_tcp(relay.addr("in"), &lines);
+    wait_counter(&relay, "destination", "up", "rejected_too_large", 2);
+    wait_counter(&relay, "destination", "up", "written", 61);
+    let arrived = wait_for(DEADLINE, || sink.got().len() >= want.len());
+    assert!(arrived, "{} of {} datagrams", sink.got().len(), want.len());
+    // Time for anything sent again to show.
+    std::thread::sleep(Duration::from_millis(1_000));
+    let got = sink.got();
+    assert_eq!(got.len(), want.len(), "datagrams sent more than once");
+    assert_eq!(got, want);
+    assert_eq!(counter(&relay, "source", "in", "truncated"), 0);
+    assert_eq!(counter(&relay, "destination", "up", "written"), 61);
+    assert_eq!(counter(&relay, "destination", "up", "retried"), 0);
+    assert_eq!(
+        counter(&relay, "destination", "up", "rejected_too_large"),
+        2
+    );
+    assert_eq!(counter(&relay, "destination", "up", "queued_messages"), 0);
+    assert_eq!(rejects(relay.dir.path()), [row("up", "too_large", 2)]);
+    // The records hold the whole messages, in order, and why.
+    let seg = std::fs::read_dir(relay.path("state/rejects/up"))
+        .expect("store")
+        .flatten()
+        .next()
+        .expect("a segment");
+    let records: Vec<Value> = read_lines(&seg.path())
+        .iter()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
+    assert_eq!(records.len(), 2);
+    for (record, big) in records.iter().zip([&big_a, &big_b]) {
+        assert_eq!(record["reason"], "too_large");
+        assert_eq!(record["code"], "EMSGSIZE");
+        assert_eq!(record["destination"], "up");
+        assert_eq!(record["message"]["message"].as_str(), Some(big.as_str()));
+    }
+    relay.stop();
+}
+
 // ------------------------------------------------------ poison: file source
 
 #[test]

@@ -32,7 +32,10 @@
 //! - `tls`: like `tcp` (same framing), over a TLS session set up by
 //!   [`crate::tls`]; a write is flushed into the socket before it counts,
 //!   and the close check reads the session (a close_notify or EOF).
-//! - `udp`: when the datagram was handed to the kernel.
+//! - `udp`: when the datagram was handed to the kernel. A datagram sent is
+//!   never sent again (a failed send re-queues only what was not sent); a
+//!   message rendered larger than a datagram carries is set aside
+//!   (`too_large`, [`stream`]).
 //!
 //! Backpressure: the queue holds at most [`QUEUE_LIMIT`] messages and
 //! [`QUEUE_BYTES`] bytes (a batch is taken while both are under); while no
@@ -97,8 +100,9 @@ use super::balance::{Changes, Member, MemberId, Servers};
 use super::Error;
 use crate::buffer::spool::Acker;
 use crate::config::{ForwardDestConfig, Protocol, ServerAddr};
+use crate::dest::delivery::{Failure, SetAside};
 use crate::dest::inbox::Inbox;
-use crate::message::Ack;
+use crate::message::{Ack, Facility, Message, Severity, SourceName, TimeZone};
 use crate::state::rejects::Rejects;
 use crate::stats::{Counters, PeerGuard};
 
@@ -635,6 +639,27 @@ impl State {
         }
     }
 
+    /// Stores messages that can never be delivered here (a server's
+    /// refusal, a datagram too large) in the rejects store, off the async
+    /// threads, then releases them: upstream acks, or their disk buffer
+    /// records.
+    fn set_aside(&self, refused: Vec<(Pending, Failure)>) {
+        let rejects = self.dest.rejects.clone();
+        let name = self.dest.name.clone();
+        let counters = self.dest.counters.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut aside: SetAside<Pending> = SetAside::default();
+            let now = chrono::Utc::now();
+            for (pending, failure) in refused {
+                let msg = parsed(&pending.payload, &pending.host, &name, now);
+                aside.push(&name, &msg, &failure, Some(pending));
+            }
+            for pending in aside.store(&rejects, &name, &counters) {
+                pending.delivered();
+            }
+        });
+    }
+
     /// Sends what can be sent now.
     async fn dispatch(&mut self) {
         // Rounds until nothing more can go (no server, window full).
@@ -716,6 +741,28 @@ async fn close_live(live: Live, txnr: u32) {
         }
         Live::Udp(_) => {}
     }
+}
+
+/// A payload set aside as a message (for its record in the rejects
+/// store): parsed back, with `host` (the routing key) for a message that
+/// names none.
+fn parsed(
+    payload: &Bytes,
+    host: &Bytes,
+    destination: &Arc<str>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Message {
+    let ctx = crate::syslog::ParseContext {
+        received: now,
+        source: SourceName::intern(destination),
+        source_ip: None,
+        hostname: host.clone(),
+        program: Bytes::new(),
+        facility: Facility::User,
+        severity: Severity::Notice,
+        time_zone: TimeZone::Utc,
+    };
+    crate::syslog::parse(payload.clone(), &ctx)
 }
 
 #[cfg(test)]

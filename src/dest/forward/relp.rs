@@ -30,8 +30,7 @@ use super::{
     ROUND_BYTES, ROUND_MESSAGES,
 };
 use crate::dest::balance::{Member, MemberId, Pick};
-use crate::dest::delivery::{self, Code, Failure, Reason, SetAside};
-use crate::message::{Facility, Message, Severity, SourceName, TimeZone};
+use crate::dest::delivery::{self, Code, Failure, Reason};
 use crate::relp::{self, FrameDecoder};
 use crate::stats::Counters;
 use crate::syslog::framing::Oversize;
@@ -164,37 +163,22 @@ impl State {
         Counters::add(&self.dest.counters.written, delivered);
         Counters::add(&self.dest.counters.acknowledged, delivered);
         if !refused.is_empty() {
-            self.set_aside(addr, refused);
+            let refused = refused
+                .into_iter()
+                .map(|(pending, code)| {
+                    let failure = Failure::new(
+                        Reason::PeerRefused,
+                        Code::Rsp(code),
+                        format!("{addr} answered rsp {code} to the message"),
+                    );
+                    (pending, failure)
+                })
+                .collect();
+            self.set_aside(refused);
         }
         if drained {
             self.retire(server);
         }
-    }
-
-    /// Stores messages the server `addr` refused (off the async
-    /// threads), then releases them: upstream acks, or their disk buffer
-    /// records.
-    fn set_aside(&self, addr: String, refused: Vec<(Pending, u16)>) {
-        let rejects = self.dest.rejects.clone();
-        let name = self.dest.name.clone();
-        let counters = self.dest.counters.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut aside: SetAside<Pending> = SetAside::default();
-            let now = chrono::Utc::now();
-            let mut refused = refused.into_iter();
-            for (pending, code) in refused.by_ref() {
-                let failure = Failure::new(
-                    Reason::PeerRefused,
-                    Code::Rsp(code),
-                    format!("{addr} answered rsp {code} to the message"),
-                );
-                let msg = parsed(&pending.payload, &pending.host, &name, now);
-                aside.push(&name, &msg, &failure, Some(pending));
-            }
-            for pending in aside.store(&rejects, &name, &counters) {
-                pending.delivered();
-            }
-        });
     }
 
     /// One round of RELP frames; `false` when nothing could be sent.
@@ -350,25 +334,4 @@ pub(super) async fn read_answers(
         conn_id,
         why,
     });
-}
-
-/// A refused payload as a message (for its record in the rejects store):
-/// parsed back, with `host` (the routing key) for a message that names none.
-fn parsed(
-    payload: &bytes::Bytes,
-    host: &bytes::Bytes,
-    destination: &Arc<str>,
-    now: chrono::DateTime<chrono::Utc>,
-) -> Message {
-    let ctx = crate::syslog::ParseContext {
-        received: now,
-        source: SourceName::intern(destination),
-        source_ip: None,
-        hostname: host.clone(),
-        program: bytes::Bytes::new(),
-        facility: Facility::User,
-        severity: Severity::Notice,
-        time_zone: TimeZone::Utc,
-    };
-    crate::syslog::parse(payload.clone(), &ctx)
 }

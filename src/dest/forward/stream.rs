@@ -3,7 +3,12 @@
 //! (RFC 6587 octet counting or LF for tcp/tls, one datagram per message
 //! for udp) and writes; a written message is delivered (its ack
 //! released), a failed write puts the round's messages for that server
-//! back at the front of the queue.
+//! back at the front of the queue: over tcp and tls all of them (a
+//! failed write may have carried any part of the buffer), over udp only
+//! those not yet sent (each datagram sent is with the kernel, and is not
+//! sent again). A datagram the kernel refuses for its size (EMSGSIZE:
+//! over the 65,507 bytes UDP carries over IPv4) can never be sent: it is
+//! set aside in the rejects store (`too_large`) and the rest goes on.
 //!
 //! A successful write only means the local kernel has the bytes, so
 //! before each write a tcp connection is checked for a close by the peer
@@ -19,6 +24,7 @@ use tokio::net::{TcpStream, UdpSocket};
 use super::{timed_write, Conn, Live, Pending, State, ROUND_BYTES, ROUND_MESSAGES};
 use crate::config::Protocol;
 use crate::dest::balance::{Member, MemberId, Pick};
+use crate::dest::delivery::{Failure, Stage};
 use crate::stats::Counters;
 use crate::syslog::framing::encode_frame;
 
@@ -57,6 +63,9 @@ impl State {
     /// One round of tcp or udp writes; `false` when nothing could be sent.
     pub(super) async fn round_stream(&mut self) -> bool {
         let framing = self.dest.config.framing;
+        // tcp and tls write one buffer per member: all of its messages go,
+        // or none is known to have gone.
+        let stream_protocol = matches!(self.dest.config.protocol, Protocol::Tcp | Protocol::Tls);
         // The members written to this round, each with its bytes.
         let mut bufs: Vec<(MemberId, BytesMut)> = Vec::new();
         let mut taken: Vec<(usize, Pending)> = Vec::new();
@@ -76,7 +85,7 @@ impl State {
                     bufs.len() - 1
                 }
             };
-            if matches!(self.dest.config.protocol, Protocol::Tcp | Protocol::Tls) {
+            if stream_protocol {
                 encode_frame(framing, &p.payload, &mut bufs[s].1);
             }
             taken.push((s, p));
@@ -87,55 +96,66 @@ impl State {
         if taken.is_empty() {
             return false;
         }
+        // What became of each message taken: a tcp or tls write carries
+        // all of a member's messages or none; udp sends them one by one.
+        let mut outcome: Vec<Outcome> = taken.iter().map(|_| Outcome::Unsent).collect();
         let mut failed = vec![false; bufs.len()];
         for (s, (id, buf)) in bufs.iter().enumerate() {
-            let live = self.links.get_mut(id).and_then(|l| l.live.as_mut());
-            let result = match live {
-                Some(Live::Tcp(stream)) => match peer_closed(stream) {
-                    Some(why) => Err((why, true)),
-                    None => timed_write(stream, buf).await.map_err(|e| (e, false)),
-                },
-                Some(Live::Tls(stream)) => match crate::tls::peer_closed(stream) {
-                    Some(closed) => Err(closed),
-                    None => timed_write(stream, buf).await.map_err(|e| (e, false)),
-                },
-                Some(Live::Udp(socket)) => {
-                    let mut result = Ok(());
-                    for (_, p) in taken.iter().filter(|(t, _)| *t == s) {
-                        if p.payload.is_empty() {
-                            continue;
-                        }
-                        if let Err(e) = socket.send(&p.payload).await {
-                            result = Err((e.to_string(), false));
-                            break;
-                        }
+            let result = match self.links.get_mut(id) {
+                Some(link) => match link.live.as_mut() {
+                    Some(Live::Tcp(stream)) => match peer_closed(stream) {
+                        Some(why) => Err((why, true)),
+                        None => timed_write(stream, buf).await.map_err(|e| (e, false)),
+                    },
+                    Some(Live::Tls(stream)) => match crate::tls::peer_closed(stream) {
+                        Some(closed) => Err(closed),
+                        None => timed_write(stream, buf).await.map_err(|e| (e, false)),
+                    },
+                    // Marks its messages one by one.
+                    Some(Live::Udp(socket)) => {
+                        send_datagrams(socket, &link.member, s, &taken, &mut outcome).await
                     }
-                    result
-                }
-                _ => Err(("not connected".to_owned(), true)),
+                    _ => Err(("not connected".to_owned(), true)),
+                },
+                None => Err(("not connected".to_owned(), true)),
             };
-            if let Err((why, quiet)) = result {
-                failed[s] = true;
-                if let Some(link) = self.links.get_mut(id) {
-                    link.live = None;
-                }
-                if quiet {
-                    self.servers.set_reconnecting(*id);
-                } else {
-                    self.servers.set_down(*id, &why);
+            let Err((why, quiet)) = result else {
+                continue;
+            };
+            failed[s] = true;
+            if let Some(link) = self.links.get_mut(id) {
+                link.live = None;
+            }
+            if quiet {
+                self.servers.set_reconnecting(*id);
+            } else {
+                self.servers.set_down(*id, &why);
+            }
+        }
+        if stream_protocol {
+            for ((s, _), o) in taken.iter().zip(outcome.iter_mut()) {
+                if !failed[*s] {
+                    *o = Outcome::Sent;
                 }
             }
         }
         let mut written = 0;
         let mut per_member = vec![0u64; bufs.len()];
-        for (s, p) in taken.into_iter().rev() {
-            if failed[s] {
-                Counters::add(&self.dest.counters.retried, 1);
-                self.queue.push_front(p);
-            } else {
-                written += 1;
-                per_member[s] += 1;
-                p.delivered();
+        let mut refused: Vec<(Pending, Failure)> = Vec::new();
+        for ((s, p), outcome) in taken.into_iter().zip(outcome).rev() {
+            match outcome {
+                // Not sent (or, over tcp and tls, not known to be): first
+                // in line again, in order.
+                Outcome::Unsent => {
+                    Counters::add(&self.dest.counters.retried, 1);
+                    self.queue.push_front(p);
+                }
+                Outcome::Sent => {
+                    written += 1;
+                    per_member[s] += 1;
+                    p.delivered();
+                }
+                Outcome::Refused(failure) => refused.push((p, failure)),
             }
         }
         for ((id, _), n) in bufs.iter().zip(per_member) {
@@ -144,8 +164,61 @@ impl State {
             }
         }
         Counters::add(&self.dest.counters.written, written);
-        written > 0 || failed.iter().any(|&f| f)
+        let set_aside = !refused.is_empty();
+        if set_aside {
+            refused.reverse();
+            self.set_aside(refused);
+        }
+        written > 0 || set_aside || failed.iter().any(|&f| f)
     }
+}
+
+/// What became of a message taken for a round.
+enum Outcome {
+    /// Not sent: it goes back to the front of the queue.
+    Unsent,
+    /// Handed to the kernel: delivered.
+    Sent,
+    /// Permanent for this message (a datagram larger than UDP carries):
+    /// set aside in the rejects store.
+    Refused(Failure),
+}
+
+/// Sends member `s`'s messages of `taken`, one datagram each, marking
+/// each one's `outcome`. A message the kernel refuses for itself
+/// (EMSGSIZE: permanent, [`crate::dest::delivery::classify_errno`]) is marked refused
+/// and the rest go on; any other error stops the round for this member:
+/// what was sent before it stays sent (the datagrams are with the
+/// kernel), what was not stays unsent.
+async fn send_datagrams(
+    socket: &UdpSocket,
+    member: &Member,
+    s: usize,
+    taken: &[(usize, Pending)],
+    outcome: &mut [Outcome],
+) -> Result<(), (String, bool)> {
+    for ((_, p), o) in taken
+        .iter()
+        .zip(outcome.iter_mut())
+        .filter(|((t, _), _)| *t == s)
+    {
+        if p.payload.is_empty() {
+            *o = Outcome::Sent;
+            continue;
+        }
+        match socket.send(&p.payload).await {
+            Ok(_) => *o = Outcome::Sent,
+            Err(e) => {
+                let failure = Failure::io(&e, Stage::Network, member);
+                if !failure.is_permanent() {
+                    return Err((e.to_string(), false));
+                }
+                let detail = format!("{member}: a datagram of {} bytes: {e}", p.payload.len());
+                *o = Outcome::Refused(Failure::new(failure.reason, failure.code, detail));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Whether a syslog-over-TCP peer has closed (it never sends data, so
