@@ -66,6 +66,7 @@
 //! | SQLite | SQLITE_PERM, SQLITE_AUTH | transient | `permission` |
 //! | SQLite | SQLITE_NOMEM | transient | `resources` |
 //! | SQLite | SQLITE_TOOBIG, SQLITE_MISMATCH, SQLITE_CONSTRAINT | permanent | `row_refused` |
+//! | either database, outside one row's statement (open, schema, begin, prepare, commit) | what would be `row_refused` | transient | `schema` ([`Failure::outside_a_row`]) |
 //! | RELP | `rsp 200` | delivered | |
 //! | RELP | `rsp` with any other code, for one frame | permanent | `peer_refused` |
 //! | RELP | `rsp` without a code (broken answer) | transient | `unavailable` |
@@ -85,6 +86,13 @@
 //! permanent one takes them out of the stream; guessing wrong the first
 //! way stalls a destination visibly, the second way would move messages
 //! aside that a fix of the cause would have delivered.
+//!
+//! Only a statement holding one row's data can refuse that row: the same
+//! code from opening the database, creating the table or its indexes
+//! (a unique index the rows already there break), beginning, preparing
+//! or committing a transaction is transient (`schema`), so a table the
+//! operator must fix holds the stream instead of emptying it into the
+//! rejects store.
 //!
 //! A permanent `row_refused` for a statement of many rows means some row
 //! is refused: the database destinations then write the batch row by row
@@ -129,6 +137,11 @@ pub enum Reason {
     /// The fixed part of a path, or an open file, is unusable (a file
     /// where the configured directory should be, ...): the operator fixes it.
     PathBlocked,
+    /// The table (or a transaction) refuses something that is not one
+    /// row's data: a table dropped, a unique index that the rows already
+    /// there break, a table another tool made. The schema is set up again
+    /// before the next attempt; the operator may have to fix the table.
+    Schema,
     Other,
     /// The file system refuses the name a template rendered.
     PathRefused,
@@ -143,7 +156,7 @@ pub enum Reason {
 }
 
 impl Reason {
-    pub const ALL: [Reason; 14] = [
+    pub const ALL: [Reason; 15] = [
         Reason::NoSpace,
         Reason::ReadOnly,
         Reason::Io,
@@ -153,6 +166,7 @@ impl Reason {
         Reason::Timeout,
         Reason::Busy,
         Reason::PathBlocked,
+        Reason::Schema,
         Reason::Other,
         Reason::PathRefused,
         Reason::RowRefused,
@@ -180,6 +194,7 @@ impl Reason {
             Reason::Timeout => "timeout",
             Reason::Busy => "busy",
             Reason::PathBlocked => "path_blocked",
+            Reason::Schema => "schema",
             Reason::Other => "other",
             Reason::PathRefused => "path_refused",
             Reason::RowRefused => "row_refused",
@@ -255,6 +270,22 @@ impl Failure {
 
     pub fn is_permanent(&self) -> bool {
         self.kind() == Kind::Permanent
+    }
+
+    /// This failure, of a step that holds no one row's data (opening a
+    /// database, setting up its schema, beginning, preparing, committing):
+    /// it refuses no message, so what would be permanent for a row's
+    /// statement is [`Reason::Schema`] here (transient), and the rows are
+    /// held, never set aside for it.
+    pub fn outside_a_row(self) -> Failure {
+        if self.is_permanent() {
+            Failure {
+                reason: Reason::Schema,
+                ..self
+            }
+        } else {
+            self
+        }
     }
 
     /// An I/O error at `stage`, with `context` (a path) in the detail.
@@ -963,6 +994,7 @@ mod tests {
         for (state, want) in table {
             assert_eq!(classify_sqlstate(state), want, "{state}");
         }
+        assert_eq!(Reason::Schema.kind(), Kind::Transient);
     }
 
     #[test]
@@ -991,6 +1023,19 @@ mod tests {
         for (code, want) in table {
             assert_eq!(classify_sqlite(code), want, "{code}");
         }
+        // Outside a row's statement nothing is permanent.
+        let unique = Failure::new(
+            classify_sqlite(ffi::SQLITE_CONSTRAINT_UNIQUE),
+            Code::Sqlite(ffi::SQLITE_CONSTRAINT_UNIQUE),
+            "CREATE UNIQUE INDEX",
+        );
+        assert!(unique.is_permanent());
+        let outside = unique.clone().outside_a_row();
+        assert_eq!(outside.reason, Reason::Schema);
+        assert_eq!(outside.kind(), Kind::Transient);
+        assert_eq!((outside.code, outside.detail), (unique.code, unique.detail));
+        let full = Failure::new(Reason::NoSpace, Code::None, "full");
+        assert_eq!(full.clone().outside_a_row(), full);
     }
 
     #[test]

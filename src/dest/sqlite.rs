@@ -23,6 +23,12 @@
 //!   a constraint: permanent) fails only its statement; the transaction
 //!   goes on, and once it has committed the row's message is set aside in
 //!   the rejects store before its ack is released.
+//! - Only a row's own statement can refuse that row. The same codes from
+//!   opening the database, creating the table or its indexes (a unique
+//!   `origin` index the rows already there break: a table another tool
+//!   made, or whose index was dropped), beginning, preparing or committing
+//!   are the table's, not a message's: transient (`schema`), held and
+//!   retried as above until the operator fixes the table.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -100,28 +106,36 @@ impl SqliteDest {
     fn deliver(&self, face: &mut Face, db: &mut Option<Connection>, messages: &mut [Message]) {
         let rows: Vec<Row> = messages.iter().map(Row::of).collect();
         let mut refused: Vec<(usize, Failure)> = Vec::new();
-        let written = face.retry_blocking(|| {
-            refused.clear();
-            let result = self.write(db, &rows, &mut refused);
-            if result.is_err() {
-                // Reopened for the next attempt.
-                *db = None;
+        let inserted = loop {
+            let written = face.retry_blocking(|| {
+                refused.clear();
+                let result = self.write(db, &rows, &mut refused);
+                if result.is_err() {
+                    // Reopened (and the schema set up again) for the next
+                    // attempt.
+                    *db = None;
+                }
+                result
+            });
+            match written {
+                Ok(inserted) => break inserted,
+                // `write` fails only for the transaction's own steps, which
+                // it makes transient (`outside_a_row`): this is not
+                // reached. Were it, the rows are held all the same: a
+                // failure that is not one row's never sets a batch aside.
+                Err(failure) => {
+                    *db = None;
+                    let delay = face.failed(&failure);
+                    std::thread::sleep(delay);
+                }
             }
-            result
-        });
-        match written {
-            Ok(inserted) => {
-                let stored = rows.len() - refused.len();
-                Counters::add(&self.counters.written, inserted as u64);
-                Counters::add(
-                    &self.counters.duplicates,
-                    stored.saturating_sub(inserted) as u64,
-                );
-            }
-            // Only the transaction's own failures get here, never a
-            // row's: rows are refused one by one below.
-            Err(failure) => refused = (0..rows.len()).map(|i| (i, failure.clone())).collect(),
-        }
+        };
+        let stored = rows.len() - refused.len();
+        Counters::add(&self.counters.written, inserted as u64);
+        Counters::add(
+            &self.counters.duplicates,
+            stored.saturating_sub(inserted) as u64,
+        );
         if refused.is_empty() {
             return;
         }
@@ -138,7 +152,10 @@ impl SqliteDest {
     /// One transaction; the number of rows inserted (the others were
     /// already there, or refused: their index and why in `refused`).
     /// SQLite refuses a row by failing its statement only: the
-    /// transaction goes on with the next row.
+    /// transaction goes on with the next row. Every other failure (open,
+    /// schema, begin, prepare, commit) is the transaction's, never a
+    /// row's: it is returned transient ([`Failure::outside_a_row`]), so
+    /// the rows are held and tried again, not set aside.
     fn write(
         &self,
         db: &mut Option<Connection>,
@@ -147,16 +164,15 @@ impl SqliteDest {
     ) -> Result<usize, Failure> {
         let context = self.path.display();
         let failed = |e: rusqlite::Error| delivery::sqlite_failure(&e, &context);
+        let held = |e: rusqlite::Error| failed(e).outside_a_row();
         let conn = match db {
             Some(conn) => conn,
-            None => db.insert(self.open().map_err(failed)?),
+            None => db.insert(self.open().map_err(held)?),
         };
-        let tx = conn.transaction().map_err(failed)?;
+        let tx = conn.transaction().map_err(held)?;
         let mut inserted = 0;
         {
-            let mut stmt = tx
-                .prepare_cached(&insert_sql(&self.table))
-                .map_err(failed)?;
+            let mut stmt = tx.prepare_cached(&insert_sql(&self.table)).map_err(held)?;
             for (i, r) in rows.iter().enumerate() {
                 let result = stmt.execute(params![
                     sqlite_time(&r.timestamp),
@@ -184,7 +200,7 @@ impl SqliteDest {
                 }
             }
         }
-        tx.commit().map_err(failed)?;
+        tx.commit().map_err(held)?;
         Ok(inserted)
     }
 

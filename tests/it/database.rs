@@ -932,6 +932,107 @@ fn sqlite_unopenable_database_is_retried_until_it_works() {
     assert!(stderr.contains("delivering again"), "{stderr}");
 }
 
+/// `logrelay rejects --state-dir state --json` of `server`: (destination,
+/// reason, count) rows.
+fn rejects(server: &Server) -> Vec<(String, String, u64)> {
+    let run = crate::harness::logrelay(
+        &["rejects", "--state-dir", "state", "--json"],
+        server.dir.path(),
+    );
+    assert_eq!(run.code, 0, "rejects failed: {}", run.stderr);
+    let rows: serde_json::Value =
+        serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}: {}", run.stdout));
+    rows.as_array()
+        .unwrap_or_else(|| panic!("not a list: {rows}"))
+        .iter()
+        .map(|r| {
+            (
+                r["destination"].as_str().unwrap_or("").to_owned(),
+                r["reason"].as_str().unwrap_or("").to_owned(),
+                r["count"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect()
+}
+
+/// A table whose rows break the unique `origin` index logrelay creates
+/// (another tool made it, or the index was dropped and duplicates came
+/// in): `CREATE UNIQUE INDEX` fails with SQLITE_CONSTRAINT when the
+/// database is opened. That refuses no message: the lines are held and
+/// retried (`state` 1, reason `schema`), nothing is set aside, and once
+/// the operator deletes the duplicate every line is stored exactly once.
+#[test]
+fn sqlite_table_that_breaks_the_unique_index_holds_the_lines_until_it_is_fixed() {
+    let db = TestDir::new();
+    let path = db.path().join("logs.db");
+    let inbox = db.path().join("inbox");
+    std::fs::create_dir(&inbox).expect("mkdir");
+    {
+        let conn = rusqlite::Connection::open(&path).expect("create the database");
+        let schema = "CREATE TABLE logs (id INTEGER PRIMARY KEY, timestamp TEXT NOT NULL, \
+                      received TEXT NOT NULL, host TEXT NOT NULL, program TEXT NOT NULL, pid TEXT, \
+                      facility INTEGER NOT NULL, severity INTEGER NOT NULL, msgid TEXT, \
+                      message TEXT NOT NULL, structured_data TEXT, source_ip TEXT, origin TEXT);
+                      INSERT INTO logs (timestamp, received, host, program, facility, severity, message, origin)
+                      VALUES ('t', 'r', 'h', 'p', 1, 6, 'old-1', 'dup'), ('t', 'r', 'h', 'p', 1, 6, 'old-2', 'dup');";
+        conn.execute_batch(schema).expect("the other tool's table");
+    }
+    let dest = format!(
+        "type = \"sqlite\"\npath = \"{}\"\nmax_backoff = \"200ms\"",
+        path.display()
+    );
+    let mut server = Server::start(&config(&dest, &inbox, ""));
+    server.send_tcp("tcp", b"one\ntwo\nthree\n");
+    let held = server.wait_stderr("cannot deliver: holding the messages", 1);
+    assert!(held.contains("reason=schema"), "{held}");
+    let retrying = wait_for(Duration::from_secs(10), || {
+        server.counter(Some("destination"), "db", "retries") >= 3
+    });
+    assert!(retrying, "{}", server.stderr());
+    assert_eq!(server.counter(Some("destination"), "db", "state"), 1);
+    assert_eq!(server.counter(Some("destination"), "db", "rejected_row"), 0);
+    assert_eq!(server.counter(Some("destination"), "db", "written"), 0);
+    assert!(rejects(&server).is_empty(), "{:?}", rejects(&server));
+    assert_eq!(sqlite_count(&path, "SELECT count(*) FROM logs"), 2);
+    // The operator removes the duplicate.
+    rusqlite::Connection::open(&path)
+        .and_then(|c| c.execute("DELETE FROM logs WHERE message = 'old-2'", []))
+        .expect("delete the duplicate");
+    let done = wait_for(Duration::from_secs(20), || {
+        sqlite_count(&path, "SELECT count(*) FROM logs") >= 4
+    });
+    assert!(done, "{}", server.stderr());
+    let state_back = wait_for(Duration::from_secs(10), || {
+        server.counter(Some("destination"), "db", "state") == 0
+    });
+    assert!(state_back, "{}", server.stderr());
+    let counter = |name| server.counter(Some("destination"), "db", name);
+    assert_eq!(
+        [
+            counter("written"),
+            counter("duplicates"),
+            counter("rejected_row")
+        ],
+        [3, 0, 0]
+    );
+    let stderr = server.stop();
+    let rows: Vec<String> = sqlite_query(&path, "SELECT message FROM logs ORDER BY id")
+        .into_iter()
+        .filter_map(|r| r.into_iter().next().flatten())
+        .collect();
+    assert_eq!(rows, ["old-1", "one", "two", "three"], "{stderr}");
+    assert!(stderr.contains("delivering again"), "{stderr}");
+    assert!(rejects(&server).is_empty(), "{:?}", rejects(&server));
+    // The index is there now: a redelivered origin is stored once.
+    assert_eq!(
+        sqlite_count(
+            &path,
+            "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = 'logs_origin'"
+        ),
+        1
+    );
+}
+
 /// PostgreSQL down when logrelay starts: the first batch waits (WARN
 /// `cannot deliver`, reason `unavailable`) and is written once the server
 /// comes up.
