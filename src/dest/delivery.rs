@@ -56,6 +56,7 @@
 //! | PostgreSQL | class 53 (out of memory, too many connections) | transient | `resources` |
 //! | PostgreSQL | 25006 read-only transaction (a standby) | transient | `read_only` |
 //! | PostgreSQL | 42501 insufficient privilege | transient | `permission` |
+//! | PostgreSQL | 42P01 undefined table, 42703 undefined column, 42704 undefined object, 3F000 invalid schema name | transient | `schema` (the connection is made again, and with it the table) |
 //! | PostgreSQL | class 58, XX (system, internal error) | transient | `io` |
 //! | PostgreSQL | class 22, 23, 54 (data, constraint, program limit) | permanent | `row_refused` |
 //! | SQLite | SQLITE_FULL | transient | `no_space` |
@@ -361,6 +362,10 @@ pub fn classify_sqlstate(state: &str) -> Reason {
         "25006" => return Reason::ReadOnly,
         "42501" => return Reason::Permission,
         "55P03" | "55006" => return Reason::Busy,
+        // undefined_table, undefined_column, undefined_object,
+        // invalid_schema_name: the table was dropped (a retention job, a
+        // DBA) or changed under us.
+        "42P01" | "42703" | "42704" | "3F000" => return Reason::Schema,
         _ => {}
     }
     match state.get(..2) {
@@ -988,7 +993,11 @@ mod tests {
             ("23502", Reason::RowRefused),
             ("23505", Reason::RowRefused),
             ("54000", Reason::RowRefused),
-            ("42P01", Reason::Other),
+            ("42P01", Reason::Schema),
+            ("42703", Reason::Schema),
+            ("42704", Reason::Schema),
+            ("3F000", Reason::Schema),
+            ("42601", Reason::Other),
             ("", Reason::Other),
         ];
         for (state, want) in table {

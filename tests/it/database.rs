@@ -1033,6 +1033,139 @@ fn sqlite_table_that_breaks_the_unique_index_holds_the_lines_until_it_is_fixed()
     );
 }
 
+/// The same in PostgreSQL: creating the unique `origin` index on a table
+/// whose rows break it fails with 23505 on connecting. That refuses no
+/// message: the lines are held (reason `schema`), nothing is set aside,
+/// and once the duplicate is deleted every line is stored exactly once.
+#[test]
+fn postgres_table_that_breaks_the_unique_index_holds_the_lines_until_it_is_fixed() {
+    let pg = Postgres::start();
+    pg.query(
+        "CREATE TABLE logs (id bigserial PRIMARY KEY, timestamp timestamptz NOT NULL,
+            received timestamptz NOT NULL, host text NOT NULL, program text NOT NULL, pid text,
+            facility smallint NOT NULL, severity smallint NOT NULL, msgid text,
+            message text NOT NULL, structured_data json, source_ip inet, origin text);
+         INSERT INTO logs (timestamp, received, host, program, facility, severity, message, origin)
+         VALUES (now(), now(), 'h', 'p', 1, 6, 'old-1', 'dup'), (now(), now(), 'h', 'p', 1, 6, 'old-2', 'dup');",
+    );
+    let db = TestDir::new();
+    let inbox = db.path().join("inbox");
+    std::fs::create_dir(&inbox).expect("mkdir");
+    let dest = format!(
+        "type = \"postgres\"\nurl = \"{}\"\nmax_backoff = \"200ms\"",
+        pg.url()
+    );
+    let mut server = Server::start(&config(&dest, &inbox, ""));
+    server.send_tcp("tcp", b"one\ntwo\nthree\n");
+    let held = server.wait_stderr("cannot deliver: holding the messages", 1);
+    assert!(
+        held.contains("reason=schema") && held.contains("SQLSTATE 23505"),
+        "{held}"
+    );
+    let retrying = wait_for(Duration::from_secs(10), || {
+        server.counter(Some("destination"), "db", "retries") >= 3
+    });
+    assert!(retrying, "{}", server.stderr());
+    assert_eq!(server.counter(Some("destination"), "db", "state"), 1);
+    assert_eq!(server.counter(Some("destination"), "db", "written"), 0);
+    assert!(rejects(&server).is_empty(), "{:?}", rejects(&server));
+    assert!(
+        !server.stderr().contains("writing it row by row"),
+        "{}",
+        server.stderr()
+    );
+    pg.query("DELETE FROM logs WHERE message = 'old-2'");
+    let done = wait_for(Duration::from_secs(20), || {
+        pg.count("SELECT count(*) FROM logs") >= 4
+    });
+    assert!(done, "{}", server.stderr());
+    std::thread::sleep(Duration::from_millis(300));
+    let counter = |name| server.counter(Some("destination"), "db", name);
+    assert_eq!(
+        [
+            counter("written"),
+            counter("duplicates"),
+            counter("rejected_row"),
+            counter("state")
+        ],
+        [3, 0, 0, 0]
+    );
+    let stderr = server.stop();
+    let rows: Vec<String> = pg
+        .query("SELECT message FROM logs ORDER BY id")
+        .into_iter()
+        .filter_map(|r| r.into_iter().next().flatten())
+        .collect();
+    assert_eq!(rows, ["old-1", "one", "two", "three"], "{stderr}");
+    assert!(stderr.contains("delivering again"), "{stderr}");
+    assert!(rejects(&server).is_empty(), "{:?}", rejects(&server));
+    assert_eq!(
+        pg.count("SELECT count(*) FROM pg_indexes WHERE indexname = 'logs_origin'"),
+        1
+    );
+}
+
+/// A DBA or a retention job drops the table while logrelay writes to it:
+/// the inserts fail with 42P01 (undefined table), the connection is made
+/// again and with it the table, and every later line arrives exactly
+/// once; nothing is set aside.
+#[test]
+fn postgres_table_dropped_mid_stream_is_created_again() {
+    let pg = Postgres::start();
+    let db = TestDir::new();
+    let inbox = db.path().join("inbox");
+    std::fs::create_dir(&inbox).expect("mkdir");
+    let dest = format!(
+        "type = \"postgres\"\nurl = \"{}\"\nmax_backoff = \"500ms\"",
+        pg.url()
+    );
+    let mut server = Server::start(&config(&dest, &inbox, ""));
+    server.send_tcp("tcp", numbered(0, 100).as_bytes());
+    let first = wait_for(Duration::from_secs(20), || {
+        pg.count("SELECT count(*) FROM pg_tables WHERE tablename = 'logs'") == 1
+            && pg.count("SELECT count(*) FROM logs") >= 100
+    });
+    assert!(first, "{}", server.stderr());
+    pg.query("DROP TABLE logs");
+    server.send_tcp("tcp", numbered(100, 300).as_bytes());
+    let held = server.wait_stderr("cannot deliver: holding the messages", 1);
+    assert!(
+        held.contains("reason=schema") && held.contains("SQLSTATE 42P01"),
+        "{held}"
+    );
+    let again = wait_for(Duration::from_secs(20), || {
+        pg.count("SELECT count(*) FROM pg_tables WHERE tablename = 'logs'") == 1
+            && pg.count("SELECT count(*) FROM logs") >= 200
+    });
+    assert!(again, "{}", server.stderr());
+    std::thread::sleep(Duration::from_millis(300));
+    let counter = |name| server.counter(Some("destination"), "db", name);
+    assert_eq!(
+        [
+            counter("written"),
+            counter("duplicates"),
+            counter("rejected_row")
+        ],
+        [300, 0, 0]
+    );
+    assert_eq!(counter("state"), 0);
+    let stderr = server.stop();
+    let rows: Vec<String> = pg
+        .query("SELECT message FROM logs ORDER BY id")
+        .into_iter()
+        .filter_map(|r| r.into_iter().next().flatten())
+        .collect();
+    let want: Vec<String> = numbered(100, 300).lines().map(str::to_owned).collect();
+    assert_eq!(rows, want, "{stderr}");
+    assert!(stderr.contains("delivering again"), "{stderr}");
+    assert!(rejects(&server).is_empty(), "{:?}", rejects(&server));
+    // The indexes came back with the table.
+    assert_eq!(
+        pg.count("SELECT count(*) FROM pg_indexes WHERE tablename = 'logs'"),
+        5
+    );
+}
+
 /// PostgreSQL down when logrelay starts: the first batch waits (WARN
 /// `cannot deliver`, reason `unavailable`) and is written once the server
 /// comes up.

@@ -5,7 +5,13 @@
 //! - On every (re)connection the table and its indexes are created if
 //!   missing: `(host, timestamp)`, `(program, timestamp)`, `(severity,
 //!   timestamp)`, and a unique index on `origin` (NULLs are distinct, so
-//!   rows without an origin id never conflict).
+//!   rows without an origin id never conflict). A table dropped while
+//!   connected (a DBA, a retention job: SQLSTATE 42P01 and its kin,
+//!   `schema` in [`delivery`]) makes the connection go, so the next
+//!   attempt connects and creates the table again; the batch is held
+//!   meanwhile, nothing is set aside. A failure to set the table up
+//!   (a unique index the rows already there break) is transient too: it
+//!   refuses no row.
 //! - One statement per batch of up to `batch_size` rows: `INSERT ...
 //!   SELECT ... FROM unnest($1::timestamptz[], ...) ON CONFLICT DO
 //!   NOTHING`, prepared once per connection, whatever the batch size. A
@@ -235,7 +241,13 @@ impl PostgresDest {
                 isolated = Some(0);
                 continue;
             }
-            if matches!(failure.reason, Reason::Unavailable | Reason::Timeout) {
+            // A lost connection is made again; so is one whose table is
+            // gone (dropped by a DBA or a retention job: `schema`), since
+            // the table is created on connecting.
+            if matches!(
+                failure.reason,
+                Reason::Unavailable | Reason::Timeout | Reason::Schema
+            ) {
                 *conn = None;
             }
             let until = tokio::time::Instant::now() + face.failed(&failure);
@@ -315,10 +327,13 @@ impl PostgresDest {
             client.batch_execute(&self.schema_sql()).await?;
             client.prepare(&self.insert_sql()).await
         };
+        // Setting up refuses no row: a unique index the rows already there
+        // break holds the stream until the table is fixed, it never sets
+        // the batch aside.
         let insert = tokio::time::timeout(WRITE_TIMEOUT, setup)
             .await
             .map_err(|_| timed_out("creating the table timed out"))?
-            .map_err(|e| failure(&e, &client))?;
+            .map_err(|e| failure(&e, &client).outside_a_row())?;
         tracing::info!(destination = %self.name, table = %self.table, "database connected");
         Ok(Conn {
             client,
@@ -419,7 +434,10 @@ impl PostgresDest {
             );
             if let Err(e) = c.client.batch_execute(&sql).await {
                 let failure = failure(&e, &c.client);
-                if matches!(failure.reason, Reason::Unavailable | Reason::Timeout) {
+                if matches!(
+                    failure.reason,
+                    Reason::Unavailable | Reason::Timeout | Reason::Schema
+                ) {
                     return Err(failure);
                 }
                 // Rows of that day already in the default partition, or a
