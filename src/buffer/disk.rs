@@ -65,6 +65,13 @@
 //!   is lost).
 //!   Replay then starts at the watermark: only records that were in flight
 //!   (read, not yet acknowledged) come again.
+//!   A file that cannot be read at all (EACCES, EMFILE, EIO) is not
+//!   damage: nothing is set aside and the open fails, to be tried again.
+//! - Reading ([`DiskBuffer::read`]): only damage found since start-up (a
+//!   bad length or CRC, a file shorter than what was written) skips the
+//!   rest of a segment. Any other read error keeps the read position, so
+//!   that the same records are read once the cause is gone: the watermark
+//!   never passes a record that was not read.
 
 use std::collections::{BTreeSet, VecDeque};
 use std::fs::{self, File, OpenOptions};
@@ -291,6 +298,17 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
+/// Whether a read error means the segment's bytes are damaged (a bad
+/// length or CRC, or a file shorter than what was written to it), as
+/// opposed to the file not being readable now (EMFILE, EIO, ENOMEM,
+/// EACCES...), which reading again may cure.
+fn is_damage(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::InvalidData | io::ErrorKind::UnexpectedEof
+    )
+}
+
 /// `path` renamed to `PATH.corrupt` (or `.corrupt.N` when taken).
 fn set_aside(path: &Path) -> io::Result<PathBuf> {
     let base = path.as_os_str().to_owned();
@@ -315,12 +333,23 @@ fn set_aside(path: &Path) -> io::Result<PathBuf> {
 
 impl DiskBuffer {
     /// Opens (creating) the buffer in `dir` and recovers it (module doc).
-    /// Errors are the directory's (cannot create, cannot list, cannot
-    /// write the ack file): never the content's.
+    /// Errors are the directory's and the files' (cannot create, list,
+    /// read or write them): never the content's. The caller tries again.
     pub fn open(dir: &Path, limits: Limits) -> io::Result<(DiskBuffer, Recovery)> {
         fs::create_dir_all(dir)?;
         let ack_path = dir.join(ACK_FILE);
-        let ack_data = fs::read(&ack_path).unwrap_or_default();
+        // No ack file: a new buffer. One that cannot be read is not a
+        // damaged one (replaying everything): the open fails instead.
+        let ack_data = match fs::read(&ack_path) {
+            Ok(data) => data,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => {
+                return Err(io::Error::new(
+                    e.kind(),
+                    format!("cannot read {}: {e}", ack_path.display()),
+                ))
+            }
+        };
         let watermark = read_ack(&ack_data);
         if watermark.is_none() && !ack_data.is_empty() {
             tracing::warn!(path = %ack_path.display(), "the ack file is damaged: replaying every record in the buffer (duplicates, no loss)");
@@ -353,15 +382,15 @@ impl DiskBuffer {
         let mut segments: VecDeque<Segment> = VecDeque::new();
         let count = found.len();
         for (i, (first_seq, path)) in found.into_iter().enumerate() {
-            let data = match fs::read(&path) {
-                Ok(data) => data,
-                Err(e) => {
-                    tracing::error!(path = %path.display(), error = %e, "cannot read a disk buffer segment: setting it aside");
-                    set_aside(&path)?;
-                    recovery.corrupt_segments += 1;
-                    continue;
-                }
-            };
+            // A segment that cannot be read (EMFILE, EIO, EACCES, ...) is
+            // not damaged: setting it aside would lose acknowledged
+            // records. The open fails and is tried again.
+            let data = fs::read(&path).map_err(|e| {
+                io::Error::new(
+                    e.kind(),
+                    format!("cannot read segment {}: {e}", path.display()),
+                )
+            })?;
             let overlaps = segments.back().is_some_and(|s| first_seq < s.end_seq);
             let header_ok = data.len() >= MAGIC.len() && &data[..MAGIC.len()] == MAGIC;
             if !header_ok || overlaps {
@@ -624,6 +653,13 @@ impl DiskBuffer {
     /// `max_bytes` of payload) in seq order. Each must later be
     /// acknowledged; until then it is in flight and replayed after a
     /// restart.
+    ///
+    /// Only damage ([`is_damage`]) skips records: the rest of that
+    /// segment is lost (counted in `corrupt_reads`, ERROR). Any other
+    /// error (no file descriptor left, EIO, ENOMEM, EACCES) keeps the
+    /// read position: the records read before it are returned, and the
+    /// error comes when nothing could be read; the caller tries again
+    /// later.
     pub fn read(
         &mut self,
         max_records: usize,
@@ -676,6 +712,18 @@ impl DiskBuffer {
                     self.in_flight.insert(seq);
                     bytes += payload.len();
                     out.push((seq, payload));
+                }
+                Err(e) if !is_damage(&e) => {
+                    // The file could not be read now: the position stays,
+                    // and the next read opens it again and seeks there.
+                    self.reader.file = None;
+                    if out.is_empty() {
+                        return Err(io::Error::new(
+                            e.kind(),
+                            format!("cannot read segment {}: {e}", path.display()),
+                        ));
+                    }
+                    break;
                 }
                 Err(e) => {
                     // Damaged since start-up: the rest of the segment is lost.

@@ -26,6 +26,10 @@
 //!   is delivered: see [`DiskBuffer::acknowledge`].
 //! - room in the bounded channel of records for the sender: the thread
 //!   reads ahead at most [`CHUNKS`] chunks of [`CHUNK_RECORDS`] records.
+//!   A read error that is not damage (no file descriptor left, EIO,
+//!   EACCES: [`DiskBuffer::read`]) is transient: nothing is skipped, the
+//!   same records are read again after a backoff (100 ms doubling to 5 s;
+//!   WARN once, INFO when reading works again).
 //!
 //! At the end of input (shutdown, reload) the thread stores what it took,
 //! syncs, closes the records channel, keeps taking acknowledgements until
@@ -42,7 +46,7 @@ use tokio::time::Instant;
 
 use super::disk::{DiskBuffer, Limits};
 use crate::config::{DiskBufferConfig, FsyncPolicy, WhenFull};
-use crate::dest::delivery::{self, Code, Face, Failure, Reason, SetAside, Stage};
+use crate::dest::delivery::{self, Backoff, Code, Face, Failure, Reason, SetAside, Stage};
 use crate::dest::inbox::Inbox;
 use crate::message::{Ack, Batch, Message};
 use crate::state::rejects::Rejects;
@@ -122,6 +126,9 @@ impl Spool {
                     counters,
                     face,
                     retry_at: None,
+                    read_backoff: Backoff::new(delivery::FIRST_BACKOFF, delivery::DISK_MAX_BACKOFF),
+                    read_retry_at: None,
+                    read_failing_since: None,
                     input,
                     encode,
                     records_tx: Some(records_tx),
@@ -193,6 +200,12 @@ struct Worker {
     face: Face,
     /// When to try held records again after a write error.
     retry_at: Option<Instant>,
+    /// Retries of failed reads: the records stay, read again later.
+    read_backoff: Backoff,
+    /// When to read again after a read error (no reading until then).
+    read_retry_at: Option<Instant>,
+    /// Since when reads fail (logged once per episode).
+    read_failing_since: Option<Instant>,
     input: Inbox,
     encode: Encoder,
     records_tx: Option<mpsc::Sender<Vec<Record>>>,
@@ -217,6 +230,7 @@ enum Job {
     Room(bool),
     SyncDue,
     RetryDue,
+    ReadDue,
 }
 
 impl Worker {
@@ -269,12 +283,14 @@ impl Worker {
                 break;
             }
             let want_input = input_open && self.held.is_none();
-            let want_room = buffer.has_unread() && self.records_tx.is_some();
+            let want_room =
+                buffer.has_unread() && self.records_tx.is_some() && self.read_retry_at.is_none();
             let job = match want_input.then(|| self.input.try_recv()) {
                 Some(Ok(batch)) => Job::Batch(batch),
                 _ => {
                     let sync_at = self.sync_at;
                     let retry_at = self.retry_at;
+                    let read_at = self.read_retry_at;
                     let input = &mut self.input;
                     let acks = &mut self.acks;
                     let tx = self.records_tx.clone();
@@ -285,6 +301,7 @@ impl Worker {
                             open = async { match &tx { Some(tx) => tx.reserve().await.is_ok(), None => std::future::pending().await } }, if want_room => Job::Room(open),
                             () = async { if let Some(at) = sync_at { tokio::time::sleep_until(at).await } }, if sync_at.is_some() => Job::SyncDue,
                             () = async { if let Some(at) = retry_at { tokio::time::sleep_until(at).await } }, if retry_at.is_some() => Job::RetryDue,
+                            () = async { if let Some(at) = read_at { tokio::time::sleep_until(at).await } }, if read_at.is_some() => Job::ReadDue,
                         }
                     })
                 }
@@ -332,6 +349,8 @@ impl Worker {
                     self.sync_at = None;
                     self.sync(&mut buffer);
                 }
+                // Read again at the top of the loop (`feed`).
+                Job::ReadDue => self.read_retry_at = None,
                 Job::RetryDue => {
                     self.retry_at = None;
                     if let Some(held) = self.held.take() {
@@ -378,8 +397,13 @@ impl Worker {
     }
 
     /// Hands stored records to the sender while the channel has room.
+    /// A read error is transient (see [`DiskBuffer::read`]): the records
+    /// stay where they are and are read again after a backoff.
     fn feed(&mut self, buffer: &mut DiskBuffer) {
-        let Some(tx) = &self.records_tx else {
+        if self.read_retry_at.is_some() {
+            return;
+        }
+        let Some(tx) = self.records_tx.clone() else {
             return;
         };
         while buffer.has_unread() {
@@ -388,6 +412,10 @@ impl Worker {
             };
             match buffer.read(CHUNK_RECORDS, CHUNK_BYTES) {
                 Ok(chunk) if !chunk.is_empty() => {
+                    if let Some(since) = self.read_failing_since.take() {
+                        tracing::info!(destination = %self.name, after = ?since.elapsed(), "disk buffer: reading stored records again");
+                        self.read_backoff.reset();
+                    }
                     permit.send(
                         chunk
                             .into_iter()
@@ -397,7 +425,14 @@ impl Worker {
                 }
                 Ok(_) => return,
                 Err(e) => {
-                    tracing::error!(destination = %self.name, error = %e, "disk buffer: read failed");
+                    let delay = self.read_backoff.next_delay();
+                    self.read_retry_at = Some(Instant::now() + delay);
+                    if self.read_failing_since.is_none() {
+                        self.read_failing_since = Some(Instant::now());
+                        tracing::warn!(destination = %self.name, error = %e, retry_in = ?delay, "disk buffer: cannot read stored records: keeping them and trying again (nothing is skipped)");
+                    } else {
+                        tracing::debug!(destination = %self.name, error = %e, retry_in = ?delay, "disk buffer: still cannot read stored records");
+                    }
                     return;
                 }
             }

@@ -364,6 +364,97 @@ fn records_lost_below_the_watermark_do_not_break_the_seq_order() {
     assert_eq!(read_all(&mut b), want);
 }
 
+/// Set in the child process [`in_child`] starts.
+const CHILD: &str = "LOGRELAY_BUFFER_TEST_CHILD";
+
+/// For tests that change what the whole process may do (its file
+/// descriptor limit): `false` in the child, which runs the test's body;
+/// `true` in the parent, which has just run test `name` (of this module)
+/// alone in a child process and checked that it passed.
+fn in_child(name: &str) -> bool {
+    if std::env::var_os(CHILD).is_some() {
+        return true;
+    }
+    let exe = std::env::current_exe().expect("the test binary");
+    let out = std::process::Command::new(exe)
+        .args([
+            &format!("buffer::tests::{name}"),
+            "--exact",
+            "--test-threads=1",
+            "--nocapture",
+        ])
+        .env(CHILD, "1")
+        .output()
+        .expect("run the child");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("1 passed"),
+        "the child failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    false
+}
+
+#[test]
+fn a_segment_that_cannot_be_opened_for_want_of_file_descriptors_is_read_later_not_skipped() {
+    // Regression: any read error counted as damage, so EMFILE skipped
+    // every segment it hit (records acknowledged upstream were lost).
+    if !in_child(
+        "a_segment_that_cannot_be_opened_for_want_of_file_descriptors_is_read_later_not_skipped",
+    ) {
+        return;
+    }
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+    let dir = tempfile::tempdir().expect("tmp");
+    let l = limits(1 << 20, 1024);
+    let (mut b, _) = open(dir.path(), &l);
+    assert_eq!(b.append(&payloads(0..200)).expect("append"), 200);
+    b.sync().expect("sync");
+    let in_first = segments(dir.path()).len();
+    assert!(in_first > 2, "{in_first} segments");
+    // The first segment is open for reading from here.
+    let first = b.read(3, usize::MAX).expect("read");
+
+    // Descriptors 0, 1 and 2 only: every open fails with EMFILE.
+    let saved = getrlimit(Resource::Nofile);
+    setrlimit(
+        Resource::Nofile,
+        Rlimit {
+            current: Some(3),
+            maximum: saved.maximum,
+        },
+    )
+    .expect("lower RLIMIT_NOFILE");
+    let rest_of_first = b.read(usize::MAX, usize::MAX);
+    let blocked = b.read(usize::MAX, usize::MAX);
+    let watermark = b.watermark();
+    setrlimit(Resource::Nofile, saved).expect("restore RLIMIT_NOFILE");
+
+    let want = |seqs: std::ops::Range<u64>| -> Vec<(u64, Vec<u8>)> {
+        seqs.map(|s| (s, format!("record {s}").into_bytes()))
+            .collect()
+    };
+    assert_eq!(first, want(0..3));
+    // What the open file still had comes back; the next segment cannot
+    // be opened: an error, and no record skipped.
+    let rest_of_first = rest_of_first.expect("the open segment is read to its end");
+    let end = 3 + rest_of_first.len() as u64;
+    assert!(end > 3 && end < 200, "first segment ends at {end}");
+    assert_eq!(rest_of_first, want(3..end));
+    let e = blocked.expect_err("no descriptor: an error, not a skip");
+    assert!(e.to_string().contains("os error 24"), "{e}");
+    assert_eq!(watermark, 0, "nothing acknowledged, nothing passed over");
+    assert_eq!(b.corrupt_reads, 0);
+
+    // With descriptors again, every other record comes, in order.
+    assert_eq!(read_all(&mut b), want(end..200));
+    assert_eq!(corrupt_files(dir.path()), 0);
+    assert_eq!(segments(dir.path()).len(), in_first);
+    drop(b);
+    let (_, rec) = open(dir.path(), &l);
+    assert_eq!((rec.records, rec.corrupt_segments), (200, 0));
+}
+
 #[derive(Debug, Clone)]
 enum Op {
     Append(Vec<usize>),

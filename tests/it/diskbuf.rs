@@ -63,6 +63,39 @@ fn start_client(dir: TestDir) -> Server {
     Server::spawn(dir, &["client", "-c", "config.toml"], None)
 }
 
+/// A client that file modes apply to: as root, it runs without
+/// CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH (`setpriv`), so a segment of
+/// mode 000 really cannot be opened (EACCES), as for a service user.
+fn start_client_bound_by_file_modes(dir: TestDir) -> Server {
+    if !rustix::process::geteuid().is_root() {
+        return start_client(dir);
+    }
+    Server::spawn_via(
+        dir,
+        &[
+            "setpriv",
+            "--inh-caps=-dac_override,-dac_read_search",
+            "--bounding-set=-dac_override,-dac_read_search",
+            "--",
+        ],
+        &["client", "-c", "config.toml"],
+        None,
+        &[],
+    )
+}
+
+/// Sets the mode of `paths` (those that still exist: delivered segments
+/// go away).
+fn set_mode(paths: &[PathBuf], mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    for p in paths {
+        match std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => panic!("chmod {p:?}: {e}"),
+            _ => {}
+        }
+    }
+}
+
 /// A server: relp on `port` -> `out/all.log`, `${MESSAGE}` per line.
 fn start_server(port: u16) -> Server {
     Server::start(&format!(
@@ -492,4 +525,106 @@ destinations = ["out"]
     assert_eq!(got, want);
     let stderr = client.stop();
     assert_eq!(stat(&stderr, "written"), 700, "{stderr}");
+}
+
+#[test]
+fn segments_that_cannot_be_read_for_a_while_are_read_later_not_skipped() {
+    // Regression: a read error of any kind (here EACCES; EMFILE, EIO
+    // alike) counted as damage: the rest of each segment it hit was
+    // skipped and deleted, though every line in it was acknowledged.
+    let port = free_port();
+    let dir = client_dir(
+        port,
+        r#"max_bytes = "8MiB", segment_bytes = "64KiB", path = "buf""#,
+    );
+    let log = dir.path().join("in/app.log");
+    append(&log, 0, 20_000, 40);
+    let size = file_len(&log);
+    let mut client = start_client_bound_by_file_modes(dir);
+    assert!(
+        wait_for(Duration::from_secs(20), || checkpoint(client.dir.path())
+            == size),
+        "checkpoint {} of {size}; stderr:\n{}",
+        checkpoint(client.dir.path()),
+        client.stderr()
+    );
+    // Every line is stored; the sender has read the first few thousand
+    // ahead. None of the segments can be opened from here.
+    let segs = segments(&client.path("buf"));
+    assert!(segs.len() > 10, "{} segments", segs.len());
+    set_mode(&segs, 0o000);
+    let server = start_server(port);
+    let out = server.path("out/all.log");
+    client.wait_stderr("cannot read stored records", 1);
+    std::thread::sleep(Duration::from_millis(500));
+    let held = counts(&out).len();
+    assert!(held < 20_000, "{held} lines arrived");
+    set_mode(&segs, 0o644);
+
+    let mut got = BTreeMap::new();
+    wait_for(Duration::from_secs(30), || {
+        got = counts(&out);
+        got.len() >= 20_000
+    });
+    let want: BTreeMap<usize, usize> = (0..20_000).map(|n| (n, 1)).collect();
+    assert_eq!(got, want, "every line once, none skipped");
+    client.wait_stderr("reading stored records again", 1);
+    let stderr = client.stop();
+    assert!(!stderr.contains("skipping the rest"), "{stderr}");
+    assert_eq!(stat(&stderr, "corrupt_segments"), 0, "{stderr}");
+    assert_eq!(stat(&stderr, "written"), 20_000, "{stderr}");
+}
+
+#[test]
+fn segments_unreadable_at_start_hold_the_buffer_until_they_can_be_read() {
+    // Regression: a segment that could not be read at start-up (here
+    // EACCES, e.g. files restored as another user) was set aside as
+    // `.corrupt`: its acknowledged lines were never sent.
+    let port = free_port();
+    let dir = client_dir(
+        port,
+        r#"max_bytes = "4MiB", segment_bytes = "64KiB", path = "buf""#,
+    );
+    let log = dir.path().join("in/app.log");
+    append(&log, 0, 3000, 40);
+    let size = file_len(&log);
+    let mut client = start_client(dir);
+    assert!(wait_for(Duration::from_secs(10), || checkpoint(
+        client.dir.path()
+    ) == size));
+    client.kill9();
+    let dir = client.into_dir();
+    let segs = segments(&dir.path().join("buf"));
+    assert!(segs.len() > 2, "{} segments", segs.len());
+    set_mode(&segs, 0o000);
+
+    let mut client = start_client_bound_by_file_modes(dir);
+    let line = client.wait_stderr("cannot open the disk buffer", 1);
+    assert!(line.contains("Permission denied"), "{line}");
+    assert_eq!(segments(&client.path("buf")), segs, "nothing moved");
+    let corrupt = std::fs::read_dir(client.path("buf"))
+        .expect("list")
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().contains(".corrupt"))
+        .count();
+    assert_eq!(corrupt, 0, "nothing set aside");
+    set_mode(&segs, 0o644);
+    // Tried again every 5 s: it opens by itself, with every line.
+    let line = client.wait_stderr("disk buffer open", 1);
+    assert!(
+        line.contains("records=3000") && line.contains("corrupt_segments=0"),
+        "{line}"
+    );
+
+    let server = start_server(port);
+    let out = server.path("out/all.log");
+    let mut got = BTreeMap::new();
+    wait_for(Duration::from_secs(20), || {
+        got = counts(&out);
+        got.len() >= 3000
+    });
+    let want: BTreeMap<usize, usize> = (0..3000).map(|n| (n, 1)).collect();
+    assert_eq!(got, want);
+    let stderr = client.stop();
+    assert_eq!(stat(&stderr, "written"), 3000, "{stderr}");
 }
