@@ -40,10 +40,15 @@
 //!
 //! # Guarantees
 //!
-//! - A record is durable once [`DiskBuffer::sync`] returned after the
+//! - A record is durable once [`DiskBuffer::sync`] returned `Ok` after the
 //!   [`DiskBuffer::append`] that wrote it (fsync of the segment and, after a
 //!   new segment was created, of the directory). Callers release upstream
-//!   acknowledgements only then.
+//!   acknowledgements only then. `sync` never says `Ok` for a record that
+//!   was not fsynced: after a write error closed the segment's handle the
+//!   segment is fsynced through its path, and a failed fsync of a segment
+//!   being left for the next one fails the next `sync` (a later fsync of
+//!   the same file may succeed although the data is gone: Linux reports a
+//!   writeback error once).
 //! - Acknowledgements may arrive in any order ([`DiskBuffer::acknowledge`]);
 //!   the watermark is the oldest record read and not yet acknowledged (or
 //!   the read position when none is out). It is written to `ack` on every
@@ -140,7 +145,14 @@ pub struct DiskBuffer {
     limits: Limits,
     segments: VecDeque<Segment>,
     writer: Option<File>,
+    /// The last segment has data not yet fsynced (whether or not a write
+    /// error closed `writer` since).
     writer_dirty: bool,
+    /// An fsync that failed outside [`DiskBuffer::sync`] (on leaving a
+    /// segment for the next): what it covered may be lost even if a
+    /// later fsync succeeds (Linux reports a writeback error once), so
+    /// the next `sync` reports it.
+    sync_error: Option<io::Error>,
     dir_dirty: bool,
     next_seq: u64,
     used_bytes: u64,
@@ -309,6 +321,14 @@ fn is_damage(e: &io::Error) -> bool {
     )
 }
 
+/// The same error again (`io::Error` is not `Clone`), its OS code kept.
+fn copy_error(e: &io::Error) -> io::Error {
+    match e.raw_os_error() {
+        Some(code) => io::Error::from_raw_os_error(code),
+        None => io::Error::new(e.kind(), e.to_string()),
+    }
+}
+
 /// `path` renamed to `PATH.corrupt` (or `.corrupt.N` when taken).
 fn set_aside(path: &Path) -> io::Result<PathBuf> {
     let base = path.as_os_str().to_owned();
@@ -468,6 +488,7 @@ impl DiskBuffer {
             segments,
             writer: None,
             writer_dirty: false,
+            sync_error: None,
             dir_dirty: false,
             next_seq,
             used_bytes,
@@ -588,6 +609,8 @@ impl DiskBuffer {
         };
         if let Err(e) = writer.write_all(out) {
             // Cut whatever part was written: the segment stays valid.
+            // What was written before stays unsynced (`writer_dirty`):
+            // the next sync reaches it through the file's path.
             let _ = writer.set_len(seg.bytes);
             self.writer = None;
             self.reader.file = None;
@@ -606,12 +629,13 @@ impl DiskBuffer {
 
     /// Starts a new segment named after the next seq.
     fn rotate(&mut self) -> io::Result<()> {
-        if let Some(w) = self.writer.take() {
-            if self.writer_dirty {
-                w.sync_data()?;
-                self.writer_dirty = false;
-            }
+        // The segment left behind is never written again: durable now, or
+        // the next sync says it may not be.
+        if let Err(e) = self.sync_last() {
+            self.sync_error = Some(copy_error(&e));
+            return Err(e);
         }
+        self.writer = None;
         let path = segment_path(&self.dir, self.next_seq);
         let mut f = OpenOptions::new()
             .create(true)
@@ -634,18 +658,36 @@ impl DiskBuffer {
         Ok(())
     }
 
-    /// Makes every appended record durable.
+    /// Makes every appended record durable. `Ok` only when every record
+    /// appended since the last `Ok` is durable: an error (now, or of an
+    /// earlier fsync on leaving a segment) means some of them may not be.
     pub fn sync(&mut self) -> io::Result<()> {
-        if self.writer_dirty {
-            if let Some(w) = &self.writer {
-                w.sync_data()?;
-            }
-            self.writer_dirty = false;
+        let synced = self.sync_last();
+        if let Some(e) = self.sync_error.take() {
+            return Err(e);
         }
+        synced?;
         if self.dir_dirty {
             sync_dir(&self.dir)?;
             self.dir_dirty = false;
         }
+        Ok(())
+    }
+
+    /// fsyncs the data of the last segment when some was written since
+    /// its last fsync: through the writer, or, once a write error closed
+    /// it, through a new handle (an fsync covers the file, whichever
+    /// descriptor asks).
+    fn sync_last(&mut self) -> io::Result<()> {
+        if !self.writer_dirty {
+            return Ok(());
+        }
+        match (&self.writer, self.segments.back()) {
+            (Some(w), _) => w.sync_data()?,
+            (None, Some(seg)) => File::open(&seg.path)?.sync_data()?,
+            (None, None) => {}
+        }
+        self.writer_dirty = false;
         Ok(())
     }
 

@@ -455,6 +455,158 @@ fn a_segment_that_cannot_be_opened_for_want_of_file_descriptors_is_read_later_no
     assert_eq!((rec.records, rec.corrupt_segments), (200, 0));
 }
 
+/// An ext4 file system that runs out of blocks before it knows it: its
+/// image is a sparse file on a tmpfs smaller than the image, mounted
+/// through a loop device (thin provisioning running out of space). Writes
+/// land in the page cache; writing them back fails, so fsync fails (and
+/// ext4 then turns read-only).
+struct ThinDisk {
+    dir: tempfile::TempDir,
+}
+
+impl ThinDisk {
+    /// `None` (SKIPPED) when this process may not mount (not root).
+    fn new(image_bytes: u64, backing: &str) -> Option<ThinDisk> {
+        use std::process::Command;
+        let dir = tempfile::tempdir().expect("tmp");
+        let back = dir.path().join("back");
+        let fs = dir.path().join("fs");
+        fs::create_dir_all(&back).expect("mkdir");
+        fs::create_dir_all(&fs).expect("mkdir");
+        let run = |program: &str, args: &[&std::ffi::OsStr]| {
+            Command::new(program)
+                .args(args)
+                .stderr(std::process::Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        let size = format!("size={backing}");
+        if !run(
+            "mount",
+            &[
+                "-t".as_ref(),
+                "tmpfs".as_ref(),
+                "-o".as_ref(),
+                size.as_ref(),
+                "tmpfs".as_ref(),
+                back.as_ref(),
+            ],
+        ) {
+            eprintln!("SKIPPED: cannot mount a tmpfs (these tests run as root)");
+            return None;
+        }
+        // From here on, Drop unmounts what was mounted.
+        let disk = ThinDisk { dir };
+        let image = back.join("image");
+        fs::File::create(&image)
+            .and_then(|f| f.set_len(image_bytes))
+            .expect("sparse image");
+        let mkfs = run(
+            "mkfs.ext4",
+            &[
+                "-q".as_ref(),
+                "-F".as_ref(),
+                "-E".as_ref(),
+                "lazy_itable_init=1,lazy_journal_init=1".as_ref(),
+                image.as_ref(),
+            ],
+        );
+        assert!(mkfs, "mkfs.ext4");
+        assert!(
+            run(
+                "mount",
+                &["-o".as_ref(), "loop".as_ref(), image.as_ref(), fs.as_ref()]
+            ),
+            "mount the image through a loop device"
+        );
+        Some(disk)
+    }
+
+    fn path(&self) -> PathBuf {
+        self.dir.path().join("fs")
+    }
+}
+
+impl Drop for ThinDisk {
+    fn drop(&mut self) {
+        // The loop device goes with the mount (autoclear).
+        for mount in ["fs", "back"] {
+            let _ = std::process::Command::new("umount")
+                .arg(self.dir.path().join(mount))
+                .stderr(std::process::Stdio::null())
+                .status();
+        }
+    }
+}
+
+/// `n` records of 1000 bytes (16 + 1000 on disk).
+fn kilobyte_records(n: usize) -> Vec<Vec<u8>> {
+    (0..n).map(|i| vec![b'a' + (i % 26) as u8; 1000]).collect()
+}
+
+#[test]
+fn sync_after_a_failed_write_fsyncs_what_was_written_before_it() {
+    // Regression: a write error dropped the segment's handle, and sync()
+    // then found no handle and said Ok for records never fsynced (their
+    // upstream acks were released).
+    let Some(disk) = ThinDisk::new(16 << 20, "2M") else {
+        return;
+    };
+    let (mut b, _) = open(&disk.path().join("buf"), &limits(1 << 30, 1 << 30));
+    // The segment and the directory are durable while there is room.
+    assert_eq!(b.append(&kilobyte_records(1)).expect("append"), 1);
+    b.sync().expect("sync while there is room");
+    // 4 MiB in the page cache: more than the 2 MiB under the image.
+    assert_eq!(b.append(&kilobyte_records(4096)).expect("append"), 4096);
+    // More than the file system holds: the write fails (ENOSPC, or
+    // EROFS once ext4 has seen its write-back fail).
+    let e = b
+        .append(&kilobyte_records(12 << 10))
+        .expect_err("the file system is full");
+    assert!(e.raw_os_error().is_some(), "{e}");
+    let synced = b.sync();
+    assert!(
+        synced.is_err(),
+        "4096 records were never written back, yet sync said {synced:?}"
+    );
+    drop(b);
+}
+
+#[test]
+fn a_failed_fsync_on_leaving_a_segment_fails_the_next_sync() {
+    // Regression: the fsync of a segment being left for a new one failed,
+    // its handle was dropped, and the next sync() said Ok. A second fsync
+    // of that file would say Ok too: Linux reports a write-back error once.
+    let Some(disk) = ThinDisk::new(16 << 20, "2M") else {
+        return;
+    };
+    // Room in the first segment for 4096 records, not one more.
+    let segment = HEADER_LEN + 4096 * (RECORD_HEADER + 1000) + 500;
+    let (mut b, _) = open(&disk.path().join("buf"), &limits(1 << 30, segment));
+    // The segment and the directory are durable while there is room.
+    assert_eq!(b.append(&kilobyte_records(1)).expect("append"), 1);
+    b.sync().expect("sync while there is room");
+    // 4 MiB in the page cache: more than the 2 MiB under the image.
+    assert_eq!(b.append(&kilobyte_records(4095)).expect("append"), 4095);
+    assert_eq!(segments(&disk.path().join("buf")).len(), 1);
+    // The next record starts a segment: the first one's fsync fails.
+    let e = b
+        .append(&kilobyte_records(1))
+        .expect_err("the first segment cannot be written back");
+    assert!(e.raw_os_error().is_some(), "{e}");
+    // Tried again before the next sync (as the spool does with an
+    // interval fsync): the same fsync may now say Ok, the data is gone.
+    for _ in 0..3 {
+        let _ = b.append(&kilobyte_records(1));
+    }
+    let synced = b.sync();
+    assert!(
+        synced.is_err(),
+        "4095 records may be lost, yet sync said {synced:?}"
+    );
+    drop(b);
+}
+
 #[derive(Debug, Clone)]
 enum Op {
     Append(Vec<usize>),
