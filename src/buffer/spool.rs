@@ -34,7 +34,13 @@
 //! At the end of input (shutdown, reload) the thread stores what it took,
 //! syncs, closes the records channel, keeps taking acknowledgements until
 //! the sender drops its [`Acker`], persists the watermark and ends. What
-//! was not delivered stays in the buffer for the next start.
+//! was not delivered stays in the buffer for the next start. What it
+//! could not store (held by `block` or by a failing write, and the
+//! batches queued behind it) is not stored: the input's end is noticed
+//! while holding too (every [`INPUT_CHECK`]), and their acks fail, so
+//! their sources send them again. So do the acks of anything taken and
+//! not stored when the thread ends early (the sender went away first):
+//! an ack is never resolved as delivered by being dropped here.
 
 use std::io;
 use std::sync::Arc;
@@ -60,6 +66,9 @@ pub const CHUNKS: usize = 2;
 /// Records appended without an fsync while batches keep coming, at most.
 const SYNC_EVERY: usize = 8192;
 const REOPEN_DELAY: Duration = Duration::from_secs(5);
+/// How often a spool that holds records (and so takes no batch) looks
+/// whether its input has ended: a closed channel wakes only a receiver.
+const INPUT_CHECK: Duration = Duration::from_millis(100);
 
 /// Writes one message's record.
 pub type Encoder = Box<dyn FnMut(&Message, &mut Vec<u8>) + Send>;
@@ -186,6 +195,28 @@ impl Spool {
     }
 }
 
+/// Messages taken and not stored, whose acks were failed.
+#[derive(Default)]
+struct Unstored {
+    messages: u64,
+    /// Without an ack (a source that cannot send again: udp, pipe, ...).
+    lost: u64,
+}
+
+impl Unstored {
+    fn log(&self, destination: &str, what: &str) {
+        if self.lost > 0 {
+            tracing::error!(destination, messages = self.messages, lost = self.lost, "{what}: not stored; those with an acknowledgement are sent again by their sources, the others are lost");
+        } else if self.messages > 0 {
+            tracing::warn!(
+                destination,
+                messages = self.messages,
+                "{what}: not stored, their sources keep them and send them again"
+            );
+        }
+    }
+}
+
 /// Records that did not fit (`block`), waiting for room.
 struct Held {
     records: Vec<Vec<u8>>,
@@ -231,6 +262,24 @@ enum Job {
     SyncDue,
     RetryDue,
     ReadDue,
+    /// Time to look whether the input ended while holding records.
+    CheckInput,
+}
+
+impl Drop for Worker {
+    /// Whatever ends the thread, nothing it took and did not store is
+    /// acknowledged by being dropped (a dropped ack counts as delivered).
+    fn drop(&mut self) {
+        let mut unstored = self.fail_unstored();
+        for ack in self.unsynced.drain(..) {
+            ack.fail();
+            unstored.messages += 1;
+        }
+        unstored.log(
+            &self.name,
+            "the disk buffer ended before storing these messages",
+        );
+    }
 }
 
 impl Worker {
@@ -250,7 +299,8 @@ impl Worker {
                 Err(e) => {
                     tracing::error!(destination = %self.name, path = %self.config.path.display(), error = %e, "cannot open the disk buffer: trying again in {REOPEN_DELAY:?} (sources wait)");
                     std::thread::sleep(REOPEN_DELAY);
-                    if self.input.is_closed() && self.input.is_empty() {
+                    // What is still queued fails (`Drop`): sent again later.
+                    if self.input.is_closed() {
                         return None;
                     }
                 }
@@ -274,6 +324,12 @@ impl Worker {
                 self.acknowledge(&mut buffer, seqs);
             }
             self.feed(&mut buffer);
+            if input_open && self.held.is_some() && self.input.is_closed() {
+                // Held records keep `input.recv()` from being polled, so
+                // the end of input is looked for here.
+                input_open = false;
+                self.input_ended_while_holding();
+            }
             if !input_open && self.held.is_none() && self.records_tx.is_some() {
                 // Everything taken is stored: tell the sender.
                 self.sync(&mut buffer);
@@ -283,6 +339,7 @@ impl Worker {
                 break;
             }
             let want_input = input_open && self.held.is_none();
+            let check_input = input_open && self.held.is_some();
             let want_room =
                 buffer.has_unread() && self.records_tx.is_some() && self.read_retry_at.is_none();
             let job = match want_input.then(|| self.input.try_recv()) {
@@ -299,6 +356,9 @@ impl Worker {
                             batch = input.recv(), if want_input => batch.map_or(Job::InputClosed, Job::Batch),
                             seq = acks.recv(), if acks_open => seq.map_or(Job::AcksClosed, Job::Ack),
                             open = async { match &tx { Some(tx) => tx.reserve().await.is_ok(), None => std::future::pending().await } }, if want_room => Job::Room(open),
+                            // The sender went away (it ended early).
+                            () = async { match &tx { Some(tx) => tx.closed().await, None => std::future::pending().await } }, if tx.is_some() => Job::Room(false),
+                            () = tokio::time::sleep(INPUT_CHECK), if check_input => Job::CheckInput,
                             () = async { if let Some(at) = sync_at { tokio::time::sleep_until(at).await } }, if sync_at.is_some() => Job::SyncDue,
                             () = async { if let Some(at) = retry_at { tokio::time::sleep_until(at).await } }, if retry_at.is_some() => Job::RetryDue,
                             () = async { if let Some(at) = read_at { tokio::time::sleep_until(at).await } }, if read_at.is_some() => Job::ReadDue,
@@ -327,14 +387,10 @@ impl Worker {
                 }
                 Job::InputClosed => {
                     input_open = false;
-                    if let Some(held) = self.held.take() {
-                        let n = held.acks.len();
-                        for ack in held.acks.into_iter().flatten() {
-                            ack.fail();
-                        }
-                        tracing::warn!(destination = %self.name, messages = n, "shutdown while the disk buffer is full: messages not stored (their sources keep them and send them again)");
-                    }
+                    self.input_ended_while_holding();
                 }
+                // Looked at the top of the loop.
+                Job::CheckInput => {}
                 Job::Ack(seq) => {
                     let mut seqs = vec![seq];
                     while let Ok(seq) = self.acks.try_recv() {
@@ -373,6 +429,39 @@ impl Worker {
                 tracing::error!(destination = %self.name, error = %e, "disk buffer: the last sync failed")
             }
         }
+    }
+
+    /// The input ended (shutdown, reload): what is held, and what is
+    /// queued behind it, is not stored. Their acks fail.
+    fn input_ended_while_holding(&mut self) {
+        self.fail_unstored().log(
+            &self.name,
+            "input ended (shutdown or reload) while the disk buffer could not take these messages (full, or a write failing)",
+        );
+    }
+
+    /// Fails the acks of the held records and of every batch still in the
+    /// input (closed first, so that none comes in after). Their sources
+    /// send them again.
+    fn fail_unstored(&mut self) -> Unstored {
+        let mut unstored = Unstored::default();
+        let mut fail = |ack: Option<&Ack>| {
+            unstored.messages += 1;
+            match ack {
+                Some(ack) => ack.fail(),
+                None => unstored.lost += 1,
+            }
+        };
+        if let Some(held) = self.held.take() {
+            held.acks.iter().for_each(|ack| fail(ack.as_ref()));
+        }
+        self.input.close();
+        let input = &mut self.input;
+        // Ends at once once the queue is empty: the channel is closed.
+        while let Some(batch) = self.handle.block_on(input.recv()) {
+            batch.messages.iter().for_each(|msg| fail(msg.ack.as_ref()));
+        }
+        unstored
     }
 
     /// The `disk_buffer_bytes` gauge: what the buffer's segments hold now.
@@ -566,5 +655,100 @@ impl Worker {
         }
         self.unsynced_records = 0;
         self.unsynced_bytes = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::message::{AckStatus, AckTracker};
+    use std::sync::atomic::Ordering;
+
+    /// A batch of `count` messages of 10 bytes, each with its own ack.
+    fn batch(count: usize) -> (Batch, Vec<AckTracker>) {
+        let mut trackers = Vec::with_capacity(count);
+        let messages = (0..count)
+            .map(|i| {
+                let mut msg = Message::new(
+                    Bytes::from(format!("{i:010}")),
+                    chrono::Utc::now(),
+                    "s".into(),
+                );
+                let (ack, tracker) = Ack::new();
+                msg.ack = Some(ack);
+                trackers.push(tracker);
+                msg
+            })
+            .collect();
+        let batch = Batch {
+            messages,
+            hold: None,
+            hosts: None,
+        };
+        (batch, trackers)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn what_was_not_stored_fails_its_acks_when_the_sender_goes_first() {
+        // Regression: when the sender went away before the input ended
+        // (a destination that failed to start), the thread ended and
+        // dropped the held records and the batches queued behind them:
+        // dropped acks resolve as delivered, so their sources moved past
+        // messages stored nowhere.
+        let dir = tempfile::tempdir().expect("tmp");
+        let counters =
+            crate::stats::Registry::default().component("d".into(), "destination", "relp");
+        let config = DiskBufferConfig {
+            max_bytes: 64 << 10,
+            path: dir.path().join("buf"),
+            fsync: FsyncPolicy::EveryBatch,
+            when_full: WhenFull::Block,
+            segment_bytes: 16 << 10,
+        };
+        let (tx, rx) = mpsc::channel(4);
+        let encode: Encoder = Box::new(|msg, out| out.extend_from_slice(msg.raw()));
+        let spool = Spool::start(
+            "d".into(),
+            config,
+            counters.clone(),
+            Rejects::open(dir.path().join("rejects"), 1 << 20),
+            Inbox::new(rx, counters.clone()),
+            encode,
+        )
+        .expect("start");
+        // More than 64 KiB of 26-byte records: the rest is held, and more
+        // is stored than the sender reads ahead.
+        let (first, mut trackers) = batch(3000);
+        tx.send(first).await.expect("send");
+        let wait = Duration::from_secs(10);
+        let status = tokio::time::timeout(wait, &mut trackers[0]).await;
+        assert_eq!(status.ok().and_then(Result::ok), Some(AckStatus::Delivered));
+        let stored = counters.buffered.load(Ordering::Relaxed) as usize;
+        assert!(
+            stored > 2 * CHUNK_RECORDS && stored < 3000,
+            "{stored} stored"
+        );
+        for t in &mut trackers[1..stored] {
+            let status = tokio::time::timeout(wait, t).await;
+            assert_eq!(status.ok().and_then(Result::ok), Some(AckStatus::Delivered));
+        }
+        for t in &mut trackers[stored..] {
+            assert!(t.try_recv().is_err(), "held, not resolved yet");
+        }
+        // Queued behind the held records.
+        let (second, more) = batch(5);
+        tx.send(second).await.expect("send");
+        trackers.extend(more);
+
+        // The sender goes away while the input goes on.
+        tokio::time::timeout(wait, spool.finish())
+            .await
+            .expect("the spool ends once its sender is gone");
+        for (i, t) in trackers.iter_mut().enumerate().skip(stored) {
+            assert_eq!(t.try_recv(), Ok(AckStatus::Failed), "message {i}");
+        }
+        // The input is closed: the routers' sends fail (and fail their acks).
+        let (third, _) = batch(1);
+        assert!(tx.send(third).await.is_err());
     }
 }

@@ -109,6 +109,16 @@ impl Inbox {
         }
     }
 
+    /// Takes no more batches: sending fails from now on (the sender keeps
+    /// the batch and its acks). Batches already queued are still
+    /// received; then `recv` returns `None`.
+    pub fn close(&mut self) {
+        self.rx.close();
+        if let Some(replay) = &mut self.replay {
+            replay.close();
+        }
+    }
+
     pub fn is_empty(&self) -> bool {
         self.rx.is_empty() && self.replay.as_ref().map_or(true, |r| r.is_empty())
     }

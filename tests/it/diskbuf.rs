@@ -628,3 +628,107 @@ fn segments_unreadable_at_start_hold_the_buffer_until_they_can_be_read() {
     let stderr = client.stop();
     assert_eq!(stat(&stderr, "written"), 3000, "{stderr}");
 }
+
+/// 3000 lines of 514 bytes (1.5 MiB) into a client whose 1 MiB buffer
+/// blocks, its server away: the client once `block` holds a batch back.
+fn client_with_a_full_buffer(port: u16) -> (Server, PathBuf) {
+    let dir = client_dir(
+        port,
+        r#"max_bytes = "1MiB", segment_bytes = "64KiB", path = "buf""#,
+    );
+    let log = dir.path().join("in/app.log");
+    append(&log, 0, 3000, 500);
+    let client = start_client(dir);
+    client.wait_stderr("disk buffer full: blocking", 1);
+    (client, log)
+}
+
+/// `records=N` of the `n`-th "disk buffer closed" line: what was stored.
+fn stored_at_close(client: &Server, n: usize) -> usize {
+    let line = client.wait_stderr("disk buffer closed", n);
+    line.split_whitespace()
+        .find_map(|kv| kv.strip_prefix("records="))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no records= in {line}"))
+}
+
+/// Each of 3000 lines once, except those in `twice` (stored, then read
+/// again from the checkpoint because the rest of their batch was not).
+fn assert_delivered(got: &BTreeMap<usize, usize>, twice: std::ops::Range<usize>) {
+    let want: BTreeMap<usize, usize> = (0..3000)
+        .map(|n| (n, if twice.contains(&n) { 2 } else { 1 }))
+        .collect();
+    assert_eq!(got, &want, "lines {twice:?} twice, the others once");
+}
+
+#[test]
+fn sigterm_while_a_full_buffer_holds_a_batch_fails_it_and_exits_at_once() {
+    // Regression: while `block` held records the spool never polled its
+    // input, so it never saw it end: the shutdown waited out the whole
+    // grace ("abandoned"), the held acks were never failed.
+    let port = free_port();
+    let (mut client, log) = client_with_a_full_buffer(port);
+    std::thread::sleep(Duration::from_millis(300));
+    let asked = std::time::Instant::now();
+    let stderr = client.stop();
+    let took = asked.elapsed();
+    assert!(
+        took < Duration::from_secs(3),
+        "{took:?} to exit, shutdown_grace is 5s; stderr:\n{stderr}"
+    );
+    assert!(!stderr.contains("grace ran out"), "{stderr}");
+    let line = client.wait_stderr("could not take these messages", 1);
+    assert!(line.contains("messages="), "{line}");
+    let stored = stored_at_close(&client, 1);
+    // The checkpoint stops at the first batch not wholly stored.
+    let line_bytes = file_len(&log) / 3000;
+    let checkpoint = checkpoint(client.dir.path());
+    assert_eq!(checkpoint % line_bytes, 0, "at a line's start");
+    let reread = (checkpoint / line_bytes) as usize;
+    assert!(reread <= stored && stored < 3000, "{reread} {stored}");
+
+    let server = start_server(port);
+    let client = start_client(client.into_dir());
+    let out = server.path("out/all.log");
+    let mut got = BTreeMap::new();
+    wait_for(Duration::from_secs(30), || {
+        got = counts(&out);
+        got.values().sum::<usize>() >= 3000 + (stored - reread)
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    assert_delivered(&counts(&out), reread..stored);
+    drop(client);
+}
+
+#[test]
+fn a_reload_while_a_full_buffer_holds_a_batch_hands_over_without_waiting_for_the_server() {
+    // Regression: the old destination's spool, holding, never saw its
+    // input end, so the new one (which waits for it) did not start until
+    // the server came back.
+    let port = free_port();
+    let (mut client, log) = client_with_a_full_buffer(port);
+    std::thread::sleep(Duration::from_millis(300));
+    client.reload(1);
+    client.wait_stderr("could not take these messages", 1);
+    let stored = stored_at_close(&client, 1);
+    // The new destination opens the buffer; the lines that were not
+    // stored are read again and fill it up again.
+    client.wait_stderr("disk buffer open", 2);
+    client.wait_stderr("disk buffer full: blocking", 2);
+    let line_bytes = file_len(&log) / 3000;
+    let checkpoint = checkpoint(client.dir.path());
+    let reread = (checkpoint / line_bytes) as usize;
+    assert!(reread <= stored && stored < 3000, "{reread} {stored}");
+
+    let server = start_server(port);
+    let out = server.path("out/all.log");
+    let mut got = BTreeMap::new();
+    wait_for(Duration::from_secs(30), || {
+        got = counts(&out);
+        got.values().sum::<usize>() >= 3000 + (stored - reread)
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    assert_delivered(&counts(&out), reread..stored);
+    let stderr = client.stop();
+    assert!(!stderr.contains("grace ran out"), "{stderr}");
+}
