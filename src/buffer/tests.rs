@@ -1,6 +1,8 @@
 //! Tests of the disk buffer: exact records back after restarts, torn
-//! tails, corrupt CRCs, a full buffer, and a property test that drives
-//! append / read / acknowledge / restart / torn tail against a model.
+//! tails, corrupt CRCs, a full buffer, real faults (no file descriptor
+//! left while reading; fsync failing on a file system whose storage ran
+//! out), and a property test that drives append / read / acknowledge /
+//! restart / torn tail against a model.
 
 use std::collections::BTreeSet;
 use std::fs;

@@ -3,7 +3,10 @@
 //! away. Lines are acknowledged to the file source (its checkpoint
 //! advances) once they are in the buffer; the client is killed with
 //! `kill -9` and restarted; a full buffer blocks or drops exactly the
-//! excess; a corrupt segment is set aside and the client runs on.
+//! excess; a corrupt segment is set aside and the client runs on; a
+//! segment that cannot be read (EACCES) is waited for, never skipped;
+//! a shutdown or reload while a full buffer holds a batch fails it at
+//! once instead of waiting for the server.
 
 use std::collections::BTreeMap;
 use std::fs::OpenOptions;
