@@ -12,6 +12,8 @@ NEEDED=(
     "dpkg-deb:dpkg"
     "systemd-analyze:systemd"
     "zcat:gzip"
+    "mkfs.ext4:e2fsprogs"     # disk buffer: an ext4 image that runs out of space under fsync
+    "setpriv:util-linux"      # privilege and disk buffer tests: run without a capability
     "loggen:syslog-ng-core"   # interop: syslog-ng (/usr/sbin) and its loggen
     "/usr/lib/systemd/systemd-journal-remote:systemd-journal-remote"   # journald: writes real journal files
 )
