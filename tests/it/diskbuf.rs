@@ -224,13 +224,7 @@ fn buffered_while_down_then_kill_9(buffer: &str) {
 
     let server = start_server(port);
     let out = server.path("out/all.log");
-    let mut got = BTreeMap::new();
-    wait_for(Duration::from_secs(20), || {
-        got = counts(&out);
-        got.len() >= 1000
-    });
-    let want: BTreeMap<usize, usize> = (0..1000).map(|n| (n, 1)).collect();
-    assert_eq!(got, want, "every line once: none was in flight at the kill");
+    assert_each_once(&out, 1000, Duration::from_secs(20));
     let mut client = client;
     let stderr = client.stop();
     assert_eq!(stat(&stderr, "written"), 1000, "{stderr}");
@@ -271,13 +265,7 @@ fn a_full_buffer_blocks_the_source_until_the_server_is_back() {
 
     let server = start_server(port);
     let out = server.path("out/all.log");
-    let mut got = BTreeMap::new();
-    wait_for(Duration::from_secs(30), || {
-        got = counts(&out);
-        got.len() >= 3000
-    });
-    let want: BTreeMap<usize, usize> = (0..3000).map(|n| (n, 1)).collect();
-    assert_eq!(got, want, "blocking loses nothing and repeats nothing");
+    assert_each_once(&out, 3000, Duration::from_secs(30));
     assert!(wait_for(Duration::from_secs(10), || checkpoint(
         client.dir.path()
     ) == size));
@@ -436,13 +424,7 @@ destinations = ["up"]
     assert!(relay.stderr().contains("records=500"), "{}", relay.stderr());
     let server = start_server(server_port);
     let out = server.path("out/all.log");
-    let mut got = BTreeMap::new();
-    wait_for(Duration::from_secs(20), || {
-        got = counts(&out);
-        got.len() >= 500
-    });
-    let want: BTreeMap<usize, usize> = (0..500).map(|n| (n, 1)).collect();
-    assert_eq!(got, want);
+    assert_each_once(&out, 500, Duration::from_secs(20));
 }
 
 #[test]
@@ -519,13 +501,7 @@ destinations = ["out"]
 "#
     ));
     let out = server.path("out/all.log");
-    let mut got = BTreeMap::new();
-    wait_for(Duration::from_secs(20), || {
-        got = counts(&out);
-        got.len() >= 700
-    });
-    let want: BTreeMap<usize, usize> = (0..700).map(|n| (n, 1)).collect();
-    assert_eq!(got, want);
+    assert_each_once(&out, 700, Duration::from_secs(20));
     let stderr = client.stop();
     assert_eq!(stat(&stderr, "written"), 700, "{stderr}");
 }
@@ -564,13 +540,7 @@ fn segments_that_cannot_be_read_for_a_while_are_read_later_not_skipped() {
     assert!(held < 20_000, "{held} lines arrived");
     set_mode(&segs, 0o644);
 
-    let mut got = BTreeMap::new();
-    wait_for(Duration::from_secs(30), || {
-        got = counts(&out);
-        got.len() >= 20_000
-    });
-    let want: BTreeMap<usize, usize> = (0..20_000).map(|n| (n, 1)).collect();
-    assert_eq!(got, want, "every line once, none skipped");
+    assert_each_once(&out, 20_000, Duration::from_secs(30));
     client.wait_stderr("reading stored records again", 1);
     let stderr = client.stop();
     assert!(!stderr.contains("skipping the rest"), "{stderr}");
@@ -621,15 +591,21 @@ fn segments_unreadable_at_start_hold_the_buffer_until_they_can_be_read() {
 
     let server = start_server(port);
     let out = server.path("out/all.log");
-    let mut got = BTreeMap::new();
-    wait_for(Duration::from_secs(20), || {
-        got = counts(&out);
-        got.len() >= 3000
-    });
-    let want: BTreeMap<usize, usize> = (0..3000).map(|n| (n, 1)).collect();
-    assert_eq!(got, want);
+    assert_each_once(&out, 3000, Duration::from_secs(20));
     let stderr = client.stop();
     assert_eq!(stat(&stderr, "written"), 3000, "{stderr}");
+}
+
+/// Waits (up to `limit`) for lines 0..`n` in `out`, then asserts each
+/// arrived exactly once.
+fn assert_each_once(out: &Path, n: usize, limit: Duration) {
+    let mut got = BTreeMap::new();
+    wait_for(limit, || {
+        got = counts(out);
+        got.len() >= n
+    });
+    let want: BTreeMap<usize, usize> = (0..n).map(|i| (i, 1)).collect();
+    assert_eq!(got, want, "each of {n} lines exactly once");
 }
 
 /// 3000 lines of 514 bytes (1.5 MiB) into a client whose 1 MiB buffer
