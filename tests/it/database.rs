@@ -224,6 +224,11 @@ impl Postgres {
 
     /// Rows of `sql` (simple query protocol: every value as text), over
     /// the unix socket (which a TLS-only cluster also takes).
+    /// The `message` column of `logs`, in the order rows were stored.
+    pub(crate) fn messages(&self) -> Vec<String> {
+        first_column(self.query("SELECT message FROM logs ORDER BY id"))
+    }
+
     pub(crate) fn query(&self, sql: &str) -> Rows {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -280,6 +285,19 @@ impl Drop for Postgres {
 }
 
 // -------------------------------------------------------------------- SQLite
+
+/// The `message` column of the SQLite `logs` table at `path`, in the
+/// order rows were stored.
+pub(crate) fn sqlite_messages(path: &Path) -> Vec<String> {
+    first_column(sqlite_query(path, "SELECT message FROM logs ORDER BY id"))
+}
+
+/// The first column of each row, where it is not NULL.
+fn first_column(rows: Rows) -> Vec<String> {
+    rows.into_iter()
+        .filter_map(|r| r.into_iter().next().flatten())
+        .collect()
+}
 
 pub(crate) fn sqlite_query(path: &Path, sql: &str) -> Rows {
     use rusqlite::types::ValueRef;
@@ -737,10 +755,7 @@ fn sqlite_lines_read_again_after_kill_9_are_stored_once() {
         stderr.contains(&format!("duplicates={reread}")),
         "{reread} lines read again: {stderr}"
     );
-    let rows: Vec<String> = sqlite_query(&path, "SELECT message FROM logs ORDER BY id")
-        .into_iter()
-        .filter_map(|r| r.into_iter().next().flatten())
-        .collect();
+    let rows = sqlite_messages(&path);
     let want: Vec<String> = numbered(0, 1_010).lines().map(str::to_owned).collect();
     assert_eq!(rows, want);
 }
@@ -766,11 +781,7 @@ fn postgres_row_refused_by_the_database_goes_to_the_rejects_store() {
     });
     assert!(done, "{}", server.stderr());
     let stderr = server.stop();
-    let rows: Vec<String> = pg
-        .query("SELECT message FROM logs ORDER BY id")
-        .into_iter()
-        .filter_map(|r| r.into_iter().next().flatten())
-        .collect();
+    let rows = pg.messages();
     assert_eq!(rows, ["first", "a", "b"]);
     assert!(
         stderr.contains("written=3") && stderr.contains("rejected_row=1"),
@@ -833,10 +844,7 @@ fn sqlite_row_refused_by_the_database_goes_to_the_rejects_store() {
     });
     assert!(listed, "{}", server.stderr());
     let stderr = server.stop();
-    let rows: Vec<String> = sqlite_query(&path, "SELECT message FROM logs ORDER BY id")
-        .into_iter()
-        .filter_map(|r| r.into_iter().next().flatten())
-        .collect();
+    let rows = sqlite_messages(&path);
     assert_eq!(rows, ["a", "b"]);
     assert!(
         stderr.contains("written=2") && stderr.contains("rejected_row=1"),
@@ -924,10 +932,7 @@ fn sqlite_unopenable_database_is_retried_until_it_works() {
     });
     assert!(done, "{}", server.stderr());
     let stderr = server.stop();
-    let rows: Vec<String> = sqlite_query(&path, "SELECT message FROM logs ORDER BY id")
-        .into_iter()
-        .filter_map(|r| r.into_iter().next().flatten())
-        .collect();
+    let rows = sqlite_messages(&path);
     assert_eq!(rows, ["one", "two"], "{stderr}");
     assert!(stderr.contains("delivering again"), "{stderr}");
 }
@@ -1016,10 +1021,7 @@ fn sqlite_table_that_breaks_the_unique_index_holds_the_lines_until_it_is_fixed()
         [3, 0, 0]
     );
     let stderr = server.stop();
-    let rows: Vec<String> = sqlite_query(&path, "SELECT message FROM logs ORDER BY id")
-        .into_iter()
-        .filter_map(|r| r.into_iter().next().flatten())
-        .collect();
+    let rows = sqlite_messages(&path);
     assert_eq!(rows, ["old-1", "one", "two", "three"], "{stderr}");
     assert!(stderr.contains("delivering again"), "{stderr}");
     assert!(rejects(&server).is_empty(), "{:?}", rejects(&server));
@@ -1091,11 +1093,7 @@ fn postgres_table_that_breaks_the_unique_index_holds_the_lines_until_it_is_fixed
         [3, 0, 0, 0]
     );
     let stderr = server.stop();
-    let rows: Vec<String> = pg
-        .query("SELECT message FROM logs ORDER BY id")
-        .into_iter()
-        .filter_map(|r| r.into_iter().next().flatten())
-        .collect();
+    let rows = pg.messages();
     assert_eq!(rows, ["old-1", "one", "two", "three"], "{stderr}");
     assert!(stderr.contains("delivering again"), "{stderr}");
     assert!(rejects(&server).is_empty(), "{:?}", rejects(&server));
@@ -1150,11 +1148,7 @@ fn postgres_table_dropped_mid_stream_is_created_again() {
     );
     assert_eq!(counter("state"), 0);
     let stderr = server.stop();
-    let rows: Vec<String> = pg
-        .query("SELECT message FROM logs ORDER BY id")
-        .into_iter()
-        .filter_map(|r| r.into_iter().next().flatten())
-        .collect();
+    let rows = pg.messages();
     let want: Vec<String> = numbered(100, 300).lines().map(str::to_owned).collect();
     assert_eq!(rows, want, "{stderr}");
     assert!(stderr.contains("delivering again"), "{stderr}");
@@ -1187,11 +1181,7 @@ fn postgres_down_at_start_is_waited_for() {
     });
     assert!(done, "{}", server.stderr());
     let stderr = server.stop();
-    let rows: Vec<String> = pg
-        .query("SELECT message FROM logs ORDER BY id")
-        .into_iter()
-        .filter_map(|r| r.into_iter().next().flatten())
-        .collect();
+    let rows = pg.messages();
     assert_eq!(rows, ["early one", "early two"], "{stderr}");
     assert!(stderr.contains("delivering again"), "{stderr}");
 }

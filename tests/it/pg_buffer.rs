@@ -254,11 +254,7 @@ fn postgres_disk_buffer_sets_a_refused_row_aside_and_moves_past_it() {
     });
     assert!(done, "{}", server.stderr());
     let stderr = server.stop();
-    let rows: Vec<String> = pg
-        .query("SELECT message FROM logs ORDER BY id")
-        .into_iter()
-        .filter_map(|r| r.into_iter().next().flatten())
-        .collect();
+    let rows = pg.messages();
     assert_eq!(rows, ["first", "a", "b"], "{stderr}");
     assert_eq!(stat(&stderr, "written"), 3, "{stderr}");
     assert_eq!(stat(&stderr, "rejected_row"), 1, "{stderr}");

@@ -35,13 +35,6 @@ destinations = ["db"]
     )
 }
 
-fn messages(pg: &Postgres) -> Vec<String> {
-    pg.query("SELECT message FROM logs ORDER BY id")
-        .into_iter()
-        .filter_map(|r| r.into_iter().next().flatten())
-        .collect()
-}
-
 #[test]
 fn postgres_over_tls_with_a_pinned_ca_stores_the_rows_on_an_encrypted_session() {
     let ca = Ca::new("pg-test-ca");
@@ -64,7 +57,7 @@ fn postgres_over_tls_with_a_pinned_ca_stores_the_rows_on_an_encrypted_session() 
     let version = sessions[0][1].clone().unwrap_or_default();
     assert!(version == "TLSv1.3" || version == "TLSv1.2", "{sessions:?}");
     let stderr = server.stop();
-    assert_eq!(messages(&pg), ["over tls one", "over tls two"], "{stderr}");
+    assert_eq!(pg.messages(), ["over tls one", "over tls two"], "{stderr}");
     assert!(stderr.contains("written=2"), "{stderr}");
     assert!(!stderr.contains("cannot deliver"), "{stderr}");
 }
