@@ -25,6 +25,7 @@
 //! the file and SQLite destinations and the databases' batch accumulation.
 
 pub mod balance;
+pub mod classify;
 pub mod delivery;
 pub mod file;
 pub mod forward;
